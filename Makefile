@@ -1,0 +1,147 @@
+# turnpolicy - top-level, non-recursive Makefile.
+#
+#   make            library (static + shared) and the turnpolicy CLI
+#   make check      installs missing Debian packages, builds, runs every test
+#   make asan       the same tests under AddressSanitizer + UBSan
+#   make bench      benchmarks in tests/bench (not part of check)
+#   make demo       the main job end to end on throwaway servers
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Outputs go under $(BUILD) (default build/); `make asan` uses build/asan.
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+PCDIR   ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+BUILD   ?= build
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+
+VERSION  := 0.1.0
+SOMAJOR  := 0
+
+DEPS_PKGS := openssl libjwt jansson
+DEPS_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS_PKGS) 2>/dev/null)
+DEPS_LIBS   = $(shell $(PKG_CONFIG) --libs $(DEPS_PKGS) 2>/dev/null)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
+           -Wno-unused-parameter
+OPT     ?= -O2 -g
+CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+SAN     ?=
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(SAN) -fPIC -fvisibility=hidden \
+             -Ipolicy/include -Ipolicy/src $(DEPS_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(SAN) $(LDFLAGS)
+
+LIB_SRCS := $(wildcard policy/src/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_SRCS := $(wildcard policy/cli/*.c)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+
+STATIC_LIB := $(BUILD)/lib/libturnpolicy.a
+SHARED_LIB := $(BUILD)/lib/libturnpolicy.so
+CLI_BIN    := $(BUILD)/bin/turnpolicy
+
+.PHONY: all lib cli tests benches check unit asan bench demo deps install \
+        uninstall clean
+.DELETE_ON_ERROR:
+
+all: lib cli
+
+lib: $(STATIC_LIB) $(SHARED_LIB)
+cli: $(CLI_BIN)
+tests: $(UNIT_BINS)
+benches: $(BENCH_BINS)
+
+$(BUILD)/obj/%.o: %.c policy/include/turnpolicy.h policy/src/tp_internal.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libturnpolicy.so.$(SOMAJOR) -Wl,-z,defs \
+	    -o $@.$(VERSION) $^ $(LDFLAGS_ALL) $(DEPS_LIBS)
+	ln -sf libturnpolicy.so.$(VERSION) $@.$(SOMAJOR)
+	ln -sf libturnpolicy.so.$(VERSION) $@
+
+$(CLI_BIN): $(CLI_OBJS) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(LDFLAGS_ALL) $(DEPS_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(STATIC_LIB) tests/unit/tp_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(STATIC_LIB) \
+	    $(LDFLAGS_ALL) $(DEPS_LIBS) $(CMOCKA_LIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Wno-deprecated-declarations -o $@ $< $(STATIC_LIB) \
+	    $(LDFLAGS_ALL) $(DEPS_LIBS)
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
+
+# Install every Debian package the project needs (idempotent; a no-op when
+# everything is present).
+deps:
+	@scripts/install-deps.sh --quiet
+
+check: deps
+	$(MAKE) all tests
+	BUILD=$(BUILD) tests/run.sh
+
+# Unit tests only (no servers), for a quick edit-compile loop.
+unit: all tests
+	BUILD=$(BUILD) TP_ONLY=unit tests/run.sh
+
+asan: deps
+	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" \
+	    all tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    BUILD=build/asan tests/run.sh
+
+bench: deps
+	$(MAKE) all benches
+	BUILD=$(BUILD) tests/bench/run.sh
+
+demo: deps
+	$(MAKE) all
+	BUILD=$(BUILD) scripts/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(PCDIR)
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED_LIB).$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libturnpolicy.so.$(VERSION) \
+	    $(DESTDIR)$(LIBDIR)/libturnpolicy.so.$(SOMAJOR)
+	ln -sf libturnpolicy.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libturnpolicy.so
+	install -m 644 policy/include/turnpolicy.h $(DESTDIR)$(INCDIR)/
+	install -m 755 $(CLI_BIN) $(DESTDIR)$(BINDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES@|$(DEPS_PKGS)|g' \
+	    policy/turnpolicy.pc.in > $(DESTDIR)$(PCDIR)/turnpolicy.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libturnpolicy.* $(DESTDIR)$(INCDIR)/turnpolicy.h \
+	    $(DESTDIR)$(BINDIR)/turnpolicy $(DESTDIR)$(PCDIR)/turnpolicy.pc
+
+clean:
+	rm -rf $(BUILD)

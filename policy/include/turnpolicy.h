@@ -1,0 +1,583 @@
+/*
+ * turnpolicy.h - the one public header of libturnpolicy.
+ *
+ * libturnpolicy decides who may use an organization's relays: it issues and
+ * verifies time-limited TURN credentials (TURN REST API compatible), checks
+ * signaling upstream hosts and TURN peer addresses against allow-lists, and
+ * verifies JSON Web Tokens.  The coturn plugin (turnpolicyd), the nginx
+ * module and the `turnpolicy` CLI only ask this library; nothing else talks
+ * to the policy's databases.
+ *
+ * Conventions (see STYLE.md):
+ *   - Every fallible call returns a tp_status (TP_OK == 0) and, when the
+ *     caller passes a non-NULL tp_error, fills it with a message meant for a
+ *     human fixing the problem.  Messages never contain a secret, password,
+ *     token or key.  Status codes are append-only: never renumbered.
+ *   - Objects are opaque, created by tp_X_new() and released by tp_X_free();
+ *     tp_X_free(NULL) is a no-op.  Functions that fill caller-owned structs
+ *     allocate nothing.
+ *   - Time is int64_t Unix seconds, always passed in by the caller (so tests
+ *     and replays inject a clock); the library never reads the wall clock
+ *     except in tp_now().
+ *   - Thread safety: once built (no more *_add / *_set calls), tp_keyring,
+ *     tp_hostlist, tp_peerset and tp_jwt_keys are immutable and may be
+ *     shared by any number of threads for lookups.  Building one is not
+ *     thread safe.  tp_config is read-only after tp_config_load.
+ *   - The library never logs and never writes to stdout/stderr.
+ *
+ * The credential username grammar is documented in README.md ("Credential
+ * format") and summarized at tp_username below.
+ */
+#ifndef TURNPOLICY_H
+#define TURNPOLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TP_EXPORT __attribute__((visibility("default")))
+#define TP_NODISCARD __attribute__((warn_unused_result))
+#else
+#define TP_EXPORT
+#define TP_NODISCARD
+#endif
+
+#define TP_VERSION_MAJOR 0
+#define TP_VERSION_MINOR 1
+#define TP_VERSION_PATCH 0
+#define TP_VERSION_STRING "0.1.0"
+
+/* Returns the library's version string ("0.1.0"); static storage. */
+TP_EXPORT const char *tp_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * X(NAME, value, reason-code, message).  Append only; never renumber.
+ * The reason code is a stable lowercase token used in logs, metrics and
+ * JSON error bodies.
+ */
+#define TP_STATUS_MAP(X)                                                    \
+    X(TP_OK, 0, "ok", "success")                                            \
+    X(TP_EINVAL, 1, "invalid_argument", "invalid argument")                 \
+    X(TP_ENOMEM, 2, "out_of_memory", "out of memory")                       \
+    X(TP_ETOOLONG, 3, "too_long", "value is too long")                      \
+    X(TP_EBADCHAR, 4, "bad_character",                                      \
+      "value contains a forbidden character")                               \
+    X(TP_EMALFORMED, 5, "malformed_username",                               \
+      "username does not follow the credential grammar")                    \
+    X(TP_EEXPIRED, 6, "expired", "credential has expired")                  \
+    X(TP_ENOTYETVALID, 7, "not_yet_valid",                                  \
+      "credential was issued in the future")                                \
+    X(TP_EUNKNOWNKID, 8, "unknown_kid", "credential signed by an unknown "  \
+      "secret")                                                             \
+    X(TP_ERETIRED, 9, "retired_kid", "credential signed by a retired "      \
+      "secret")                                                             \
+    X(TP_EBADPASSWORD, 10, "bad_password", "password does not match")       \
+    X(TP_ENOSIGNING, 11, "no_signing_secret",                               \
+      "realm has no signing secret")                                        \
+    X(TP_ETTL, 12, "bad_ttl", "lifetime out of the allowed range")          \
+    X(TP_EEXISTS, 13, "duplicate", "already exists")                        \
+    X(TP_ENOSPACE, 14, "buffer_too_small", "output buffer too small")       \
+    X(TP_EBADHOST, 15, "bad_host", "not a valid DNS host name")             \
+    X(TP_EHOSTDENIED, 16, "host_denied", "host is not on the allow-list")   \
+    X(TP_EBADADDR, 17, "bad_address", "not a valid IP address or CIDR")     \
+    X(TP_EPEERDENIED, 18, "peer_denied", "peer address is denied")          \
+    X(TP_EKEY, 19, "bad_key", "unusable key or secret")                     \
+    X(TP_EJWTMALFORMED, 20, "token_malformed", "token is malformed")        \
+    X(TP_EJWTALG, 21, "token_bad_alg",                                      \
+      "token algorithm not allowed for its key")                            \
+    X(TP_EJWTKID, 22, "token_unknown_kid", "token key id is unknown")       \
+    X(TP_EJWTSIG, 23, "token_bad_signature", "token signature is invalid")  \
+    X(TP_EJWTEXPIRED, 24, "token_expired", "token has expired")             \
+    X(TP_EJWTNBF, 25, "token_not_yet_valid", "token is not valid yet")      \
+    X(TP_EJWTISS, 26, "token_bad_issuer", "token issuer is not accepted")   \
+    X(TP_EJWTAUD, 27, "token_bad_audience",                                 \
+      "token audience is not accepted")                                     \
+    X(TP_EJWTCLAIM, 28, "token_bad_claim",                                  \
+      "token lacks a required claim or has one of the wrong type")          \
+    X(TP_ECONFIG, 29, "config_error", "configuration error")                \
+    X(TP_EIO, 30, "io_error", "cannot read file")                           \
+    X(TP_EPERM, 31, "insecure_permissions",                                 \
+      "secret file is readable by group or others")                         \
+    X(TP_ECRYPTO, 32, "crypto_error", "cryptographic library failure")      \
+    X(TP_ENOTFOUND, 33, "not_found", "no such item")
+
+typedef enum tp_status {
+#define TP_STATUS_ENUM_(name, val, code, msg) name = val,
+    TP_STATUS_MAP(TP_STATUS_ENUM_)
+#undef TP_STATUS_ENUM_
+    TP_STATUS_COUNT_ /* not a status; one past the last */
+} tp_status;
+
+/* Human message for a status ("credential has expired"); static storage.
+ * Unknown values give "unknown status". */
+TP_EXPORT const char *tp_strerror(tp_status st);
+
+/* Stable reason code for a status ("expired"); static storage. */
+TP_EXPORT const char *tp_reason(tp_status st);
+
+#define TP_ERROR_MSG_MAX 256
+
+/* Caller-owned error report for one call.  Never shared between calls in
+ * flight; never contains secrets. */
+typedef struct tp_error {
+    tp_status status;
+    char message[TP_ERROR_MSG_MAX];
+} tp_error;
+
+/* ------------------------------------------------------------------ */
+/* Limits and identifiers                                              */
+/* ------------------------------------------------------------------ */
+
+#define TP_REALM_MAX 127    /* bytes, without the NUL */
+#define TP_USER_ID_MAX 128
+#define TP_KID_MAX 32
+#define TP_USERNAME_MAX 255 /* whole TURN username */
+#define TP_PASSWORD_LEN 28  /* base64 of a 20-byte HMAC-SHA1 */
+#define TP_LTKEY_HEX_LEN 32 /* hex MD5 */
+#define TP_SECRET_MIN 16    /* bytes, for signing / verify-only secrets */
+#define TP_SECRET_MAX 1024
+#define TP_TTL_MAX 604800   /* 7 days: the hard ceiling of any realm */
+
+/*
+ * Validate identifiers.  A user id is 1..TP_USER_ID_MAX printable ASCII
+ * characters (0x21-0x7e) other than  : % / \ " ' < > ` ;  a realm is
+ * 1..TP_REALM_MAX of [A-Za-z0-9._-];  a kid is 1..TP_KID_MAX of
+ * [A-Za-z0-9._-] and must not be all digits.  Returns TP_OK, TP_EINVAL
+ * (empty or NULL), TP_ETOOLONG or TP_EBADCHAR.
+ */
+TP_EXPORT tp_status tp_user_id_check(const char *user_id, tp_error *err);
+TP_EXPORT tp_status tp_realm_check(const char *realm, tp_error *err);
+TP_EXPORT tp_status tp_kid_check(const char *kid, tp_error *err);
+
+/* Current wall-clock time in Unix seconds. */
+TP_EXPORT int64_t tp_now(void);
+
+/* ------------------------------------------------------------------ */
+/* Credentials                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Username grammar (version 1):
+ *
+ *   v1:     <expiry>:<user_id>:<kid>:<iat>
+ *   legacy: <expiry>:<user_id>
+ *
+ * expiry and iat are decimal Unix seconds (1..10 digits... up to 19, no
+ * sign, no leading zeros except "0" itself).  The number of fields is the
+ * version: two fields are the legacy TURN REST form verified with the
+ * realm's imported legacy secret, four fields are v1.  Later versions only
+ * append fields.  password = base64(HMAC-SHA1(secret(kid), username)).
+ */
+typedef enum tp_username_form {
+    TP_FORM_LEGACY = 0,
+    TP_FORM_V1 = 1
+} tp_username_form;
+
+typedef struct tp_username {
+    tp_username_form form;
+    int64_t expires;                 /* Unix seconds */
+    int64_t issued;                  /* Unix seconds; 0 for legacy */
+    char user_id[TP_USER_ID_MAX + 1];
+    char kid[TP_KID_MAX + 1];        /* "" for legacy */
+} tp_username;
+
+/* Parse a username per the grammar above.  Checks syntax only (no clock,
+ * no secrets).  Returns TP_OK, TP_EINVAL, TP_ETOOLONG, TP_EBADCHAR or
+ * TP_EMALFORMED. */
+TP_EXPORT tp_status tp_username_parse(const char *username, tp_username *out,
+                                      tp_error *err);
+
+typedef enum tp_secret_state {
+    TP_SECRET_SIGNING = 0,     /* issues and verifies; at most one */
+    TP_SECRET_VERIFY_ONLY = 1, /* verifies credentials it signed earlier */
+    TP_SECRET_RETIRED = 2      /* verifies nothing; known so refusals can
+                                  say "retired" instead of "unknown" */
+} tp_secret_state;
+
+/* "signing" | "verify-only" | "retired"  <->  state.  Parsing returns
+ * TP_EINVAL for anything else. */
+TP_EXPORT const char *tp_secret_state_name(tp_secret_state st);
+TP_EXPORT tp_status tp_secret_state_parse(const char *s, tp_secret_state *out);
+
+/*
+ * tp_keyring: the credential secrets and lifetime settings of one realm.
+ * Secrets are copied in, kept as precomputed HMAC pads, wiped on free and
+ * never returned.
+ */
+typedef struct tp_keyring tp_keyring;
+
+typedef struct tp_keyring_options {
+    uint32_t default_ttl; /* seconds; 0 = 3600 */
+    uint32_t max_ttl;     /* seconds; 0 = 86400; <= TP_TTL_MAX */
+    uint32_t clock_skew;  /* seconds an iat may lie in the future; 0 = 60 */
+} tp_keyring_options;
+
+/* opts may be NULL for defaults.  Returns NULL on error (err filled). */
+TP_EXPORT tp_keyring *tp_keyring_new(const char *realm,
+                                     const tp_keyring_options *opts,
+                                     tp_error *err);
+TP_EXPORT void tp_keyring_free(tp_keyring *kr);
+TP_EXPORT const char *tp_keyring_realm(const tp_keyring *kr);
+
+/* Add a secret (copied) under kid.  Signing and verify-only secrets must be
+ * at least TP_SECRET_MIN bytes.  A second signing secret is TP_EEXISTS, as
+ * is a duplicate kid. */
+TP_EXPORT tp_status tp_keyring_add(tp_keyring *kr, const char *kid,
+                                   const void *secret, size_t len,
+                                   tp_secret_state state, tp_error *err);
+
+/* Set the legacy secret that verifies "<expiry>:<user_id>" usernames (the
+ * static-auth-secret of an existing deployment; 1..TP_SECRET_MAX bytes).
+ * Without one, legacy usernames are refused with TP_EUNKNOWNKID. */
+TP_EXPORT tp_status tp_keyring_set_legacy(tp_keyring *kr, const void *secret,
+                                          size_t len, tp_error *err);
+
+typedef struct tp_credential {
+    char username[TP_USERNAME_MAX + 1];
+    char password[TP_PASSWORD_LEN + 1];
+    uint32_t ttl;    /* seconds */
+    int64_t issued;  /* Unix seconds */
+    int64_t expires; /* Unix seconds */
+} tp_credential;
+
+/* Issue a v1 credential for user_id valid for ttl seconds (0 = the realm
+ * default) from now.  Allocates nothing.  Returns TP_OK, TP_EINVAL,
+ * TP_ETOOLONG, TP_EBADCHAR, TP_ETTL or TP_ENOSIGNING. */
+TP_EXPORT tp_status tp_credential_issue(const tp_keyring *kr,
+                                        const char *user_id, uint32_t ttl,
+                                        int64_t now, tp_credential *out,
+                                        tp_error *err);
+
+/* Verify a username/password pair at time now.  On TP_OK, *parsed (if not
+ * NULL) holds the parsed username.  Checks, in order: grammar, kid known
+ * and not retired, password (constant time), not issued in the future
+ * beyond the clock skew, lifetime within the realm maximum, not expired. */
+TP_EXPORT TP_NODISCARD tp_status tp_credential_verify(
+    const tp_keyring *kr, const char *username, const char *password,
+    int64_t now, tp_username *parsed, tp_error *err);
+
+/* The coturn long-term key of a username whose password the keyring can
+ * derive: hex(MD5(username ":" realm ":" password)), NUL-terminated in
+ * hexkey.  Applies the same checks as tp_credential_verify except the
+ * password comparison (coturn checks MESSAGE-INTEGRITY with the key).
+ * Allocates nothing. */
+TP_EXPORT TP_NODISCARD tp_status tp_credential_key(
+    const tp_keyring *kr, const char *username, int64_t now,
+    char hexkey[TP_LTKEY_HEX_LEN + 1], tp_username *parsed, tp_error *err);
+
+/* hex(MD5(username ":" realm ":" password)): the long-term key of RFC 5389
+ * section 15.4 as coturn stores it.  Pure function, no policy. */
+TP_EXPORT tp_status tp_longterm_key(const char *username, const char *realm,
+                                    const char *password,
+                                    char hexkey[TP_LTKEY_HEX_LEN + 1],
+                                    tp_error *err);
+
+typedef enum tp_cred_json {
+    TP_JSON_ICE = 0, /* {"iceServers":[{"urls":[..],"username":..,
+                        "credential":..}],"ttl":N,"expiresOn":"RFC3339"} */
+    TP_JSON_REST = 1 /* TURN REST draft: {"username":..,"password":..,
+                        "ttl":N,"uris":[..]} */
+} tp_cred_json;
+
+/* Render cred as JSON into buf (NUL-terminated).  urls is an array of
+ * nurls TURN URIs.  *written (if not NULL) receives the length without
+ * the NUL.  Returns TP_ENOSPACE if buf is too small. */
+TP_EXPORT tp_status tp_credential_json(const tp_credential *cred,
+                                       const char *const *urls, size_t nurls,
+                                       tp_cred_json shape, char *buf,
+                                       size_t cap, size_t *written,
+                                       tp_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Host allow-lists (signaling upstreams)                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Rules: "name.example.com" (exact) or "*.example.com" (any name with at
+ * least one more label), optionally followed by ":port" or ":*" and by a
+ * path prefix "/p/q".  Without a port a rule matches port 443 (or no
+ * port given).  Names are case-insensitive, a trailing dot is ignored,
+ * and must be ASCII LDH DNS names (IDNs in their xn-- form); IP literals
+ * are not host names.  Nothing matches an empty list: default deny.
+ */
+typedef struct tp_hostlist tp_hostlist;
+
+TP_EXPORT tp_hostlist *tp_hostlist_new(tp_error *err);
+TP_EXPORT void tp_hostlist_free(tp_hostlist *hl);
+/* Returns TP_OK, TP_EBADHOST, TP_EINVAL (bad port or path), TP_EEXISTS or
+ * TP_ENOMEM. */
+TP_EXPORT tp_status tp_hostlist_add(tp_hostlist *hl, const char *rule,
+                                    tp_error *err);
+TP_EXPORT size_t tp_hostlist_count(const tp_hostlist *hl);
+
+typedef struct tp_host_match {
+    int rule_index;     /* index of the matching rule, -1 if none */
+    const char *rule;   /* its text as added (owned by hl), NULL if none */
+} tp_host_match;
+
+/* Check host (no port), port (0 = none given) and path (may be NULL: the
+ * path is then not checked against path-prefix rules, which then do not
+ * match).  Returns TP_OK (allowed), TP_EHOSTDENIED or TP_EBADHOST. */
+TP_EXPORT TP_NODISCARD tp_status tp_hostlist_check(const tp_hostlist *hl,
+                                                   const char *host,
+                                                   unsigned port,
+                                                   const char *path,
+                                                   tp_host_match *match,
+                                                   tp_error *err);
+
+/* Normalize a host name into out (lowercase, no trailing dot) and check it
+ * is a valid DNS name.  Returns TP_OK, TP_EBADHOST or TP_ENOSPACE. */
+TP_EXPORT tp_status tp_host_normalize(const char *host, char *out,
+                                      size_t cap, tp_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Peer address sets (TURN relay targets)                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct tp_addr {
+    int family;        /* AF_INET or AF_INET6 */
+    uint8_t bytes[16]; /* network order; IPv4 in the first 4 bytes */
+} tp_addr;
+
+/* Parse an IPv4 or IPv6 address (IPv6 may be in brackets). */
+TP_EXPORT tp_status tp_addr_parse(const char *s, tp_addr *out, tp_error *err);
+
+typedef enum tp_peer_action {
+    TP_PEER_ALLOW = 0,
+    TP_PEER_DENY = 1
+} tp_peer_action;
+
+/*
+ * tp_peerset: a realm's peer rules on top of the built-in default deny
+ * (loopback, 0/8, RFC 1918, link-local, CGNAT, multicast, broadcast,
+ * reserved, ::, ::1, fc00::/7, fe80::/10, ff00::/8, and their
+ * IPv4-mapped, NAT64 64:ff9b::/96 and 6to4 2002::/16 forms).
+ *
+ * Decision for an address (IPv4-mapped IPv6 is canonicalized to IPv4; an
+ * address embedding IPv4 - compatible, NAT64, 6to4 - is checked as itself
+ * and as the embedded IPv4):
+ *   1. a realm deny rule matches       -> denied
+ *   2. the built-in default deny matches and no realm allow rule matches
+ *      that same form                  -> denied
+ *   3. the set's default action (allow unless set to deny) applies when
+ *      no realm allow rule matched     -> allowed / denied
+ */
+typedef struct tp_peerset tp_peerset;
+
+TP_EXPORT tp_peerset *tp_peerset_new(tp_error *err);
+TP_EXPORT void tp_peerset_free(tp_peerset *ps);
+/* cidr: "a.b.c.d[/n]" or "ipv6[/n]"; host bits must be zero. */
+TP_EXPORT tp_status tp_peerset_add(tp_peerset *ps, const char *cidr,
+                                   tp_peer_action action, tp_error *err);
+/* Action for addresses no rule names (default TP_PEER_ALLOW). */
+TP_EXPORT void tp_peerset_set_default(tp_peerset *ps, tp_peer_action action);
+
+typedef struct tp_peer_decision {
+    tp_peer_action action;
+    int builtin;      /* 1 if decided by the built-in default deny */
+    char rule[64];    /* the CIDR that decided ("" for the default) */
+} tp_peer_decision;
+
+/* Returns TP_OK (allowed), TP_EPEERDENIED, or TP_EBADADDR. */
+TP_EXPORT TP_NODISCARD tp_status tp_peerset_check(const tp_peerset *ps,
+                                                  const tp_addr *addr,
+                                                  tp_peer_decision *dec,
+                                                  tp_error *err);
+TP_EXPORT TP_NODISCARD tp_status tp_peerset_check_str(const tp_peerset *ps,
+                                                      const char *addr,
+                                                      tp_peer_decision *dec,
+                                                      tp_error *err);
+
+/* Emit the set as coturn 4.6.1 range strings ("a-b" or a single address),
+ * one callback call per range: allowed ranges (which == TP_PEER_ALLOW) or
+ * denied ranges including the built-in default deny (TP_PEER_DENY).  IPv6
+ * ranges fall on prefix boundaries.  Stops and returns the callback's
+ * status if it returns non-TP_OK. */
+typedef tp_status (*tp_range_fn)(void *ud, const char *range);
+TP_EXPORT tp_status tp_peerset_export_coturn(const tp_peerset *ps,
+                                             tp_peer_action which,
+                                             tp_range_fn fn, void *ud,
+                                             tp_error *err);
+
+/* ------------------------------------------------------------------ */
+/* JSON Web Tokens                                                     */
+/* ------------------------------------------------------------------ */
+
+typedef enum tp_jwt_alg {
+    TP_JWT_HS256 = 1,
+    TP_JWT_HS384 = 2,
+    TP_JWT_HS512 = 3,
+    TP_JWT_RS256 = 4,
+    TP_JWT_ES256 = 5
+} tp_jwt_alg;
+
+/* "HS256" ... <-> alg; parse returns TP_EJWTALG for anything else
+ * (including "none"). */
+TP_EXPORT const char *tp_jwt_alg_name(tp_jwt_alg alg);
+TP_EXPORT tp_status tp_jwt_alg_parse(const char *s, tp_jwt_alg *out);
+
+#define TP_JWT_MAX 8192      /* longest token accepted, bytes */
+#define TP_JWT_SUB_MAX 255
+#define TP_JWT_CLAIM_MAX 255
+
+/*
+ * tp_jwt_keys: verification (and issuing) keys by kid, each pinned to one
+ * algorithm, plus the claim checks.  PEM keys are parsed once, here.
+ */
+typedef struct tp_jwt_keys tp_jwt_keys;
+
+typedef struct tp_jwt_options {
+    const char *issuer;      /* required "iss" value, NULL = not checked */
+    const char *audience;    /* must appear in "aud", NULL = not checked */
+    const char *realm_claim; /* claim naming the realm; NULL = "realm" */
+    uint32_t leeway;         /* seconds of clock tolerance for exp/nbf/iat */
+    int require_exp;         /* 1 (default when options are NULL) */
+} tp_jwt_options;
+
+TP_EXPORT tp_jwt_keys *tp_jwt_keys_new(const tp_jwt_options *opts,
+                                       tp_error *err);
+TP_EXPORT void tp_jwt_keys_free(tp_jwt_keys *jk);
+
+/* Add a key.  For HS* key is the secret (>= 32 bytes); for RS256/ES256 it
+ * is a PEM public key (or private key, which also allows issuing).  A PEM
+ * public key given for an HS* algorithm is refused (TP_EKEY): that is the
+ * confusion attack.  kid may be NULL or "" for a token without "kid"; that
+ * key is then used only for tokens that carry no kid. */
+TP_EXPORT tp_status tp_jwt_keys_add(tp_jwt_keys *jk, const char *kid,
+                                    tp_jwt_alg alg, const void *key,
+                                    size_t len, tp_error *err);
+
+typedef struct tp_jwt_claims {
+    char sub[TP_JWT_SUB_MAX + 1];
+    char realm[TP_JWT_CLAIM_MAX + 1]; /* "" if the token has none */
+    char kid[TP_KID_MAX + 1];
+    char jti[TP_JWT_CLAIM_MAX + 1];   /* "" if none */
+    tp_jwt_alg alg;
+    int64_t exp;                      /* 0 if absent */
+    int64_t nbf;                      /* 0 if absent */
+    int64_t iat;                      /* 0 if absent */
+} tp_jwt_claims;
+
+/* Verify token (len bytes, need not be NUL-terminated) at time now.
+ * Returns TP_OK and fills claims, or one of TP_ETOOLONG,
+ * TP_EJWTMALFORMED, TP_EJWTALG, TP_EJWTKID, TP_EJWTSIG, TP_EJWTEXPIRED,
+ * TP_EJWTNBF, TP_EJWTISS, TP_EJWTAUD, TP_EJWTCLAIM. */
+TP_EXPORT TP_NODISCARD tp_status tp_jwt_verify(const tp_jwt_keys *jk,
+                                               const char *token, size_t len,
+                                               int64_t now,
+                                               tp_jwt_claims *claims,
+                                               tp_error *err);
+
+typedef struct tp_jwt_issue_params {
+    const char *kid;       /* key to sign with (NULL/"" = the kid-less key) */
+    const char *sub;       /* required */
+    const char *realm;     /* written under the realm claim if not NULL */
+    const char *issuer;    /* NULL = the keys' issuer option, if any */
+    const char *audience;  /* NULL = the keys' audience option, if any */
+    int64_t now;
+    uint32_t ttl;          /* seconds until exp; 0 = 300 */
+} tp_jwt_issue_params;
+
+/* Issue a signed token (via libjwt).  *token receives a malloc'd
+ * NUL-terminated string the caller frees with tp_free().  RS256/ES256 need
+ * a private key for the kid. */
+TP_EXPORT tp_status tp_jwt_issue(const tp_jwt_keys *jk,
+                                 const tp_jwt_issue_params *p, char **token,
+                                 tp_error *err);
+
+/* Free memory the library handed over (tp_jwt_issue tokens, ...). */
+TP_EXPORT void tp_free(void *p);
+
+/* ------------------------------------------------------------------ */
+/* Configuration file                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One format shared by the CLI, turnpolicyd and the nginx module:
+ *
+ *   # comment
+ *   key = value
+ *   [realm example.org]
+ *   key = value
+ *
+ * Keys are [a-z0-9_.-]; values run to the end of the line, surrounding
+ * whitespace trimmed; a value may be "double quoted" to keep spaces.  A
+ * duplicate key in one section is an error.  Entries before any section
+ * header belong to section "" (global).
+ */
+typedef struct tp_config tp_config;
+
+TP_EXPORT tp_status tp_config_load(const char *path, tp_config **out,
+                                   tp_error *err);
+/* Parse from memory; name is used in messages ("file:line"). */
+TP_EXPORT tp_status tp_config_parse(const char *text, size_t len,
+                                    const char *name, tp_config **out,
+                                    tp_error *err);
+TP_EXPORT void tp_config_free(tp_config *cfg);
+
+/* Value of key in section ("" = global), or NULL.  Owned by cfg. */
+TP_EXPORT const char *tp_config_get(const tp_config *cfg, const char *section,
+                                    const char *key);
+/* Integer value in [min, max]; absent -> *out = dflt.  TP_ECONFIG if not
+ * an integer in range. */
+TP_EXPORT tp_status tp_config_get_int(const tp_config *cfg,
+                                      const char *section, const char *key,
+                                      int64_t min, int64_t max, int64_t dflt,
+                                      int64_t *out, tp_error *err);
+/* Iterate sections: index 0..count-1; returns NULL past the end. */
+TP_EXPORT const char *tp_config_section(const tp_config *cfg, size_t index);
+/* Iterate the entries of a section; NULL past the end. */
+TP_EXPORT const char *tp_config_key_at(const tp_config *cfg,
+                                       const char *section, size_t index,
+                                       const char **value);
+
+/* Read a secret from a file: a regular file not readable or writable by
+ * group or others (TP_EPERM otherwise), at most cap bytes, one trailing
+ * newline removed.  The caller wipes buf after use. */
+TP_EXPORT tp_status tp_secret_file_read(const char *path, void *buf,
+                                        size_t cap, size_t *len,
+                                        tp_error *err);
+
+/* Build a realm's keyring from a config section "[realm NAME]":
+ *   default_ttl, max_ttl, clock_skew     integers (seconds)
+ *   secret.<kid> = <state> <path>         state: signing|verify-only|retired
+ *   legacy_secret = <path>
+ */
+TP_EXPORT tp_keyring *tp_keyring_from_config(const tp_config *cfg,
+                                             const char *realm,
+                                             tp_error *err);
+
+/* Build a realm's peer set from its section:
+ *   peer_allow = CIDR [CIDR ...]
+ *   peer_deny  = CIDR [CIDR ...]
+ *   peer_default = allow | deny
+ */
+TP_EXPORT tp_peerset *tp_peerset_from_config(const tp_config *cfg,
+                                             const char *realm,
+                                             tp_error *err);
+
+/* Build a realm's upstream host allow-list: hosts = RULE [RULE ...] */
+TP_EXPORT tp_hostlist *tp_hostlist_from_config(const tp_config *cfg,
+                                               const char *realm,
+                                               tp_error *err);
+
+/* Build JWT keys from the global section:
+ *   jwt_issuer, jwt_audience, jwt_realm_claim, jwt_leeway
+ *   jwt_key.<kid> = <ALG> <path>    (kid "-" = the kid-less key)
+ */
+TP_EXPORT tp_jwt_keys *tp_jwt_keys_from_config(const tp_config *cfg,
+                                               tp_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TURNPOLICY_H */

@@ -1,0 +1,164 @@
+/*
+ * util.c - small helpers shared by the library: wiping, constant-time
+ * comparison, bounded copies, number parsing and base64url.
+ *
+ * Nothing here allocates.
+ */
+#include "tp_internal.h"
+
+#include <openssl/crypto.h>
+#include <stdint.h>
+#include <string.h>
+
+void
+tp__wipe(void *p, size_t len)
+{
+    if (p != NULL && len > 0)
+        OPENSSL_cleanse(p, len);
+}
+
+int
+tp__ct_memcmp(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) != 0;
+}
+
+int
+tp__strlcpy(char *dst, const char *src, size_t cap)
+{
+    size_t n;
+
+    if (cap == 0)
+        return -1;
+    n = strlen(src);
+    if (n >= cap) {
+        dst[0] = '\0';
+        return -1;
+    }
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+void
+tp__printable(char *dst, size_t cap, const char *s, size_t max)
+{
+    size_t i, o = 0;
+
+    if (cap == 0)
+        return;
+    if (s == NULL)
+        s = "(null)";
+    for (i = 0; s[i] != '\0' && o + 4 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (i >= max) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        dst[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    dst[o] = '\0';
+}
+
+int
+tp__parse_u64(const char *s, size_t len, int64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (len == 0 || len > 19)
+        return -1;
+    if (s[0] == '0' && len > 1)
+        return -1;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int
+b64url_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+long
+tp__b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+    size_t i, o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+
+    if (len % 4 == 1)
+        return -1;
+    for (i = 0; i < len; i++) {
+        int v = b64url_val((unsigned char)in[i]);
+
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap)
+                return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* Leftover bits must be zero (canonical encoding). */
+    if (acc != 0)
+        return -1;
+    return (long)o;
+}
+
+long
+tp__b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap)
+{
+    static const char tbl[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t i, o = 0, need;
+
+    need = (len / 3) * 4 + ((len % 3) ? (len % 3) + 1 : 0);
+    if (need + 1 > cap)
+        return -1;
+    for (i = 0; i + 2 < len; i += 3) {
+        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) |
+                     in[i + 2];
+
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = tbl[(v >> 6) & 63];
+        out[o++] = tbl[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+    } else if (len - i == 2) {
+        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
+
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = tbl[(v >> 6) & 63];
+    }
+    out[o] = '\0';
+    return (long)o;
+}
