@@ -539,9 +539,10 @@ TP_EXPORT const char *tp_config_key_at(const tp_config *cfg,
                                        const char *section, size_t index,
                                        const char **value);
 
-/* Read a secret from a file: a regular file not readable or writable by
- * group or others (TP_EPERM otherwise), at most cap bytes, one trailing
- * newline removed.  The caller wipes buf after use. */
+/* Read a secret from a file: a regular file with no permissions for
+ * others and not writable by its group (mode & 0027 == 0; TP_EPERM
+ * otherwise), at most cap bytes (TP_ETOOLONG), one trailing newline
+ * removed.  The caller wipes buf after use. */
 TP_EXPORT tp_status tp_secret_file_read(const char *path, void *buf,
                                         size_t cap, size_t *len,
                                         tp_error *err);

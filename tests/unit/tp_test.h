@@ -19,6 +19,12 @@
 
 #include "turnpolicy.h"
 
+static inline const char *
+tp_test_msg(const tp_error *e)
+{
+    return e != NULL ? e->message : "";
+}
+
 /* Assert that expr returns status want; on mismatch print both statuses
  * and err's message. */
 #define TP_ASSERT_STATUS(want, expr, errp)                                   \
@@ -27,7 +33,7 @@
         if (got_ != (want)) {                                                \
             print_error("%s:%d: got %s (%s), want %s\n", __FILE__, __LINE__, \
                         tp_reason(got_),                                     \
-                        (errp) != NULL ? (errp)->message : "",               \
+                        tp_test_msg(errp),                                   \
                         tp_reason(want));                                    \
             fail();                                                          \
         }                                                                    \

@@ -1,0 +1,792 @@
+/*
+ * turnpolicy.c - the turnpolicy command-line tool.
+ *
+ * Offline mode: everything is decided from the configuration file (realms,
+ * secret files, allow-lists, JWT keys) with libturnpolicy; nothing here
+ * talks to a network.  Each subcommand is a small function that parses its
+ * own options, asks the library and prints a result.
+ *
+ * Exit codes: 0 success / valid / allowed, 1 invalid / denied (the reason
+ * on stderr), 2 usage or configuration error.  Secrets, passwords and
+ * tokens are never printed on stderr; the password given to `verify` or
+ * `key` may be read from standard input ("-") to keep it out of ps(1).
+ */
+#include "turnpolicy.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_INVALID 1
+#define EXIT_USAGE 2
+#define DEFAULT_CONFIG "/etc/turnpolicy/turnpolicy.conf"
+#define MAX_URLS 16
+
+static const char *config_path;
+
+static const char usage_main[] =
+    "usage: turnpolicy [--config FILE] COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  issue        issue a TURN credential for a user\n"
+    "  verify       verify a TURN username and password\n"
+    "  key          print the coturn long-term key of a credential\n"
+    "  jwt          issue or verify a JSON Web Token (jwt issue|verify)\n"
+    "  peer-check   decide whether TURN may relay to an address\n"
+    "  host-check   decide whether the signaling proxy may reach a host\n"
+    "  coturn-peers print a realm's peer rules as coturn "
+    "allowed/denied-peer-ip lines\n"
+    "  version      print the version\n"
+    "\n"
+    "The configuration is read from --config FILE, else $TURNPOLICY_CONFIG,\n"
+    "else " DEFAULT_CONFIG ".  `turnpolicy COMMAND --help` describes a "
+    "command.\n"
+    "Exit status: 0 success/valid/allowed, 1 invalid/denied, 2 usage or\n"
+    "configuration error.\n";
+
+static int
+usage_error(const char *cmd_usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "turnpolicy: ");
+    fprintf(stderr, fmt, arg != NULL ? arg : "");
+    fprintf(stderr, "\n%s", cmd_usage);
+    return EXIT_USAGE;
+}
+
+static int
+fail_err(const char *what, const tp_error *err)
+{
+    fprintf(stderr, "turnpolicy: %s: %s\n", what,
+            err->message[0] != '\0' ? err->message
+                                    : tp_strerror(err->status));
+    return EXIT_USAGE;
+}
+
+static int
+parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int
+load_config(tp_config **cfg)
+{
+    const char *path = config_path;
+    tp_error err;
+
+    if (path == NULL)
+        path = getenv("TURNPOLICY_CONFIG");
+    if (path == NULL || path[0] == '\0')
+        path = DEFAULT_CONFIG;
+    if (tp_config_load(path, cfg, &err) != TP_OK)
+        return fail_err("configuration", &err);
+    return 0;
+}
+
+/* The realm to use: --realm, else the config's default_realm, else its
+ * only [realm ...] section. */
+static const char *
+pick_realm(const tp_config *cfg, const char *realm)
+{
+    const char *sec, *found = NULL;
+    size_t i, n = 0;
+
+    if (realm != NULL)
+        return realm;
+    realm = tp_config_get(cfg, "", "default_realm");
+    if (realm != NULL)
+        return realm;
+    for (i = 0; (sec = tp_config_section(cfg, i)) != NULL; i++) {
+        if (strncmp(sec, "realm ", 6) == 0) {
+            found = sec + 6;
+            n++;
+        }
+    }
+    return n == 1 ? found : NULL;
+}
+
+/* Read a password or token given as "-" from stdin (first line). */
+static int
+read_stdin_arg(const char *arg, char *buf, size_t cap, const char **out)
+{
+    size_t n;
+
+    if (strcmp(arg, "-") != 0) {
+        *out = arg;
+        return 0;
+    }
+    if (fgets(buf, (int)cap, stdin) == NULL)
+        return -1;
+    n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    *out = buf;
+    return 0;
+}
+
+/* Split the realm's "urls" value into at most MAX_URLS pointers into
+ * store. */
+static size_t
+realm_urls(const tp_config *cfg, const char *realm, char *store, size_t cap,
+           const char **urls)
+{
+    char sec[TP_REALM_MAX + 8];
+    const char *v;
+    size_t n = 0;
+    char *p, *save = NULL;
+
+    snprintf(sec, sizeof(sec), "realm %s", realm);
+    v = tp_config_get(cfg, sec, "urls");
+    if (v == NULL || strlen(v) >= cap)
+        return 0;
+    memcpy(store, v, strlen(v) + 1);
+    for (p = strtok_r(store, " \t,", &save); p != NULL && n < MAX_URLS;
+         p = strtok_r(NULL, " \t,", &save))
+        urls[n++] = p;
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char usage_issue[] =
+    "usage: turnpolicy issue [--realm R] --user U [--ttl SECONDS]\n"
+    "                        [--format ice|rest|plain] [--now UNIX]\n"
+    "Issue a TURN credential signed with the realm's signing secret.\n"
+    "  ice    {\"iceServers\":[{\"urls\",\"username\",\"credential\"}],"
+    "\"ttl\",\"expiresOn\"} (default)\n"
+    "  rest   TURN REST API draft {\"username\",\"password\",\"ttl\","
+    "\"uris\"}\n"
+    "  plain  username and password on two lines\n"
+    "--now sets the issue time (Unix seconds), for tests and replays.\n";
+
+static int
+cmd_issue(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"realm", required_argument, NULL, 'r'},
+        {"user", required_argument, NULL, 'u'},
+        {"ttl", required_argument, NULL, 't'},
+        {"format", required_argument, NULL, 'f'},
+        {"now", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *realm = NULL, *user = NULL, *format = "ice";
+    const char *urls[MAX_URLS];
+    char urlstore[4096];
+    char json[8192];
+    int64_t ttl = 0, now = tp_now();
+    tp_config *cfg = NULL;
+    tp_keyring *kr = NULL;
+    tp_credential cred;
+    tp_error err;
+    size_t nurls;
+    int c, rc = EXIT_USAGE;
+
+    while ((c = getopt_long(argc, argv, "r:u:t:f:n:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            realm = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        case 't':
+            if (parse_int64(optarg, 1, TP_TTL_MAX, &ttl) != 0)
+                return usage_error(usage_issue, "bad --ttl %s", optarg);
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'n':
+            if (parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
+                return usage_error(usage_issue, "bad --now %s", optarg);
+            break;
+        case 'h':
+            fputs(usage_issue, stdout);
+            return 0;
+        default:
+            return usage_error(usage_issue, "bad option", NULL);
+        }
+    }
+    if (user == NULL)
+        return usage_error(usage_issue, "--user is required", NULL);
+    if (strcmp(format, "ice") != 0 && strcmp(format, "rest") != 0 &&
+        strcmp(format, "plain") != 0)
+        return usage_error(usage_issue, "unknown --format %s", format);
+    if (load_config(&cfg) != 0)
+        return EXIT_USAGE;
+    realm = pick_realm(cfg, realm);
+    if (realm == NULL) {
+        rc = usage_error(usage_issue, "--realm is required (the "
+                         "configuration has several realms)", NULL);
+        goto out;
+    }
+    kr = tp_keyring_from_config(cfg, realm, &err);
+    if (kr == NULL) {
+        rc = fail_err("realm", &err);
+        goto out;
+    }
+    if (tp_credential_issue(kr, user, (uint32_t)ttl, now, &cred, &err) !=
+        TP_OK) {
+        rc = fail_err("issue", &err);
+        goto out;
+    }
+    if (strcmp(format, "plain") == 0) {
+        printf("%s\n%s\n", cred.username, cred.password);
+    } else {
+        nurls = realm_urls(cfg, realm, urlstore, sizeof(urlstore), urls);
+        if (tp_credential_json(&cred, urls, nurls,
+                               strcmp(format, "rest") == 0 ? TP_JSON_REST
+                                                           : TP_JSON_ICE,
+                               json, sizeof(json), NULL, &err) != TP_OK) {
+            rc = fail_err("json", &err);
+            goto out;
+        }
+        printf("%s\n", json);
+    }
+    rc = 0;
+out:
+    memset(&cred, 0, sizeof(cred));
+    tp_keyring_free(kr);
+    tp_config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char usage_verify[] =
+    "usage: turnpolicy verify [--realm R] --username X --password Y|- "
+    "[--now UNIX]\n"
+    "Verify a TURN credential.  Exit 0 if valid (the parsed username is\n"
+    "printed), 1 if not, with the reason on stderr.  --password - reads "
+    "it\nfrom standard input.\n";
+
+static const char usage_key[] =
+    "usage: turnpolicy key --realm R --username X --password Y|-\n"
+    "       turnpolicy key [--realm R] --username X [--now UNIX]\n"
+    "Print the coturn long-term key hex(MD5(username:realm:password)).\n"
+    "With --password, the key of that password (no policy involved).\n"
+    "Without it, the key turnpolicy derives for a credential it issued\n"
+    "(exit 1 with the reason if the policy refuses the username).\n";
+
+static int
+cmd_verify_or_key(int argc, char **argv, int key_mode)
+{
+    static const struct option opts[] = {
+        {"realm", required_argument, NULL, 'r'},
+        {"username", required_argument, NULL, 'u'},
+        {"password", required_argument, NULL, 'p'},
+        {"now", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *usage = key_mode ? usage_key : usage_verify;
+    const char *realm = NULL, *username = NULL, *password = NULL;
+    char pwbuf[512];
+    char hexkey[TP_LTKEY_HEX_LEN + 1];
+    int64_t now = tp_now();
+    tp_config *cfg = NULL;
+    tp_keyring *kr = NULL;
+    tp_username u;
+    tp_error err;
+    tp_status st;
+    int c, rc = EXIT_USAGE;
+
+    while ((c = getopt_long(argc, argv, "r:u:p:n:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            realm = optarg;
+            break;
+        case 'u':
+            username = optarg;
+            break;
+        case 'p':
+            password = optarg;
+            break;
+        case 'n':
+            if (parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
+                return usage_error(usage, "bad --now %s", optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            return usage_error(usage, "bad option", NULL);
+        }
+    }
+    if (username == NULL)
+        return usage_error(usage, "--username is required", NULL);
+    if (password == NULL && !key_mode)
+        return usage_error(usage, "--password is required", NULL);
+    if (password != NULL &&
+        read_stdin_arg(password, pwbuf, sizeof(pwbuf), &password) != 0)
+        return usage_error(usage, "cannot read the password from stdin",
+                           NULL);
+    if (key_mode && password != NULL) {
+        /* Pure derivation: no configuration needed. */
+        if (realm == NULL) {
+            rc = usage_error(usage, "--realm is required", NULL);
+            goto out;
+        }
+        if (tp_longterm_key(username, realm, password, hexkey, &err) !=
+            TP_OK) {
+            rc = fail_err("key", &err);
+            goto out;
+        }
+        printf("%s\n", hexkey);
+        rc = 0;
+        goto out;
+    }
+    if (load_config(&cfg) != 0)
+        goto out;
+    realm = pick_realm(cfg, realm);
+    if (realm == NULL) {
+        rc = usage_error(usage, "--realm is required (the configuration "
+                         "has several realms)", NULL);
+        goto out;
+    }
+    kr = tp_keyring_from_config(cfg, realm, &err);
+    if (kr == NULL) {
+        rc = fail_err("realm", &err);
+        goto out;
+    }
+    if (key_mode)
+        st = tp_credential_key(kr, username, now, hexkey, &u, &err);
+    else
+        st = tp_credential_verify(kr, username, password, now, &u, &err);
+    if (st != TP_OK) {
+        fprintf(stderr, "invalid: %s: %s\n", tp_reason(st), err.message);
+        rc = EXIT_INVALID;
+        goto out;
+    }
+    if (key_mode) {
+        printf("%s\n", hexkey);
+    } else {
+        printf("valid: realm=%s user=%s kid=%s issued=%" PRId64
+               " expires=%" PRId64 " (in %" PRId64 " s)\n",
+               realm, u.user_id, u.form == TP_FORM_LEGACY ? "(legacy)" : u.kid,
+               u.issued, u.expires, u.expires - now);
+    }
+    rc = 0;
+out:
+    memset(pwbuf, 0, sizeof(pwbuf));
+    memset(hexkey, 0, sizeof(hexkey));
+    tp_keyring_free(kr);
+    tp_config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char usage_jwt[] =
+    "usage: turnpolicy jwt issue [--kid K] --sub S [--realm R] [--ttl S] "
+    "[--now UNIX]\n"
+    "       turnpolicy jwt verify [--now UNIX] TOKEN|-\n"
+    "Issue a token with a key from the configuration (jwt_key.<kid>), or\n"
+    "verify one: exit 0 and the claims as JSON if valid, 1 with the reason\n"
+    "if not.  TOKEN - reads the token from standard input.\n";
+
+static void
+print_json_str(const char *s)
+{
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static int
+cmd_jwt(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"kid", required_argument, NULL, 'k'},
+        {"sub", required_argument, NULL, 's'},
+        {"realm", required_argument, NULL, 'r'},
+        {"ttl", required_argument, NULL, 't'},
+        {"now", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    tp_jwt_issue_params ip;
+    static char tokbuf[TP_JWT_MAX + 2];
+    const char *sub_cmd, *token;
+    int64_t now = tp_now(), ttl = 300;
+    tp_jwt_keys *jk = NULL;
+    tp_config *cfg = NULL;
+    tp_jwt_claims cl;
+    tp_error err;
+    tp_status st;
+    char *out = NULL;
+    int c, rc = EXIT_USAGE;
+
+    if (argc < 2) {
+        if (argc == 1 || argv[1] == NULL)
+            return usage_error(usage_jwt, "jwt needs issue or verify", NULL);
+    }
+    sub_cmd = argv[1];
+    if (strcmp(sub_cmd, "--help") == 0 || strcmp(sub_cmd, "-h") == 0) {
+        fputs(usage_jwt, stdout);
+        return 0;
+    }
+    if (strcmp(sub_cmd, "issue") != 0 && strcmp(sub_cmd, "verify") != 0)
+        return usage_error(usage_jwt, "unknown jwt command %s", sub_cmd);
+    memset(&ip, 0, sizeof(ip));
+    argc--;
+    argv++;
+    while ((c = getopt_long(argc, argv, "k:s:r:t:n:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            ip.kid = optarg;
+            break;
+        case 's':
+            ip.sub = optarg;
+            break;
+        case 'r':
+            ip.realm = optarg;
+            break;
+        case 't':
+            if (parse_int64(optarg, 1, 86400 * 366, &ttl) != 0)
+                return usage_error(usage_jwt, "bad --ttl %s", optarg);
+            break;
+        case 'n':
+            if (parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
+                return usage_error(usage_jwt, "bad --now %s", optarg);
+            break;
+        case 'h':
+            fputs(usage_jwt, stdout);
+            return 0;
+        default:
+            return usage_error(usage_jwt, "bad option", NULL);
+        }
+    }
+    if (load_config(&cfg) != 0)
+        return EXIT_USAGE;
+    jk = tp_jwt_keys_from_config(cfg, &err);
+    if (jk == NULL) {
+        rc = fail_err("jwt keys", &err);
+        goto out;
+    }
+    if (strcmp(sub_cmd, "issue") == 0) {
+        if (ip.sub == NULL) {
+            rc = usage_error(usage_jwt, "--sub is required", NULL);
+            goto out;
+        }
+        ip.now = now;
+        ip.ttl = (uint32_t)ttl;
+        if (tp_jwt_issue(jk, &ip, &out, &err) != TP_OK) {
+            rc = fail_err("jwt issue", &err);
+            goto out;
+        }
+        printf("%s\n", out);
+        rc = 0;
+        goto out;
+    }
+    if (optind >= argc) {
+        rc = usage_error(usage_jwt, "jwt verify needs a TOKEN (or -)", NULL);
+        goto out;
+    }
+    if (read_stdin_arg(argv[optind], tokbuf, sizeof(tokbuf), &token) != 0) {
+        rc = usage_error(usage_jwt, "cannot read the token from stdin",
+                         NULL);
+        goto out;
+    }
+    st = tp_jwt_verify(jk, token, strlen(token), now, &cl, &err);
+    if (st != TP_OK) {
+        fprintf(stderr, "invalid: %s: %s\n", tp_reason(st), err.message);
+        rc = EXIT_INVALID;
+        goto out;
+    }
+    printf("{\"sub\":");
+    print_json_str(cl.sub);
+    printf(",\"realm\":");
+    print_json_str(cl.realm);
+    printf(",\"kid\":");
+    print_json_str(cl.kid);
+    printf(",\"alg\":\"%s\",\"exp\":%" PRId64 ",\"nbf\":%" PRId64
+           ",\"iat\":%" PRId64 "}\n",
+           tp_jwt_alg_name(cl.alg), cl.exp, cl.nbf, cl.iat);
+    rc = 0;
+out:
+    tp_free(out);
+    tp_jwt_keys_free(jk);
+    tp_config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char usage_peer[] =
+    "usage: turnpolicy peer-check [--realm R] ADDRESS\n"
+    "Decide whether TURN may relay to ADDRESS (IPv4 or IPv6).  Without a\n"
+    "realm (or without a configuration file) only the built-in default\n"
+    "deny applies.  Exit 0 allowed, 1 denied.\n";
+
+static int
+cmd_peer_check(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"realm", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *realm = NULL;
+    tp_config *cfg = NULL;
+    tp_peerset *ps = NULL;
+    tp_peer_decision d;
+    tp_error err;
+    tp_status st;
+    int c, rc = EXIT_USAGE;
+
+    while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            realm = optarg;
+            break;
+        case 'h':
+            fputs(usage_peer, stdout);
+            return 0;
+        default:
+            return usage_error(usage_peer, "bad option", NULL);
+        }
+    }
+    if (optind != argc - 1)
+        return usage_error(usage_peer, "exactly one ADDRESS is required",
+                           NULL);
+    if (realm != NULL) {
+        if (load_config(&cfg) != 0)
+            return EXIT_USAGE;
+        ps = tp_peerset_from_config(cfg, realm, &err);
+    } else {
+        ps = tp_peerset_new(&err);
+    }
+    if (ps == NULL) {
+        rc = fail_err("peers", &err);
+        goto out;
+    }
+    st = tp_peerset_check_str(ps, argv[optind], &d, &err);
+    if (st == TP_OK) {
+        printf("allow %s%s%s\n", argv[optind], d.rule[0] ? " by " : "",
+               d.rule);
+        rc = 0;
+    } else if (st == TP_EPEERDENIED) {
+        printf("deny %s by %s%s\n", argv[optind],
+               d.builtin ? "built-in " : "",
+               d.rule[0] ? d.rule : "default");
+        rc = EXIT_INVALID;
+    } else {
+        rc = fail_err("peer-check", &err);
+    }
+out:
+    tp_peerset_free(ps);
+    tp_config_free(cfg);
+    return rc;
+}
+
+static const char usage_host[] =
+    "usage: turnpolicy host-check [--realm R] HOST [PORT [PATH]]\n"
+    "Decide whether the signaling proxy may forward to HOST (the realm's\n"
+    "`hosts` allow-list; default deny).  Exit 0 allowed, 1 denied.\n";
+
+static int
+cmd_host_check(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"realm", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *realm = NULL, *path = NULL;
+    tp_config *cfg = NULL;
+    tp_hostlist *hl = NULL;
+    tp_host_match m;
+    int64_t port = 0;
+    tp_error err;
+    tp_status st;
+    int c, rc = EXIT_USAGE;
+
+    while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            realm = optarg;
+            break;
+        case 'h':
+            fputs(usage_host, stdout);
+            return 0;
+        default:
+            return usage_error(usage_host, "bad option", NULL);
+        }
+    }
+    if (optind >= argc || argc - optind > 3)
+        return usage_error(usage_host, "HOST [PORT [PATH]] expected", NULL);
+    if (argc - optind >= 2 &&
+        parse_int64(argv[optind + 1], 0, 65535, &port) != 0)
+        return usage_error(usage_host, "bad PORT %s", argv[optind + 1]);
+    if (argc - optind == 3)
+        path = argv[optind + 2];
+    if (load_config(&cfg) != 0)
+        return EXIT_USAGE;
+    realm = pick_realm(cfg, realm);
+    if (realm == NULL) {
+        rc = usage_error(usage_host, "--realm is required", NULL);
+        goto out;
+    }
+    hl = tp_hostlist_from_config(cfg, realm, &err);
+    if (hl == NULL) {
+        rc = fail_err("hosts", &err);
+        goto out;
+    }
+    st = tp_hostlist_check(hl, argv[optind], (unsigned)port, path, &m, &err);
+    if (st == TP_OK) {
+        printf("allow %s by %s\n", argv[optind], m.rule);
+        rc = 0;
+    } else if (st == TP_EHOSTDENIED || st == TP_EBADHOST) {
+        printf("deny %s: %s\n", argv[optind], tp_reason(st));
+        rc = EXIT_INVALID;
+    } else {
+        rc = fail_err("host-check", &err);
+    }
+out:
+    tp_hostlist_free(hl);
+    tp_config_free(cfg);
+    return rc;
+}
+
+static const char usage_coturn_peers[] =
+    "usage: turnpolicy coturn-peers [--realm R]\n"
+    "Print the realm's peer policy (with the built-in default deny) as\n"
+    "turnserver.conf lines `allowed-peer-ip=...` and `denied-peer-ip=...`\n"
+    "in the range forms coturn 4.6.1 compares correctly.\n";
+
+static tp_status
+print_range(void *ud, const char *range)
+{
+    printf("%s=%s\n", (const char *)ud, range);
+    return TP_OK;
+}
+
+static int
+cmd_coturn_peers(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"realm", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *realm = NULL;
+    tp_config *cfg = NULL;
+    tp_peerset *ps = NULL;
+    tp_error err;
+    int c, rc = EXIT_USAGE;
+
+    while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            realm = optarg;
+            break;
+        case 'h':
+            fputs(usage_coturn_peers, stdout);
+            return 0;
+        default:
+            return usage_error(usage_coturn_peers, "bad option", NULL);
+        }
+    }
+    if (realm != NULL) {
+        if (load_config(&cfg) != 0)
+            return EXIT_USAGE;
+        ps = tp_peerset_from_config(cfg, realm, &err);
+    } else {
+        ps = tp_peerset_new(&err);
+    }
+    if (ps == NULL) {
+        rc = fail_err("peers", &err);
+        goto out;
+    }
+    if (tp_peerset_export_coturn(ps, TP_PEER_ALLOW, print_range,
+                                 (void *)"allowed-peer-ip", &err) != TP_OK ||
+        tp_peerset_export_coturn(ps, TP_PEER_DENY, print_range,
+                                 (void *)"denied-peer-ip", &err) != TP_OK) {
+        rc = fail_err("coturn-peers", &err);
+        goto out;
+    }
+    rc = 0;
+out:
+    tp_peerset_free(ps);
+    tp_config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+
+int
+main(int argc, char **argv)
+{
+    int i = 1;
+    const char *cmd;
+
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[i + 1];
+            i += 2;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config_path = argv[i] + 9;
+            i++;
+        } else if (strcmp(argv[i], "--help") == 0 ||
+                   strcmp(argv[i], "-h") == 0) {
+            fputs(usage_main, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("turnpolicy %s\n", tp_version());
+            return 0;
+        } else {
+            fprintf(stderr, "turnpolicy: unknown option %s\n%s", argv[i],
+                    usage_main);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    cmd = argv[i];
+    argc -= i;
+    argv += i;
+    optind = 1;
+    if (strcmp(cmd, "issue") == 0)
+        return cmd_issue(argc, argv);
+    if (strcmp(cmd, "verify") == 0)
+        return cmd_verify_or_key(argc, argv, 0);
+    if (strcmp(cmd, "key") == 0)
+        return cmd_verify_or_key(argc, argv, 1);
+    if (strcmp(cmd, "jwt") == 0)
+        return cmd_jwt(argc, argv);
+    if (strcmp(cmd, "peer-check") == 0)
+        return cmd_peer_check(argc, argv);
+    if (strcmp(cmd, "host-check") == 0)
+        return cmd_host_check(argc, argv);
+    if (strcmp(cmd, "coturn-peers") == 0)
+        return cmd_coturn_peers(argc, argv);
+    if (strcmp(cmd, "version") == 0) {
+        printf("turnpolicy %s\n", tp_version());
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    fprintf(stderr, "turnpolicy: unknown command %s\n%s", cmd, usage_main);
+    return EXIT_USAGE;
+}
