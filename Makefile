@@ -86,7 +86,11 @@ $(CLI_BIN): $(CLI_OBJS) $(STATIC_LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(STATIC_LIB) tests/unit/tp_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(STATIC_LIB) \
-	    $(LDFLAGS_ALL) $(DEPS_LIBS) $(CMOCKA_LIBS)
+	    $(LDFLAGS_ALL) $(TEST_LDFLAGS) $(DEPS_LIBS) $(CMOCKA_LIBS)
+
+# test_faults interposes on the library's allocations and one OpenSSL call.
+$(BUILD)/tests/test_faults: TEST_LDFLAGS = -Wl,--wrap=calloc \
+    -Wl,--wrap=malloc -Wl,--wrap=realloc -Wl,--wrap=EVP_EncodeBlock
 
 $(BUILD)/bench/%: tests/bench/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)

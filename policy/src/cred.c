@@ -80,13 +80,31 @@ struct tp_keyring {
 
 /* Characters a user id may contain: printable ASCII except those that
  * break the username grammar (:), coturn's statsdb format strings (%),
- * its Redis key paths (/), or JSON and shell quoting. */
+ * its Redis key paths (/), or JSON and shell quoting.  A table, because
+ * this runs for every byte of every username on the hot path. */
+static const unsigned char user_id_ok[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['&'] = 1, ['('] = 1, [')'] = 1,
+    ['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['='] = 1,
+    ['?'] = 1, ['@'] = 1, ['['] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1,
+    ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
 static int
 user_id_char_ok(unsigned char c)
 {
-    if (c < 0x21 || c > 0x7e)
-        return 0;
-    return strchr(":%/\\\"'<>`;", c) == NULL;
+    return user_id_ok[c];
 }
 
 static int
@@ -221,21 +239,62 @@ out:
     return ok;
 }
 
+/*
+ * Finish a SHA-1 whose first 64 bytes (a key pad) are already absorbed in
+ * *st: hash msg, pad by hand and run the compression function directly.
+ * This is the whole cost of an HMAC half: one block for a username of up
+ * to 55 bytes, two up to 119.  SHA1_Transform only touches h0..h4.
+ */
+static void
+sha1_after_pad(const SHA_CTX *st, const unsigned char *msg, size_t len,
+               unsigned char out[SHA1_LEN])
+{
+    unsigned char block[2 * SHA1_BLOCK];
+    uint64_t bits = (uint64_t)(SHA1_BLOCK + len) * 8;
+    SHA_LONG h[5];
+    size_t tail, i;
+    SHA_CTX c;
+
+    c = *st;
+    while (len >= SHA1_BLOCK) {
+        SHA1_Transform(&c, msg);
+        msg += SHA1_BLOCK;
+        len -= SHA1_BLOCK;
+    }
+    tail = len < 56 ? SHA1_BLOCK : 2 * SHA1_BLOCK;
+    memcpy(block, msg, len);
+    block[len] = 0x80;
+    memset(block + len + 1, 0, tail - len - 1 - 8);
+    for (i = 0; i < 8; i++)
+        block[tail - 1 - i] = (unsigned char)(bits >> (8 * i));
+    SHA1_Transform(&c, block);
+    if (tail > SHA1_BLOCK)
+        SHA1_Transform(&c, block + SHA1_BLOCK);
+    h[0] = c.h0;
+    h[1] = c.h1;
+    h[2] = c.h2;
+    h[3] = c.h3;
+    h[4] = c.h4;
+    for (i = 0; i < 5; i++) {
+        out[4 * i] = (unsigned char)(h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)h[i];
+    }
+    tp__wipe(&c, sizeof(c));
+    tp__wipe(block, tail);
+}
+
 static int
 hmac_compute(const hmac_sha1 *h, const void *msg, size_t len,
              unsigned char out[SHA1_LEN])
 {
-    SHA_CTX c;
-    int ok;
+    unsigned char inner[SHA1_LEN];
 
-    c = h->inner;
-    ok = SHA1_Update(&c, msg, len) && SHA1_Final(out, &c);
-    if (ok) {
-        c = h->outer;
-        ok = SHA1_Update(&c, out, SHA1_LEN) && SHA1_Final(out, &c);
-    }
-    tp__wipe(&c, sizeof(c));
-    return ok;
+    sha1_after_pad(&h->inner, msg, len, inner);
+    sha1_after_pad(&h->outer, inner, SHA1_LEN, out);
+    tp__wipe(inner, sizeof(inner));
+    return 1;
 }
 
 /* base64(HMAC-SHA1(mac, username)) into pw (TP_PASSWORD_LEN + 1). */
@@ -417,8 +476,15 @@ tp_keyring_set_legacy(tp_keyring *kr, const void *secret, size_t len,
 /* Username grammar                                                    */
 /* ------------------------------------------------------------------ */
 
-tp_status
-tp_username_parse(const char *username, tp_username *out, tp_error *err)
+/*
+ * One pass over the username: every byte is checked against the user-id
+ * table (which excludes ':', '%', whitespace and controls), fields are
+ * split at ':', then each field gets its own rule.  *lenp receives the
+ * length so callers need not measure it again.
+ */
+static tp_status
+parse_username(const char *username, tp_username *out, size_t *lenp,
+               tp_error *err)
 {
     const char *f[5];
     size_t flen[5];
@@ -428,50 +494,55 @@ tp_username_parse(const char *username, tp_username *out, tp_error *err)
 
     if (username == NULL || username[0] == '\0')
         return tp__fail(err, TP_EINVAL, "username is empty");
-    len = strnlen(username, TP_USERNAME_MAX + 1);
-    if (len > TP_USERNAME_MAX)
-        return tp__fail(err, TP_ETOOLONG, "username is longer than %d "
-                        "bytes", TP_USERNAME_MAX);
-    for (i = 0; i <= len; i++) {
+    for (i = 0;; i++) {
         unsigned char c = (unsigned char)username[i];
 
-        if (i < len && c != ':' && !user_id_char_ok(c)) {
-            tp__printable(shown, sizeof(shown), username, 32);
-            return tp__fail(err, TP_EBADCHAR, "username \"%s\" contains a "
-                            "forbidden character at offset %zu (byte 0x%02x)",
-                            shown, i, c);
-        }
-        if (i == len || c == ':') {
+        if (c == '\0' || c == ':') {
             if (nf == TP__ARRAY_LEN(f))
                 goto malformed;
             f[nf] = username + start;
             flen[nf] = i - start;
             nf++;
             start = i + 1;
+            if (c == '\0')
+                break;
+        } else if (!user_id_ok[c]) {
+            if (i >= TP_USERNAME_MAX)
+                break;
+            tp__printable(shown, sizeof(shown), username, 32);
+            return tp__fail(err, TP_EBADCHAR, "username \"%s\" contains a "
+                            "forbidden character at offset %zu (byte 0x%02x)",
+                            shown, i, c);
         }
+        if (i >= TP_USERNAME_MAX)
+            return tp__fail(err, TP_ETOOLONG, "username is longer than %d "
+                            "bytes", TP_USERNAME_MAX);
     }
+    len = i;
     if (nf != 2 && nf != 4)
         goto malformed;
-    memset(out, 0, sizeof(*out));
     if (tp__parse_u64(f[0], flen[0], &out->expires) != 0)
         return tp__fail(err, TP_EMALFORMED, "username must start with the "
                         "expiry time in decimal Unix seconds");
-    st = ident_check("user id", f[1], flen[1], TP_USER_ID_MAX,
-                     user_id_char_ok, err);
-    if (st != TP_OK)
-        return st == TP_EINVAL ? tp__fail(err, TP_EMALFORMED, "username "
-                                          "has an empty user id") : st;
+    if (flen[1] == 0)
+        return tp__fail(err, TP_EMALFORMED, "username has an empty user id");
+    if (flen[1] > TP_USER_ID_MAX)
+        return tp__fail(err, TP_ETOOLONG, "user id is %zu bytes long; the "
+                        "limit is %d", flen[1], TP_USER_ID_MAX);
     memcpy(out->user_id, f[1], flen[1]);
     out->user_id[flen[1]] = '\0';
     if (nf == 2) {
         out->form = TP_FORM_LEGACY;
-        tp__ok(err);
+        out->issued = 0;
+        out->kid[0] = '\0';
+        *lenp = len;
         return TP_OK;
     }
+    if (flen[2] == 0)
+        return tp__fail(err, TP_EMALFORMED, "username has an empty kid");
     st = kid_check_n(f[2], flen[2], err);
     if (st != TP_OK)
-        return st == TP_EINVAL ? tp__fail(err, TP_EMALFORMED, "username "
-                                          "has an empty kid") : st;
+        return st;
     memcpy(out->kid, f[2], flen[2]);
     out->kid[flen[2]] = '\0';
     if (tp__parse_u64(f[3], flen[3], &out->issued) != 0)
@@ -481,14 +552,29 @@ tp_username_parse(const char *username, tp_username *out, tp_error *err)
         return tp__fail(err, TP_EMALFORMED, "username expires before it "
                         "was issued");
     out->form = TP_FORM_V1;
-    tp__ok(err);
+    *lenp = len;
     return TP_OK;
 
 malformed:
     return tp__fail(err, TP_EMALFORMED, "username must be "
                     "<expiry>:<user_id>:<kid>:<iat> (or the legacy "
-                    "<expiry>:<user_id>); it has %zu field%s", nf,
+                    "<expiry>:<user_id>); it has %s%zu field%s",
+                    nf == TP__ARRAY_LEN(f) ? "more than " : "", nf,
                     nf == 1 ? "" : "s");
+}
+
+tp_status
+tp_username_parse(const char *username, tp_username *out, tp_error *err)
+{
+    tp_status st;
+    size_t len;
+
+    if (out == NULL)
+        return tp__fail(err, TP_EINVAL, "output is required");
+    st = parse_username(username, out, &len, err);
+    if (st == TP_OK)
+        tp__ok(err);
+    return st;
 }
 
 /* Decimal of v (>= 0) at p; returns the number of digits. */
@@ -513,8 +599,8 @@ put_u64(char *p, int64_t v)
  * On TP_OK *mac points at the pads to use.
  */
 static tp_status
-resolve(const tp_keyring *kr, const tp_username *u, int64_t now,
-        const hmac_sha1 **mac, tp_error *err)
+resolve(const tp_keyring *kr, const tp_username *u, const hmac_sha1 **mac,
+        tp_error *err)
 {
     const keyring_secret *s;
 
@@ -623,17 +709,18 @@ tp_credential_verify(const tp_keyring *kr, const char *username,
     const hmac_sha1 *mac;
     tp_username u;
     tp_status st;
+    size_t len;
     int diff;
 
     if (kr == NULL || password == NULL)
         return tp__fail(err, TP_EINVAL, "keyring and password are required");
-    st = tp_username_parse(username, &u, err);
+    st = parse_username(username, &u, &len, err);
     if (st != TP_OK)
         return st;
-    st = resolve(kr, &u, now, &mac, err);
+    st = resolve(kr, &u, &mac, err);
     if (st != TP_OK)
         return st;
-    st = password_for(mac, username, strlen(username), want, err);
+    st = password_for(mac, username, len, want, err);
     if (st != TP_OK)
         return st;
     /* The length of a valid password is public (always 28). */
@@ -706,19 +793,20 @@ tp_credential_key(const tp_keyring *kr, const char *username, int64_t now,
     const hmac_sha1 *mac;
     tp_username u;
     tp_status st;
+    size_t len;
 
     if (kr == NULL || hexkey == NULL)
         return tp__fail(err, TP_EINVAL, "keyring and output are required");
-    st = tp_username_parse(username, &u, err);
+    st = parse_username(username, &u, &len, err);
     if (st != TP_OK)
         return st;
-    st = resolve(kr, &u, now, &mac, err);
+    st = resolve(kr, &u, &mac, err);
     if (st != TP_OK)
         return st;
     st = clock_checks(kr, &u, now, err);
     if (st != TP_OK)
         return st;
-    st = password_for(mac, username, strlen(username), pw, err);
+    st = password_for(mac, username, len, pw, err);
     if (st == TP_OK)
         st = md5_hex(username, kr->realm, pw, hexkey, err);
     tp__wipe(pw, sizeof(pw));
