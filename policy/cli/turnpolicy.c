@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,11 +48,19 @@ static const char usage_main[] =
     "Exit status: 0 success/valid/allowed, 1 invalid/denied, 2 usage or\n"
     "configuration error.\n";
 
+static int usage_error(const char *cmd_usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Print "turnpolicy: <message>" and the command's usage; returns 2. */
 static int
-usage_error(const char *cmd_usage, const char *fmt, const char *arg)
+usage_error(const char *cmd_usage, const char *fmt, ...)
 {
-    fprintf(stderr, "turnpolicy: ");
-    fprintf(stderr, fmt, arg != NULL ? arg : "");
+    va_list ap;
+
+    fputs("turnpolicy: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\n%s", cmd_usage);
     return EXIT_USAGE;
 }
@@ -216,11 +225,11 @@ cmd_issue(int argc, char **argv)
             fputs(usage_issue, stdout);
             return 0;
         default:
-            return usage_error(usage_issue, "bad option", NULL);
+            return usage_error(usage_issue, "bad option");
         }
     }
     if (user == NULL)
-        return usage_error(usage_issue, "--user is required", NULL);
+        return usage_error(usage_issue, "--user is required");
     if (strcmp(format, "ice") != 0 && strcmp(format, "rest") != 0 &&
         strcmp(format, "plain") != 0)
         return usage_error(usage_issue, "unknown --format %s", format);
@@ -229,7 +238,7 @@ cmd_issue(int argc, char **argv)
     realm = pick_realm(cfg, realm);
     if (realm == NULL) {
         rc = usage_error(usage_issue, "--realm is required (the "
-                         "configuration has several realms)", NULL);
+                         "configuration has several realms)");
         goto out;
     }
     kr = tp_keyring_from_config(cfg, realm, &err);
@@ -321,21 +330,20 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
             fputs(usage, stdout);
             return 0;
         default:
-            return usage_error(usage, "bad option", NULL);
+            return usage_error(usage, "bad option");
         }
     }
     if (username == NULL)
-        return usage_error(usage, "--username is required", NULL);
+        return usage_error(usage, "--username is required");
     if (password == NULL && !key_mode)
-        return usage_error(usage, "--password is required", NULL);
+        return usage_error(usage, "--password is required");
     if (password != NULL &&
         read_stdin_arg(password, pwbuf, sizeof(pwbuf), &password) != 0)
-        return usage_error(usage, "cannot read the password from stdin",
-                           NULL);
+        return usage_error(usage, "cannot read the password from stdin");
     if (key_mode && password != NULL) {
         /* Pure derivation: no configuration needed. */
         if (realm == NULL) {
-            rc = usage_error(usage, "--realm is required", NULL);
+            rc = usage_error(usage, "--realm is required");
             goto out;
         }
         if (tp_longterm_key(username, realm, password, hexkey, &err) !=
@@ -352,7 +360,7 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
     realm = pick_realm(cfg, realm);
     if (realm == NULL) {
         rc = usage_error(usage, "--realm is required (the configuration "
-                         "has several realms)", NULL);
+                         "has several realms)");
         goto out;
     }
     kr = tp_keyring_from_config(cfg, realm, &err);
@@ -438,7 +446,7 @@ cmd_jwt(int argc, char **argv)
 
     if (argc < 2) {
         if (argc == 1 || argv[1] == NULL)
-            return usage_error(usage_jwt, "jwt needs issue or verify", NULL);
+            return usage_error(usage_jwt, "jwt needs issue or verify");
     }
     sub_cmd = argv[1];
     if (strcmp(sub_cmd, "--help") == 0 || strcmp(sub_cmd, "-h") == 0) {
@@ -473,7 +481,7 @@ cmd_jwt(int argc, char **argv)
             fputs(usage_jwt, stdout);
             return 0;
         default:
-            return usage_error(usage_jwt, "bad option", NULL);
+            return usage_error(usage_jwt, "bad option");
         }
     }
     if (load_config(&cfg) != 0)
@@ -485,7 +493,7 @@ cmd_jwt(int argc, char **argv)
     }
     if (strcmp(sub_cmd, "issue") == 0) {
         if (ip.sub == NULL) {
-            rc = usage_error(usage_jwt, "--sub is required", NULL);
+            rc = usage_error(usage_jwt, "--sub is required");
             goto out;
         }
         ip.now = now;
@@ -499,12 +507,11 @@ cmd_jwt(int argc, char **argv)
         goto out;
     }
     if (optind >= argc) {
-        rc = usage_error(usage_jwt, "jwt verify needs a TOKEN (or -)", NULL);
+        rc = usage_error(usage_jwt, "jwt verify needs a TOKEN (or -)");
         goto out;
     }
     if (read_stdin_arg(argv[optind], tokbuf, sizeof(tokbuf), &token) != 0) {
-        rc = usage_error(usage_jwt, "cannot read the token from stdin",
-                         NULL);
+        rc = usage_error(usage_jwt, "cannot read the token from stdin");
         goto out;
     }
     st = tp_jwt_verify(jk, token, strlen(token), now, &cl, &err);
@@ -562,12 +569,11 @@ cmd_peer_check(int argc, char **argv)
             fputs(usage_peer, stdout);
             return 0;
         default:
-            return usage_error(usage_peer, "bad option", NULL);
+            return usage_error(usage_peer, "bad option");
         }
     }
     if (optind != argc - 1)
-        return usage_error(usage_peer, "exactly one ADDRESS is required",
-                           NULL);
+        return usage_error(usage_peer, "exactly one ADDRESS is required");
     if (realm != NULL) {
         if (load_config(&cfg) != 0)
             return EXIT_USAGE;
@@ -628,11 +634,11 @@ cmd_host_check(int argc, char **argv)
             fputs(usage_host, stdout);
             return 0;
         default:
-            return usage_error(usage_host, "bad option", NULL);
+            return usage_error(usage_host, "bad option");
         }
     }
     if (optind >= argc || argc - optind > 3)
-        return usage_error(usage_host, "HOST [PORT [PATH]] expected", NULL);
+        return usage_error(usage_host, "HOST [PORT [PATH]] expected");
     if (argc - optind >= 2 &&
         parse_int64(argv[optind + 1], 0, 65535, &port) != 0)
         return usage_error(usage_host, "bad PORT %s", argv[optind + 1]);
@@ -642,7 +648,7 @@ cmd_host_check(int argc, char **argv)
         return EXIT_USAGE;
     realm = pick_realm(cfg, realm);
     if (realm == NULL) {
-        rc = usage_error(usage_host, "--realm is required", NULL);
+        rc = usage_error(usage_host, "--realm is required");
         goto out;
     }
     hl = tp_hostlist_from_config(cfg, realm, &err);
@@ -701,7 +707,7 @@ cmd_coturn_peers(int argc, char **argv)
             fputs(usage_coturn_peers, stdout);
             return 0;
         default:
-            return usage_error(usage_coturn_peers, "bad option", NULL);
+            return usage_error(usage_coturn_peers, "bad option");
         }
     }
     if (realm != NULL) {

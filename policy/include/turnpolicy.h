@@ -325,7 +325,10 @@ typedef struct tp_host_match {
 
 /* Check host (no port), port (0 = none given) and path (may be NULL: the
  * path is then not checked against path-prefix rules, which then do not
- * match).  Returns TP_OK (allowed), TP_EHOSTDENIED or TP_EBADHOST. */
+ * match; a path with "..", "//", '\\', control bytes or %2f %5c %2e %00
+ * never matches them either).  The first matching rule wins.  Returns
+ * TP_OK (allowed), TP_EHOSTDENIED, TP_EBADHOST, or TP_EINVAL (hl NULL,
+ * port > 65535).  Allocates nothing. */
 TP_EXPORT TP_NODISCARD tp_status tp_hostlist_check(const tp_hostlist *hl,
                                                    const char *host,
                                                    unsigned port,
@@ -347,7 +350,9 @@ typedef struct tp_addr {
     uint8_t bytes[16]; /* network order; IPv4 in the first 4 bytes */
 } tp_addr;
 
-/* Parse an IPv4 or IPv6 address (IPv6 may be in brackets). */
+/* Parse an IPv4 dotted quad or an IPv6 address (IPv6 may be in brackets),
+ * as inet_pton does; zone ids ("%eth0") are refused.  Returns TP_OK,
+ * TP_EBADADDR, or TP_EINVAL if out is NULL. */
 TP_EXPORT tp_status tp_addr_parse(const char *s, tp_addr *out, tp_error *err);
 
 typedef enum tp_peer_action {
@@ -374,7 +379,10 @@ typedef struct tp_peerset tp_peerset;
 
 TP_EXPORT tp_peerset *tp_peerset_new(tp_error *err);
 TP_EXPORT void tp_peerset_free(tp_peerset *ps);
-/* cidr: "a.b.c.d[/n]" or "ipv6[/n]"; host bits must be zero. */
+/* cidr: "a.b.c.d[/n]" or "ipv6[/n]"; host bits must be zero; an
+ * IPv4-mapped ::ffff:a.b.c.d/96+n is stored as a.b.c.d/n.  Returns TP_OK,
+ * TP_EBADADDR, TP_EEXISTS (same prefix already added, either action),
+ * TP_EINVAL or TP_ENOMEM. */
 TP_EXPORT tp_status tp_peerset_add(tp_peerset *ps, const char *cidr,
                                    tp_peer_action action, tp_error *err);
 /* Action for addresses no rule names (default TP_PEER_ALLOW). */
@@ -386,7 +394,8 @@ typedef struct tp_peer_decision {
     char rule[64];    /* the CIDR that decided ("" for the default) */
 } tp_peer_decision;
 
-/* Returns TP_OK (allowed), TP_EPEERDENIED, or TP_EBADADDR. */
+/* Returns TP_OK (allowed), TP_EPEERDENIED, TP_EBADADDR, or TP_EINVAL (ps
+ * NULL).  dec and err may be NULL.  Allocates nothing. */
 TP_EXPORT TP_NODISCARD tp_status tp_peerset_check(const tp_peerset *ps,
                                                   const tp_addr *addr,
                                                   tp_peer_decision *dec,
@@ -399,8 +408,10 @@ TP_EXPORT TP_NODISCARD tp_status tp_peerset_check_str(const tp_peerset *ps,
 /* Emit the set as coturn 4.6.1 range strings ("a-b" or a single address),
  * one callback call per range: allowed ranges (which == TP_PEER_ALLOW) or
  * denied ranges including the built-in default deny (TP_PEER_DENY).  IPv6
- * ranges fall on prefix boundaries.  Stops and returns the callback's
- * status if it returns non-TP_OK. */
+ * ranges fall on prefix boundaries.  coturn checks allowed ranges first,
+ * so ALLOW lists only what a realm allow rule allows (minus realm denies)
+ * and DENY what this set denies; see peer.c.  Stops and returns the
+ * callback's status if it returns non-TP_OK. */
 typedef tp_status (*tp_range_fn)(void *ud, const char *range);
 TP_EXPORT tp_status tp_peerset_export_coturn(const tp_peerset *ps,
                                              tp_peer_action which,
@@ -442,6 +453,9 @@ typedef struct tp_jwt_options {
     int require_exp;         /* 1 (default when options are NULL) */
 } tp_jwt_options;
 
+/* opts may be NULL for defaults.  An empty issuer, audience or
+ * realm_claim (use NULL instead) and a leeway above TP_TTL_MAX are
+ * refused with TP_EINVAL.  Returns NULL on error (err filled). */
 TP_EXPORT tp_jwt_keys *tp_jwt_keys_new(const tp_jwt_options *opts,
                                        tp_error *err);
 TP_EXPORT void tp_jwt_keys_free(tp_jwt_keys *jk);
@@ -469,7 +483,8 @@ typedef struct tp_jwt_claims {
 /* Verify token (len bytes, need not be NUL-terminated) at time now.
  * Returns TP_OK and fills claims, or one of TP_ETOOLONG,
  * TP_EJWTMALFORMED, TP_EJWTALG, TP_EJWTKID, TP_EJWTSIG, TP_EJWTEXPIRED,
- * TP_EJWTNBF, TP_EJWTISS, TP_EJWTAUD, TP_EJWTCLAIM. */
+ * TP_EJWTNBF, TP_EJWTISS, TP_EJWTAUD, TP_EJWTCLAIM (or TP_EINVAL,
+ * TP_ENOMEM, TP_ECRYPTO).  claims may be NULL; on failure it is zeroed. */
 TP_EXPORT TP_NODISCARD tp_status tp_jwt_verify(const tp_jwt_keys *jk,
                                                const char *token, size_t len,
                                                int64_t now,
@@ -488,7 +503,8 @@ typedef struct tp_jwt_issue_params {
 
 /* Issue a signed token (via libjwt).  *token receives a malloc'd
  * NUL-terminated string the caller frees with tp_free().  RS256/ES256 need
- * a private key for the kid. */
+ * a private key for the kid (TP_EKEY otherwise); an unknown kid is
+ * TP_EJWTKID; ttl above TP_TTL_MAX is TP_ETTL. */
 TP_EXPORT tp_status tp_jwt_issue(const tp_jwt_keys *jk,
                                  const tp_jwt_issue_params *p, char **token,
                                  tp_error *err);
