@@ -43,7 +43,9 @@ sed "s|$d|\$DEMO|g" "$d/turnpolicy.conf"
 export TURNPOLICY_CONFIG=$d/turnpolicy.conf
 
 say "2. The backend issues a credential (the shape RTCPeerConnection and the ACS SDK take)"
-run "$TP_BIN/turnpolicy" issue --user alice --ttl 600 | tee "$d/ice.json"
+echo '$ turnpolicy issue --user alice --ttl 600'
+"$TP_BIN/turnpolicy" issue --user alice --ttl 600 >"$d/ice.json" || exit 1
+cat "$d/ice.json"
 user=$(/usr/bin/python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["iceServers"][0]["username"])' "$d/ice.json")
 pass=$(/usr/bin/python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["iceServers"][0]["credential"])' "$d/ice.json")
 
