@@ -215,7 +215,7 @@ TP_EXPORT tp_status tp_secret_state_parse(const char *s, tp_secret_state *out);
 typedef struct tp_keyring tp_keyring;
 
 typedef struct tp_keyring_options {
-    uint32_t default_ttl; /* seconds; 0 = 3600 */
+    uint32_t default_ttl; /* seconds; 0 = min(3600, max_ttl) */
     uint32_t max_ttl;     /* seconds; 0 = 86400; <= TP_TTL_MAX */
     uint32_t clock_skew;  /* seconds an iat may lie in the future; 0 = 60 */
 } tp_keyring_options;

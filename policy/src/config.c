@@ -606,7 +606,8 @@ tp_keyring_from_config(const tp_config *cfg, const char *realm,
     if (realm_section(cfg, realm, sec, sizeof(sec), err) != TP_OK)
         return NULL;
     memset(&o, 0, sizeof(o));
-    if (tp_config_get_int(cfg, sec, "default_ttl", 1, TP_TTL_MAX, 3600, &v,
+    /* 0 lets tp_keyring_new pick: default_ttl = min(3600, max_ttl). */
+    if (tp_config_get_int(cfg, sec, "default_ttl", 1, TP_TTL_MAX, 0, &v,
                           err) != TP_OK)
         return NULL;
     o.default_ttl = (uint32_t)v;

@@ -327,9 +327,10 @@ tp_keyring_new(const char *realm, const tp_keyring_options *opts,
 
     if (tp_realm_check(realm, err) != TP_OK)
         return NULL;
-    dttl = (opts != NULL && opts->default_ttl != 0) ? opts->default_ttl
-                                                    : 3600;
     mttl = (opts != NULL && opts->max_ttl != 0) ? opts->max_ttl : 86400;
+    dttl = (opts != NULL && opts->default_ttl != 0) ? opts->default_ttl
+                                                    : (mttl < 3600 ? mttl
+                                                                   : 3600);
     skew = (opts != NULL && opts->clock_skew != 0) ? opts->clock_skew : 60;
     if (mttl > TP_TTL_MAX) {
         tp__fail(err, TP_ETTL, "max_ttl %" PRIu32 " exceeds the limit of %d "
