@@ -392,5 +392,5 @@ main(void)
         cmocka_unit_test(test_first_match_and_text),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("host", tests, NULL, NULL);
 }

@@ -1084,5 +1084,5 @@ main(void)
         cmocka_unit_test(test_issue_iss_aud),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("jwt", tests, group_setup, group_teardown);
 }

@@ -974,5 +974,5 @@ main(void)
         cmocka_unit_test(test_coturn_model_pitfalls),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("peer", tests, NULL, NULL);
 }

@@ -1,0 +1,56 @@
+#!/bin/bash
+# install.sh - `make install` into a DESTDIR gives a usable library: the
+# header, static and shared libraries, a pkg-config file and the CLI; a
+# program built with `pkg-config --cflags --libs turnpolicy` links against
+# the shared library and can only see the public tp_ symbols.
+. "$(dirname "$0")/../lib.sh"
+
+d=$tp_tmpdir
+prefix=/opt/turnpolicy-test
+# A build of its own (plain flags, even under `make asan`), from scratch.
+if make -C "$TP_ROOT" --no-print-directory BUILD="$d/build" install \
+        PREFIX="$prefix" DESTDIR="$d/root" >"$d/install.out" 2>&1; then
+    ok "make install PREFIX=$prefix DESTDIR=..."
+else
+    not_ok "make install" "$(tail -3 "$d/install.out")"
+    exit 1
+fi
+root=$d/root$prefix
+for f in include/turnpolicy.h lib/libturnpolicy.a lib/libturnpolicy.so \
+         lib/libturnpolicy.so.0 lib/pkgconfig/turnpolicy.pc bin/turnpolicy; do
+    [ -e "$root/$f" ] && ok "installed $f" || not_ok "installed $f"
+done
+
+cat >"$d/hello.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <turnpolicy.h>
+int main(void) {
+    char key[TP_LTKEY_HEX_LEN + 1];
+    tp_error err;
+    if (tp_longterm_key("gorst", "north.gov", "hero", key, &err) != TP_OK)
+        return 1;
+    puts(key);
+    return strcmp(tp_reason(TP_EEXPIRED), "expired") != 0;
+}
+C
+pc="$root/lib/pkgconfig"
+# The .pc names the final prefix; point the compiler at the DESTDIR copy.
+flags=$(PKG_CONFIG_PATH=$pc pkg-config --define-variable=prefix="$root" \
+        --define-variable=libdir="$root/lib" \
+        --define-variable=includedir="$root/include" --cflags --libs turnpolicy)
+if cc -o "$d/hello" "$d/hello.c" $flags >"$d/cc.out" 2>&1; then
+    ok "a program builds with pkg-config --cflags --libs turnpolicy"
+else
+    not_ok "pkg-config build" "$(head -3 "$d/cc.out")"
+fi
+out=$(LD_LIBRARY_PATH="$root/lib" "$d/hello")
+[ "$out" = 7da2270ccfa49786e0115366d3a3d14d ] && ok "it runs against the shared library" ||
+    not_ok "runs against the shared library" "$out"
+# Only tp_* symbols are exported (internal tp__ helpers stay hidden).
+bad=$(nm -D --defined-only "$root/lib/libturnpolicy.so" | awk '{print $3}' |
+      grep -v '^tp_' | grep -v '^_' || true)
+hidden=$(nm -D --defined-only "$root/lib/libturnpolicy.so" | awk '{print $3}' | grep '^tp__' || true)
+[ -z "$bad$hidden" ] && ok "only public tp_ symbols are exported" ||
+    not_ok "exported symbols" "$bad $hidden"
+exit "$tp_failed"
