@@ -14,6 +14,7 @@ LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
 PCDIR   ?= $(LIBDIR)/pkgconfig
+DATADIR ?= $(PREFIX)/share/turnpolicy
 DESTDIR ?=
 
 BUILD   ?= build
@@ -23,7 +24,7 @@ PKG_CONFIG ?= pkg-config
 VERSION  := 0.1.0
 SOMAJOR  := 0
 
-DEPS_PKGS := openssl libjwt jansson
+DEPS_PKGS := openssl libjwt jansson libpq
 DEPS_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS_PKGS) 2>/dev/null)
 DEPS_LIBS   = $(shell $(PKG_CONFIG) --libs $(DEPS_PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
@@ -78,6 +79,8 @@ $(SHARED_LIB): $(LIB_OBJS)
 	    -o $@.$(VERSION) $^ $(LDFLAGS_ALL) $(DEPS_LIBS)
 	ln -sf libturnpolicy.so.$(VERSION) $@.$(SOMAJOR)
 	ln -sf libturnpolicy.so.$(VERSION) $@
+
+$(BUILD)/obj/policy/cli/%.o: CFLAGS_ALL += -DTP_SCHEMA_DIR='"$(DATADIR)/schema"'
 
 $(CLI_BIN): $(CLI_OBJS) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
@@ -138,6 +141,8 @@ install: all
 	ln -sf libturnpolicy.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libturnpolicy.so
 	install -m 644 policy/include/turnpolicy.h $(DESTDIR)$(INCDIR)/
 	install -m 755 $(CLI_BIN) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(DATADIR)/schema
+	install -m 644 schema/*.sql $(DESTDIR)$(DATADIR)/schema/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@REQUIRES@|$(DEPS_PKGS)|g' \
@@ -146,6 +151,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libturnpolicy.* $(DESTDIR)$(INCDIR)/turnpolicy.h \
 	    $(DESTDIR)$(BINDIR)/turnpolicy $(DESTDIR)$(PCDIR)/turnpolicy.pc
+	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
 	rm -rf $(BUILD)

@@ -38,6 +38,7 @@ static const char usage_main[] =
     "  jwt          issue or verify a JSON Web Token (jwt issue|verify)\n"
     "  peer-check   decide whether TURN may relay to an address\n"
     "  host-check   decide whether the signaling proxy may reach a host\n"
+    "  migrate      apply the SQL migrations to the PostgreSQL database\n"
     "  coturn-peers print a realm's peer rules as coturn "
     "allowed/denied-peer-ip lines\n"
     "  version      print the version\n"
@@ -737,6 +738,97 @@ out:
 
 /* ------------------------------------------------------------------ */
 
+#ifndef TP_SCHEMA_DIR
+#define TP_SCHEMA_DIR "/usr/local/share/turnpolicy/schema"
+#endif
+
+static const char usage_migrate[] =
+    "usage: turnpolicy migrate [--database CONNINFO] [--schema-dir DIR] "
+    "[--check]\n"
+    "Apply the forward-only migrations in DIR (default " TP_SCHEMA_DIR ")\n"
+    "to the database: a libpq connection string or URI from --database,\n"
+    "else $TURNPOLICY_DATABASE, else the configuration's database_url.\n"
+    "Keep the password out of it (use a passfile=...).  Safe to re-run;\n"
+    "refuses a changed, missing or half-applied set.  --check validates\n"
+    "the files without a database.  Needs a role that may create schemas,\n"
+    "roles and the pgcrypto extension.\n";
+
+static void
+log_stderr(void *ud, tp_log_level level, const char *msg)
+{
+    static const char *const names[] = {"error", "warning", "info",
+                                        "debug"};
+
+    (void)ud;
+    if (level == TP_LOG_DEBUG && getenv("TURNPOLICY_DEBUG") == NULL)
+        return;
+    fprintf(stderr, "turnpolicy: %s: %s\n",
+            (unsigned)level < 4 ? names[level] : "log", msg);
+}
+
+static int
+cmd_migrate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"database", required_argument, NULL, 'd'},
+        {"schema-dir", required_argument, NULL, 's'},
+        {"check", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *db = NULL, *dir = TP_SCHEMA_DIR;
+    tp_config *cfg = NULL;
+    int c, check_only = 0, applied = 0, rc = EXIT_USAGE;
+    tp_error err;
+
+    while ((c = getopt_long(argc, argv, "d:s:ch", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 's':
+            dir = optarg;
+            break;
+        case 'c':
+            check_only = 1;
+            break;
+        case 'h':
+            fputs(usage_migrate, stdout);
+            return 0;
+        default:
+            return usage_error(usage_migrate, "bad option");
+        }
+    }
+    if (check_only) {
+        if (tp_db_migrations_check(dir, &applied, &err) != TP_OK)
+            return fail_err("migrate", &err);
+        printf("%d migrations in %s are well-formed\n", applied, dir);
+        return 0;
+    }
+    if (db == NULL)
+        db = getenv("TURNPOLICY_DATABASE");
+    if (db == NULL) {
+        if (load_config(&cfg) != 0)
+            return EXIT_USAGE;
+        db = tp_config_get(cfg, "", "database_url");
+        if (db == NULL) {
+            rc = usage_error(usage_migrate, "no database: use --database, "
+                             "$TURNPOLICY_DATABASE or database_url");
+            goto out;
+        }
+    }
+    if (tp_db_migrate(db, dir, log_stderr, NULL, &applied, &err) != TP_OK) {
+        rc = fail_err("migrate", &err);
+        goto out;
+    }
+    printf("applied %d migration%s\n", applied, applied == 1 ? "" : "s");
+    rc = 0;
+out:
+    tp_config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+
 int
 main(int argc, char **argv)
 {
@@ -785,6 +877,8 @@ main(int argc, char **argv)
         return cmd_host_check(argc, argv);
     if (strcmp(cmd, "coturn-peers") == 0)
         return cmd_coturn_peers(argc, argv);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("turnpolicy %s\n", tp_version());
         return 0;

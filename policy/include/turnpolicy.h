@@ -107,7 +107,10 @@ TP_EXPORT const char *tp_version(void);
     X(TP_EPERM, 31, "insecure_permissions",                                 \
       "secret file is readable by group or others")                         \
     X(TP_ECRYPTO, 32, "crypto_error", "cryptographic library failure")      \
-    X(TP_ENOTFOUND, 33, "not_found", "no such item")
+    X(TP_ENOTFOUND, 33, "not_found", "no such item")                        \
+    X(TP_EDB, 34, "database_error", "database error")                       \
+    X(TP_EMIGRATION, 35, "migration_error",                                 \
+      "schema migrations are inconsistent")
 
 typedef enum tp_status {
 #define TP_STATUS_ENUM_(name, val, code, msg) name = val,
@@ -592,6 +595,53 @@ TP_EXPORT tp_hostlist *tp_hostlist_from_config(const tp_config *cfg,
  */
 TP_EXPORT tp_jwt_keys *tp_jwt_keys_from_config(const tp_config *cfg,
                                                tp_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef enum tp_log_level {
+    TP_LOG_ERROR = 0,
+    TP_LOG_WARN = 1,
+    TP_LOG_INFO = 2,
+    TP_LOG_DEBUG = 3
+} tp_log_level;
+
+/* Where the library's few long-running operations report progress; the
+ * host routes it (coturn's log, nginx's error log, the CLI's stderr).
+ * msg is NUL-terminated, valid only during the call, never contains a
+ * secret.  NULL means "do not log". */
+typedef void (*tp_log_fn)(void *ud, tp_log_level level, const char *msg);
+
+/* ------------------------------------------------------------------ */
+/* Database schema                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Apply the forward-only migrations in schema_dir (files NNN_name.sql,
+ * NNN a positive decimal version) to the PostgreSQL database conninfo
+ * (a libpq connection string or URI; put the password in a passfile, not
+ * here).  Each file runs in its own transaction together with the row
+ * that records it in turnpolicy.schema_migrations (version, name, sha256),
+ * under an advisory lock so concurrent runs serialize.  Safe to re-run:
+ * applied files are skipped.  Refused with TP_EMIGRATION, before anything
+ * is applied, when: two files share a version, a file name is malformed,
+ * an applied file's content changed (sha256 differs), the database
+ * records a version no file has (it is newer than this tool), or the
+ * applied versions are not a prefix of the files (a half-applied set).
+ * TP_EDB for connection or SQL errors (the server's message and the file
+ * are in err).  *applied (if not NULL) receives the number of files
+ * applied.  Blocking; for tools, not for request paths.
+ */
+TP_EXPORT tp_status tp_db_migrate(const char *conninfo,
+                                  const char *schema_dir, tp_log_fn log,
+                                  void *ud, int *applied, tp_error *err);
+
+/* The migration files in schema_dir, checked as tp_db_migrate checks
+ * them but without a database: TP_OK and *count, or TP_EMIGRATION /
+ * TP_EIO. */
+TP_EXPORT tp_status tp_db_migrations_check(const char *schema_dir,
+                                           int *count, tp_error *err);
 
 #ifdef __cplusplus
 }

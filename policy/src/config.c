@@ -332,9 +332,8 @@ fail:
     return st;
 }
 
-/* Read a whole file of at most max bytes into a malloc'd buffer. */
-static tp_status
-read_file(const char *path, size_t max, int check_perms, char **buf,
+tp_status
+tp__read_file(const char *path, size_t max, int check_perms, char **buf,
           size_t *len, tp_error *err)
 {
     struct stat sb;
@@ -420,7 +419,7 @@ tp_config_load(const char *path, tp_config **out, tp_error *err)
     if (path == NULL || out == NULL)
         return tp__fail(err, TP_EINVAL, "path and output are required");
     *out = NULL;
-    st = read_file(path, CONFIG_FILE_MAX, 0, &text, &len, err);
+    st = tp__read_file(path, CONFIG_FILE_MAX, 0, &text, &len, err);
     if (st != TP_OK)
         return st;
     st = tp_config_parse(text, len, path, out, err);
@@ -521,7 +520,7 @@ tp_secret_file_read(const char *path, void *buf, size_t cap, size_t *len,
     if (path == NULL || buf == NULL || len == NULL)
         return tp__fail(err, TP_EINVAL, "path, buffer and length are "
                         "required");
-    st = read_file(path, cap + 2, 1, &p, &n, err);
+    st = tp__read_file(path, cap + 2, 1, &p, &n, err);
     if (st != TP_OK)
         return st;
     if (n > 0 && p[n - 1] == '\n') {
@@ -845,7 +844,7 @@ tp_jwt_keys_from_config(const tp_config *cfg, tp_error *err)
         }
         /* HMAC secrets and private keys must be protected; public keys
          * need not be. */
-        st = read_file(path, KEYFILE_MAX, alg <= TP_JWT_HS512, &buf, &len,
+        st = tp__read_file(path, KEYFILE_MAX, alg <= TP_JWT_HS512, &buf, &len,
                        err);
         if (st != TP_OK)
             goto fail;
@@ -853,7 +852,7 @@ tp_jwt_keys_from_config(const tp_config *cfg, tp_error *err)
             tp__wipe(buf, KEYFILE_MAX + 1);
             free(buf);
             buf = NULL;
-            st = read_file(path, KEYFILE_MAX, 1, &buf, &len, err);
+            st = tp__read_file(path, KEYFILE_MAX, 1, &buf, &len, err);
             if (st != TP_OK)
                 goto fail;
         }

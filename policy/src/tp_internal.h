@@ -57,4 +57,11 @@ long tp__b64url_decode(const char *in, size_t len, unsigned char *out,
 long tp__b64url_encode(const unsigned char *in, size_t len, char *out,
                        size_t cap);
 
+/* Read a whole regular file of at most max bytes into a malloc'd,
+ * NUL-terminated buffer (*buf, *len).  With check_perms, refuse
+ * (TP_EPERM) a file accessible to others or writable by its group.  The
+ * caller frees *buf (wiping it first if it held a secret). */
+tp_status tp__read_file(const char *path, size_t max, int check_perms,
+                        char **buf, size_t *len, tp_error *err);
+
 #endif /* TP_INTERNAL_H */
