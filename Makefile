@@ -35,9 +35,9 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 OPT     ?= -O2 -g
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 SAN     ?=
-CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(SAN) -fPIC -fvisibility=hidden \
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(SAN) -pthread -fPIC -fvisibility=hidden \
              -Ipolicy/include -Ipolicy/src $(DEPS_CFLAGS) $(CFLAGS)
-LDFLAGS_ALL = $(SAN) $(LDFLAGS)
+LDFLAGS_ALL = $(SAN) -pthread $(LDFLAGS)
 
 LIB_SRCS := $(wildcard policy/src/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -46,6 +46,8 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+ITEST_SRCS := $(wildcard tests/integration/*_driver.c)
+ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/itests/%)
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
@@ -61,7 +63,7 @@ all: lib cli
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 cli: $(CLI_BIN)
-tests: $(UNIT_BINS)
+tests: $(UNIT_BINS) $(ITEST_BINS)
 benches: $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c policy/include/turnpolicy.h policy/src/tp_internal.h
@@ -90,6 +92,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(STATIC_LIB) tests/unit/tp_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(STATIC_LIB) \
 	    $(LDFLAGS_ALL) $(TEST_LDFLAGS) $(DEPS_LIBS) $(CMOCKA_LIBS)
+
+# Drivers that integration scripts run against servers they started.
+$(BUILD)/itests/%: tests/integration/%.c $(STATIC_LIB) tests/unit/tp_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(STATIC_LIB) \
+	    $(LDFLAGS_ALL) $(DEPS_LIBS) $(CMOCKA_LIBS)
 
 # test_faults interposes on the library's allocations and one OpenSSL call.
 $(BUILD)/tests/test_faults: TEST_LDFLAGS = -Wl,--wrap=calloc \

@@ -110,7 +110,15 @@ TP_EXPORT const char *tp_version(void);
     X(TP_ENOTFOUND, 33, "not_found", "no such item")                        \
     X(TP_EDB, 34, "database_error", "database error")                       \
     X(TP_EMIGRATION, 35, "migration_error",                                 \
-      "schema migrations are inconsistent")
+      "schema migrations are inconsistent")                                 \
+    X(TP_EUNKNOWNREALM, 36, "unknown_realm", "no such realm")               \
+    X(TP_EUNKNOWNUSER, 37, "unknown_user", "no such user in the realm")     \
+    X(TP_EDISABLED, 38, "user_disabled", "user is disabled")                \
+    X(TP_EREVOKED, 39, "revoked", "credential or user has been revoked")    \
+    X(TP_EREALMKILLED, 40, "realm_killed",                                  \
+      "realm is switched off (kill switch)")                                \
+    X(TP_ESTALE, 41, "policy_stale",                                        \
+      "policy snapshot is older than the staleness bound")
 
 typedef enum tp_status {
 #define TP_STATUS_ENUM_(name, val, code, msg) name = val,
@@ -642,6 +650,95 @@ TP_EXPORT tp_status tp_db_migrate(const char *conninfo,
  * TP_EIO. */
 TP_EXPORT tp_status tp_db_migrations_check(const char *schema_dir,
                                            int *count, tp_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Policy store: PostgreSQL snapshot kept current in the background   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * tp_store loads a snapshot of the policy (realms, secrets, users,
+ * revocations, host and peer rules) from PostgreSQL, keeps it current
+ * from LISTEN/NOTIFY on channel "turnpolicy" plus a periodic reload, and
+ * answers decisions from memory.  A background thread owns the database
+ * connection; decisions never do I/O and never block on it (they take a
+ * mutex only to pin the current snapshot).  All tp_store_* decision calls
+ * are safe from any number of threads.
+ *
+ * Failure: while PostgreSQL is unreachable, decisions use the last
+ * snapshot for max_staleness seconds after the last moment the store knew
+ * it was current, then fail closed with TP_ESTALE; the thread reconnects
+ * with exponential backoff (100 ms .. 5 s) and reloads.  Each failure is
+ * logged once, and the recovery once.
+ */
+typedef struct tp_store tp_store;
+
+typedef struct tp_store_options {
+    const char *database;      /* libpq connection string; required */
+    uint32_t max_staleness;    /* seconds; 0 = 30 */
+    uint32_t reload_interval;  /* full reload even without NOTIFY; 0 = 60 */
+    int no_listen;             /* 1: do not LISTEN (a hot-standby replica,
+                                  which NOTIFY does not reach) */
+    tp_log_fn log;             /* may be NULL */
+    void *log_ud;
+} tp_store_options;
+
+/* Connect, load the first snapshot (blocking, bounded by the connection
+ * string's connect_timeout) and start the background thread.  NULL and
+ * err filled (TP_EDB, TP_EINVAL, TP_ENOMEM) on failure. */
+TP_EXPORT tp_store *tp_store_new(const tp_store_options *opts,
+                                 tp_error *err);
+/* Stop the thread, close the connection, free everything.  NULL ok. */
+TP_EXPORT void tp_store_free(tp_store *st);
+
+/* Verify a credential against the snapshot: staleness, realm known and
+ * not killed, the credential itself (tp_credential_verify), user known
+ * and active, credential not revoked and not issued before the user's
+ * revocation.  Returns TP_OK or the first failing status. */
+TP_EXPORT TP_NODISCARD tp_status tp_store_verify(tp_store *st,
+                                                 const char *realm,
+                                                 const char *username,
+                                                 const char *password,
+                                                 int64_t now,
+                                                 tp_username *parsed,
+                                                 tp_error *err);
+
+/* The same decision for a username alone, giving coturn's long-term key
+ * (what turnpolicyd answers coturn with). */
+TP_EXPORT TP_NODISCARD tp_status tp_store_key(
+    tp_store *st, const char *realm, const char *username, int64_t now,
+    char hexkey[TP_LTKEY_HEX_LEN + 1], tp_username *parsed, tp_error *err);
+
+/* Issue a credential for a known, active user of a live realm. */
+TP_EXPORT tp_status tp_store_issue(tp_store *st, const char *realm,
+                                   const char *user_id, uint32_t ttl,
+                                   int64_t now, tp_credential *out,
+                                   tp_error *err);
+
+/* Peer and host decisions with the realm's rules from the snapshot. */
+TP_EXPORT TP_NODISCARD tp_status tp_store_peer_check(tp_store *st,
+                                                     const char *realm,
+                                                     const tp_addr *addr,
+                                                     tp_peer_decision *dec,
+                                                     tp_error *err);
+TP_EXPORT TP_NODISCARD tp_status tp_store_host_check(
+    tp_store *st, const char *realm, const char *host, unsigned port,
+    const char *path, tp_host_match *match, tp_error *err);
+
+typedef struct tp_store_info {
+    uint64_t generation;  /* snapshots loaded so far (1 after new) */
+    int64_t loaded_at;    /* Unix seconds of the current snapshot */
+    double age;           /* seconds since the store last knew it was
+                             current (monotonic clock) */
+    int connected;        /* the background connection is up */
+    size_t realms;
+    size_t users;
+} tp_store_info;
+
+TP_EXPORT void tp_store_info_get(tp_store *st, tp_store_info *info);
+
+/* Ask the background thread to reload now (for tools and tests); returns
+ * at once.  Decisions see the new snapshot when it is loaded. */
+TP_EXPORT void tp_store_reload(tp_store *st);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,1156 @@
+/*
+ * store.c - the policy store: a snapshot of the PostgreSQL policy held in
+ * memory, kept current by a background thread, answering decisions.
+ *
+ * What: tp_store_new connects to PostgreSQL, loads every realm (with its
+ * secrets as a tp_keyring, host rules as a tp_hostlist, peer rules as a
+ * tp_peerset), every user (status, revoked_before) and every revoked
+ * credential in one REPEATABLE READ transaction, and starts a thread that
+ * LISTENs on channel "turnpolicy" and reloads when a change is notified,
+ * every reload_interval, or on request.
+ *
+ * Why a snapshot: decisions sit on coturn's authentication path and on
+ * nginx's request path, where no I/O may block.  A decision pins the
+ * current snapshot (a mutex held for a pointer copy and an atomic
+ * increment), reads it, and unpins it; a reload builds a complete new
+ * snapshot off to the side and swaps the pointer, so a decision sees
+ * either the old policy or the new one, never a mix.
+ *
+ * Freshness: the thread records the last moment it knew the snapshot was
+ * current (a successful load, or a heartbeat round trip with no change
+ * pending).  Decisions refuse with TP_ESTALE once that is older than
+ * max_staleness: PostgreSQL down means "decide from the last snapshot for
+ * a bounded time, then fail closed" (DESIGN.md).  NOTIFY does not reach
+ * hot-standby replicas; with no_listen the store relies on the periodic
+ * reload (and, later, on Redis fan-out).
+ *
+ * Invariants: realms are sorted by name; users by (realm index, user id);
+ * revoked credentials by (realm index, username) - all with strcmp order,
+ * sorted here rather than by the database's collation.  A snapshot is
+ * immutable once published and freed when its last pin is dropped.
+ * Secret bytes pass through PGresult buffers (hex) during a load; those
+ * are wiped before PQclear.
+ */
+#include "tp_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#define HEARTBEAT_MS 1000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+typedef struct realm_entry {
+    char *name;
+    tp_keyring *kr;
+    tp_hostlist *hl;
+    tp_peerset *ps;
+    int killed;
+    uint32_t max_ttl;
+} realm_entry;
+
+typedef struct user_entry {
+    size_t realm;        /* index into realms */
+    char *user_id;
+    int active;
+    int64_t revoked_before; /* Unix seconds; 0 = never revoked */
+} user_entry;
+
+typedef struct revoked_entry {
+    size_t realm;
+    char *username;
+} revoked_entry;
+
+typedef struct snapshot {
+    atomic_int refs;
+    int64_t loaded_at;      /* Unix seconds */
+    realm_entry *realms;
+    size_t nrealms;
+    user_entry *users;
+    size_t nusers;
+    revoked_entry *revoked;
+    size_t nrevoked;
+} snapshot;
+
+struct tp_store {
+    char *database;
+    uint32_t max_staleness;
+    uint32_t reload_interval;
+    int no_listen;
+    tp_log_fn log;
+    void *log_ud;
+
+    pthread_mutex_t mu;
+    snapshot *cur;            /* guarded by mu */
+    struct timespec current_at; /* guarded by mu: last known current */
+    uint64_t generation;      /* guarded by mu */
+    int connected;            /* guarded by mu */
+    int stop;                 /* guarded by mu */
+    int reload_requested;     /* guarded by mu */
+
+    int wake[2];              /* pipe: wakes the thread's poll */
+    pthread_t thread;
+    int thread_started;
+    PGconn *conn;             /* owned by the thread after start */
+    int failing;              /* thread only: a failure was logged */
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static void
+slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
+    TP__PRINTF(3, 4);
+
+static void
+slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (st->log == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    st->log(st->log_ud, lvl, msg);
+}
+
+static double
+mono_since(const struct timespec *t)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) +
+           (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode hex into out (cap bytes); returns length or -1. */
+static long
+unhex(const char *s, unsigned char *out, size_t cap)
+{
+    size_t n = strlen(s), i;
+
+    if (n % 2 != 0 || n / 2 > cap)
+        return -1;
+    for (i = 0; i < n / 2; i++) {
+        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return (long)(n / 2);
+}
+
+/* One line of the server's (or libpq's) error, for messages. */
+static void
+pg_message(PGconn *c, const PGresult *r, char *buf, size_t cap)
+{
+    const char *m = NULL;
+    size_t n;
+
+    if (r != NULL)
+        m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (m == NULL && c != NULL)
+        m = PQerrorMessage(c);
+    tp__printable(buf, cap, m != NULL ? m : "unknown error", cap - 8);
+    n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '?' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                           */
+/* ------------------------------------------------------------------ */
+
+static void
+snapshot_free(snapshot *s)
+{
+    size_t i;
+
+    if (s == NULL)
+        return;
+    for (i = 0; i < s->nrealms; i++) {
+        free(s->realms[i].name);
+        tp_keyring_free(s->realms[i].kr);
+        tp_hostlist_free(s->realms[i].hl);
+        tp_peerset_free(s->realms[i].ps);
+    }
+    for (i = 0; i < s->nusers; i++)
+        free(s->users[i].user_id);
+    for (i = 0; i < s->nrevoked; i++)
+        free(s->revoked[i].username);
+    free(s->realms);
+    free(s->users);
+    free(s->revoked);
+    free(s);
+}
+
+static void
+snapshot_unpin(snapshot *s)
+{
+    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
+        snapshot_free(s);
+}
+
+static int
+cmp_realm(const void *a, const void *b)
+{
+    return strcmp(((const realm_entry *)a)->name,
+                  ((const realm_entry *)b)->name);
+}
+
+static int
+cmp_user(const void *a, const void *b)
+{
+    const user_entry *x = a, *y = b;
+
+    if (x->realm != y->realm)
+        return x->realm < y->realm ? -1 : 1;
+    return strcmp(x->user_id, y->user_id);
+}
+
+static int
+cmp_revoked(const void *a, const void *b)
+{
+    const revoked_entry *x = a, *y = b;
+
+    if (x->realm != y->realm)
+        return x->realm < y->realm ? -1 : 1;
+    return strcmp(x->username, y->username);
+}
+
+static long
+find_realm(const snapshot *s, const char *name)
+{
+    size_t lo = 0, hi = s->nrealms;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, s->realms[mid].name);
+
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+static const user_entry *
+find_user(const snapshot *s, size_t realm, const char *user_id)
+{
+    user_entry key;
+
+    key.realm = realm;
+    key.user_id = (char *)(uintptr_t)user_id;
+    return bsearch(&key, s->users, s->nusers, sizeof(*s->users), cmp_user);
+}
+
+static int
+is_revoked(const snapshot *s, size_t realm, const char *username)
+{
+    revoked_entry key;
+
+    key.realm = realm;
+    key.username = (char *)(uintptr_t)username;
+    return bsearch(&key, s->revoked, s->nrevoked, sizeof(*s->revoked),
+                   cmp_revoked) != NULL;
+}
+
+/* Run a query in the load transaction. */
+static tp_status
+load_query(PGconn *c, const char *sql, PGresult **out, tp_error *err)
+{
+    PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+    char msg[200];
+
+    if (r == NULL || (PQresultStatus(r) != PGRES_TUPLES_OK &&
+                      PQresultStatus(r) != PGRES_COMMAND_OK)) {
+        pg_message(c, r, msg, sizeof(msg));
+        PQclear(r);
+        return tp__fail(err, TP_EDB, "loading the policy: %s", msg);
+    }
+    *out = r;
+    return TP_OK;
+}
+
+/* Wipe the text of every value in column col before the result is
+ * cleared (it held secret bytes in hex). */
+static void
+wipe_column(PGresult *r, int col)
+{
+    int i, n = PQntuples(r);
+
+    for (i = 0; i < n; i++) {
+        char *v = PQgetvalue(r, i, col);
+
+        tp__wipe(v, strlen(v));
+    }
+}
+
+static long
+realm_of(const snapshot *s, PGresult *r, int row, tp_error *err)
+{
+    long ri = find_realm(s, PQgetvalue(r, row, 0));
+
+    if (ri < 0)
+        tp__fail(err, TP_EDB, "loading the policy: row for unknown realm "
+                 "(changed during the load?)");
+    return ri;
+}
+
+static tp_status
+load_realms(PGconn *c, snapshot *s, tp_error *err)
+{
+    tp_keyring_options ko;
+    PGresult *r = NULL;
+    tp_status st;
+    int i, n;
+
+    st = load_query(c, "SELECT name, default_ttl, max_ttl, clock_skew, "
+                    "killed, peer_default FROM turnpolicy.realms", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    s->realms = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->realms));
+    if (s->realms == NULL) {
+        st = tp__fail(err, TP_ENOMEM, "out of memory loading realms");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        realm_entry *e = &s->realms[i];
+
+        s->nrealms++;
+        e->name = strdup(PQgetvalue(r, i, 0));
+        if (e->name == NULL) {
+            st = tp__fail(err, TP_ENOMEM, "out of memory loading realms");
+            goto out;
+        }
+        memset(&ko, 0, sizeof(ko));
+        ko.default_ttl = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
+        ko.max_ttl = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
+        ko.clock_skew = (uint32_t)strtoul(PQgetvalue(r, i, 3), NULL, 10);
+        e->max_ttl = ko.max_ttl;
+        e->killed = strcmp(PQgetvalue(r, i, 4), "t") == 0;
+        e->kr = tp_keyring_new(e->name, &ko, err);
+        e->hl = tp_hostlist_new(err);
+        e->ps = tp_peerset_new(err);
+        if (e->kr == NULL || e->hl == NULL || e->ps == NULL) {
+            st = err != NULL && err->status != TP_OK ? err->status
+                                                     : TP_ENOMEM;
+            goto out;
+        }
+        tp_peerset_set_default(e->ps, strcmp(PQgetvalue(r, i, 5), "deny") ==
+                                              0
+                                          ? TP_PEER_DENY
+                                          : TP_PEER_ALLOW);
+    }
+    qsort(s->realms, s->nrealms, sizeof(*s->realms), cmp_realm);
+out:
+    PQclear(r);
+    return st;
+}
+
+static tp_status
+load_secrets(PGconn *c, snapshot *s, tp_error *err)
+{
+    unsigned char key[TP_SECRET_MAX];
+    tp_secret_state state;
+    PGresult *r = NULL;
+    tp_status st;
+    long ri, len;
+    int i, n;
+
+    st = load_query(c, "SELECT realm, kid, encode(secret, 'hex'), state "
+                    "FROM turnpolicy.secrets", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    for (i = 0; i < n && st == TP_OK; i++) {
+        ri = realm_of(s, r, i, err);
+        if (ri < 0 || tp_secret_state_parse(PQgetvalue(r, i, 3), &state) !=
+                          TP_OK) {
+            st = ri < 0 ? TP_EDB
+                        : tp__fail(err, TP_EDB, "loading the policy: secret "
+                                   "with an unknown state");
+            break;
+        }
+        len = PQgetisnull(r, i, 2) ? 0 : unhex(PQgetvalue(r, i, 2), key,
+                                               sizeof(key));
+        if (len < 0) {
+            st = tp__fail(err, TP_EDB, "loading the policy: bad secret "
+                          "encoding");
+            break;
+        }
+        st = tp_keyring_add(s->realms[ri].kr, PQgetvalue(r, i, 1), key,
+                            (size_t)len, state, err);
+        tp__wipe(key, sizeof(key));
+    }
+    wipe_column(r, 2);
+    PQclear(r);
+    if (st != TP_OK)
+        return st;
+
+    st = load_query(c, "SELECT realm, encode(secret, 'hex') "
+                    "FROM turnpolicy.legacy_secrets", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    for (i = 0; i < n && st == TP_OK; i++) {
+        ri = realm_of(s, r, i, err);
+        len = ri < 0 ? -1 : unhex(PQgetvalue(r, i, 1), key, sizeof(key));
+        if (len < 0) {
+            st = ri < 0 ? TP_EDB
+                        : tp__fail(err, TP_EDB, "loading the policy: bad "
+                                   "legacy secret encoding");
+            break;
+        }
+        st = tp_keyring_set_legacy(s->realms[ri].kr, key, (size_t)len, err);
+        tp__wipe(key, sizeof(key));
+    }
+    wipe_column(r, 1);
+    PQclear(r);
+    return st;
+}
+
+static tp_status
+load_users(PGconn *c, snapshot *s, tp_error *err)
+{
+    PGresult *r = NULL;
+    tp_status st;
+    long ri;
+    int i, n;
+
+    st = load_query(c, "SELECT realm, user_id, status, "
+                    "coalesce(extract(epoch FROM revoked_before)::bigint, 0) "
+                    "FROM turnpolicy.users", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    s->users = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->users));
+    if (s->users == NULL) {
+        st = tp__fail(err, TP_ENOMEM, "out of memory loading users");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        user_entry *u = &s->users[s->nusers];
+
+        ri = realm_of(s, r, i, err);
+        if (ri < 0) {
+            st = TP_EDB;
+            goto out;
+        }
+        u->realm = (size_t)ri;
+        u->user_id = strdup(PQgetvalue(r, i, 1));
+        if (u->user_id == NULL) {
+            st = tp__fail(err, TP_ENOMEM, "out of memory loading users");
+            goto out;
+        }
+        s->nusers++;
+        u->active = strcmp(PQgetvalue(r, i, 2), "active") == 0;
+        u->revoked_before = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+    }
+    qsort(s->users, s->nusers, sizeof(*s->users), cmp_user);
+
+    PQclear(r);
+    r = NULL;
+    st = load_query(c, "SELECT realm, username FROM "
+                    "turnpolicy.revoked_credentials", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    s->revoked = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->revoked));
+    if (s->revoked == NULL) {
+        st = tp__fail(err, TP_ENOMEM, "out of memory loading revocations");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        revoked_entry *v = &s->revoked[s->nrevoked];
+
+        ri = realm_of(s, r, i, err);
+        if (ri < 0) {
+            st = TP_EDB;
+            goto out;
+        }
+        v->realm = (size_t)ri;
+        v->username = strdup(PQgetvalue(r, i, 1));
+        if (v->username == NULL) {
+            st = tp__fail(err, TP_ENOMEM, "out of memory loading "
+                          "revocations");
+            goto out;
+        }
+        s->nrevoked++;
+    }
+    qsort(s->revoked, s->nrevoked, sizeof(*s->revoked), cmp_revoked);
+out:
+    PQclear(r);
+    return st;
+}
+
+static tp_status
+load_rules(PGconn *c, snapshot *s, tp_error *err)
+{
+    PGresult *r = NULL;
+    tp_status st;
+    long ri;
+    int i, n;
+
+    st = load_query(c, "SELECT realm, pattern || coalesce(path_prefix, '') "
+                    "FROM turnpolicy.host_rules", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    for (i = 0; i < n && st == TP_OK; i++) {
+        ri = realm_of(s, r, i, err);
+        st = ri < 0 ? TP_EDB
+                    : tp_hostlist_add(s->realms[ri].hl, PQgetvalue(r, i, 1),
+                                      err);
+        /* Two rows may normalize to one rule; that is not an error. */
+        if (st == TP_EEXISTS)
+            st = TP_OK;
+    }
+    PQclear(r);
+    if (st != TP_OK)
+        return st;
+    st = load_query(c, "SELECT realm, net::text, action FROM "
+                    "turnpolicy.peer_rules", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    for (i = 0; i < n && st == TP_OK; i++) {
+        ri = realm_of(s, r, i, err);
+        st = ri < 0 ? TP_EDB
+                    : tp_peerset_add(s->realms[ri].ps, PQgetvalue(r, i, 1),
+                                     strcmp(PQgetvalue(r, i, 2), "deny") == 0
+                                         ? TP_PEER_DENY
+                                         : TP_PEER_ALLOW,
+                                     err);
+    }
+    PQclear(r);
+    return st;
+}
+
+/* Load a complete snapshot in one consistent read-only transaction. */
+static tp_status
+snapshot_load(PGconn *c, snapshot **out, tp_error *err)
+{
+    snapshot *s;
+    PGresult *r = NULL;
+    tp_status st;
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return tp__fail(err, TP_ENOMEM, "out of memory");
+    atomic_init(&s->refs, 1);
+    s->loaded_at = tp_now();
+    st = load_query(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &r,
+                    err);
+    if (st != TP_OK)
+        goto fail;
+    PQclear(r);
+    st = load_realms(c, s, err);
+    if (st == TP_OK)
+        st = load_secrets(c, s, err);
+    if (st == TP_OK)
+        st = load_users(c, s, err);
+    if (st == TP_OK)
+        st = load_rules(c, s, err);
+    if (st != TP_OK) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        goto fail;
+    }
+    st = load_query(c, "COMMIT", &r, err);
+    if (st != TP_OK)
+        goto fail;
+    PQclear(r);
+    *out = s;
+    return TP_OK;
+fail:
+    snapshot_free(s);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* Background thread                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Server notices on the store's connection go to the host's log. */
+static void
+store_notice(void *arg, const char *msg)
+{
+    const tp_store *st = arg;
+    char line[300];
+
+    if (st->log == NULL)
+        return;
+    tp__printable(line, sizeof(line), msg, 280);
+    st->log(st->log_ud, TP_LOG_DEBUG, line);
+}
+
+static PGconn *
+store_connect(tp_store *st, tp_error *err)
+{
+    static const char *const keys[] = {"connect_timeout",
+                                       "application_name", "dbname", NULL};
+    const char *vals[4];
+    char msg[200];
+    PGconn *c;
+
+    /* Later keywords win, so the user's own connection string can still
+     * override the defaults given first. */
+    vals[0] = "5";
+    vals[1] = "turnpolicy";
+    vals[2] = st->database;
+    vals[3] = NULL;
+    c = PQconnectdbParams(keys, vals, 1);
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+        pg_message(c, NULL, msg, sizeof(msg));
+        tp__fail(err, TP_EDB, "cannot connect to PostgreSQL: %s", msg);
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, store_notice, st);
+    if (!st->no_listen) {
+        PGresult *r = PQexec(c, "LISTEN turnpolicy");
+
+        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+            pg_message(c, r, msg, sizeof(msg));
+            tp__fail(err, TP_EDB, "LISTEN turnpolicy failed: %s", msg);
+            PQclear(r);
+            PQfinish(c);
+            return NULL;
+        }
+        PQclear(r);
+    }
+    return c;
+}
+
+/* Publish s as the current snapshot; the store keeps one pin. */
+static void
+publish(tp_store *st, snapshot *s)
+{
+    snapshot *old;
+
+    pthread_mutex_lock(&st->mu);
+    old = st->cur;
+    st->cur = s;
+    st->generation++;
+    clock_gettime(CLOCK_MONOTONIC, &st->current_at);
+    pthread_mutex_unlock(&st->mu);
+    snapshot_unpin(old);
+}
+
+static void
+mark_current(tp_store *st, int connected)
+{
+    pthread_mutex_lock(&st->mu);
+    if (connected)
+        clock_gettime(CLOCK_MONOTONIC, &st->current_at);
+    st->connected = connected;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void
+lost(tp_store *st, const char *why)
+{
+    if (!st->failing)
+        slog(st, TP_LOG_ERROR, "policy store: %s; deciding from the last "
+             "snapshot for up to %" PRIu32 " s, reconnecting", why,
+             st->max_staleness);
+    st->failing = 1;
+    PQfinish(st->conn);
+    st->conn = NULL;
+    mark_current(st, 0);
+}
+
+/* Wait for the socket (or the wake pipe) up to ms; returns 1 if the
+ * thread should stop. */
+static int
+wait_events(tp_store *st, int ms)
+{
+    struct pollfd p[2];
+    char buf[64];
+    int n = 1, stop;
+
+    p[0].fd = st->wake[0];
+    p[0].events = POLLIN;
+    if (st->conn != NULL) {
+        p[1].fd = PQsocket(st->conn);
+        p[1].events = POLLIN;
+        n = 2;
+    }
+    if (poll(p, (nfds_t)n, ms) > 0 && (p[0].revents & POLLIN)) {
+        while (read(st->wake[0], buf, sizeof(buf)) > 0)
+            ;
+    }
+    pthread_mutex_lock(&st->mu);
+    stop = st->stop;
+    pthread_mutex_unlock(&st->mu);
+    return stop;
+}
+
+static void *
+store_thread(void *arg)
+{
+    tp_store *st = arg;
+    struct timespec last_load, last_beat;
+    int backoff = BACKOFF_MIN_MS, dirty = 0;
+    snapshot *s;
+    tp_error err;
+
+    clock_gettime(CLOCK_MONOTONIC, &last_load);
+    last_beat = last_load;
+    for (;;) {
+        if (st->conn == NULL) {
+            if (wait_events(st, backoff))
+                break;
+            st->conn = store_connect(st, &err);
+            if (st->conn == NULL) {
+                if (!st->failing)
+                    slog(st, TP_LOG_ERROR, "policy store: %s", err.message);
+                st->failing = 1;
+                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                       : backoff * 2;
+                continue;
+            }
+            backoff = BACKOFF_MIN_MS;
+            dirty = 1; /* changes may have been missed while away */
+        } else if (wait_events(st, HEARTBEAT_MS)) {
+            break;
+        }
+        if (!PQconsumeInput(st->conn) || PQstatus(st->conn) != CONNECTION_OK) {
+            lost(st, "connection to PostgreSQL lost");
+            continue;
+        }
+        for (;;) {
+            PGnotify *nf = PQnotifies(st->conn);
+
+            if (nf == NULL)
+                break;
+            dirty = 1;
+            PQfreemem(nf);
+        }
+        pthread_mutex_lock(&st->mu);
+        if (st->reload_requested) {
+            dirty = 1;
+            st->reload_requested = 0;
+        }
+        pthread_mutex_unlock(&st->mu);
+        if (mono_since(&last_load) >= st->reload_interval)
+            dirty = 1;
+        if (dirty) {
+            if (snapshot_load(st->conn, &s, &err) != TP_OK) {
+                if (PQstatus(st->conn) != CONNECTION_OK) {
+                    lost(st, err.message);
+                } else if (!st->failing) {
+                    slog(st, TP_LOG_ERROR, "policy store: %s; keeping the "
+                         "previous snapshot", err.message);
+                    st->failing = 1;
+                }
+                continue;
+            }
+            publish(st, s);
+            mark_current(st, 1);
+            dirty = 0;
+            clock_gettime(CLOCK_MONOTONIC, &last_load);
+            last_beat = last_load;
+            if (st->failing)
+                slog(st, TP_LOG_INFO, "policy store: recovered; snapshot "
+                     "reloaded");
+            st->failing = 0;
+            continue;
+        }
+        if (mono_since(&last_beat) * 1000 >= HEARTBEAT_MS) {
+            PGresult *r = PQexec(st->conn, "SELECT 1");
+
+            clock_gettime(CLOCK_MONOTONIC, &last_beat);
+            if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+                PQclear(r);
+                lost(st, "PostgreSQL stopped answering");
+                continue;
+            }
+            PQclear(r);
+            /* Notifications that arrived with the reply are handled on
+             * the next turn; only a quiet round trip proves freshness. */
+            if (PQisBusy(st->conn) == 0 && !dirty) {
+                PGnotify *nf = PQnotifies(st->conn);
+
+                if (nf != NULL) {
+                    PQfreemem(nf);
+                    dirty = 1;
+                } else {
+                    mark_current(st, 1);
+                }
+            }
+        }
+    }
+    PQfinish(st->conn);
+    st->conn = NULL;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+/* ------------------------------------------------------------------ */
+
+tp_store *
+tp_store_new(const tp_store_options *opts, tp_error *err)
+{
+    tp_store *st;
+    snapshot *s = NULL;
+    int i;
+
+    if (opts == NULL || opts->database == NULL) {
+        tp__fail(err, TP_EINVAL, "a database connection string is required");
+        return NULL;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        tp__fail(err, TP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    st->wake[0] = st->wake[1] = -1;
+    st->database = strdup(opts->database);
+    st->max_staleness = opts->max_staleness ? opts->max_staleness : 30;
+    st->reload_interval = opts->reload_interval ? opts->reload_interval : 60;
+    st->no_listen = opts->no_listen;
+    st->log = opts->log;
+    st->log_ud = opts->log_ud;
+    if (st->database == NULL || pthread_mutex_init(&st->mu, NULL) != 0) {
+        free(st->database);
+        free(st);
+        tp__fail(err, TP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (pipe(st->wake) != 0) {
+        tp__fail(err, TP_EIO, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    for (i = 0; i < 2; i++) {
+        int fl = fcntl(st->wake[i], F_GETFL);
+
+        if (fl < 0 || fcntl(st->wake[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+            fcntl(st->wake[i], F_SETFD, FD_CLOEXEC) != 0) {
+            tp__fail(err, TP_EIO, "fcntl: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    st->conn = store_connect(st, err);
+    if (st->conn == NULL)
+        goto fail;
+    if (snapshot_load(st->conn, &s, err) != TP_OK)
+        goto fail;
+    publish(st, s);
+    mark_current(st, 1);
+    if (pthread_create(&st->thread, NULL, store_thread, st) != 0) {
+        tp__fail(err, TP_ENOMEM, "cannot start the store thread");
+        goto fail;
+    }
+    st->thread_started = 1;
+    tp__ok(err);
+    return st;
+fail:
+    tp_store_free(st);
+    return NULL;
+}
+
+static void
+wake(tp_store *st)
+{
+    ssize_t r = write(st->wake[1], "x", 1);
+
+    (void)r; /* a full pipe already wakes the thread */
+}
+
+void
+tp_store_free(tp_store *st)
+{
+    if (st == NULL)
+        return;
+    if (st->thread_started) {
+        pthread_mutex_lock(&st->mu);
+        st->stop = 1;
+        pthread_mutex_unlock(&st->mu);
+        wake(st);
+        pthread_join(st->thread, NULL);
+    }
+    PQfinish(st->conn);
+    snapshot_unpin(st->cur);
+    if (st->wake[0] >= 0)
+        close(st->wake[0]);
+    if (st->wake[1] >= 0)
+        close(st->wake[1]);
+    pthread_mutex_destroy(&st->mu);
+    free(st->database);
+    free(st);
+}
+
+void
+tp_store_reload(tp_store *st)
+{
+    if (st == NULL)
+        return;
+    pthread_mutex_lock(&st->mu);
+    st->reload_requested = 1;
+    pthread_mutex_unlock(&st->mu);
+    wake(st);
+}
+
+void
+tp_store_info_get(tp_store *st, tp_store_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (st == NULL)
+        return;
+    pthread_mutex_lock(&st->mu);
+    info->generation = st->generation;
+    info->age = mono_since(&st->current_at);
+    info->connected = st->connected;
+    if (st->cur != NULL) {
+        info->loaded_at = st->cur->loaded_at;
+        info->realms = st->cur->nrealms;
+        info->users = st->cur->nusers;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Pin the current snapshot, or fail closed when it is too old. */
+static snapshot *
+pin(tp_store *st, tp_status *status, tp_error *err)
+{
+    snapshot *s;
+    double age;
+
+    pthread_mutex_lock(&st->mu);
+    age = mono_since(&st->current_at);
+    s = st->cur;
+    if (age > (double)st->max_staleness || s == NULL) {
+        pthread_mutex_unlock(&st->mu);
+        *status = tp__fail(err, TP_ESTALE, "policy last confirmed %.0f s "
+                           "ago (bound %" PRIu32 " s): PostgreSQL is "
+                           "unreachable; failing closed", age,
+                           st->max_staleness);
+        return NULL;
+    }
+    atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+static tp_status
+realm_lookup(const snapshot *s, const char *realm, long *ri, tp_error *err)
+{
+    char shown[48];
+
+    *ri = realm != NULL ? find_realm(s, realm) : -1;
+    if (*ri < 0) {
+        tp__printable(shown, sizeof(shown), realm, 40);
+        return tp__fail(err, TP_EUNKNOWNREALM, "realm \"%s\" is not "
+                        "provisioned", shown);
+    }
+    if (s->realms[*ri].killed)
+        return tp__fail(err, TP_EREALMKILLED, "realm %s is switched off",
+                        realm);
+    return TP_OK;
+}
+
+/* User and revocation checks after the credential itself verified. */
+static tp_status
+user_checks(const snapshot *s, size_t ri, const char *username,
+            const tp_username *u, tp_error *err)
+{
+    const realm_entry *r = &s->realms[ri];
+    const user_entry *ue = find_user(s, ri, u->user_id);
+    int64_t issued;
+
+    if (ue == NULL)
+        return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
+                        "in realm %s", u->user_id, r->name);
+    if (!ue->active)
+        return tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
+                        "disabled", u->user_id, r->name);
+    /* A legacy username has no issue time: assume the earliest it could
+     * have been issued within the realm's max_ttl. */
+    issued = u->form == TP_FORM_V1 ? u->issued
+                                   : u->expires - (int64_t)r->max_ttl;
+    if (ue->revoked_before != 0 && issued < ue->revoked_before)
+        return tp__fail(err, TP_EREVOKED, "credentials of user %s issued "
+                        "before %" PRId64 " are revoked", u->user_id,
+                        ue->revoked_before);
+    if (is_revoked(s, ri, username))
+        return tp__fail(err, TP_EREVOKED, "this credential of user %s has "
+                        "been revoked", u->user_id);
+    return TP_OK;
+}
+
+tp_status
+tp_store_verify(tp_store *st, const char *realm, const char *username,
+                const char *password, int64_t now, tp_username *parsed,
+                tp_error *err)
+{
+    tp_status status;
+    tp_username u;
+    snapshot *s;
+    long ri;
+
+    if (st == NULL)
+        return tp__fail(err, TP_EINVAL, "store is required");
+    s = pin(st, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_lookup(s, realm, &ri, err);
+    if (status == TP_OK)
+        status = tp_credential_verify(s->realms[ri].kr, username, password,
+                                      now, &u, err);
+    if (status == TP_OK)
+        status = user_checks(s, (size_t)ri, username, &u, err);
+    snapshot_unpin(s);
+    if (status == TP_OK && parsed != NULL)
+        *parsed = u;
+    return status;
+}
+
+tp_status
+tp_store_key(tp_store *st, const char *realm, const char *username,
+             int64_t now, char hexkey[TP_LTKEY_HEX_LEN + 1],
+             tp_username *parsed, tp_error *err)
+{
+    tp_status status;
+    tp_username u;
+    snapshot *s;
+    long ri;
+
+    if (st == NULL)
+        return tp__fail(err, TP_EINVAL, "store is required");
+    s = pin(st, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_lookup(s, realm, &ri, err);
+    if (status == TP_OK)
+        status = tp_credential_key(s->realms[ri].kr, username, now, hexkey,
+                                   &u, err);
+    if (status == TP_OK)
+        status = user_checks(s, (size_t)ri, username, &u, err);
+    snapshot_unpin(s);
+    if (status != TP_OK && hexkey != NULL)
+        tp__wipe(hexkey, TP_LTKEY_HEX_LEN + 1);
+    if (status == TP_OK && parsed != NULL)
+        *parsed = u;
+    return status;
+}
+
+tp_status
+tp_store_issue(tp_store *st, const char *realm, const char *user_id,
+               uint32_t ttl, int64_t now, tp_credential *out, tp_error *err)
+{
+    const user_entry *ue = NULL;
+    tp_status status;
+    snapshot *s;
+    long ri;
+
+    if (st == NULL)
+        return tp__fail(err, TP_EINVAL, "store is required");
+    status = tp_user_id_check(user_id, err);
+    if (status != TP_OK)
+        return status;
+    s = pin(st, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_lookup(s, realm, &ri, err);
+    if (status == TP_OK) {
+        ue = find_user(s, (size_t)ri, user_id);
+        if (ue == NULL)
+            status = tp__fail(err, TP_EUNKNOWNUSER, "user %s is not "
+                              "provisioned in realm %s", user_id, realm);
+        else if (!ue->active)
+            status = tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
+                              "disabled", user_id, realm);
+    }
+    /* Just after revoke_user (revoked_before is the next whole second),
+     * date the credential at the revocation so it is not born revoked;
+     * the SQL issue_credential does the same. */
+    if (status == TP_OK && ue->revoked_before > now &&
+        ue->revoked_before - now <= 1)
+        now = ue->revoked_before;
+    if (status == TP_OK)
+        status = tp_credential_issue(s->realms[ri].kr, user_id, ttl, now,
+                                     out, err);
+    snapshot_unpin(s);
+    return status;
+}
+
+tp_status
+tp_store_peer_check(tp_store *st, const char *realm, const tp_addr *addr,
+                    tp_peer_decision *dec, tp_error *err)
+{
+    tp_status status;
+    snapshot *s;
+    long ri;
+
+    if (st == NULL)
+        return tp__fail(err, TP_EINVAL, "store is required");
+    s = pin(st, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_lookup(s, realm, &ri, err);
+    if (status == TP_OK)
+        status = tp_peerset_check(s->realms[ri].ps, addr, dec, err);
+    snapshot_unpin(s);
+    return status;
+}
+
+tp_status
+tp_store_host_check(tp_store *st, const char *realm, const char *host,
+                    unsigned port, const char *path, tp_host_match *match,
+                    tp_error *err)
+{
+    tp_status status;
+    snapshot *s;
+    long ri;
+
+    if (st == NULL)
+        return tp__fail(err, TP_EINVAL, "store is required");
+    s = pin(st, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_lookup(s, realm, &ri, err);
+    if (status == TP_OK)
+        status = tp_hostlist_check(s->realms[ri].hl, host, port, path,
+                                   match, err);
+    /* The match's rule text points into the snapshot, which may be freed
+     * once unpinned: do not hand it out. */
+    if (match != NULL)
+        match->rule = NULL;
+    snapshot_unpin(s);
+    return status;
+}
