@@ -24,7 +24,7 @@ PKG_CONFIG ?= pkg-config
 VERSION  := 0.1.0
 SOMAJOR  := 0
 
-DEPS_PKGS := openssl libjwt jansson libpq
+DEPS_PKGS := openssl libjwt jansson libpq hiredis
 DEPS_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS_PKGS) 2>/dev/null)
 DEPS_LIBS   = $(shell $(PKG_CONFIG) --libs $(DEPS_PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)

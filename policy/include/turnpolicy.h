@@ -118,7 +118,10 @@ TP_EXPORT const char *tp_version(void);
     X(TP_EREALMKILLED, 40, "realm_killed",                                  \
       "realm is switched off (kill switch)")                                \
     X(TP_ESTALE, 41, "policy_stale",                                        \
-      "policy snapshot is older than the staleness bound")
+      "policy snapshot is older than the staleness bound")                  \
+    X(TP_EREDIS, 42, "redis_error", "Redis is unavailable or failed")       \
+    X(TP_EQUOTA, 43, "quota_reached", "allocation quota reached")           \
+    X(TP_ERATELIMIT, 44, "rate_limited", "too many requests; slow down")
 
 typedef enum tp_status {
 #define TP_STATUS_ENUM_(name, val, code, msg) name = val,
@@ -672,12 +675,33 @@ TP_EXPORT tp_status tp_db_migrations_check(const char *schema_dir,
  */
 typedef struct tp_store tp_store;
 
+typedef enum tp_fail_mode {
+    TP_FAIL_CLOSED = 0, /* counters refuse (TP_EREDIS) when Redis is down */
+    TP_FAIL_OPEN = 1    /* counters allow when Redis is down */
+} tp_fail_mode;
+
+/*
+ * Redis (optional) carries what must be shared between nodes: revocations
+ * fan out on channel "turnpolicy:changes" (nodes that LISTEN publish the
+ * revocations, disables and kill switches they see in each new snapshot;
+ * every node applies what it receives at once, so a node reading a
+ * replica refuses a revoked user before its replica catches up), live
+ * allocation counters per user, and issuance rate counters.  Every key
+ * has a TTL.  Redis down: revocations still come from PostgreSQL; the
+ * counters follow redis_fail_mode.
+ */
 typedef struct tp_store_options {
     const char *database;      /* libpq connection string; required */
     uint32_t max_staleness;    /* seconds; 0 = 30 */
     uint32_t reload_interval;  /* full reload even without NOTIFY; 0 = 60 */
     int no_listen;             /* 1: do not LISTEN (a hot-standby replica,
                                   which NOTIFY does not reach) */
+    const char *redis_host;    /* NULL = no Redis */
+    int redis_port;            /* 0 = 6379 */
+    const char *redis_password; /* NULL = no AUTH; copied, never logged */
+    tp_fail_mode redis_fail_mode;
+    uint32_t issue_per_minute; /* credentials per user per minute that
+                                  tp_store_issue allows; 0 = no limit */
     tp_log_fn log;             /* may be NULL */
     void *log_ud;
 } tp_store_options;
@@ -724,6 +748,26 @@ TP_EXPORT TP_NODISCARD tp_status tp_store_host_check(
     tp_store *st, const char *realm, const char *host, unsigned port,
     const char *path, tp_host_match *match, tp_error *err);
 
+/*
+ * Live allocation counting across nodes (Redis).  acquire records
+ * session_id as live for user_id until now + ttl (call it again to extend)
+ * and refuses with TP_EQUOTA when the user already has its quota of live
+ * sessions (the user's user_quota, else the realm's; NULL or 0 means
+ * unlimited, as in coturn).  *count receives the live count including
+ * this session.  release forgets the session.  Without Redis, or with
+ * Redis down: TP_OK if redis_fail_mode is TP_FAIL_OPEN, else TP_EREDIS.
+ * These calls do blocking Redis I/O bounded by a 200 ms timeout.
+ */
+TP_EXPORT tp_status tp_store_alloc_acquire(tp_store *st, const char *realm,
+                                           const char *user_id,
+                                           const char *session_id,
+                                           uint32_t ttl, int64_t now,
+                                           uint32_t *count, tp_error *err);
+TP_EXPORT tp_status tp_store_alloc_release(tp_store *st, const char *realm,
+                                           const char *user_id,
+                                           const char *session_id,
+                                           tp_error *err);
+
 typedef struct tp_store_info {
     uint64_t generation;  /* snapshots loaded so far (1 after new) */
     int64_t loaded_at;    /* Unix seconds of the current snapshot */
@@ -732,6 +776,8 @@ typedef struct tp_store_info {
     int connected;        /* the background connection is up */
     size_t realms;
     size_t users;
+    int redis_subscribed; /* the Redis fan-out subscription is up */
+    size_t overlay;       /* changes received through Redis, in force */
 } tp_store_info;
 
 TP_EXPORT void tp_store_info_get(tp_store *st, tp_store_info *info);

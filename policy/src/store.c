@@ -32,6 +32,7 @@
  * are wiped before PQclear.
  */
 #include "tp_internal.h"
+#include "tp_redis.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #define HEARTBEAT_MS 1000
@@ -58,6 +60,7 @@ typedef struct realm_entry {
     tp_peerset *ps;
     int killed;
     uint32_t max_ttl;
+    int64_t user_quota;  /* live allocations per user; 0 = unlimited */
 } realm_entry;
 
 typedef struct user_entry {
@@ -65,6 +68,7 @@ typedef struct user_entry {
     char *user_id;
     int active;
     int64_t revoked_before; /* Unix seconds; 0 = never revoked */
+    int64_t user_quota;  /* -1 = the realm's */
 } user_entry;
 
 typedef struct revoked_entry {
@@ -83,6 +87,38 @@ typedef struct snapshot {
     size_t nrevoked;
 } snapshot;
 
+/*
+ * Changes learned through Redis before the snapshot has them (a node on a
+ * replica).  Immutable once published, like snapshots; entries expire on
+ * the monotonic clock.  Revocations are monotonic and kept for the realm's
+ * max_ttl; disables and kill switches for OVERLAY_SHORT seconds, by when
+ * any replica has caught up (and an enable / unkill removes them).
+ */
+#define OVERLAY_SHORT 120
+#define OVERLAY_MAX 4096
+#define CHANNEL "turnpolicy:changes"
+
+enum ov_kind { OV_REVOKE_USER, OV_REVOKE_CRED, OV_DISABLE, OV_KILL };
+
+typedef struct ov_entry {
+    enum ov_kind kind;
+    char realm[TP_REALM_MAX + 1];
+    char key[TP_USERNAME_MAX + 1]; /* user id or username */
+    int64_t before;                /* OV_REVOKE_USER */
+    double until;                  /* monotonic seconds */
+} ov_entry;
+
+typedef struct overlay {
+    atomic_int refs;
+    ov_entry *e;
+    size_t n;
+} overlay;
+
+typedef struct view {
+    snapshot *s;
+    overlay *o;
+} view;
+
 struct tp_store {
     char *database;
     uint32_t max_staleness;
@@ -98,6 +134,17 @@ struct tp_store {
     int connected;            /* guarded by mu */
     int stop;                 /* guarded by mu */
     int reload_requested;     /* guarded by mu */
+
+    overlay *ov;              /* guarded by mu; may be NULL */
+    int sub_up;               /* guarded by mu */
+
+    tp__redis *redis;         /* command connection; NULL = no Redis */
+    redisContext *sub;        /* thread only: the subscription */
+    struct timespec sub_retry; /* thread only */
+    int sub_backoff;          /* thread only, ms */
+    int sub_failing;          /* thread only */
+    tp_fail_mode fail_mode;
+    uint32_t issue_per_minute;
 
     int wake[2];              /* pipe: wakes the thread's poll */
     pthread_t thread;
@@ -286,6 +333,112 @@ is_revoked(const snapshot *s, size_t realm, const char *username)
                    cmp_revoked) != NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* Overlay: changes received through Redis                             */
+/* ------------------------------------------------------------------ */
+
+static double
+mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+overlay_unpin(overlay *o)
+{
+    if (o != NULL && atomic_fetch_sub(&o->refs, 1) == 1) {
+        free(o->e);
+        free(o);
+    }
+}
+
+static int
+ov_same(const ov_entry *a, enum ov_kind kind, const char *realm,
+        const char *key)
+{
+    return a->kind == kind && strcmp(a->realm, realm) == 0 &&
+           strcmp(a->key, key) == 0;
+}
+
+/* Is there an entry of kind for (realm, key)?  For OV_REVOKE_USER,
+ * *before receives the latest revocation time. */
+static int
+overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
+            const char *key, int64_t *before)
+{
+    double now;
+    size_t i;
+    int found = 0;
+
+    if (o == NULL || o->n == 0)
+        return 0;
+    now = mono_now();
+    for (i = 0; i < o->n; i++) {
+        const ov_entry *e = &o->e[i];
+
+        if (e->until < now || !ov_same(e, kind, realm, key))
+            continue;
+        if (before != NULL && (!found || e->before > *before))
+            *before = e->before;
+        found = 1;
+    }
+    return found;
+}
+
+/*
+ * Publish a new overlay: the old entries that have not expired and are
+ * not cancelled, plus add (if not NULL).  cancel_kind/cancel_* remove
+ * matching entries (an enable cancels a disable, an unkill a kill).
+ * Called by the store thread only.
+ */
+static void
+overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
+               const char *cancel_realm, const char *cancel_key)
+{
+    overlay *old, *o;
+    double now = mono_now();
+    size_t i, n = 0;
+
+    o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return;
+    pthread_mutex_lock(&st->mu);
+    old = st->ov;
+    if (old != NULL)
+        atomic_fetch_add(&old->refs, 1);
+    pthread_mutex_unlock(&st->mu);
+    o->e = calloc((old != NULL ? old->n : 0) + 1, sizeof(*o->e));
+    if (o->e == NULL) {
+        free(o);
+        overlay_unpin(old);
+        return;
+    }
+    for (i = 0; old != NULL && i < old->n; i++) {
+        const ov_entry *e = &old->e[i];
+
+        if (e->until < now)
+            continue;
+        if (cancel_kind >= 0 &&
+            ov_same(e, (enum ov_kind)cancel_kind, cancel_realm, cancel_key))
+            continue;
+        if (n < OVERLAY_MAX)
+            o->e[n++] = *e;
+    }
+    if (add != NULL && n < OVERLAY_MAX)
+        o->e[n++] = *add;
+    o->n = n;
+    atomic_init(&o->refs, 1);
+    overlay_unpin(old);
+    pthread_mutex_lock(&st->mu);
+    old = st->ov;
+    st->ov = o;
+    pthread_mutex_unlock(&st->mu);
+    overlay_unpin(old);
+}
+
 /* Run a query in the load transaction. */
 static tp_status
 load_query(PGconn *c, const char *sql, PGresult **out, tp_error *err)
@@ -337,7 +490,8 @@ load_realms(PGconn *c, snapshot *s, tp_error *err)
     int i, n;
 
     st = load_query(c, "SELECT name, default_ttl, max_ttl, clock_skew, "
-                    "killed, peer_default FROM turnpolicy.realms", &r, err);
+                    "killed, peer_default, coalesce(user_quota, 0) "
+                    "FROM turnpolicy.realms", &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -361,6 +515,7 @@ load_realms(PGconn *c, snapshot *s, tp_error *err)
         ko.clock_skew = (uint32_t)strtoul(PQgetvalue(r, i, 3), NULL, 10);
         e->max_ttl = ko.max_ttl;
         e->killed = strcmp(PQgetvalue(r, i, 4), "t") == 0;
+        e->user_quota = strtoll(PQgetvalue(r, i, 6), NULL, 10);
         e->kr = tp_keyring_new(e->name, &ko, err);
         e->hl = tp_hostlist_new(err);
         e->ps = tp_peerset_new(err);
@@ -451,8 +606,9 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
     int i, n;
 
     st = load_query(c, "SELECT realm, user_id, status, "
-                    "coalesce(extract(epoch FROM revoked_before)::bigint, 0) "
-                    "FROM turnpolicy.users", &r, err);
+                    "coalesce(extract(epoch FROM revoked_before)::bigint, 0), "
+                    "coalesce(user_quota, -1) FROM turnpolicy.users", &r,
+                    err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -478,6 +634,7 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
         s->nusers++;
         u->active = strcmp(PQgetvalue(r, i, 2), "active") == 0;
         u->revoked_before = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+        u->user_quota = strtoll(PQgetvalue(r, i, 4), NULL, 10);
     }
     qsort(s->users, s->nusers, sizeof(*s->users), cmp_user);
 
@@ -601,6 +758,247 @@ fail:
 }
 
 /* ------------------------------------------------------------------ */
+/* Redis fan-out (store thread)                                        */
+/* ------------------------------------------------------------------ */
+
+static void
+publish_event(tp_store *st, json_t *ev)
+{
+    const char *argv[3];
+    size_t lens[3];
+    redisReply *rep;
+    tp_error err;
+    char *payload;
+
+    if (ev == NULL)
+        return;
+    payload = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (payload == NULL)
+        return;
+    argv[0] = "PUBLISH";
+    argv[1] = CHANNEL;
+    argv[2] = payload;
+    lens[0] = 7;
+    lens[1] = strlen(CHANNEL);
+    lens[2] = strlen(payload);
+    rep = tp__redis_cmd(st->redis, 3, argv, lens, &err);
+    freeReplyObject(rep);
+    free(payload);
+}
+
+static const user_entry *
+find_user_by_name(const snapshot *s, const char *realm, const char *user_id)
+{
+    long ri = find_realm(s, realm);
+
+    return ri < 0 ? NULL : find_user(s, (size_t)ri, user_id);
+}
+
+/* Publish what changed from old to new that other nodes must apply at
+ * once: revocations, disables/enables, kill switches. */
+static void
+publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
+{
+    size_t i;
+
+    if (st->redis == NULL || old == NULL)
+        return;
+    for (i = 0; i < new->nrealms; i++) {
+        const realm_entry *r = &new->realms[i];
+        long oi = find_realm(old, r->name);
+        int was = oi >= 0 && old->realms[oi].killed;
+
+        if (r->killed != was)
+            publish_event(st, json_pack("{s:s,s:s}", "t",
+                                        r->killed ? "kill" : "unkill",
+                                        "realm", r->name));
+    }
+    for (i = 0; i < new->nusers; i++) {
+        const user_entry *u = &new->users[i];
+        const realm_entry *r = &new->realms[u->realm];
+        const user_entry *ou = find_user_by_name(old, r->name, u->user_id);
+
+        if (u->revoked_before != 0 &&
+            (ou == NULL || u->revoked_before > ou->revoked_before))
+            publish_event(st, json_pack("{s:s,s:s,s:s,s:I,s:I}", "t",
+                                        "revoke_user", "realm", r->name,
+                                        "user", u->user_id, "before",
+                                        (json_int_t)u->revoked_before,
+                                        "ttl", (json_int_t)r->max_ttl));
+        if (ou != NULL && ou->active != u->active)
+            publish_event(st, json_pack("{s:s,s:s,s:s}", "t",
+                                        u->active ? "enable" : "disable",
+                                        "realm", r->name, "user",
+                                        u->user_id));
+    }
+    for (i = 0; i < new->nrevoked; i++) {
+        const revoked_entry *v = &new->revoked[i];
+        const char *realm = new->realms[v->realm].name;
+        long oi = find_realm(old, realm);
+
+        if (oi >= 0 && is_revoked(old, (size_t)oi, v->username))
+            continue;
+        publish_event(st, json_pack("{s:s,s:s,s:s,s:I}", "t", "revoke_cred",
+                                    "realm", realm, "username", v->username,
+                                    "ttl",
+                                    (json_int_t)new->realms[v->realm]
+                                        .max_ttl));
+    }
+}
+
+/* Apply one fan-out message; returns 1 if the snapshot should reload. */
+static int
+handle_message(tp_store *st, const char *payload, size_t len)
+{
+    const char *t = NULL, *realm = NULL, *user = NULL, *username = NULL;
+    json_int_t before = 0, ttl = 0;
+    json_error_t jerr;
+    ov_entry e;
+    json_t *j;
+    int ok;
+
+    j = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL)
+        return 0;
+    ok = json_unpack(j, "{s:s,s:s,s?s,s?s,s?I,s?I}", "t", &t, "realm",
+                     &realm, "user", &user, "username", &username, "before",
+                     &before, "ttl", &ttl) == 0 &&
+         tp_realm_check(realm, NULL) == TP_OK;
+    if (!ok) {
+        json_decref(j);
+        return 0;
+    }
+    memset(&e, 0, sizeof(e));
+    memcpy(e.realm, realm, strlen(realm) + 1);
+    if (ttl <= 0 || ttl > TP_TTL_MAX)
+        ttl = TP_TTL_MAX;
+    e.until = mono_now() + (double)ttl + 60;
+    if (strcmp(t, "revoke_user") == 0 && user != NULL &&
+        tp_user_id_check(user, NULL) == TP_OK && before > 0) {
+        e.kind = OV_REVOKE_USER;
+        memcpy(e.key, user, strlen(user) + 1);
+        e.before = before;
+        overlay_update(st, &e, -1, NULL, NULL);
+    } else if (strcmp(t, "revoke_cred") == 0 && username != NULL &&
+               strlen(username) <= TP_USERNAME_MAX) {
+        e.kind = OV_REVOKE_CRED;
+        memcpy(e.key, username, strlen(username) + 1);
+        overlay_update(st, &e, -1, NULL, NULL);
+    } else if ((strcmp(t, "disable") == 0 || strcmp(t, "enable") == 0) &&
+               user != NULL && tp_user_id_check(user, NULL) == TP_OK) {
+        e.kind = OV_DISABLE;
+        memcpy(e.key, user, strlen(user) + 1);
+        e.until = mono_now() + OVERLAY_SHORT;
+        if (t[0] == 'd')
+            overlay_update(st, &e, -1, NULL, NULL);
+        else
+            overlay_update(st, NULL, OV_DISABLE, realm, user);
+    } else if (strcmp(t, "kill") == 0) {
+        e.kind = OV_KILL;
+        e.until = mono_now() + OVERLAY_SHORT;
+        overlay_update(st, &e, -1, NULL, NULL);
+    } else if (strcmp(t, "unkill") == 0) {
+        overlay_update(st, NULL, OV_KILL, realm, "");
+    }
+    json_decref(j);
+    return 1;
+}
+
+static void
+sub_set(tp_store *st, int up)
+{
+    pthread_mutex_lock(&st->mu);
+    st->sub_up = up;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void
+sub_drop(tp_store *st, const char *why)
+{
+    if (!st->sub_failing)
+        slog(st, TP_LOG_ERROR, "policy store: Redis subscription lost (%s); "
+             "revocations still come from PostgreSQL, retrying", why);
+    st->sub_failing = 1;
+    if (st->sub != NULL)
+        redisFree(st->sub);
+    st->sub = NULL;
+    sub_set(st, 0);
+    clock_gettime(CLOCK_MONOTONIC, &st->sub_retry);
+    st->sub_retry.tv_sec += st->sub_backoff / 1000;
+    st->sub_retry.tv_nsec += (long)(st->sub_backoff % 1000) * 1000000L;
+    if (st->sub_retry.tv_nsec >= 1000000000L) {
+        st->sub_retry.tv_sec++;
+        st->sub_retry.tv_nsec -= 1000000000L;
+    }
+    st->sub_backoff = st->sub_backoff * 2 > 5000 ? 5000 : st->sub_backoff * 2;
+}
+
+/* (Re)subscribe when due.  Returns 1 if a reload is wanted (we may have
+ * missed messages while away). */
+static int
+sub_ensure(tp_store *st)
+{
+    const char *argv[2] = {"SUBSCRIBE", CHANNEL};
+    size_t lens[2] = {9, strlen(CHANNEL)};
+    redisReply *rep;
+    tp_error err;
+
+    if (st->redis == NULL || st->sub != NULL || mono_since(&st->sub_retry) < 0)
+        return 0;
+    st->sub = tp__redis_connect(st->redis, &err);
+    if (st->sub == NULL) {
+        sub_drop(st, err.message);
+        return 0;
+    }
+    rep = redisCommandArgv(st->sub, 2, argv, lens);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(rep);
+        sub_drop(st, "SUBSCRIBE failed");
+        return 0;
+    }
+    freeReplyObject(rep);
+    if (st->sub_failing)
+        slog(st, TP_LOG_INFO, "policy store: Redis subscription restored");
+    st->sub_failing = 0;
+    st->sub_backoff = 100;
+    sub_set(st, 1);
+    return 1;
+}
+
+/* Read what the subscription has; returns 1 if a reload is wanted. */
+static int
+sub_read(tp_store *st)
+{
+    void *reply = NULL;
+    int want = 0;
+
+    if (redisBufferRead(st->sub) != REDIS_OK) {
+        sub_drop(st, st->sub->errstr);
+        return 1;
+    }
+    for (;;) {
+        redisReply *r;
+
+        if (redisGetReplyFromReader(st->sub, &reply) != REDIS_OK) {
+            sub_drop(st, "protocol error");
+            return 1;
+        }
+        if (reply == NULL)
+            break;
+        r = reply;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[0]->str, "message") == 0 &&
+            r->element[2]->type == REDIS_REPLY_STRING)
+            want |= handle_message(st, r->element[2]->str,
+                                   r->element[2]->len);
+        freeReplyObject(reply);
+    }
+    return want;
+}
+
+/* ------------------------------------------------------------------ */
 /* Background thread                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -655,7 +1053,8 @@ store_connect(tp_store *st, tp_error *err)
     return c;
 }
 
-/* Publish s as the current snapshot; the store keeps one pin. */
+/* Publish s as the current snapshot; the store keeps one pin.  A node
+ * that LISTENs tells the others (Redis) what changed. */
 static void
 publish(tp_store *st, snapshot *s)
 {
@@ -667,6 +1066,8 @@ publish(tp_store *st, snapshot *s)
     st->generation++;
     clock_gettime(CLOCK_MONOTONIC, &st->current_at);
     pthread_mutex_unlock(&st->mu);
+    if (!st->no_listen)
+        publish_diff(st, old, s);
     snapshot_unpin(old);
 }
 
@@ -696,22 +1097,33 @@ lost(tp_store *st, const char *why)
 /* Wait for the socket (or the wake pipe) up to ms; returns 1 if the
  * thread should stop. */
 static int
-wait_events(tp_store *st, int ms)
+wait_events(tp_store *st, int ms, int *sub_ready)
 {
-    struct pollfd p[2];
+    struct pollfd p[3];
     char buf[64];
-    int n = 1, stop;
+    int n = 1, stop, subi = -1;
 
+    *sub_ready = 0;
     p[0].fd = st->wake[0];
     p[0].events = POLLIN;
     if (st->conn != NULL) {
-        p[1].fd = PQsocket(st->conn);
-        p[1].events = POLLIN;
-        n = 2;
+        p[n].fd = PQsocket(st->conn);
+        p[n].events = POLLIN;
+        n++;
     }
-    if (poll(p, (nfds_t)n, ms) > 0 && (p[0].revents & POLLIN)) {
-        while (read(st->wake[0], buf, sizeof(buf)) > 0)
-            ;
+    if (st->sub != NULL) {
+        subi = n;
+        p[n].fd = st->sub->fd;
+        p[n].events = POLLIN;
+        n++;
+    }
+    if (poll(p, (nfds_t)n, ms) > 0) {
+        if (p[0].revents & POLLIN) {
+            while (read(st->wake[0], buf, sizeof(buf)) > 0)
+                ;
+        }
+        if (subi > 0 && (p[subi].revents & (POLLIN | POLLHUP | POLLERR)))
+            *sub_ready = 1;
     }
     pthread_mutex_lock(&st->mu);
     stop = st->stop;
@@ -724,16 +1136,20 @@ store_thread(void *arg)
 {
     tp_store *st = arg;
     struct timespec last_load, last_beat;
-    int backoff = BACKOFF_MIN_MS, dirty = 0;
+    int backoff = BACKOFF_MIN_MS, dirty = 0, sub_ready = 0;
     snapshot *s;
     tp_error err;
 
     clock_gettime(CLOCK_MONOTONIC, &last_load);
     last_beat = last_load;
     for (;;) {
+        if (sub_ensure(st))
+            dirty = 1;
         if (st->conn == NULL) {
-            if (wait_events(st, backoff))
+            if (wait_events(st, backoff, &sub_ready))
                 break;
+            if (sub_ready)
+                sub_read(st);
             st->conn = store_connect(st, &err);
             if (st->conn == NULL) {
                 if (!st->failing)
@@ -745,9 +1161,14 @@ store_thread(void *arg)
             }
             backoff = BACKOFF_MIN_MS;
             dirty = 1; /* changes may have been missed while away */
-        } else if (wait_events(st, HEARTBEAT_MS)) {
+        } else if (wait_events(st, st->sub != NULL || st->redis == NULL
+                                       ? HEARTBEAT_MS
+                                       : 100,
+                               &sub_ready)) {
             break;
         }
+        if (sub_ready && sub_read(st))
+            dirty = 1;
         if (!PQconsumeInput(st->conn) || PQstatus(st->conn) != CONNECTION_OK) {
             lost(st, "connection to PostgreSQL lost");
             continue;
@@ -816,6 +1237,9 @@ store_thread(void *arg)
     }
     PQfinish(st->conn);
     st->conn = NULL;
+    if (st->sub != NULL)
+        redisFree(st->sub);
+    st->sub = NULL;
     return NULL;
 }
 
@@ -846,11 +1270,25 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
     st->no_listen = opts->no_listen;
     st->log = opts->log;
     st->log_ud = opts->log_ud;
+    st->fail_mode = opts->redis_fail_mode;
+    st->issue_per_minute = opts->issue_per_minute;
+    st->sub_backoff = 100;
     if (st->database == NULL || pthread_mutex_init(&st->mu, NULL) != 0) {
         free(st->database);
         free(st);
         tp__fail(err, TP_ENOMEM, "out of memory");
         return NULL;
+    }
+    if (opts->redis_host != NULL) {
+        st->redis = tp__redis_new(opts->redis_host,
+                                  opts->redis_port > 0 ? opts->redis_port
+                                                       : 6379,
+                                  opts->redis_password, 200, opts->log,
+                                  opts->log_ud);
+        if (st->redis == NULL) {
+            tp__fail(err, TP_ENOMEM, "out of memory");
+            goto fail;
+        }
     }
     if (pipe(st->wake) != 0) {
         tp__fail(err, TP_EIO, "pipe: %s", strerror(errno));
@@ -905,7 +1343,11 @@ tp_store_free(tp_store *st)
         pthread_join(st->thread, NULL);
     }
     PQfinish(st->conn);
+    if (st->sub != NULL)
+        redisFree(st->sub);
     snapshot_unpin(st->cur);
+    overlay_unpin(st->ov);
+    tp__redis_free(st->redis);
     if (st->wake[0] >= 0)
         close(st->wake[0]);
     if (st->wake[1] >= 0)
@@ -941,12 +1383,15 @@ tp_store_info_get(tp_store *st, tp_store_info *info)
         info->realms = st->cur->nrealms;
         info->users = st->cur->nusers;
     }
+    info->redis_subscribed = st->sub_up;
+    info->overlay = st->ov != NULL ? st->ov->n : 0;
     pthread_mutex_unlock(&st->mu);
 }
 
-/* Pin the current snapshot, or fail closed when it is too old. */
+/* Pin the current snapshot and overlay, or fail closed when the
+ * snapshot is too old. */
 static snapshot *
-pin(tp_store *st, tp_status *status, tp_error *err)
+pin(tp_store *st, overlay **ov, tp_status *status, tp_error *err)
 {
     snapshot *s;
     double age;
@@ -963,12 +1408,23 @@ pin(tp_store *st, tp_status *status, tp_error *err)
         return NULL;
     }
     atomic_fetch_add(&s->refs, 1);
+    *ov = st->ov;
+    if (*ov != NULL)
+        atomic_fetch_add(&(*ov)->refs, 1);
     pthread_mutex_unlock(&st->mu);
     return s;
 }
 
+static void
+unpin(snapshot *s, overlay *ov)
+{
+    overlay_unpin(ov);
+    snapshot_unpin(s);
+}
+
 static tp_status
-realm_lookup(const snapshot *s, const char *realm, long *ri, tp_error *err)
+realm_lookup(const snapshot *s, const overlay *ov, const char *realm,
+             long *ri, tp_error *err)
 {
     char shown[48];
 
@@ -978,7 +1434,7 @@ realm_lookup(const snapshot *s, const char *realm, long *ri, tp_error *err)
         return tp__fail(err, TP_EUNKNOWNREALM, "realm \"%s\" is not "
                         "provisioned", shown);
     }
-    if (s->realms[*ri].killed)
+    if (s->realms[*ri].killed || overlay_has(ov, OV_KILL, realm, "", NULL))
         return tp__fail(err, TP_EREALMKILLED, "realm %s is switched off",
                         realm);
     return TP_OK;
@@ -986,28 +1442,33 @@ realm_lookup(const snapshot *s, const char *realm, long *ri, tp_error *err)
 
 /* User and revocation checks after the credential itself verified. */
 static tp_status
-user_checks(const snapshot *s, size_t ri, const char *username,
-            const tp_username *u, tp_error *err)
+user_checks(const snapshot *s, const overlay *ov, size_t ri,
+            const char *username, const tp_username *u, tp_error *err)
 {
     const realm_entry *r = &s->realms[ri];
     const user_entry *ue = find_user(s, ri, u->user_id);
-    int64_t issued;
+    int64_t issued, before = 0;
 
     if (ue == NULL)
         return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
                         "in realm %s", u->user_id, r->name);
-    if (!ue->active)
+    if (!ue->active || overlay_has(ov, OV_DISABLE, r->name, u->user_id,
+                                   NULL))
         return tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
                         "disabled", u->user_id, r->name);
     /* A legacy username has no issue time: assume the earliest it could
      * have been issued within the realm's max_ttl. */
     issued = u->form == TP_FORM_V1 ? u->issued
                                    : u->expires - (int64_t)r->max_ttl;
-    if (ue->revoked_before != 0 && issued < ue->revoked_before)
+    if (!overlay_has(ov, OV_REVOKE_USER, r->name, u->user_id, &before) ||
+        before < ue->revoked_before)
+        before = ue->revoked_before;
+    if (before != 0 && issued < before)
         return tp__fail(err, TP_EREVOKED, "credentials of user %s issued "
                         "before %" PRId64 " are revoked", u->user_id,
-                        ue->revoked_before);
-    if (is_revoked(s, ri, username))
+                        before);
+    if (is_revoked(s, ri, username) ||
+        overlay_has(ov, OV_REVOKE_CRED, r->name, username, NULL))
         return tp__fail(err, TP_EREVOKED, "this credential of user %s has "
                         "been revoked", u->user_id);
     return TP_OK;
@@ -1020,21 +1481,22 @@ tp_store_verify(tp_store *st, const char *realm, const char *username,
 {
     tp_status status;
     tp_username u;
+    overlay *ov = NULL;
     snapshot *s;
     long ri;
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &status, err);
+    s = pin(st, &ov, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, realm, &ri, err);
+    status = realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_credential_verify(s->realms[ri].kr, username, password,
                                       now, &u, err);
     if (status == TP_OK)
-        status = user_checks(s, (size_t)ri, username, &u, err);
-    snapshot_unpin(s);
+        status = user_checks(s, ov, (size_t)ri, username, &u, err);
+    unpin(s, ov);
     if (status == TP_OK && parsed != NULL)
         *parsed = u;
     return status;
@@ -1047,26 +1509,244 @@ tp_store_key(tp_store *st, const char *realm, const char *username,
 {
     tp_status status;
     tp_username u;
+    overlay *ov = NULL;
     snapshot *s;
     long ri;
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &status, err);
+    s = pin(st, &ov, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, realm, &ri, err);
+    status = realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_credential_key(s->realms[ri].kr, username, now, hexkey,
                                    &u, err);
     if (status == TP_OK)
-        status = user_checks(s, (size_t)ri, username, &u, err);
-    snapshot_unpin(s);
+        status = user_checks(s, ov, (size_t)ri, username, &u, err);
+    unpin(s, ov);
     if (status != TP_OK && hexkey != NULL)
         tp__wipe(hexkey, TP_LTKEY_HEX_LEN + 1);
     if (status == TP_OK && parsed != NULL)
         *parsed = u;
     return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* Counters (Redis)                                                    */
+/* ------------------------------------------------------------------ */
+
+/* What a counter does when Redis cannot answer. */
+static tp_status
+redis_down(const tp_store *st, tp_error *err)
+{
+    if (st->fail_mode == TP_FAIL_OPEN) {
+        tp__ok(err);
+        return TP_OK;
+    }
+    if (st->redis == NULL)
+        return tp__fail(err, TP_EREDIS, "no Redis is configured for "
+                        "shared counters (fail mode: closed)");
+    if (err != NULL && err->status != TP_EREDIS)
+        tp__fail(err, TP_EREDIS, "Redis is unavailable");
+    return TP_EREDIS;
+}
+
+/* Issuance per user per minute: INCR a key that expires with its
+ * minute (plus a margin). */
+static const char RATE_LUA[] =
+    "local n = redis.call('INCR', KEYS[1]) "
+    "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+    "return n";
+
+static tp_status
+rate_check(tp_store *st, const char *realm, const char *user_id,
+           int64_t now, tp_error *err)
+{
+    char key[TP_REALM_MAX + TP_USER_ID_MAX + 64];
+    const char *argv[5];
+    size_t lens[5];
+    redisReply *rep;
+
+    if (st->issue_per_minute == 0)
+        return TP_OK;
+    if (st->redis == NULL)
+        return redis_down(st, err);
+    snprintf(key, sizeof(key), "turnpolicy:{%s}:rate:%s:%" PRId64, realm,
+             user_id, now / 60);
+    argv[0] = "EVAL";
+    argv[1] = RATE_LUA;
+    argv[2] = "1";
+    argv[3] = key;
+    argv[4] = "120";
+    lens[0] = 4;
+    lens[1] = sizeof(RATE_LUA) - 1;
+    lens[2] = 1;
+    lens[3] = strlen(key);
+    lens[4] = 3;
+    rep = tp__redis_cmd(st->redis, 5, argv, lens, err);
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(rep);
+        return redis_down(st, err);
+    }
+    if (rep->integer > (long long)st->issue_per_minute) {
+        freeReplyObject(rep);
+        return tp__fail(err, TP_ERATELIMIT, "user %s of realm %s asked for "
+                        "more than %" PRIu32 " credentials this minute",
+                        user_id, realm, st->issue_per_minute);
+    }
+    freeReplyObject(rep);
+    return TP_OK;
+}
+
+/*
+ * Live sessions of a user: a sorted set of session ids scored by when
+ * they lapse.  The script drops lapsed ones, refreshes a known session,
+ * and adds a new one only under the limit - atomically, so two coturn
+ * nodes cannot both take the last slot.  Returns the count, or -(count+1)
+ * when the limit is reached.
+ */
+static const char ALLOC_LUA[] =
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
+    "local limit = tonumber(ARGV[4]) "
+    "if redis.call('ZSCORE', KEYS[1], ARGV[3]) == false then "
+    "  local n = redis.call('ZCARD', KEYS[1]) "
+    "  if limit > 0 and n >= limit then return -(n + 1) end "
+    "end "
+    "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
+    "return redis.call('ZCARD', KEYS[1])";
+
+static int
+session_ok(const char *id)
+{
+    size_t i, n = id != NULL ? strlen(id) : 0;
+
+    if (n == 0 || n > 128)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (id[i] < 0x21 || id[i] > 0x7e)
+            return 0;
+    }
+    return 1;
+}
+
+tp_status
+tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
+                       const char *session_id, uint32_t ttl, int64_t now,
+                       uint32_t *count, tp_error *err)
+{
+    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32], a1[24], a2[24], a4[24],
+        a5[24];
+    const char *argv[8];
+    size_t lens[8];
+    const user_entry *ue;
+    overlay *ov = NULL;
+    redisReply *rep;
+    tp_status status;
+    int64_t limit = 0;
+    snapshot *s;
+    long ri;
+    int i;
+
+    if (count != NULL)
+        *count = 0;
+    if (st == NULL || !session_ok(session_id) || ttl == 0)
+        return tp__fail(err, TP_EINVAL, "store, a session id (1..128 "
+                        "printable bytes) and a ttl are required");
+    status = tp_user_id_check(user_id, err);
+    if (status != TP_OK)
+        return status;
+    s = pin(st, &ov, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_lookup(s, ov, realm, &ri, err);
+    if (status == TP_OK) {
+        ue = find_user(s, (size_t)ri, user_id);
+        limit = ue != NULL && ue->user_quota >= 0 ? ue->user_quota
+                                                  : s->realms[ri].user_quota;
+    }
+    unpin(s, ov);
+    if (status != TP_OK)
+        return status;
+    if (st->redis == NULL)
+        return redis_down(st, err);
+    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc:%s", realm, user_id);
+    snprintf(a1, sizeof(a1), "%" PRId64, now);
+    snprintf(a2, sizeof(a2), "%" PRId64, now + (int64_t)ttl);
+    snprintf(a4, sizeof(a4), "%" PRId64, limit);
+    snprintf(a5, sizeof(a5), "%" PRIu32, ttl + 60);
+    argv[0] = "EVAL";
+    argv[1] = ALLOC_LUA;
+    argv[2] = "1";
+    argv[3] = key;
+    argv[4] = a1;
+    argv[5] = a2;
+    argv[6] = session_id;
+    argv[7] = a4;
+    for (i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    /* ARGV[5] (key ttl) goes last. */
+    {
+        const char *argv9[9];
+        size_t lens9[9];
+
+        memcpy(argv9, argv, sizeof(argv));
+        memcpy(lens9, lens, sizeof(lens));
+        argv9[8] = a5;
+        lens9[8] = strlen(a5);
+        rep = tp__redis_cmd(st->redis, 9, argv9, lens9, err);
+    }
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(rep);
+        return redis_down(st, err);
+    }
+    if (rep->integer < 0) {
+        long long n = -rep->integer - 1;
+
+        freeReplyObject(rep);
+        if (count != NULL)
+            *count = (uint32_t)n;
+        return tp__fail(err, TP_EQUOTA, "user %s of realm %s already has "
+                        "%lld live allocation%s (quota %" PRId64 ")",
+                        user_id, realm, n, n == 1 ? "" : "s", limit);
+    }
+    if (count != NULL)
+        *count = (uint32_t)rep->integer;
+    freeReplyObject(rep);
+    tp__ok(err);
+    return TP_OK;
+}
+
+tp_status
+tp_store_alloc_release(tp_store *st, const char *realm, const char *user_id,
+                       const char *session_id, tp_error *err)
+{
+    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32];
+    const char *argv[3];
+    size_t lens[3];
+    redisReply *rep;
+
+    if (st == NULL || !session_ok(session_id) ||
+        tp_realm_check(realm, NULL) != TP_OK ||
+        tp_user_id_check(user_id, NULL) != TP_OK)
+        return tp__fail(err, TP_EINVAL, "store, realm, user id and session "
+                        "id are required");
+    if (st->redis == NULL)
+        return redis_down(st, err);
+    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc:%s", realm, user_id);
+    argv[0] = "ZREM";
+    argv[1] = key;
+    argv[2] = session_id;
+    lens[0] = 4;
+    lens[1] = strlen(key);
+    lens[2] = strlen(session_id);
+    rep = tp__redis_cmd(st->redis, 3, argv, lens, err);
+    if (rep == NULL)
+        return redis_down(st, err);
+    freeReplyObject(rep);
+    tp__ok(err);
+    return TP_OK;
 }
 
 tp_status
@@ -1075,6 +1755,7 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
 {
     const user_entry *ue = NULL;
     tp_status status;
+    overlay *ov = NULL;
     snapshot *s;
     long ri;
 
@@ -1083,16 +1764,17 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
     status = tp_user_id_check(user_id, err);
     if (status != TP_OK)
         return status;
-    s = pin(st, &status, err);
+    s = pin(st, &ov, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, realm, &ri, err);
+    status = realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK) {
         ue = find_user(s, (size_t)ri, user_id);
         if (ue == NULL)
             status = tp__fail(err, TP_EUNKNOWNUSER, "user %s is not "
                               "provisioned in realm %s", user_id, realm);
-        else if (!ue->active)
+        else if (!ue->active ||
+                 overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
             status = tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
                               "disabled", user_id, realm);
     }
@@ -1103,9 +1785,11 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
         ue->revoked_before - now <= 1)
         now = ue->revoked_before;
     if (status == TP_OK)
+        status = rate_check(st, realm, user_id, now, err);
+    if (status == TP_OK)
         status = tp_credential_issue(s->realms[ri].kr, user_id, ttl, now,
                                      out, err);
-    snapshot_unpin(s);
+    unpin(s, ov);
     return status;
 }
 
@@ -1114,18 +1798,19 @@ tp_store_peer_check(tp_store *st, const char *realm, const tp_addr *addr,
                     tp_peer_decision *dec, tp_error *err)
 {
     tp_status status;
+    overlay *ov = NULL;
     snapshot *s;
     long ri;
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &status, err);
+    s = pin(st, &ov, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, realm, &ri, err);
+    status = realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_peerset_check(s->realms[ri].ps, addr, dec, err);
-    snapshot_unpin(s);
+    unpin(s, ov);
     return status;
 }
 
@@ -1135,15 +1820,16 @@ tp_store_host_check(tp_store *st, const char *realm, const char *host,
                     tp_error *err)
 {
     tp_status status;
+    overlay *ov = NULL;
     snapshot *s;
     long ri;
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &status, err);
+    s = pin(st, &ov, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, realm, &ri, err);
+    status = realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_hostlist_check(s->realms[ri].hl, host, port, path,
                                    match, err);
@@ -1151,6 +1837,6 @@ tp_store_host_check(tp_store *st, const char *realm, const char *host,
      * once unpinned: do not hand it out. */
     if (match != NULL)
         match->rule = NULL;
-    snapshot_unpin(s);
+    unpin(s, ov);
     return status;
 }

@@ -1,0 +1,58 @@
+#!/bin/bash
+# store.sh - the library's policy store against a real PostgreSQL 15:
+# snapshot load, LISTEN/NOTIFY refresh within a second, revocations, kill
+# switch, SQL-issued == C-issued credentials, and PostgreSQL stopped
+# mid-run (decide from the snapshot until the bound, then fail closed,
+# recover when it returns).  The checks live in store_driver.c (cmocka,
+# TAP); this script provides the server and the provisioning.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../pg.sh"
+
+d=$tp_tmpdir
+if ! tp_pg_start; then
+    not_ok "PostgreSQL starts"
+    exit 1
+fi
+ok "PostgreSQL 15 started on 127.0.0.1:$TP_PG_PORT"
+# Let a plain `pg_ctl start` (used by the driver) come back on the same
+# port and socket.
+tp__pg_as sh -c "cat >>'$TP_PG_DIR/data/postgresql.conf'" <<CONF
+port = $TP_PG_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$TP_PG_SOCKDIR'
+CONF
+printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
+    "$TP_PG_PASSWORD" >"$d/pgpass"
+chmod 600 "$d/pgpass"
+db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+
+if ! "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema" >"$d/migrate.out" 2>&1; then
+    not_ok "migrate" "$(cat "$d/migrate.out")"
+    exit 1
+fi
+tp_pg_psql -d postgres >"$d/provision.out" 2>&1 <<'SQL'
+SELECT turnpolicy.create_realm('store.test', max_ttl => 3600);
+SELECT turnpolicy.rotate_secret('store.test');
+SELECT turnpolicy.create_user('store.test', 'alice');
+SELECT turnpolicy.create_user('store.test', 'bob');
+SELECT turnpolicy.allow_peer('store.test', '127.0.0.0/8');
+SELECT turnpolicy.allow_host('store.test', 'edge.skype.com');
+SELECT turnpolicy.create_realm('other.test');
+SELECT turnpolicy.rotate_secret('other.test');
+SELECT turnpolicy.create_user('other.test', 'dave');
+SQL
+[ $? = 0 ] && ok "realms and users provisioned with SQL" ||
+    { not_ok "provisioning" "$(cat "$d/provision.out")"; exit 1; }
+
+pgctl="$TP_PG_BIN/pg_ctl -D $TP_PG_DIR/data -l $TP_PG_DIR/server.log -w -t 30 -s"
+if [ "$(id -u)" = 0 ]; then
+    export TP_TEST_PG_STOP="runuser -u postgres -- $pgctl -m fast stop"
+    export TP_TEST_PG_START="runuser -u postgres -- $pgctl start"
+else
+    export TP_TEST_PG_STOP="$pgctl -m fast stop"
+    export TP_TEST_PG_START="$pgctl start"
+fi
+TP_TEST_DB="$db" CMOCKA_MESSAGE_OUTPUT=TAP "$TP_ROOT/$BUILD/itests/store_driver"
+rc=$?
+[ $rc = 0 ] || tp_failed=$((tp_failed + 1))
+exit "$tp_failed"

@@ -1,0 +1,368 @@
+/*
+ * store_driver.c - the policy store against a real PostgreSQL 15.
+ *
+ * Run by tests/integration/store.sh, which starts PostgreSQL, applies the
+ * migrations and provisions realm "store.test" with user "alice" and
+ * "bob".  Environment:
+ *   TP_TEST_DB        libpq connection string (superuser, for provisioning)
+ *   TP_TEST_PG_STOP   shell command that stops PostgreSQL
+ *   TP_TEST_PG_START  shell command that starts it again
+ * Changes are made with SQL through libpq, as an administrator would, and
+ * the store must see them through LISTEN/NOTIFY within a second.
+ */
+#include "tp_test.h"
+
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#define REALM "store.test"
+
+static const char *db;
+static PGconn *admin;
+
+static double
+mono(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sql(const char *q, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(admin, q, n, NULL, params, NULL, NULL, 0);
+
+    if (r == NULL || (PQresultStatus(r) != PGRES_TUPLES_OK &&
+                      PQresultStatus(r) != PGRES_COMMAND_OK)) {
+        print_error("SQL failed: %s: %s\n", q, PQerrorMessage(admin));
+        PQclear(r);
+        fail();
+    }
+    PQclear(r);
+}
+
+static tp_store *
+open_store(uint32_t staleness)
+{
+    tp_store_options o;
+    tp_store *st;
+    tp_error err;
+
+    memset(&o, 0, sizeof(o));
+    o.database = db;
+    o.max_staleness = staleness;
+    st = tp_store_new(&o, &err);
+    if (st == NULL) {
+        print_error("tp_store_new: %s\n", err.message);
+        fail();
+    }
+    return st;
+}
+
+/* Poll verify until it returns want; returns the seconds it took or -1
+ * after limit seconds. */
+static double
+wait_for(tp_store *st, const tp_credential *c, tp_status want, double limit)
+{
+    double t0 = mono();
+    tp_error err;
+
+    do {
+        if (tp_store_verify(st, REALM, c->username, c->password, tp_now(),
+                            NULL, &err) == want)
+            return mono() - t0;
+        usleep(5000);
+    } while (mono() - t0 < limit);
+    return -1;
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    db = getenv("TP_TEST_DB");
+    if (db == NULL)
+        return -1;
+    admin = PQconnectdb(db);
+    return PQstatus(admin) == CONNECTION_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    PQfinish(admin);
+    return 0;
+}
+
+static void
+test_load_and_decide(void **state)
+{
+    tp_store_info info;
+    tp_credential c;
+    tp_username u;
+    tp_error err;
+    tp_store *st = open_store(30);
+
+    (void)state;
+    tp_store_info_get(st, &info);
+    assert_int_equal(info.generation, 1);
+    assert_int_equal(info.realms, 2);
+    assert_true(info.users >= 2);
+    assert_true(info.connected);
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "alice", 600, tp_now(), &c, &err),
+                 &err);
+    TP_ASSERT_OK(tp_store_verify(st, REALM, c.username, c.password, tp_now(),
+                                 &u, &err), &err);
+    assert_string_equal(u.user_id, "alice");
+    TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
+                     tp_store_issue(st, REALM, "nobody", 600, tp_now(), &c,
+                                    &err), &err);
+    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+                     tp_store_issue(st, "no.such.realm", "alice", 600,
+                                    tp_now(), &c, &err), &err);
+    TP_ASSERT_STATUS(TP_EBADPASSWORD,
+                     tp_store_verify(st, REALM, c.username, "x", tp_now(),
+                                     NULL, &err), &err);
+    /* A credential of one realm does not verify in another (both realms
+     * have a kid of the same name, with different secrets). */
+    TP_ASSERT_STATUS(TP_EBADPASSWORD,
+                     tp_store_verify(st, "other.test", c.username,
+                                     c.password, tp_now(), NULL, &err),
+                     &err);
+    tp_store_free(st);
+}
+
+/* The SQL function and the C library issue byte-identical credentials. */
+static void
+test_sql_c_identical(void **state)
+{
+    const char *p[4] = {REALM, "alice", "900", "1700000000"};
+    PGresult *r;
+    tp_credential c;
+    tp_error err;
+    tp_store *st = open_store(30);
+
+    (void)state;
+    r = PQexecParams(admin, "SELECT username, password FROM "
+                     "turnpolicy.issue_credential_at($1, $2, $3::int, "
+                     "to_timestamp($4::bigint))", 4, NULL, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "alice", 900, 1700000000, &c,
+                                &err), &err);
+    assert_string_equal(PQgetvalue(r, 0, 0), c.username);
+    assert_string_equal(PQgetvalue(r, 0, 1), c.password);
+    PQclear(r);
+    tp_store_free(st);
+}
+
+static void
+test_notify_disable_within_1s(void **state)
+{
+    const char *p[2] = {REALM, "bob"};
+    tp_credential c;
+    tp_error err;
+    tp_store *st = open_store(30);
+    double took;
+
+    (void)state;
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "bob", 600, tp_now(), &c, &err),
+                 &err);
+    sql("SELECT turnpolicy.disable_user($1, $2)", 2, p);
+    took = wait_for(st, &c, TP_EDISABLED, 1.0);
+    print_message("disabled user refused after %.3f s\n", took);
+    assert_true(took >= 0);
+    TP_ASSERT_STATUS(TP_EDISABLED,
+                     tp_store_verify(st, REALM, c.username, c.password,
+                                     tp_now(), NULL, &err), &err);
+    sql("SELECT turnpolicy.enable_user($1, $2)", 2, p);
+    took = wait_for(st, &c, TP_OK, 1.0);
+    assert_true(took >= 0);
+    tp_store_free(st);
+}
+
+static void
+test_revocations(void **state)
+{
+    const char *p[2] = {REALM, "carol"};
+    tp_credential c, c2;
+    tp_error err;
+    tp_store *st = open_store(30);
+    int64_t now = tp_now();
+
+    (void)state;
+    sql("SELECT turnpolicy.create_user($1, $2)", 2, p);
+    tp_store_reload(st);
+    /* Wait for the new user to appear, then issue two credentials. */
+    {
+        double t0 = mono();
+
+        while (tp_store_issue(st, REALM, "carol", 600, now - 5, &c, &err) !=
+               TP_OK) {
+            assert_true(mono() - t0 < 1.0);
+            usleep(5000);
+        }
+    }
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "carol", 300, now - 5, &c2, &err),
+                 &err);
+    /* Revoke one credential: only that one is refused. */
+    {
+        const char *q[2] = {REALM, c.username};
+
+        sql("SELECT turnpolicy.revoke_credential($1, $2)", 2, q);
+    }
+    assert_true(wait_for(st, &c, TP_EREVOKED, 1.0) >= 0);
+    TP_ASSERT_OK(tp_store_verify(st, REALM, c2.username, c2.password,
+                                 tp_now(), NULL, &err), &err);
+    /* Revoke the user: everything issued before now is refused. */
+    sql("SELECT turnpolicy.revoke_user($1, $2)", 2, p);
+    assert_true(wait_for(st, &c2, TP_EREVOKED, 1.0) >= 0);
+    TP_ASSERT_STATUS(TP_EREVOKED,
+                     tp_store_verify(st, REALM, c2.username, c2.password,
+                                     tp_now(), NULL, &err), &err);
+    assert_non_null(strstr(err.message, "carol"));
+    tp_store_free(st);
+}
+
+static void
+test_kill_switch_and_rules(void **state)
+{
+    const char *p[1] = {"other.test"};
+    tp_peer_decision d;
+    tp_host_match m;
+    tp_credential c;
+    tp_addr a;
+    tp_error err;
+    tp_store *st = open_store(30);
+    double t0;
+
+    (void)state;
+    TP_ASSERT_OK(tp_addr_parse("127.0.0.1", &a, &err), &err);
+    TP_ASSERT_OK(tp_store_peer_check(st, REALM, &a, &d, &err), &err);
+    TP_ASSERT_OK(tp_addr_parse("10.0.0.1", &a, &err), &err);
+    TP_ASSERT_STATUS(TP_EPEERDENIED,
+                     tp_store_peer_check(st, REALM, &a, &d, &err), &err);
+    TP_ASSERT_STATUS(TP_EPEERDENIED,
+                     tp_store_peer_check(st, "other.test", &a, &d, &err),
+                     &err);
+    TP_ASSERT_OK(tp_store_host_check(st, REALM, "edge.skype.com", 443, NULL,
+                                     &m, &err), &err);
+    TP_ASSERT_STATUS(TP_EHOSTDENIED,
+                     tp_store_host_check(st, REALM, "evil.com", 443, NULL,
+                                         &m, &err), &err);
+
+    TP_ASSERT_OK(tp_store_issue(st, "other.test", "dave", 600, tp_now(), &c,
+                                &err), &err);
+    sql("SELECT turnpolicy.kill_realm($1)", 1, p);
+    t0 = mono();
+    while (tp_store_verify(st, "other.test", c.username, c.password,
+                           tp_now(), NULL, &err) != TP_EREALMKILLED) {
+        assert_true(mono() - t0 < 1.0);
+        usleep(5000);
+    }
+    TP_ASSERT_STATUS(TP_EREALMKILLED,
+                     tp_store_issue(st, "other.test", "dave", 600, tp_now(),
+                                    &c, &err), &err);
+    sql("SELECT turnpolicy.unkill_realm($1)", 1, p);
+    tp_store_free(st);
+}
+
+/* PostgreSQL stopped: decisions continue from the snapshot within the
+ * bound, then fail closed; after a restart the store recovers. */
+static void
+test_postgres_down(void **state)
+{
+    const char *stop = getenv("TP_TEST_PG_STOP");
+    const char *start = getenv("TP_TEST_PG_START");
+    tp_store_info info;
+    tp_credential c;
+    tp_error err;
+    tp_store *st = open_store(3);
+    double t0, stale_at = -1;
+
+    (void)state;
+    assert_non_null(stop);
+    assert_non_null(start);
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "alice", 600, tp_now(), &c, &err),
+                 &err);
+    PQfinish(admin);
+    admin = NULL;
+    assert_int_equal(system(stop), 0);
+    t0 = mono();
+    /* Within the bound: still decided from the snapshot. */
+    TP_ASSERT_OK(tp_store_verify(st, REALM, c.username, c.password, tp_now(),
+                                 NULL, &err), &err);
+    while (mono() - t0 < 8) {
+        tp_status s = tp_store_verify(st, REALM, c.username, c.password,
+                                      tp_now(), NULL, &err);
+
+        if (s == TP_ESTALE) {
+            stale_at = mono() - t0;
+            break;
+        }
+        assert_int_equal(s, TP_OK);
+        usleep(20000);
+    }
+    print_message("failed closed %.2f s after PostgreSQL stopped "
+                  "(bound 3 s)\n", stale_at);
+    assert_true(stale_at >= 1.5 && stale_at <= 5.0);
+    TP_ASSERT_STATUS(TP_ESTALE,
+                     tp_store_verify(st, REALM, c.username, c.password,
+                                     tp_now(), NULL, &err), &err);
+    tp_store_info_get(st, &info);
+    assert_false(info.connected);
+    assert_int_equal(system(start), 0);
+    t0 = mono();
+    while (tp_store_verify(st, REALM, c.username, c.password, tp_now(), NULL,
+                           &err) != TP_OK) {
+        assert_true(mono() - t0 < 10.0);
+        usleep(20000);
+    }
+    print_message("recovered %.2f s after PostgreSQL restarted\n",
+                  mono() - t0);
+    tp_store_info_get(st, &info);
+    assert_true(info.connected);
+    assert_true(info.generation >= 2);
+    tp_store_free(st);
+    admin = PQconnectdb(db);
+    assert_int_equal(PQstatus(admin), CONNECTION_OK);
+}
+
+static void
+test_connect_failure(void **state)
+{
+    tp_store_options o;
+    tp_error err;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.database = "host=127.0.0.1 port=1 connect_timeout=2";
+    assert_null(tp_store_new(&o, &err));
+    assert_int_equal(err.status, TP_EDB);
+    o.database = NULL;
+    assert_null(tp_store_new(&o, &err));
+    assert_int_equal(err.status, TP_EINVAL);
+    tp_store_free(NULL);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_and_decide),
+        cmocka_unit_test(test_sql_c_identical),
+        cmocka_unit_test(test_notify_disable_within_1s),
+        cmocka_unit_test(test_revocations),
+        cmocka_unit_test(test_kill_switch_and_rules),
+        cmocka_unit_test(test_connect_failure),
+        cmocka_unit_test(test_postgres_down),
+    };
+
+    return cmocka_run_group_tests_name("store", tests, setup, teardown);
+}
