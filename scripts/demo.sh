@@ -1,59 +1,74 @@
 #!/bin/bash
 # scripts/demo.sh - `make demo`: the main job end to end on throwaway
-# servers.  Everything runs on 127.0.0.1 in a temporary directory and is
-# stopped at the end, whatever happens.
+# servers.  PostgreSQL 15, Redis 7 and a stock coturn 4.6.1 run on
+# 127.0.0.1 in temporary directories and are stopped at the end, whatever
+# happens.
 #
-# Today (offline mode): a realm with a rotating secret is configured, a
-# backend issues a TURN credential, turnpolicy verifies it, a stock coturn
-# (Debian's, TURN REST mode with the same secret) relays real data with
-# it, and tampered / expired credentials, private peer addresses, hosts
-# off the allow-list and forged tokens are refused.
+# The story: migrate the schema, provision a realm and a user with SQL,
+# issue a credential (in SQL and with the CLI), verify it with the
+# library's store, relay real data through an unmodified coturn reading
+# the same policy, revoke the user and watch the refusal.
 . "$(dirname "$0")/../tests/lib.sh"
+. "$(dirname "$0")/../tests/pg.sh"
+. "$(dirname "$0")/../tests/redis.sh"
 
 d=$tp_tmpdir
+tp="$TP_BIN/turnpolicy"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*" | sed "s|$d|\$DEMO|g; s|$TP_BIN/||g"; "$@"; }
+show() { printf '$ %s\n' "$*" | sed "s|$d|\$DEMO|g; s|$TP_BIN/||g"; }
+run() { show "$@"; "$@"; }
+sql() { # show and run SQL as the superuser
+    printf '%s\n' "$1" | sed 's/^/  sql> /'
+    tp_pg_psql -d postgres -c "$1"
+}
+
+say "1. Throwaway PostgreSQL 15 and Redis 7 on 127.0.0.1"
+tp_pg_start || { echo "PostgreSQL did not start"; exit 1; }
+tp_redis_start || { echo "Redis did not start"; exit 1; }
+echo "PostgreSQL on 127.0.0.1:$TP_PG_PORT, Redis on 127.0.0.1:$TP_REDIS_PORT"
+printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
+    "$TP_PG_PASSWORD" >"$d/pgpass"
+chmod 600 "$d/pgpass"
+db="host=127.0.0.1 port=$TP_PG_PORT dbname=postgres user=$TP_PG_SUPERUSER passfile=$d/pgpass"
+export TURNPOLICY_DATABASE=$db
+
+say "2. Apply the schema (forward-only migrations, recorded; safe to re-run)"
+run "$tp" migrate --schema-dir "$TP_ROOT/schema" || exit 1
+run "$tp" migrate --schema-dir "$TP_ROOT/schema"
 
 turn_port=$(tp_free_port)
 cli_port=$(tp_free_port)
 peer_port=$(tp_free_port)
 relay_lo=$(( (turn_port % 100) * 100 + 50000 ))
 
-say "1. A realm: two secrets (k2 signs, k1 still verifies), allow-lists, a JWT key"
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/k1.secret"
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/k2.secret"
-head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/jwt.key"
-chmod 600 "$d"/*.secret "$d/jwt.key"
-cat >"$d/turnpolicy.conf" <<CONF
-jwt_issuer = https://backend.example
-jwt_audience = turnpolicy
-jwt_realm_claim = tenant
-jwt_key.app1 = HS256 $d/jwt.key
+say "3. Provision with SQL: a realm, its first secret, a user, a peer rule"
+sql "SELECT turnpolicy.create_realm('demo.example', default_ttl => 600, max_ttl => 3600,
+         turn_urls => ARRAY['turn:127.0.0.1:$turn_port?transport=udp']);" >/dev/null
+sql "SELECT turnpolicy.rotate_secret('demo.example') AS signing_kid;"
+sql "SELECT turnpolicy.create_user('demo.example', 'alice');" >/dev/null
+sql "SELECT turnpolicy.allow_peer('demo.example', '127.0.0.1/32');" >/dev/null
+sql "CREATE ROLE backend LOGIN IN ROLE turnpolicy_issuer;" >/dev/null
 
-[realm demo.example]
-default_ttl = 600
-max_ttl = 3600
-secret.k1 = verify-only $d/k1.secret
-secret.k2 = signing $d/k2.secret
-urls = turn:127.0.0.1:$turn_port?transport=udp turn:127.0.0.1:$turn_port?transport=tcp
-hosts = edge.skype.com *.communication.azure.com api.flightproxy.skype.com
-peer_allow = 127.0.0.1/32
-CONF
-sed "s|$d|\$DEMO|g" "$d/turnpolicy.conf"
-export TURNPOLICY_CONFIG=$d/turnpolicy.conf
+say "4. The backend (role turnpolicy_issuer, which cannot read secrets) issues a credential"
+echo "  sql> SELECT username, password, ttl FROM turnpolicy.issue_credential('demo.example', 'alice', 600);  -- as backend"
+IFS='|' read -r user pass ttl <<<"$(tp_pg_psql -d postgres -U backend -At -c \
+    "SELECT username, password, ttl FROM turnpolicy.issue_credential('demo.example', 'alice', 600)")"
+echo "  username=$user password=$pass ttl=$ttl"
+tp_pg_psql -d postgres -U backend -c "SELECT secret FROM turnpolicy.secrets" 2>&1 |
+    sed 's/^/  (backend reading secrets) /'
+# One from two hours ago (admin-only issue_credential_at), for step 8.
+IFS='|' read -r u2 p2 <<<"$(tp_pg_psql -d postgres -At -c \
+    "SELECT username, password FROM turnpolicy.issue_credential_at('demo.example', 'alice', 600, now() - interval '2 hours')")"
+echo "The CLI issues the JSON a browser or the ACS SDK takes as it is:"
+run "$tp" issue --database "$db" --realm demo.example --user alice --ttl 300
 
-say "2. The backend issues a credential (the shape RTCPeerConnection and the ACS SDK take)"
-echo '$ turnpolicy issue --user alice --ttl 600'
-"$TP_BIN/turnpolicy" issue --user alice --ttl 600 >"$d/ice.json" || exit 1
-cat "$d/ice.json"
-user=$(/usr/bin/python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["iceServers"][0]["username"])' "$d/ice.json")
-pass=$(/usr/bin/python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["iceServers"][0]["credential"])' "$d/ice.json")
+say "5. The library's store verifies it (snapshot from PostgreSQL, decided in memory)"
+run "$tp" verify --realm demo.example --username "$user" --password "$pass"
 
-say "3. turnpolicy verifies it and derives coturn's long-term key"
-run "$TP_BIN/turnpolicy" verify --username "$user" --password "$pass"
-run "$TP_BIN/turnpolicy" key --username "$user"
-
-say "4. A stock coturn 4.6.1 (use-auth-secret, same secret) relays data with it"
+say "6. A stock coturn 4.6.1 reads the same policy (compat views) and relays real data"
+cpw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+tp_pg_psql -d postgres -c "CREATE ROLE coturn LOGIN IN ROLE turnpolicy_coturn PASSWORD '$cpw'" >/dev/null
+(umask 077; printf '127.0.0.1:%s:postgres:coturn:%s\n' "$TP_PG_PORT" "$cpw" >"$d/coturn.pgpass")
 cat >"$d/turnserver.conf" <<CONF
 listening-ip=127.0.0.1
 relay-ip=127.0.0.1
@@ -61,15 +76,14 @@ listening-port=$turn_port
 min-port=$relay_lo
 max-port=$((relay_lo + 99))
 use-auth-secret
-static-auth-secret=$(cat "$d/k2.secret")
 realm=demo.example
+psql-userdb="host=127.0.0.1 port=$TP_PG_PORT dbname=postgres user=coturn passfile=$d/coturn.pgpass options='-c search_path=turnpolicy_coturn'"
 no-tls
 no-dtls
 allow-loopback-peers
 cli-ip=127.0.0.1
 cli-port=$cli_port
-cli-password=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
-userdb=$d/turndb
+cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 pidfile=$d/turnserver.pid
 log-file=$d/turnserver.log
 simple-log
@@ -79,43 +93,34 @@ chmod 600 "$d/turnserver.conf"
 tp_bg turnserver /usr/bin/turnserver -c "$d/turnserver.conf"
 tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
 tp_wait_port "$turn_port" 10 || { echo "coturn did not start"; exit 1; }
-echo "coturn listening on 127.0.0.1:$turn_port, echo peer on 127.0.0.1:$peer_port"
+echo "coturn on 127.0.0.1:$turn_port (psql-userdb -> turnpolicy_coturn views), echo peer on 127.0.0.1:$peer_port"
 relay() {
     timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
         -r "$peer_port" -p "$turn_port" -n 20 -l 120 -z 5 127.0.0.1 \
         >"$d/uclient.out" 2>&1
     local rc=$?
     grep -E 'tot_send_msgs=[0-9]+, tot_recv_msgs|ERROR' "$d/uclient.out" |
-        tail -1 | sed 's/^[0-9]*: : /   turnutils_uclient: /'
+        tail -1 | sed 's/^[0-9]*: : /  turnutils_uclient: /'
     return $rc
 }
-relay "$user" "$pass" && echo "-> relayed"
+relay "$user" "$pass" && echo "-> relayed through coturn"
 
-say "5. Tampered and expired credentials are refused by turnpolicy and by coturn"
-bad="${pass%?}A"; [ "$bad" = "$pass" ] && bad="${pass%?}B"
-run "$TP_BIN/turnpolicy" verify --username "$user" --password "$bad"
-relay "$user" "$bad" || echo "-> refused by coturn"
-"$TP_BIN/turnpolicy" issue --user carol --ttl 600 --now $(( $(date +%s) - 7200 )) --format plain >"$d/old"
-run "$TP_BIN/turnpolicy" verify --username "$(sed -n 1p "$d/old")" --password "$(sed -n 2p "$d/old")"
-relay "$(sed -n 1p "$d/old")" "$(sed -n 2p "$d/old")" || echo "-> refused by coturn"
+say "7. Revoke the user: the store sees it at once (NOTIFY), the credential is refused"
+sql "SELECT turnpolicy.revoke_user('demo.example', 'alice');"
+run "$tp" verify --realm demo.example --username "$user" --password "$pass"
+echo "(exit status $?: 1 = refused)"
+echo "Compat mode cannot revoke one user: a stock coturn would still accept it."
+echo "turnpolicyd (coturn-plugin/, next) answers coturn's key lookups from the"
+echo "store instead, and cuts live sessions."
 
-say "6. Peer addresses: private ranges denied by default, the realm's own rule wins"
-for a in 127.0.0.1 ::ffff:127.0.0.2 10.0.0.1 169.254.169.254 64:ff9b::a00:1 8.8.8.8; do
-    run "$TP_BIN/turnpolicy" peer-check --realm demo.example "$a"
+say "8. Other refusals: expired, forged, unknown realm, disabled user, private peers"
+run "$tp" verify --realm demo.example --username "$u2" --password "$p2"
+run "$tp" verify --realm demo.example --username "${user%%:*}:mallory:${user#*:*:}" --password "$pass"
+run "$tp" verify --realm nosuch.example --username "$user" --password "$pass"
+sql "SELECT turnpolicy.disable_user('demo.example', 'alice');" >/dev/null
+run "$tp" verify --realm demo.example --username "$user" --password "$pass"
+for a in 127.0.0.2 ::ffff:10.0.0.1 169.254.169.254 8.8.8.8; do
+    run "$tp" peer-check "$a"
 done
 
-say "7. Signaling hosts: exact names and *.suffix, default deny"
-for h in edge.skype.com myres.communication.azure.com evil.com x.cloudapp.azure.com 127.0.0.1; do
-    run "$TP_BIN/turnpolicy" host-check "$h"
-done
-
-say "8. JWTs: pinned algorithm, issuer, audience, expiry"
-tok=$("$TP_BIN/turnpolicy" jwt issue --kid app1 --sub alice --realm demo.example --ttl 300)
-echo "token: ${tok:0:24}... (${#tok} bytes)"
-run "$TP_BIN/turnpolicy" jwt verify "$tok"
-none="$(printf '{"alg":"none","kid":"app1"}' | base64 -w0 | tr '+/' '-_' | tr -d '=').${tok#*.}"
-none="${none%.*}."
-echo "same claims with alg:none and no signature:"
-run "$TP_BIN/turnpolicy" jwt verify "$none"
-
-say "Done: all servers stopped, $d removed."
+say "Done: PostgreSQL, Redis and coturn stopped; temporary files removed."

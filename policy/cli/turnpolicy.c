@@ -4,7 +4,9 @@
  * Offline mode: everything is decided from the configuration file (realms,
  * secret files, allow-lists, JWT keys) with libturnpolicy; nothing here
  * talks to a network.  Each subcommand is a small function that parses its
- * own options, asks the library and prints a result.
+ * own options, asks the library and prints a result.  The database
+ * commands (realm, user, revoke, secret, usage, and issue against the
+ * database) live in admin.c; `migrate` goes through the library.
  *
  * Exit codes: 0 success / valid / allowed, 1 invalid / denied (the reason
  * on stderr), 2 usage or configuration error.  Secrets, passwords and
@@ -12,6 +14,7 @@
  * `key` may be read from standard input ("-") to keep it out of ps(1).
  */
 #include "turnpolicy.h"
+#include "admin.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <unistd.h>
 
 #define EXIT_INVALID 1
 #define EXIT_USAGE 2
@@ -27,6 +33,8 @@
 #define MAX_URLS 16
 
 static const char *config_path;
+
+static void log_stderr(void *ud, tp_log_level level, const char *msg);
 
 static const char usage_main[] =
     "usage: turnpolicy [--config FILE] COMMAND [OPTIONS]\n"
@@ -39,6 +47,9 @@ static const char usage_main[] =
     "  peer-check   decide whether TURN may relay to an address\n"
     "  host-check   decide whether the signaling proxy may reach a host\n"
     "  migrate      apply the SQL migrations to the PostgreSQL database\n"
+    "  watch        run a policy store and print a credential's decision "
+    "as it changes\n"
+    TP_CLI_ADMIN_USAGE
     "  coturn-peers print a realm's peer rules as coturn "
     "allowed/denied-peer-ip lines\n"
     "  version      print the version\n"
@@ -47,7 +58,9 @@ static const char usage_main[] =
     "else " DEFAULT_CONFIG ".  `turnpolicy COMMAND --help` describes a "
     "command.\n"
     "Exit status: 0 success/valid/allowed, 1 invalid/denied, 2 usage or\n"
-    "configuration error.\n";
+    "configuration error.\n"
+    "Database commands use --database CONNINFO, else $TURNPOLICY_DATABASE,\n"
+    "else the configuration's database_url.\n";
 
 static int usage_error(const char *cmd_usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -89,19 +102,80 @@ parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-static int
-load_config(tp_config **cfg)
+/* The configuration file: --config, else $TURNPOLICY_CONFIG, else the
+ * default. */
+static const char *
+config_file(void)
 {
     const char *path = config_path;
-    tp_error err;
 
     if (path == NULL)
         path = getenv("TURNPOLICY_CONFIG");
     if (path == NULL || path[0] == '\0')
         path = DEFAULT_CONFIG;
-    if (tp_config_load(path, cfg, &err) != TP_OK)
+    return path;
+}
+
+static int
+load_config(tp_config **cfg)
+{
+    tp_error err;
+
+    if (tp_config_load(config_file(), cfg, &err) != TP_OK)
         return fail_err("configuration", &err);
     return 0;
+}
+
+/* Nonzero when no configuration file was named and the default one does
+ * not exist. */
+static int
+no_config_file(void)
+{
+    const char *env = getenv("TURNPOLICY_CONFIG");
+
+    return config_path == NULL && (env == NULL || env[0] == '\0') &&
+           access(DEFAULT_CONFIG, F_OK) != 0 && errno == ENOENT;
+}
+
+/* Nonzero when cfg has at least one [realm ...] section. */
+static int
+has_realm_section(const tp_config *cfg)
+{
+    const char *sec;
+    size_t i;
+
+    for (i = 0; (sec = tp_config_section(cfg, i)) != NULL; i++)
+        if (strncmp(sec, "realm ", 6) == 0)
+            return 1;
+    return 0;
+}
+
+static tp_config *db_cfg; /* loaded by database_url(), freed at exit */
+
+static void
+free_db_cfg(void)
+{
+    tp_config_free(db_cfg);
+    db_cfg = NULL;
+}
+
+/* The database connection string of a command without --database:
+ * $TURNPOLICY_DATABASE, else the configuration's database_url.  NULL when
+ * there is none (having said why on stderr if the configuration cannot be
+ * read).  The string stays valid until exit. */
+static const char *
+database_url(void)
+{
+    const char *db = getenv("TURNPOLICY_DATABASE");
+
+    if (db != NULL)
+        return db;
+    if (db_cfg == NULL) {
+        if (load_config(&db_cfg) != 0)
+            return NULL;
+        atexit(free_db_cfg);
+    }
+    return tp_config_get(db_cfg, "", "database_url");
 }
 
 /* The realm to use: --realm, else the config's default_realm, else its
@@ -172,13 +246,19 @@ realm_urls(const tp_config *cfg, const char *realm, char *store, size_t cap,
 static const char usage_issue[] =
     "usage: turnpolicy issue [--realm R] --user U [--ttl SECONDS]\n"
     "                        [--format ice|rest|plain] [--now UNIX]\n"
+    "                        [--database CONNINFO]\n"
     "Issue a TURN credential signed with the realm's signing secret.\n"
+    "It comes from the database (turnpolicy.issue_credential) with\n"
+    "--database, or when the configuration has no [realm] section and\n"
+    "$TURNPOLICY_DATABASE or database_url names one; else from the\n"
+    "configuration's secret files.\n"
     "  ice    {\"iceServers\":[{\"urls\",\"username\",\"credential\"}],"
     "\"ttl\",\"expiresOn\"} (default)\n"
     "  rest   TURN REST API draft {\"username\",\"password\",\"ttl\","
     "\"uris\"}\n"
     "  plain  username and password on two lines\n"
-    "--now sets the issue time (Unix seconds), for tests and replays.\n";
+    "--now sets the issue time (Unix seconds), for tests and replays\n"
+    "(against the database: issue_credential_at, admin only).\n";
 
 static int
 cmd_issue(int argc, char **argv)
@@ -189,9 +269,10 @@ cmd_issue(int argc, char **argv)
         {"ttl", required_argument, NULL, 't'},
         {"format", required_argument, NULL, 'f'},
         {"now", required_argument, NULL, 'n'},
+        {"database", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *realm = NULL, *user = NULL, *format = "ice";
+    const char *realm = NULL, *user = NULL, *format = "ice", *db = NULL;
     const char *urls[MAX_URLS];
     char urlstore[4096];
     char json[8192];
@@ -201,9 +282,10 @@ cmd_issue(int argc, char **argv)
     tp_credential cred;
     tp_error err;
     size_t nurls;
-    int c, rc = EXIT_USAGE;
+    int c, rc = EXIT_USAGE, now_given = 0;
 
-    while ((c = getopt_long(argc, argv, "r:u:t:f:n:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:u:t:f:n:d:h", opts, NULL)) !=
+           -1) {
         switch (c) {
         case 'r':
             realm = optarg;
@@ -221,6 +303,10 @@ cmd_issue(int argc, char **argv)
         case 'n':
             if (parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
                 return usage_error(usage_issue, "bad --now %s", optarg);
+            now_given = 1;
+            break;
+        case 'd':
+            db = optarg;
             break;
         case 'h':
             fputs(usage_issue, stdout);
@@ -234,8 +320,32 @@ cmd_issue(int argc, char **argv)
     if (strcmp(format, "ice") != 0 && strcmp(format, "rest") != 0 &&
         strcmp(format, "plain") != 0)
         return usage_error(usage_issue, "unknown --format %s", format);
-    if (load_config(&cfg) != 0)
-        return EXIT_USAGE;
+    /* The database when asked for, or when no realm is configured but a
+     * database is. */
+    if (db == NULL && no_config_file())
+        db = getenv("TURNPOLICY_DATABASE");
+    if (db == NULL) {
+        if (load_config(&cfg) != 0)
+            return EXIT_USAGE;
+        if (!has_realm_section(cfg)) {
+            db = getenv("TURNPOLICY_DATABASE");
+            if (db == NULL)
+                db = tp_config_get(cfg, "", "database_url");
+        }
+    }
+    if (db != NULL) {
+        if (realm == NULL && cfg == NULL && !no_config_file() &&
+            load_config(&cfg) != 0)
+            goto out;
+        if (realm == NULL && cfg != NULL)
+            realm = tp_config_get(cfg, "", "default_realm");
+        if (realm == NULL)
+            rc = usage_error(usage_issue, "--realm is required");
+        else
+            rc = tp_cli_db_issue(db, realm, user, ttl, format,
+                                 now_given ? now : 0);
+        goto out;
+    }
     realm = pick_realm(cfg, realm);
     if (realm == NULL) {
         rc = usage_error(usage_issue, "--realm is required (the "
@@ -278,13 +388,18 @@ out:
 static const char usage_verify[] =
     "usage: turnpolicy verify [--realm R] --username X --password Y|- "
     "[--now UNIX]\n"
+    "                         [--database CONNINFO]\n"
+    "With a database (--database, or $TURNPOLICY_DATABASE / database_url\n"
+    "when no realm is configured) the library's store decides: user\n"
+    "known and active, not revoked, realm not killed.\n"
     "Verify a TURN credential.  Exit 0 if valid (the parsed username is\n"
     "printed), 1 if not, with the reason on stderr.  --password - reads "
     "it\nfrom standard input.\n";
 
 static const char usage_key[] =
     "usage: turnpolicy key --realm R --username X --password Y|-\n"
-    "       turnpolicy key [--realm R] --username X [--now UNIX]\n"
+    "       turnpolicy key [--realm R] --username X [--now UNIX] "
+    "[--database CONNINFO]\n"
     "Print the coturn long-term key hex(MD5(username:realm:password)).\n"
     "With --password, the key of that password (no policy involved).\n"
     "Without it, the key turnpolicy derives for a credential it issued\n"
@@ -298,10 +413,13 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
         {"username", required_argument, NULL, 'u'},
         {"password", required_argument, NULL, 'p'},
         {"now", required_argument, NULL, 'n'},
+        {"database", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *usage = key_mode ? usage_key : usage_verify;
     const char *realm = NULL, *username = NULL, *password = NULL;
+    const char *db = NULL;
+    tp_store *store = NULL;
     char pwbuf[512];
     char hexkey[TP_LTKEY_HEX_LEN + 1];
     int64_t now = tp_now();
@@ -312,7 +430,7 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
     tp_status st;
     int c, rc = EXIT_USAGE;
 
-    while ((c = getopt_long(argc, argv, "r:u:p:n:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:u:p:n:d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             realm = optarg;
@@ -326,6 +444,9 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
         case 'n':
             if (parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
                 return usage_error(usage, "bad --now %s", optarg);
+            break;
+        case 'd':
+            db = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -356,23 +477,59 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
         rc = 0;
         goto out;
     }
-    if (load_config(&cfg) != 0)
-        goto out;
-    realm = pick_realm(cfg, realm);
-    if (realm == NULL) {
-        rc = usage_error(usage, "--realm is required (the configuration "
-                         "has several realms)");
-        goto out;
+    /* The database (the library's store) when asked for, or when no realm
+     * is configured but a database is - as for issue. */
+    if (db == NULL && no_config_file())
+        db = getenv("TURNPOLICY_DATABASE");
+    if (db == NULL) {
+        if (load_config(&cfg) != 0)
+            goto out;
+        if (!has_realm_section(cfg)) {
+            db = getenv("TURNPOLICY_DATABASE");
+            if (db == NULL)
+                db = tp_config_get(cfg, "", "database_url");
+        }
     }
-    kr = tp_keyring_from_config(cfg, realm, &err);
-    if (kr == NULL) {
-        rc = fail_err("realm", &err);
-        goto out;
+    if (db != NULL) {
+        tp_store_options so;
+
+        if (realm == NULL && cfg != NULL)
+            realm = tp_config_get(cfg, "", "default_realm");
+        if (realm == NULL) {
+            rc = usage_error(usage, "--realm is required");
+            goto out;
+        }
+        memset(&so, 0, sizeof(so));
+        so.database = db;
+        so.log = log_stderr;
+        store = tp_store_new(&so, &err);
+        if (store == NULL) {
+            rc = fail_err("database", &err);
+            goto out;
+        }
+        if (key_mode)
+            st = tp_store_key(store, realm, username, now, hexkey, &u, &err);
+        else
+            st = tp_store_verify(store, realm, username, password, now, &u,
+                                 &err);
+    } else {
+        realm = pick_realm(cfg, realm);
+        if (realm == NULL) {
+            rc = usage_error(usage, "--realm is required (the "
+                             "configuration has several realms)");
+            goto out;
+        }
+        kr = tp_keyring_from_config(cfg, realm, &err);
+        if (kr == NULL) {
+            rc = fail_err("realm", &err);
+            goto out;
+        }
+        if (key_mode)
+            st = tp_credential_key(kr, username, now, hexkey, &u, &err);
+        else
+            st = tp_credential_verify(kr, username, password, now, &u,
+                                      &err);
     }
-    if (key_mode)
-        st = tp_credential_key(kr, username, now, hexkey, &u, &err);
-    else
-        st = tp_credential_verify(kr, username, password, now, &u, &err);
     if (st != TP_OK) {
         fprintf(stderr, "invalid: %s: %s\n", tp_reason(st), err.message);
         rc = EXIT_INVALID;
@@ -391,6 +548,7 @@ out:
     memset(pwbuf, 0, sizeof(pwbuf));
     memset(hexkey, 0, sizeof(hexkey));
     tp_keyring_free(kr);
+    tp_store_free(store);
     tp_config_free(cfg);
     return rc;
 }
@@ -738,6 +896,151 @@ out:
 
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+
+static const char usage_watch[] =
+    "usage: turnpolicy watch --realm R --username X --password Y|-\n"
+    "                        [--database CONNINFO] [--seconds N] "
+    "[--no-listen]\n"
+    "                        [--redis HOST:PORT] [--redis-password-file F]\n"
+    "Run a policy store like a node would and print the decision for one\n"
+    "credential every time it changes, for N seconds (default 10).\n"
+    "--no-listen behaves like a node reading a hot-standby replica: it\n"
+    "learns of changes only through Redis (or its periodic reload).\n";
+
+static double
+mono_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+cmd_watch(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"realm", required_argument, NULL, 'r'},
+        {"username", required_argument, NULL, 'u'},
+        {"password", required_argument, NULL, 'p'},
+        {"database", required_argument, NULL, 'd'},
+        {"seconds", required_argument, NULL, 's'},
+        {"no-listen", no_argument, NULL, 'L'},
+        {"redis", required_argument, NULL, 'R'},
+        {"redis-password-file", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *realm = NULL, *username = NULL, *password = NULL;
+    const char *db = NULL, *redis = NULL, *rpw_file = NULL;
+    char pwbuf[512], host[256], rpw[512];
+    int64_t seconds = 10;
+    tp_store_options so;
+    tp_store *store = NULL;
+    tp_status last = (tp_status)-1, stt;
+    tp_error err;
+    double t0;
+    int c, rc = EXIT_USAGE;
+
+    memset(&so, 0, sizeof(so));
+    rpw[0] = '\0';
+    while ((c = getopt_long(argc, argv, "r:u:p:d:s:LR:P:h", opts, NULL)) !=
+           -1) {
+        switch (c) {
+        case 'r':
+            realm = optarg;
+            break;
+        case 'u':
+            username = optarg;
+            break;
+        case 'p':
+            password = optarg;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 's':
+            if (parse_int64(optarg, 1, 3600, &seconds) != 0)
+                return usage_error(usage_watch, "bad --seconds %s", optarg);
+            break;
+        case 'L':
+            so.no_listen = 1;
+            break;
+        case 'R':
+            redis = optarg;
+            break;
+        case 'P':
+            rpw_file = optarg;
+            break;
+        case 'h':
+            fputs(usage_watch, stdout);
+            return 0;
+        default:
+            return usage_error(usage_watch, "bad option");
+        }
+    }
+    if (realm == NULL || username == NULL || password == NULL)
+        return usage_error(usage_watch, "--realm, --username and --password "
+                           "are required");
+    if (read_stdin_arg(password, pwbuf, sizeof(pwbuf), &password) != 0)
+        return usage_error(usage_watch, "cannot read the password");
+    if (db == NULL)
+        db = database_url();
+    if (db == NULL)
+        return usage_error(usage_watch, "no database: use --database, "
+                           "$TURNPOLICY_DATABASE or database_url");
+    if (redis != NULL) {
+        const char *colon = strrchr(redis, ':');
+        int64_t port;
+
+        if (colon == NULL || (size_t)(colon - redis) >= sizeof(host) ||
+            parse_int64(colon + 1, 1, 65535, &port) != 0)
+            return usage_error(usage_watch, "--redis wants HOST:PORT");
+        memcpy(host, redis, (size_t)(colon - redis));
+        host[colon - redis] = '\0';
+        so.redis_host = host;
+        so.redis_port = (int)port;
+    }
+    if (rpw_file != NULL) {
+        size_t n = 0;
+
+        if (tp_secret_file_read(rpw_file, rpw, sizeof(rpw) - 1, &n, &err) !=
+            TP_OK)
+            return fail_err("redis password", &err);
+        rpw[n] = '\0';
+        so.redis_password = rpw;
+    }
+    so.database = db;
+    so.reload_interval = 3600;
+    so.log = log_stderr;
+    store = tp_store_new(&so, &err);
+    if (store == NULL) {
+        rc = fail_err("database", &err);
+        goto out;
+    }
+    t0 = mono_seconds();
+    while (mono_seconds() - t0 < (double)seconds) {
+        stt = tp_store_verify(store, realm, username, password, tp_now(),
+                              NULL, &err);
+        if (stt != last) {
+            if (stt == TP_OK)
+                printf("t+%.3fs valid\n", mono_seconds() - t0);
+            else
+                printf("t+%.3fs %s: %s\n", mono_seconds() - t0,
+                       tp_reason(stt), err.message);
+            fflush(stdout);
+            last = stt;
+        }
+        usleep(2000);
+    }
+    rc = last == TP_OK ? 0 : EXIT_INVALID;
+out:
+    tp_store_free(store);
+    memset(pwbuf, 0, sizeof(pwbuf));
+    memset(rpw, 0, sizeof(rpw));
+    return rc;
+}
+
 #ifndef TP_SCHEMA_DIR
 #define TP_SCHEMA_DIR "/usr/local/share/turnpolicy/schema"
 #endif
@@ -776,8 +1079,7 @@ cmd_migrate(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *db = NULL, *dir = TP_SCHEMA_DIR;
-    tp_config *cfg = NULL;
-    int c, check_only = 0, applied = 0, rc = EXIT_USAGE;
+    int c, check_only = 0, applied = 0;
     tp_error err;
 
     while ((c = getopt_long(argc, argv, "d:s:ch", opts, NULL)) != -1) {
@@ -804,27 +1106,16 @@ cmd_migrate(int argc, char **argv)
         printf("%d migrations in %s are well-formed\n", applied, dir);
         return 0;
     }
-    if (db == NULL)
-        db = getenv("TURNPOLICY_DATABASE");
     if (db == NULL) {
-        if (load_config(&cfg) != 0)
-            return EXIT_USAGE;
-        db = tp_config_get(cfg, "", "database_url");
-        if (db == NULL) {
-            rc = usage_error(usage_migrate, "no database: use --database, "
-                             "$TURNPOLICY_DATABASE or database_url");
-            goto out;
-        }
+        db = database_url();
+        if (db == NULL)
+            return usage_error(usage_migrate, "no database: use --database, "
+                               "$TURNPOLICY_DATABASE or database_url");
     }
-    if (tp_db_migrate(db, dir, log_stderr, NULL, &applied, &err) != TP_OK) {
-        rc = fail_err("migrate", &err);
-        goto out;
-    }
+    if (tp_db_migrate(db, dir, log_stderr, NULL, &applied, &err) != TP_OK)
+        return fail_err("migrate", &err);
     printf("applied %d migration%s\n", applied, applied == 1 ? "" : "s");
-    rc = 0;
-out:
-    tp_config_free(cfg);
-    return rc;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -832,7 +1123,7 @@ out:
 int
 main(int argc, char **argv)
 {
-    int i = 1;
+    int i = 1, rc;
     const char *cmd;
 
     while (i < argc && argv[i][0] == '-') {
@@ -879,6 +1170,11 @@ main(int argc, char **argv)
         return cmd_coturn_peers(argc, argv);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc, argv);
+    if (strcmp(cmd, "watch") == 0)
+        return cmd_watch(argc, argv);
+    rc = tp_cli_admin(cmd, argc, argv, database_url);
+    if (rc >= 0)
+        return rc;
     if (strcmp(cmd, "version") == 0) {
         printf("turnpolicy %s\n", tp_version());
         return 0;
