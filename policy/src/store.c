@@ -10,11 +10,15 @@
  * every reload_interval, or on request.
  *
  * Why a snapshot: decisions sit on coturn's authentication path and on
- * nginx's request path, where no I/O may block.  A decision pins the
- * current snapshot (a mutex held for a pointer copy and an atomic
- * increment), reads it, and unpins it; a reload builds a complete new
- * snapshot off to the side and swaps the pointer, so a decision sees
- * either the old policy or the new one, never a mix.
+ * nginx's request path, where no I/O may block.  A decision enters a
+ * read-side critical section (one atomic increment of a per-parity reader
+ * count, no lock), reads the current snapshot and overlay pointers, and
+ * leaves; a reload builds a complete new snapshot off to the side, swaps
+ * the pointer, and frees the old one only after a two-phase grace period
+ * (flip the epoch parity, wait for the old parity's readers to drain,
+ * twice) - the scheme of userspace RCU.  So a decision sees either the
+ * old policy or the new one, never a mix, and readers never wait.  Only
+ * the store thread (and tp_store_free, after joining it) swaps pointers.
  *
  * Freshness: the thread records the last moment it knew the snapshot was
  * current (a successful load, or a heartbeat round trip with no change
@@ -77,7 +81,6 @@ typedef struct revoked_entry {
 } revoked_entry;
 
 typedef struct snapshot {
-    atomic_int refs;
     int64_t loaded_at;      /* Unix seconds */
     realm_entry *realms;
     size_t nrealms;
@@ -85,6 +88,8 @@ typedef struct snapshot {
     size_t nusers;
     revoked_entry *revoked;
     size_t nrevoked;
+    uint32_t *uhash;        /* open addressing: index + 1 into users */
+    size_t uhash_mask;      /* capacity - 1 (a power of two) */
 } snapshot;
 
 /*
@@ -109,7 +114,6 @@ typedef struct ov_entry {
 } ov_entry;
 
 typedef struct overlay {
-    atomic_int refs;
     ov_entry *e;
     size_t n;
 } overlay;
@@ -128,14 +132,17 @@ struct tp_store {
     void *log_ud;
 
     pthread_mutex_t mu;
-    snapshot *cur;            /* guarded by mu */
-    struct timespec current_at; /* guarded by mu: last known current */
+    _Atomic(snapshot *) cur;  /* read lock-free; swapped by the thread */
+    _Atomic(overlay *) ov;    /* likewise; may be NULL */
+    atomic_uint epoch;        /* read-side parity (grace periods) */
+    atomic_long readers[2];   /* readers inside, per parity */
+    atomic_llong current_ms;  /* CLOCK_MONOTONIC ms: last known current */
+    struct timespec current_at; /* guarded by mu: the same, for info */
     uint64_t generation;      /* guarded by mu */
     int connected;            /* guarded by mu */
     int stop;                 /* guarded by mu */
     int reload_requested;     /* guarded by mu */
 
-    overlay *ov;              /* guarded by mu; may be NULL */
     int sub_up;               /* guarded by mu */
 
     tp__redis *redis;         /* command connection; NULL = no Redis */
@@ -256,14 +263,43 @@ snapshot_free(snapshot *s)
     free(s->realms);
     free(s->users);
     free(s->revoked);
+    free(s->uhash);
     free(s);
 }
 
-static void
-snapshot_unpin(snapshot *s)
+/* Read side: enter / leave.  Returns the parity to leave with. */
+static int
+read_enter(tp_store *st)
 {
-    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
-        snapshot_free(s);
+    int p = (int)(atomic_load(&st->epoch) & 1u);
+
+    atomic_fetch_add(&st->readers[p], 1);
+    return p;
+}
+
+static void
+read_leave(tp_store *st, int p)
+{
+    atomic_fetch_sub(&st->readers[p], 1);
+}
+
+/* Writer side (the store thread only): wait until no reader can still
+ * hold a pointer read before the last swap.  Two phases, because a reader
+ * may have read the epoch just before a flip and counted itself under
+ * the parity the first phase does not wait for. */
+static void
+synchronize_readers(tp_store *st)
+{
+    int phase;
+
+    for (phase = 0; phase < 2; phase++) {
+        unsigned e = atomic_fetch_add(&st->epoch, 1u);
+        int p = (int)(e & 1u);
+        struct timespec ts = {0, 20000};
+
+        while (atomic_load(&st->readers[p]) != 0)
+            nanosleep(&ts, NULL);
+    }
 }
 
 static int
@@ -312,14 +348,59 @@ find_realm(const snapshot *s, const char *name)
     return -1;
 }
 
+/* FNV-1a over the realm index and the user id. */
+static uint32_t
+user_hash(size_t realm, const char *user_id)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)realm;
+
+    h *= 16777619u;
+    for (; *user_id != '\0'; user_id++) {
+        h ^= (unsigned char)*user_id;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Users are looked up on every decision: a hash table with a load factor
+ * of at most 1/2 over the sorted array. */
+static int
+build_user_hash(snapshot *s)
+{
+    size_t cap = 16, i, j;
+
+    while (cap < s->nusers * 2)
+        cap *= 2;
+    s->uhash = calloc(cap, sizeof(*s->uhash));
+    if (s->uhash == NULL)
+        return -1;
+    s->uhash_mask = cap - 1;
+    for (i = 0; i < s->nusers; i++) {
+        j = user_hash(s->users[i].realm, s->users[i].user_id) &
+            s->uhash_mask;
+        while (s->uhash[j] != 0)
+            j = (j + 1) & s->uhash_mask;
+        s->uhash[j] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
 static const user_entry *
 find_user(const snapshot *s, size_t realm, const char *user_id)
 {
-    user_entry key;
+    size_t j;
 
-    key.realm = realm;
-    key.user_id = (char *)(uintptr_t)user_id;
-    return bsearch(&key, s->users, s->nusers, sizeof(*s->users), cmp_user);
+    if (s->uhash == NULL)
+        return NULL;
+    j = user_hash(realm, user_id) & s->uhash_mask;
+    while (s->uhash[j] != 0) {
+        const user_entry *u = &s->users[s->uhash[j] - 1];
+
+        if (u->realm == realm && strcmp(u->user_id, user_id) == 0)
+            return u;
+        j = (j + 1) & s->uhash_mask;
+    }
+    return NULL;
 }
 
 static int
@@ -347,9 +428,9 @@ mono_now(void)
 }
 
 static void
-overlay_unpin(overlay *o)
+overlay_free(overlay *o)
 {
-    if (o != NULL && atomic_fetch_sub(&o->refs, 1) == 1) {
+    if (o != NULL) {
         free(o->e);
         free(o);
     }
@@ -405,15 +486,10 @@ overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
     o = calloc(1, sizeof(*o));
     if (o == NULL)
         return;
-    pthread_mutex_lock(&st->mu);
-    old = st->ov;
-    if (old != NULL)
-        atomic_fetch_add(&old->refs, 1);
-    pthread_mutex_unlock(&st->mu);
+    old = atomic_load(&st->ov); /* only this thread swaps it */
     o->e = calloc((old != NULL ? old->n : 0) + 1, sizeof(*o->e));
     if (o->e == NULL) {
         free(o);
-        overlay_unpin(old);
         return;
     }
     for (i = 0; old != NULL && i < old->n; i++) {
@@ -430,13 +506,9 @@ overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
     if (add != NULL && n < OVERLAY_MAX)
         o->e[n++] = *add;
     o->n = n;
-    atomic_init(&o->refs, 1);
-    overlay_unpin(old);
-    pthread_mutex_lock(&st->mu);
-    old = st->ov;
-    st->ov = o;
-    pthread_mutex_unlock(&st->mu);
-    overlay_unpin(old);
+    atomic_store(&st->ov, o);
+    synchronize_readers(st);
+    overlay_free(old);
 }
 
 /* Run a query in the load transaction. */
@@ -637,6 +709,10 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
         u->user_quota = strtoll(PQgetvalue(r, i, 4), NULL, 10);
     }
     qsort(s->users, s->nusers, sizeof(*s->users), cmp_user);
+    if (s->nusers > UINT32_MAX - 1 || build_user_hash(s) != 0) {
+        st = tp__fail(err, TP_ENOMEM, "out of memory indexing users");
+        goto out;
+    }
 
     PQclear(r);
     r = NULL;
@@ -728,7 +804,6 @@ snapshot_load(PGconn *c, snapshot **out, tp_error *err)
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return tp__fail(err, TP_ENOMEM, "out of memory");
-    atomic_init(&s->refs, 1);
     s->loaded_at = tp_now();
     st = load_query(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &r,
                     err);
@@ -1053,6 +1128,20 @@ store_connect(tp_store *st, tp_error *err)
     return c;
 }
 
+static void
+mark_current(tp_store *st, int connected)
+{
+    pthread_mutex_lock(&st->mu);
+    if (connected) {
+        clock_gettime(CLOCK_MONOTONIC, &st->current_at);
+        atomic_store(&st->current_ms,
+                     (long long)st->current_at.tv_sec * 1000 +
+                         st->current_at.tv_nsec / 1000000);
+    }
+    st->connected = connected;
+    pthread_mutex_unlock(&st->mu);
+}
+
 /* Publish s as the current snapshot; the store keeps one pin.  A node
  * that LISTENs tells the others (Redis) what changed. */
 static void
@@ -1060,26 +1149,18 @@ publish(tp_store *st, snapshot *s)
 {
     snapshot *old;
 
+    old = atomic_load(&st->cur);
+    atomic_store(&st->cur, s);
     pthread_mutex_lock(&st->mu);
-    old = st->cur;
-    st->cur = s;
     st->generation++;
-    clock_gettime(CLOCK_MONOTONIC, &st->current_at);
     pthread_mutex_unlock(&st->mu);
+    mark_current(st, 1);
     if (!st->no_listen)
         publish_diff(st, old, s);
-    snapshot_unpin(old);
+    synchronize_readers(st);
+    snapshot_free(old);
 }
 
-static void
-mark_current(tp_store *st, int connected)
-{
-    pthread_mutex_lock(&st->mu);
-    if (connected)
-        clock_gettime(CLOCK_MONOTONIC, &st->current_at);
-    st->connected = connected;
-    pthread_mutex_unlock(&st->mu);
-}
 
 static void
 lost(tp_store *st, const char *why)
@@ -1345,8 +1426,8 @@ tp_store_free(tp_store *st)
     PQfinish(st->conn);
     if (st->sub != NULL)
         redisFree(st->sub);
-    snapshot_unpin(st->cur);
-    overlay_unpin(st->ov);
+    snapshot_free(atomic_load(&st->cur));
+    overlay_free(atomic_load(&st->ov));
     tp__redis_free(st->redis);
     if (st->wake[0] >= 0)
         close(st->wake[0]);
@@ -1378,48 +1459,57 @@ tp_store_info_get(tp_store *st, tp_store_info *info)
     info->generation = st->generation;
     info->age = mono_since(&st->current_at);
     info->connected = st->connected;
-    if (st->cur != NULL) {
-        info->loaded_at = st->cur->loaded_at;
-        info->realms = st->cur->nrealms;
-        info->users = st->cur->nusers;
-    }
     info->redis_subscribed = st->sub_up;
-    info->overlay = st->ov != NULL ? st->ov->n : 0;
+    pthread_mutex_unlock(&st->mu);
+    {
+        int p = read_enter(st);
+        const snapshot *s = atomic_load(&st->cur);
+        const overlay *o = atomic_load(&st->ov);
+
+        if (s != NULL) {
+            info->loaded_at = s->loaded_at;
+            info->realms = s->nrealms;
+            info->users = s->nusers;
+        }
+        info->overlay = o != NULL ? o->n : 0;
+        read_leave(st, p);
+    }
+    pthread_mutex_lock(&st->mu);
     pthread_mutex_unlock(&st->mu);
 }
 
-/* Pin the current snapshot and overlay, or fail closed when the
- * snapshot is too old. */
+/* Enter the read side and take the current snapshot and overlay, or fail
+ * closed when the snapshot is too old.  On success the caller must call
+ * unpin with *parity. */
 static snapshot *
-pin(tp_store *st, overlay **ov, tp_status *status, tp_error *err)
+pin(tp_store *st, overlay **ov, int *parity, tp_status *status,
+    tp_error *err)
 {
+    struct timespec now;
+    long long age_ms;
     snapshot *s;
-    double age;
 
-    pthread_mutex_lock(&st->mu);
-    age = mono_since(&st->current_at);
-    s = st->cur;
-    if (age > (double)st->max_staleness || s == NULL) {
-        pthread_mutex_unlock(&st->mu);
-        *status = tp__fail(err, TP_ESTALE, "policy last confirmed %.0f s "
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    age_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
+             atomic_load(&st->current_ms);
+    *parity = read_enter(st);
+    s = atomic_load(&st->cur);
+    if (age_ms > (long long)st->max_staleness * 1000 || s == NULL) {
+        read_leave(st, *parity);
+        *status = tp__fail(err, TP_ESTALE, "policy last confirmed %lld s "
                            "ago (bound %" PRIu32 " s): PostgreSQL is "
-                           "unreachable; failing closed", age,
+                           "unreachable; failing closed", age_ms / 1000,
                            st->max_staleness);
         return NULL;
     }
-    atomic_fetch_add(&s->refs, 1);
-    *ov = st->ov;
-    if (*ov != NULL)
-        atomic_fetch_add(&(*ov)->refs, 1);
-    pthread_mutex_unlock(&st->mu);
+    *ov = atomic_load(&st->ov);
     return s;
 }
 
 static void
-unpin(snapshot *s, overlay *ov)
+unpin(tp_store *st, int parity)
 {
-    overlay_unpin(ov);
-    snapshot_unpin(s);
+    read_leave(st, parity);
 }
 
 static tp_status
@@ -1483,11 +1573,12 @@ tp_store_verify(tp_store *st, const char *realm, const char *username,
     tp_username u;
     overlay *ov = NULL;
     snapshot *s;
+    int parity;
     long ri;
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &status, err);
+    s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_lookup(s, ov, realm, &ri, err);
@@ -1496,7 +1587,7 @@ tp_store_verify(tp_store *st, const char *realm, const char *username,
                                       now, &u, err);
     if (status == TP_OK)
         status = user_checks(s, ov, (size_t)ri, username, &u, err);
-    unpin(s, ov);
+    unpin(st, parity);
     if (status == TP_OK && parsed != NULL)
         *parsed = u;
     return status;
@@ -1511,11 +1602,12 @@ tp_store_key(tp_store *st, const char *realm, const char *username,
     tp_username u;
     overlay *ov = NULL;
     snapshot *s;
+    int parity;
     long ri;
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &status, err);
+    s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_lookup(s, ov, realm, &ri, err);
@@ -1524,7 +1616,7 @@ tp_store_key(tp_store *st, const char *realm, const char *username,
                                    &u, err);
     if (status == TP_OK)
         status = user_checks(s, ov, (size_t)ri, username, &u, err);
-    unpin(s, ov);
+    unpin(st, parity);
     if (status != TP_OK && hexkey != NULL)
         tp__wipe(hexkey, TP_LTKEY_HEX_LEN + 1);
     if (status == TP_OK && parsed != NULL)
@@ -1646,6 +1738,7 @@ tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
     tp_status status;
     int64_t limit = 0;
     snapshot *s;
+    int parity;
     long ri;
     int i;
 
@@ -1657,7 +1750,7 @@ tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
     status = tp_user_id_check(user_id, err);
     if (status != TP_OK)
         return status;
-    s = pin(st, &ov, &status, err);
+    s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_lookup(s, ov, realm, &ri, err);
@@ -1666,7 +1759,7 @@ tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
         limit = ue != NULL && ue->user_quota >= 0 ? ue->user_quota
                                                   : s->realms[ri].user_quota;
     }
-    unpin(s, ov);
+    unpin(st, parity);
     if (status != TP_OK)
         return status;
     if (st->redis == NULL)
@@ -1757,6 +1850,7 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
     tp_status status;
     overlay *ov = NULL;
     snapshot *s;
+    int parity;
     long ri;
 
     if (st == NULL)
@@ -1764,7 +1858,7 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
     status = tp_user_id_check(user_id, err);
     if (status != TP_OK)
         return status;
-    s = pin(st, &ov, &status, err);
+    s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_lookup(s, ov, realm, &ri, err);
@@ -1789,7 +1883,7 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
     if (status == TP_OK)
         status = tp_credential_issue(s->realms[ri].kr, user_id, ttl, now,
                                      out, err);
-    unpin(s, ov);
+    unpin(st, parity);
     return status;
 }
 
@@ -1800,17 +1894,18 @@ tp_store_peer_check(tp_store *st, const char *realm, const tp_addr *addr,
     tp_status status;
     overlay *ov = NULL;
     snapshot *s;
+    int parity;
     long ri;
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &status, err);
+    s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_peerset_check(s->realms[ri].ps, addr, dec, err);
-    unpin(s, ov);
+    unpin(st, parity);
     return status;
 }
 
@@ -1822,11 +1917,12 @@ tp_store_host_check(tp_store *st, const char *realm, const char *host,
     tp_status status;
     overlay *ov = NULL;
     snapshot *s;
+    int parity;
     long ri;
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &status, err);
+    s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_lookup(s, ov, realm, &ri, err);
@@ -1837,6 +1933,6 @@ tp_store_host_check(tp_store *st, const char *realm, const char *host,
      * once unpinned: do not hand it out. */
     if (match != NULL)
         match->rule = NULL;
-    unpin(s, ov);
+    unpin(st, parity);
     return status;
 }

@@ -66,7 +66,7 @@ awk -v n="$NUSERS" -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN {
         n, t1 - t0 }'
 
 # 1. The store's snapshot vs the bare check.
-"$d/store_bench" "$db" || fail "store_bench failed"
+${TP_BENCH_WRAP:-} "$d/store_bench" "$db" || fail "store_bench failed"
 
 # 2. SQL issuing through pgbench, as the issuer role over the socket.
 cat >"$d/issue.sql" <<SQL
