@@ -196,7 +196,8 @@ scan_dir(const char *dir, migration_set *set, tp_error *err)
             goto out;
         set->n++;
     }
-    qsort(set->m, set->n, sizeof(*set->m), cmp_migration);
+    if (set->n > 1)
+        qsort(set->m, set->n, sizeof(*set->m), cmp_migration);
     for (i = 1; i < set->n; i++) {
         if (set->m[i].version == set->m[i - 1].version) {
             st = tp__fail(err, TP_EMIGRATION, "%s: %s and %s share version "
