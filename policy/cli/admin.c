@@ -27,6 +27,7 @@
  */
 #include "admin.h"
 #include "turnpolicy.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -79,38 +80,6 @@ typedef struct command {
     const char *usage;
     run_fn run;
 } command;
-
-static int usage_error(const char *usage, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Print "turnpolicy: <message>" and the usage on stderr; returns 2. */
-static int
-usage_error(const char *usage, const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("turnpolicy: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n%s", usage);
-    return EXIT_USAGE;
-}
-
-/* Parse a decimal integer in min..max; 0 on success, -1 otherwise. */
-static int
-parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = (int64_t)v;
-    return 0;
-}
 
 /* Copy s into out (cap > 0 bytes) as one line of printable ASCII: other
  * bytes become spaces, runs of spaces collapse, at most LINE_MAX_SHOWN
@@ -367,7 +336,7 @@ run_realm_add(PGconn *c, const args *a)
     for (i = 0; i < a->nurls; i++) {
         len = strlen(a->urls[i]);
         if (off + len + 2 > sizeof(urls))
-            return usage_error(usage_realm, "the --url values are too long");
+            return tp_cli_usage_error(usage_realm, "the --url values are too long");
         if (i > 0)
             urls[off++] = '\n';
         memcpy(urls + off, a->urls[i], len);
@@ -733,8 +702,8 @@ credential_from_row(const PGresult *r, tp_credential *cred,
     if (user == NULL || pw == NULL || ttl == NULL || exp == NULL)
         return EXIT_USAGE;
     if (strlen(user) > TP_USERNAME_MAX || strlen(pw) != TP_PASSWORD_LEN ||
-        parse_int64(ttl, 1, TP_TTL_MAX, &t) != 0 ||
-        parse_int64(exp, 1, INT64_MAX / 4, &e) != 0) {
+        tp_cli_parse_int64(ttl, 1, TP_TTL_MAX, &t) != 0 ||
+        tp_cli_parse_int64(exp, 1, INT64_MAX / 4, &e) != 0) {
         fputs("turnpolicy: issue: unexpected credential from the "
               "database\n", stderr);
         return EXIT_USAGE;
@@ -894,7 +863,7 @@ parse_args(const command *cmd, int argc, char **argv, args *a)
             return 0;
         }
         if (c == '?' || c == ':' || strchr(cmd->allowed, c) == NULL)
-            return usage_error(cmd->usage, "bad option%s%s",
+            return tp_cli_usage_error(cmd->usage, "bad option%s%s",
                                c == '?' || c == ':' ? "" : " --",
                                c == '?' || c == ':' ? "" : opt_name(c));
         switch (c) {
@@ -914,19 +883,19 @@ parse_args(const command *cmd, int argc, char **argv, args *a)
             a->kid = optarg;
             break;
         case 't':
-            if (parse_int64(optarg, 1, TP_TTL_MAX, &a->ttl) != 0)
-                return usage_error(cmd->usage, "bad --ttl %s", optarg);
+            if (tp_cli_parse_int64(optarg, 1, TP_TTL_MAX, &a->ttl) != 0)
+                return tp_cli_usage_error(cmd->usage, "bad --ttl %s", optarg);
             break;
         case 'm':
-            if (parse_int64(optarg, 1, TP_TTL_MAX, &a->max_ttl) != 0)
-                return usage_error(cmd->usage, "bad --max-ttl %s", optarg);
+            if (tp_cli_parse_int64(optarg, 1, TP_TTL_MAX, &a->max_ttl) != 0)
+                return tp_cli_usage_error(cmd->usage, "bad --max-ttl %s", optarg);
             break;
         case 'l':
             if (a->nurls == MAX_URLS)
-                return usage_error(cmd->usage, "at most %d --url",
+                return tp_cli_usage_error(cmd->usage, "at most %d --url",
                                    MAX_URLS);
             if (strpbrk(optarg, "\r\n") != NULL)
-                return usage_error(cmd->usage, "a --url must not contain "
+                return tp_cli_usage_error(cmd->usage, "a --url must not contain "
                                    "a line break");
             a->urls[a->nurls++] = optarg;
             break;
@@ -938,29 +907,29 @@ parse_args(const command *cmd, int argc, char **argv, args *a)
             break;
         case 'b':
             if (strcmp(optarg, "user") != 0 && strcmp(optarg, "realm") != 0)
-                return usage_error(cmd->usage, "--by is user or realm");
+                return tp_cli_usage_error(cmd->usage, "--by is user or realm");
             a->by = optarg;
             break;
         default:
-            return usage_error(cmd->usage, "bad option");
+            return tp_cli_usage_error(cmd->usage, "bad option");
         }
     }
     if (argc - optind > cmd->positional)
-        return usage_error(cmd->usage, "unexpected argument %s",
+        return tp_cli_usage_error(cmd->usage, "unexpected argument %s",
                            argv[optind + cmd->positional]);
     if (argc - optind < cmd->positional)
-        return usage_error(cmd->usage, "NAME is required");
+        return tp_cli_usage_error(cmd->usage, "NAME is required");
     if (cmd->positional > 0)
         a->name = argv[optind];
     if (strchr(cmd->allowed, 'U') != NULL &&
         (a->user == NULL) == (a->username == NULL))
-        return usage_error(cmd->usage, "give exactly one of --user and "
+        return tp_cli_usage_error(cmd->usage, "give exactly one of --user and "
                            "--username");
     for (req = cmd->required; *req != '\0'; req++) {
         if ((*req == 'r' && a->realm == NULL) ||
             (*req == 'u' && a->user == NULL) ||
             (*req == 'k' && a->kid == NULL))
-            return usage_error(cmd->usage, "--%s is required",
+            return tp_cli_usage_error(cmd->usage, "--%s is required",
                                opt_name(*req));
     }
     return -1;
@@ -989,7 +958,7 @@ tp_cli_admin(const char *name, int argc, char **argv,
         cmd = group;
     } else {
         if (argc < 2)
-            return usage_error(group->usage, "%s needs a command", name);
+            return tp_cli_usage_error(group->usage, "%s needs a command", name);
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
             strcmp(argv[1], "help") == 0) {
             fputs(group->usage, stdout);
@@ -1004,7 +973,7 @@ tp_cli_admin(const char *name, int argc, char **argv,
             }
         }
         if (cmd == NULL)
-            return usage_error(group->usage, "unknown %s command %s", name,
+            return tp_cli_usage_error(group->usage, "unknown %s command %s", name,
                                argv[1]);
         argc--;
         argv++;
@@ -1014,7 +983,7 @@ tp_cli_admin(const char *name, int argc, char **argv,
         return rc;
     db = a.db != NULL ? a.db : database();
     if (db == NULL)
-        return usage_error(cmd->usage, "no database: use --database, "
+        return tp_cli_usage_error(cmd->usage, "no database: use --database, "
                            "$TURNPOLICY_DATABASE or database_url");
     c = db_connect(db, &rc);
     if (c == NULL)

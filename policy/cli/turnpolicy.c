@@ -14,6 +14,7 @@
  * `key` may be read from standard input ("-") to keep it out of ps(1).
  */
 #include "turnpolicy.h"
+#include "cli.h"
 #include "admin.h"
 
 #include <errno.h>
@@ -62,23 +63,6 @@ static const char usage_main[] =
     "Database commands use --database CONNINFO, else $TURNPOLICY_DATABASE,\n"
     "else the configuration's database_url.\n";
 
-static int usage_error(const char *cmd_usage, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Print "turnpolicy: <message>" and the command's usage; returns 2. */
-static int
-usage_error(const char *cmd_usage, const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("turnpolicy: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n%s", cmd_usage);
-    return EXIT_USAGE;
-}
-
 static int
 fail_err(const char *what, const tp_error *err)
 {
@@ -86,20 +70,6 @@ fail_err(const char *what, const tp_error *err)
             err->message[0] != '\0' ? err->message
                                     : tp_strerror(err->status));
     return EXIT_USAGE;
-}
-
-static int
-parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = (int64_t)v;
-    return 0;
 }
 
 /* The configuration file: --config, else $TURNPOLICY_CONFIG, else the
@@ -294,15 +264,15 @@ cmd_issue(int argc, char **argv)
             user = optarg;
             break;
         case 't':
-            if (parse_int64(optarg, 1, TP_TTL_MAX, &ttl) != 0)
-                return usage_error(usage_issue, "bad --ttl %s", optarg);
+            if (tp_cli_parse_int64(optarg, 1, TP_TTL_MAX, &ttl) != 0)
+                return tp_cli_usage_error(usage_issue, "bad --ttl %s", optarg);
             break;
         case 'f':
             format = optarg;
             break;
         case 'n':
-            if (parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
-                return usage_error(usage_issue, "bad --now %s", optarg);
+            if (tp_cli_parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
+                return tp_cli_usage_error(usage_issue, "bad --now %s", optarg);
             now_given = 1;
             break;
         case 'd':
@@ -312,14 +282,14 @@ cmd_issue(int argc, char **argv)
             fputs(usage_issue, stdout);
             return 0;
         default:
-            return usage_error(usage_issue, "bad option");
+            return tp_cli_usage_error(usage_issue, "bad option");
         }
     }
     if (user == NULL)
-        return usage_error(usage_issue, "--user is required");
+        return tp_cli_usage_error(usage_issue, "--user is required");
     if (strcmp(format, "ice") != 0 && strcmp(format, "rest") != 0 &&
         strcmp(format, "plain") != 0)
-        return usage_error(usage_issue, "unknown --format %s", format);
+        return tp_cli_usage_error(usage_issue, "unknown --format %s", format);
     /* The database when asked for, or when no realm is configured but a
      * database is. */
     if (db == NULL && no_config_file())
@@ -340,7 +310,7 @@ cmd_issue(int argc, char **argv)
         if (realm == NULL && cfg != NULL)
             realm = tp_config_get(cfg, "", "default_realm");
         if (realm == NULL)
-            rc = usage_error(usage_issue, "--realm is required");
+            rc = tp_cli_usage_error(usage_issue, "--realm is required");
         else
             rc = tp_cli_db_issue(db, realm, user, ttl, format,
                                  now_given ? now : 0);
@@ -348,7 +318,7 @@ cmd_issue(int argc, char **argv)
     }
     realm = pick_realm(cfg, realm);
     if (realm == NULL) {
-        rc = usage_error(usage_issue, "--realm is required (the "
+        rc = tp_cli_usage_error(usage_issue, "--realm is required (the "
                          "configuration has several realms)");
         goto out;
     }
@@ -442,8 +412,8 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
             password = optarg;
             break;
         case 'n':
-            if (parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
-                return usage_error(usage, "bad --now %s", optarg);
+            if (tp_cli_parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
+                return tp_cli_usage_error(usage, "bad --now %s", optarg);
             break;
         case 'd':
             db = optarg;
@@ -452,20 +422,20 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
             fputs(usage, stdout);
             return 0;
         default:
-            return usage_error(usage, "bad option");
+            return tp_cli_usage_error(usage, "bad option");
         }
     }
     if (username == NULL)
-        return usage_error(usage, "--username is required");
+        return tp_cli_usage_error(usage, "--username is required");
     if (password == NULL && !key_mode)
-        return usage_error(usage, "--password is required");
+        return tp_cli_usage_error(usage, "--password is required");
     if (password != NULL &&
         read_stdin_arg(password, pwbuf, sizeof(pwbuf), &password) != 0)
-        return usage_error(usage, "cannot read the password from stdin");
+        return tp_cli_usage_error(usage, "cannot read the password from stdin");
     if (key_mode && password != NULL) {
         /* Pure derivation: no configuration needed. */
         if (realm == NULL) {
-            rc = usage_error(usage, "--realm is required");
+            rc = tp_cli_usage_error(usage, "--realm is required");
             goto out;
         }
         if (tp_longterm_key(username, realm, password, hexkey, &err) !=
@@ -496,7 +466,7 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
         if (realm == NULL && cfg != NULL)
             realm = tp_config_get(cfg, "", "default_realm");
         if (realm == NULL) {
-            rc = usage_error(usage, "--realm is required");
+            rc = tp_cli_usage_error(usage, "--realm is required");
             goto out;
         }
         memset(&so, 0, sizeof(so));
@@ -515,7 +485,7 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
     } else {
         realm = pick_realm(cfg, realm);
         if (realm == NULL) {
-            rc = usage_error(usage, "--realm is required (the "
+            rc = tp_cli_usage_error(usage, "--realm is required (the "
                              "configuration has several realms)");
             goto out;
         }
@@ -605,7 +575,7 @@ cmd_jwt(int argc, char **argv)
 
     if (argc < 2) {
         if (argc == 1 || argv[1] == NULL)
-            return usage_error(usage_jwt, "jwt needs issue or verify");
+            return tp_cli_usage_error(usage_jwt, "jwt needs issue or verify");
     }
     sub_cmd = argv[1];
     if (strcmp(sub_cmd, "--help") == 0 || strcmp(sub_cmd, "-h") == 0) {
@@ -613,7 +583,7 @@ cmd_jwt(int argc, char **argv)
         return 0;
     }
     if (strcmp(sub_cmd, "issue") != 0 && strcmp(sub_cmd, "verify") != 0)
-        return usage_error(usage_jwt, "unknown jwt command %s", sub_cmd);
+        return tp_cli_usage_error(usage_jwt, "unknown jwt command %s", sub_cmd);
     memset(&ip, 0, sizeof(ip));
     argc--;
     argv++;
@@ -629,18 +599,18 @@ cmd_jwt(int argc, char **argv)
             ip.realm = optarg;
             break;
         case 't':
-            if (parse_int64(optarg, 1, 86400 * 366, &ttl) != 0)
-                return usage_error(usage_jwt, "bad --ttl %s", optarg);
+            if (tp_cli_parse_int64(optarg, 1, 86400 * 366, &ttl) != 0)
+                return tp_cli_usage_error(usage_jwt, "bad --ttl %s", optarg);
             break;
         case 'n':
-            if (parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
-                return usage_error(usage_jwt, "bad --now %s", optarg);
+            if (tp_cli_parse_int64(optarg, 1, INT64_MAX / 4, &now) != 0)
+                return tp_cli_usage_error(usage_jwt, "bad --now %s", optarg);
             break;
         case 'h':
             fputs(usage_jwt, stdout);
             return 0;
         default:
-            return usage_error(usage_jwt, "bad option");
+            return tp_cli_usage_error(usage_jwt, "bad option");
         }
     }
     if (load_config(&cfg) != 0)
@@ -652,7 +622,7 @@ cmd_jwt(int argc, char **argv)
     }
     if (strcmp(sub_cmd, "issue") == 0) {
         if (ip.sub == NULL) {
-            rc = usage_error(usage_jwt, "--sub is required");
+            rc = tp_cli_usage_error(usage_jwt, "--sub is required");
             goto out;
         }
         ip.now = now;
@@ -666,11 +636,11 @@ cmd_jwt(int argc, char **argv)
         goto out;
     }
     if (optind >= argc) {
-        rc = usage_error(usage_jwt, "jwt verify needs a TOKEN (or -)");
+        rc = tp_cli_usage_error(usage_jwt, "jwt verify needs a TOKEN (or -)");
         goto out;
     }
     if (read_stdin_arg(argv[optind], tokbuf, sizeof(tokbuf), &token) != 0) {
-        rc = usage_error(usage_jwt, "cannot read the token from stdin");
+        rc = tp_cli_usage_error(usage_jwt, "cannot read the token from stdin");
         goto out;
     }
     st = tp_jwt_verify(jk, token, strlen(token), now, &cl, &err);
@@ -728,11 +698,11 @@ cmd_peer_check(int argc, char **argv)
             fputs(usage_peer, stdout);
             return 0;
         default:
-            return usage_error(usage_peer, "bad option");
+            return tp_cli_usage_error(usage_peer, "bad option");
         }
     }
     if (optind != argc - 1)
-        return usage_error(usage_peer, "exactly one ADDRESS is required");
+        return tp_cli_usage_error(usage_peer, "exactly one ADDRESS is required");
     if (realm != NULL) {
         if (load_config(&cfg) != 0)
             return EXIT_USAGE;
@@ -793,21 +763,21 @@ cmd_host_check(int argc, char **argv)
             fputs(usage_host, stdout);
             return 0;
         default:
-            return usage_error(usage_host, "bad option");
+            return tp_cli_usage_error(usage_host, "bad option");
         }
     }
     if (optind >= argc || argc - optind > 3)
-        return usage_error(usage_host, "HOST [PORT [PATH]] expected");
+        return tp_cli_usage_error(usage_host, "HOST [PORT [PATH]] expected");
     if (argc - optind >= 2 &&
-        parse_int64(argv[optind + 1], 0, 65535, &port) != 0)
-        return usage_error(usage_host, "bad PORT %s", argv[optind + 1]);
+        tp_cli_parse_int64(argv[optind + 1], 0, 65535, &port) != 0)
+        return tp_cli_usage_error(usage_host, "bad PORT %s", argv[optind + 1]);
     if (argc - optind == 3)
         path = argv[optind + 2];
     if (load_config(&cfg) != 0)
         return EXIT_USAGE;
     realm = pick_realm(cfg, realm);
     if (realm == NULL) {
-        rc = usage_error(usage_host, "--realm is required");
+        rc = tp_cli_usage_error(usage_host, "--realm is required");
         goto out;
     }
     hl = tp_hostlist_from_config(cfg, realm, &err);
@@ -866,7 +836,7 @@ cmd_coturn_peers(int argc, char **argv)
             fputs(usage_coturn_peers, stdout);
             return 0;
         default:
-            return usage_error(usage_coturn_peers, "bad option");
+            return tp_cli_usage_error(usage_coturn_peers, "bad option");
         }
     }
     if (realm != NULL) {
@@ -960,8 +930,8 @@ cmd_watch(int argc, char **argv)
             db = optarg;
             break;
         case 's':
-            if (parse_int64(optarg, 1, 3600, &seconds) != 0)
-                return usage_error(usage_watch, "bad --seconds %s", optarg);
+            if (tp_cli_parse_int64(optarg, 1, 3600, &seconds) != 0)
+                return tp_cli_usage_error(usage_watch, "bad --seconds %s", optarg);
             break;
         case 'L':
             so.no_listen = 1;
@@ -976,26 +946,26 @@ cmd_watch(int argc, char **argv)
             fputs(usage_watch, stdout);
             return 0;
         default:
-            return usage_error(usage_watch, "bad option");
+            return tp_cli_usage_error(usage_watch, "bad option");
         }
     }
     if (realm == NULL || username == NULL || password == NULL)
-        return usage_error(usage_watch, "--realm, --username and --password "
+        return tp_cli_usage_error(usage_watch, "--realm, --username and --password "
                            "are required");
     if (read_stdin_arg(password, pwbuf, sizeof(pwbuf), &password) != 0)
-        return usage_error(usage_watch, "cannot read the password");
+        return tp_cli_usage_error(usage_watch, "cannot read the password");
     if (db == NULL)
         db = database_url();
     if (db == NULL)
-        return usage_error(usage_watch, "no database: use --database, "
+        return tp_cli_usage_error(usage_watch, "no database: use --database, "
                            "$TURNPOLICY_DATABASE or database_url");
     if (redis != NULL) {
         const char *colon = strrchr(redis, ':');
         int64_t port;
 
         if (colon == NULL || (size_t)(colon - redis) >= sizeof(host) ||
-            parse_int64(colon + 1, 1, 65535, &port) != 0)
-            return usage_error(usage_watch, "--redis wants HOST:PORT");
+            tp_cli_parse_int64(colon + 1, 1, 65535, &port) != 0)
+            return tp_cli_usage_error(usage_watch, "--redis wants HOST:PORT");
         memcpy(host, redis, (size_t)(colon - redis));
         host[colon - redis] = '\0';
         so.redis_host = host;
@@ -1097,7 +1067,7 @@ cmd_migrate(int argc, char **argv)
             fputs(usage_migrate, stdout);
             return 0;
         default:
-            return usage_error(usage_migrate, "bad option");
+            return tp_cli_usage_error(usage_migrate, "bad option");
         }
     }
     if (check_only) {
@@ -1109,7 +1079,7 @@ cmd_migrate(int argc, char **argv)
     if (db == NULL) {
         db = database_url();
         if (db == NULL)
-            return usage_error(usage_migrate, "no database: use --database, "
+            return tp_cli_usage_error(usage_migrate, "no database: use --database, "
                                "$TURNPOLICY_DATABASE or database_url");
     }
     if (tp_db_migrate(db, dir, log_stderr, NULL, &applied, &err) != TP_OK)
