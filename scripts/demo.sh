@@ -105,8 +105,22 @@ relay() {
 }
 relay "$user" "$pass" && echo "-> relayed through coturn"
 
-say "7. Revoke the user: the store sees it at once (NOTIFY), the credential is refused"
+say "7. Revoke the user: every node refuses within a second"
+echo "Two nodes watch the credential: A LISTENs on PostgreSQL; B reads as if"
+echo "from a hot-standby replica (no NOTIFY there) and learns through Redis."
+printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw"
+chmod 600 "$d/redis.pw"
+watch_args=(--realm demo.example --username "$user" --password "$pass" --seconds 4
+            --redis "127.0.0.1:$TP_REDIS_PORT" --redis-password-file "$d/redis.pw")
+"$tp" watch "${watch_args[@]}" >"$d/nodeA.out" 2>&1 &
+wa=$!
+"$tp" watch "${watch_args[@]}" --no-listen >"$d/nodeB.out" 2>&1 &
+wb=$!
+sleep 1
 sql "SELECT turnpolicy.revoke_user('demo.example', 'alice');"
+wait $wa $wb
+echo "node A (LISTEN):"; sed 's/^/  /' "$d/nodeA.out"
+echo "node B (replica reader, via Redis):"; sed 's/^/  /' "$d/nodeB.out"
 run "$tp" verify --realm demo.example --username "$user" --password "$pass"
 echo "(exit status $?: 1 = refused)"
 echo "Compat mode cannot revoke one user: a stock coturn would still accept it."
