@@ -121,7 +121,10 @@ TP_EXPORT const char *tp_version(void);
       "policy snapshot is older than the staleness bound")                  \
     X(TP_EREDIS, 42, "redis_error", "Redis is unavailable or failed")       \
     X(TP_EQUOTA, 43, "quota_reached", "allocation quota reached")           \
-    X(TP_ERATELIMIT, 44, "rate_limited", "too many requests; slow down")
+    X(TP_ERATELIMIT, 44, "rate_limited", "too many requests; slow down")   \
+    X(TP_ECLIENTADDR, 45, "client_address_denied",                          \
+      "client address is outside the user's binding")                       \
+    X(TP_EBUSY, 46, "queue_full", "queue is full; try again later")
 
 typedef enum tp_status {
 #define TP_STATUS_ENUM_(name, val, code, msg) name = val,
@@ -702,6 +705,8 @@ typedef struct tp_store_options {
     tp_fail_mode redis_fail_mode;
     uint32_t issue_per_minute; /* credentials per user per minute that
                                   tp_store_issue allows; 0 = no limit */
+    uint32_t usage_queue_max;  /* usage records kept while PostgreSQL is
+                                  away; 0 = 100000 */
     tp_log_fn log;             /* may be NULL */
     void *log_ud;
 } tp_store_options;
@@ -778,6 +783,11 @@ typedef struct tp_store_info {
     size_t users;
     int redis_subscribed; /* the Redis fan-out subscription is up */
     size_t overlay;       /* changes received through Redis, in force */
+    uint64_t changes;     /* bumped whenever the policy in force changes
+                             (new snapshot or overlay): re-check live
+                             sessions when it moves */
+    size_t usage_pending; /* usage records not yet in PostgreSQL */
+    uint64_t usage_written; /* rows inserted (a resent record is not) */
 } tp_store_info;
 
 TP_EXPORT void tp_store_info_get(tp_store *st, tp_store_info *info);
@@ -785,6 +795,85 @@ TP_EXPORT void tp_store_info_get(tp_store *st, tp_store_info *info);
 /* Ask the background thread to reload now (for tools and tests); returns
  * at once.  Decisions see the new snapshot when it is loaded. */
 TP_EXPORT void tp_store_reload(tp_store *st);
+
+/* What coturn asks per realm (turnpolicyd answers from this). */
+typedef struct tp_realm_options {
+    int64_t max_bps;      /* 0 = unlimited */
+    int64_t user_quota;   /* live allocations per user; 0 = unlimited */
+    int64_t total_quota;  /* live allocations per realm; 0 = unlimited */
+    uint32_t default_ttl;
+    uint32_t max_ttl;
+    int killed;
+} tp_realm_options;
+
+/* TP_OK and *out for a provisioned realm, TP_EUNKNOWNREALM, TP_ESTALE. */
+TP_EXPORT tp_status tp_store_realm_options(tp_store *st, const char *realm,
+                                           tp_realm_options *out,
+                                           tp_error *err);
+
+/* Call fn for every realm name (fn's string is valid during the call).
+ * Stops at the first non-TP_OK from fn and returns it. */
+typedef tp_status (*tp_name_fn)(void *ud, const char *name);
+TP_EXPORT tp_status tp_store_realms(tp_store *st, tp_name_fn fn, void *ud,
+                                    tp_error *err);
+
+/* Call fn(ud, origin, realm) for every allowed web origin of every realm
+ * (coturn's origin -> realm mapping; an origin listed by several realms
+ * is given once, for the first realm in name order). */
+typedef tp_status (*tp_origin_fn)(void *ud, const char *origin,
+                                  const char *realm);
+TP_EXPORT tp_status tp_store_origins(tp_store *st, tp_origin_fn fn,
+                                     void *ud, tp_error *err);
+
+/* The realm's peer policy in coturn 4.6.1's range forms (as
+ * tp_peerset_export_coturn). */
+TP_EXPORT tp_status tp_store_export_coturn(tp_store *st, const char *realm,
+                                           tp_peer_action which,
+                                           tp_range_fn fn, void *ud,
+                                           tp_error *err);
+
+/* Is client (a TURN client's address) inside the user's client_cidr
+ * binding?  TP_OK if it is or the user has none; TP_ECLIENTADDR if not;
+ * TP_EUNKNOWNUSER / TP_EUNKNOWNREALM / TP_ESTALE. */
+TP_EXPORT TP_NODISCARD tp_status tp_store_client_check(
+    tp_store *st, const char *realm, const char *user_id,
+    const tp_addr *client, tp_error *err);
+
+/* Byte budget of a user: *limit (0 = none) for the realm's
+ * budget_period, and *used, the bytes of finished sessions in the current
+ * period as of the last snapshot (sessions still live are the caller's
+ * to add).  TP_OK, TP_EUNKNOWNREALM, TP_EUNKNOWNUSER, TP_ESTALE. */
+TP_EXPORT tp_status tp_store_budget(tp_store *st, const char *realm,
+                                    const char *user_id, uint64_t *limit,
+                                    uint64_t *used, tp_error *err);
+
+/*
+ * One finished TURN session, for metering.  tp_store_usage_record copies
+ * it into a queue that the store thread writes to turnpolicy.usage in
+ * batches (INSERT ... ON CONFLICT (node, session_id) DO NOTHING, so a
+ * retried batch is harmless).  While PostgreSQL is down the queue keeps
+ * the records and the thread retries; TP_EBUSY once it holds 100000.
+ * Never blocks on I/O.
+ */
+typedef struct tp_usage {
+    const char *node;        /* this turnpolicyd's name; required */
+    const char *session_id;  /* coturn's allocation id; required */
+    const char *realm;
+    const char *user_id;
+    int64_t started;         /* Unix seconds */
+    int64_t ended;
+    uint64_t bytes_in;       /* client -> relay */
+    uint64_t bytes_out;      /* relay -> client */
+    const char *client_addr; /* "ip" or NULL */
+} tp_usage;
+
+TP_EXPORT tp_status tp_store_usage_record(tp_store *st, const tp_usage *u,
+                                          tp_error *err);
+
+/* Wait up to timeout_ms for the usage queue to drain to PostgreSQL;
+ * TP_OK when empty, else TP_EDB (records still queued). */
+TP_EXPORT tp_status tp_store_usage_flush(tp_store *st, int timeout_ms,
+                                         tp_error *err);
 
 #ifdef __cplusplus
 }

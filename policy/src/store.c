@@ -38,6 +38,7 @@
 #include "tp_internal.h"
 #include "tp_redis.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -64,7 +65,12 @@ typedef struct realm_entry {
     tp_peerset *ps;
     int killed;
     uint32_t max_ttl;
+    uint32_t default_ttl;
     int64_t user_quota;  /* live allocations per user; 0 = unlimited */
+    int64_t total_quota; /* live allocations per realm; 0 = unlimited */
+    int64_t max_bps;     /* 0 = unlimited */
+    int64_t user_budget; /* bytes per user per budget_period; 0 = none */
+    int64_t budget_period;
 } realm_entry;
 
 typedef struct user_entry {
@@ -73,7 +79,17 @@ typedef struct user_entry {
     int active;
     int64_t revoked_before; /* Unix seconds; 0 = never revoked */
     int64_t user_quota;  /* -1 = the realm's */
+    int64_t user_budget; /* -1 = the realm's */
+    uint64_t used;       /* bytes of finished sessions in the period */
+    int has_cidr;        /* client_cidr binding */
+    tp_addr cidr;
+    int cidr_len;
 } user_entry;
+
+typedef struct origin_entry {
+    char *origin;
+    size_t realm;
+} origin_entry;
 
 typedef struct revoked_entry {
     size_t realm;
@@ -90,6 +106,8 @@ typedef struct snapshot {
     size_t nrevoked;
     uint32_t *uhash;        /* open addressing: index + 1 into users */
     size_t uhash_mask;      /* capacity - 1 (a power of two) */
+    origin_entry *origins;  /* sorted by origin, unique */
+    size_t norigins;
 } snapshot;
 
 /*
@@ -123,6 +141,23 @@ typedef struct view {
     overlay *o;
 } view;
 
+/* A finished session waiting to be written to turnpolicy.usage. */
+#define USAGE_QUEUE_MAX 100000
+#define USAGE_BATCH 200
+
+typedef struct usage_rec {
+    struct usage_rec *next;
+    char node[256];
+    char session[129];
+    char realm[TP_REALM_MAX + 1];
+    char user[TP_USER_ID_MAX + 1];
+    char client[64];
+    int64_t started;
+    int64_t ended;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+} usage_rec;
+
 struct tp_store {
     char *database;
     uint32_t max_staleness;
@@ -152,6 +187,17 @@ struct tp_store {
     int sub_failing;          /* thread only */
     tp_fail_mode fail_mode;
     uint32_t issue_per_minute;
+
+    atomic_ullong changes;    /* policy in force changed (snapshot or
+                                 overlay swapped) */
+
+    pthread_mutex_t uq_mu;    /* the usage queue */
+    pthread_cond_t uq_cv;     /* signalled when records are written */
+    usage_rec *uq_head;       /* guarded by uq_mu */
+    usage_rec *uq_tail;
+    size_t uq_len;
+    uint64_t uq_written;
+    size_t uq_max;
 
     int wake[2];              /* pipe: wakes the thread's poll */
     pthread_t thread;
@@ -260,6 +306,9 @@ snapshot_free(snapshot *s)
         free(s->users[i].user_id);
     for (i = 0; i < s->nrevoked; i++)
         free(s->revoked[i].username);
+    for (i = 0; i < s->norigins; i++)
+        free(s->origins[i].origin);
+    free(s->origins);
     free(s->realms);
     free(s->users);
     free(s->revoked);
@@ -507,6 +556,7 @@ overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
         o->e[n++] = *add;
     o->n = n;
     atomic_store(&st->ov, o);
+    atomic_fetch_add(&st->changes, 1);
     synchronize_readers(st);
     overlay_free(old);
 }
@@ -562,7 +612,10 @@ load_realms(PGconn *c, snapshot *s, tp_error *err)
     int i, n;
 
     st = load_query(c, "SELECT name, default_ttl, max_ttl, clock_skew, "
-                    "killed, peer_default, coalesce(user_quota, 0) "
+                    "killed, peer_default, coalesce(user_quota, 0), "
+                    "coalesce(total_quota, 0), coalesce(max_bps, 0), "
+                    "coalesce(user_byte_budget, 0), "
+                    "coalesce(budget_period, 0) "
                     "FROM turnpolicy.realms", &r, err);
     if (st != TP_OK)
         return st;
@@ -588,6 +641,11 @@ load_realms(PGconn *c, snapshot *s, tp_error *err)
         e->max_ttl = ko.max_ttl;
         e->killed = strcmp(PQgetvalue(r, i, 4), "t") == 0;
         e->user_quota = strtoll(PQgetvalue(r, i, 6), NULL, 10);
+        e->total_quota = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+        e->max_bps = strtoll(PQgetvalue(r, i, 8), NULL, 10);
+        e->user_budget = strtoll(PQgetvalue(r, i, 9), NULL, 10);
+        e->budget_period = strtoll(PQgetvalue(r, i, 10), NULL, 10);
+        e->default_ttl = ko.default_ttl;
         e->kr = tp_keyring_new(e->name, &ko, err);
         e->hl = tp_hostlist_new(err);
         e->ps = tp_peerset_new(err);
@@ -669,6 +727,147 @@ load_secrets(PGconn *c, snapshot *s, tp_error *err)
     return st;
 }
 
+/* "a.b.c.d/n" or "x::/n" (PostgreSQL's cidr text) -> address, length. */
+static int
+parse_cidr(const char *text, tp_addr *a, int *len)
+{
+    char buf[64];
+    const char *slash = strchr(text, '/');
+    size_t n = slash != NULL ? (size_t)(slash - text) : strlen(text);
+    long l;
+
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    if (tp_addr_parse(buf, a, NULL) != TP_OK)
+        return -1;
+    l = slash != NULL ? strtol(slash + 1, NULL, 10)
+                      : (a->family == AF_INET ? 32 : 128);
+    if (l < 0 || l > (a->family == AF_INET ? 32 : 128))
+        return -1;
+    *len = (int)l;
+    return 0;
+}
+
+/* IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address. */
+static void
+canonical_addr(tp_addr *a)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+                                       0xff};
+
+    if (a->family == AF_INET6 && memcmp(a->bytes, mapped, 12) == 0) {
+        memmove(a->bytes, a->bytes + 12, 4);
+        memset(a->bytes + 4, 0, 12);
+        a->family = AF_INET;
+    }
+}
+
+static int
+cidr_contains(const tp_addr *net, int len, const tp_addr *addr)
+{
+    tp_addr a = *addr, n = *net;
+    int i;
+
+    canonical_addr(&a);
+    canonical_addr(&n);
+    if (a.family != n.family)
+        return 0;
+    for (i = 0; len > 0; i++, len -= 8) {
+        uint8_t mask = len >= 8 ? 0xff : (uint8_t)(0xff << (8 - len));
+
+        if ((a.bytes[i] & mask) != (n.bytes[i] & mask))
+            return 0;
+    }
+    return 1;
+}
+
+static int
+cmp_origin(const void *a, const void *b)
+{
+    const origin_entry *x = a, *y = b;
+    int c = strcmp(x->origin, y->origin);
+
+    if (c != 0)
+        return c;
+    return (x->realm > y->realm) - (x->realm < y->realm);
+}
+
+/* Origins and per-user usage in the budget period. */
+static tp_status
+load_extras(PGconn *c, snapshot *s, tp_error *err)
+{
+    PGresult *r = NULL;
+    tp_status st;
+    size_t i, o;
+    long ri;
+    int n, k;
+
+    st = load_query(c, "SELECT name, unnest(allowed_origins) FROM "
+                    "turnpolicy.realms", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    s->origins = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->origins));
+    if (s->origins == NULL) {
+        st = tp__fail(err, TP_ENOMEM, "out of memory loading origins");
+        goto out;
+    }
+    for (k = 0; k < n; k++) {
+        ri = realm_of(s, r, k, err);
+        if (ri < 0) {
+            st = TP_EDB;
+            goto out;
+        }
+        s->origins[s->norigins].realm = (size_t)ri;
+        s->origins[s->norigins].origin = strdup(PQgetvalue(r, k, 1));
+        if (s->origins[s->norigins].origin == NULL) {
+            st = tp__fail(err, TP_ENOMEM, "out of memory loading origins");
+            goto out;
+        }
+        s->norigins++;
+    }
+    if (s->norigins > 1)
+        qsort(s->origins, s->norigins, sizeof(*s->origins), cmp_origin);
+    /* Keep the first realm (in name order) of each origin. */
+    for (i = 0, o = 0; i < s->norigins; i++) {
+        if (o > 0 && strcmp(s->origins[o - 1].origin,
+                            s->origins[i].origin) == 0) {
+            free(s->origins[i].origin);
+            continue;
+        }
+        s->origins[o++] = s->origins[i];
+    }
+    s->norigins = o;
+    PQclear(r);
+    r = NULL;
+
+    st = load_query(c, "SELECT u.realm, u.user_id, "
+                    "sum(u.bytes_in + u.bytes_out)::text "
+                    "FROM turnpolicy.usage u JOIN turnpolicy.realms r "
+                    "ON r.name = u.realm WHERE r.budget_period IS NOT NULL "
+                    "AND u.ended_at > now() - "
+                    "make_interval(secs => r.budget_period) "
+                    "GROUP BY u.realm, u.user_id", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    for (k = 0; k < n; k++) {
+        ri = find_realm(s, PQgetvalue(r, k, 0));
+        if (ri >= 0) {
+            user_entry *u = (user_entry *)(uintptr_t)find_user(
+                s, (size_t)ri, PQgetvalue(r, k, 1));
+
+            if (u != NULL)
+                u->used = strtoull(PQgetvalue(r, k, 2), NULL, 10);
+        }
+    }
+out:
+    PQclear(r);
+    return st;
+}
+
 static tp_status
 load_users(PGconn *c, snapshot *s, tp_error *err)
 {
@@ -679,8 +878,8 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
 
     st = load_query(c, "SELECT realm, user_id, status, "
                     "coalesce(extract(epoch FROM revoked_before)::bigint, 0), "
-                    "coalesce(user_quota, -1) FROM turnpolicy.users", &r,
-                    err);
+                    "coalesce(user_quota, -1), coalesce(user_byte_budget, -1), "
+                    "client_cidr::text FROM turnpolicy.users", &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -707,6 +906,10 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
         u->active = strcmp(PQgetvalue(r, i, 2), "active") == 0;
         u->revoked_before = strtoll(PQgetvalue(r, i, 3), NULL, 10);
         u->user_quota = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+        u->user_budget = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+        if (!PQgetisnull(r, i, 6) &&
+            parse_cidr(PQgetvalue(r, i, 6), &u->cidr, &u->cidr_len) == 0)
+            u->has_cidr = 1;
     }
     qsort(s->users, s->nusers, sizeof(*s->users), cmp_user);
     if (s->nusers > UINT32_MAX - 1 || build_user_hash(s) != 0) {
@@ -817,6 +1020,8 @@ snapshot_load(PGconn *c, snapshot **out, tp_error *err)
         st = load_users(c, s, err);
     if (st == TP_OK)
         st = load_rules(c, s, err);
+    if (st == TP_OK)
+        st = load_extras(c, s, err);
     if (st != TP_OK) {
         PQclear(PQexec(c, "ROLLBACK"));
         goto fail;
@@ -1074,6 +1279,157 @@ sub_read(tp_store *st)
 }
 
 /* ------------------------------------------------------------------ */
+/* Usage records (queue written by the store thread)                  */
+/* ------------------------------------------------------------------ */
+
+static int
+usage_queued(tp_store *st)
+{
+    int q;
+
+    pthread_mutex_lock(&st->uq_mu);
+    q = st->uq_head != NULL;
+    pthread_mutex_unlock(&st->uq_mu);
+    return q;
+}
+
+/* Take up to USAGE_BATCH records off the queue (the thread only). */
+static usage_rec *
+usage_take(tp_store *st, size_t *n)
+{
+    usage_rec *head, *r;
+
+    *n = 0;
+    pthread_mutex_lock(&st->uq_mu);
+    head = st->uq_head;
+    r = head;
+    while (r != NULL && *n < USAGE_BATCH) {
+        (*n)++;
+        if (*n == USAGE_BATCH || r->next == NULL)
+            break;
+        r = r->next;
+    }
+    if (r != NULL) {
+        st->uq_head = r->next;
+        if (st->uq_head == NULL)
+            st->uq_tail = NULL;
+        r->next = NULL;
+    }
+    pthread_mutex_unlock(&st->uq_mu);
+    return head != NULL && *n > 0 ? head : NULL;
+}
+
+/* Put unwritten records back at the front, in order. */
+static void
+usage_requeue(tp_store *st, usage_rec *list)
+{
+    usage_rec *last = list;
+
+    if (list == NULL)
+        return;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&st->uq_mu);
+    last->next = st->uq_head;
+    st->uq_head = list;
+    if (st->uq_tail == NULL)
+        st->uq_tail = last;
+    pthread_mutex_unlock(&st->uq_mu);
+}
+
+/* Write queued usage rows.  Returns -1 if the connection broke (the
+ * unwritten rows are back in the queue). */
+static int
+usage_write(tp_store *st)
+{
+    usage_rec *batch, *r;
+    size_t n, written = 0, dropped = 0;
+
+    while ((batch = usage_take(st, &n)) != NULL) {
+        while (batch != NULL) {
+            char started[24], ended[24], bin[24], bout[24];
+            const char *v[9];
+            PGresult *res;
+
+            r = batch;
+            snprintf(started, sizeof(started), "%" PRId64, r->started);
+            snprintf(ended, sizeof(ended), "%" PRId64, r->ended);
+            snprintf(bin, sizeof(bin), "%" PRIu64, r->bytes_in);
+            snprintf(bout, sizeof(bout), "%" PRIu64, r->bytes_out);
+            v[0] = r->node;
+            v[1] = r->session;
+            v[2] = r->realm;
+            v[3] = r->user;
+            v[4] = started;
+            v[5] = ended;
+            v[6] = bin;
+            v[7] = bout;
+            v[8] = r->client[0] != '\0' ? r->client : NULL;
+            res = PQexecParams(st->conn,
+                               "INSERT INTO turnpolicy.usage (node, "
+                               "session_id, realm, user_id, started_at, "
+                               "ended_at, bytes_in, bytes_out, client_addr) "
+                               "VALUES ($1, $2, $3, $4, to_timestamp($5), "
+                               "to_timestamp($6), $7, $8, $9::inet) "
+                               "ON CONFLICT (node, session_id) DO NOTHING",
+                               9, NULL, v, NULL, NULL, 0);
+            if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+                PQclear(res);
+                if (PQstatus(st->conn) != CONNECTION_OK) {
+                    usage_requeue(st, batch);
+                    goto done_broken;
+                }
+                /* The row itself is refused (it cannot become valid by
+                 * waiting): drop it, say so. */
+                dropped++;
+            } else {
+                /* 0 when the record was already there (a resend). */
+                if (strcmp(PQcmdTuples(res), "1") == 0)
+                    written++;
+                PQclear(res);
+            }
+            batch = r->next;
+            free(r);
+            pthread_mutex_lock(&st->uq_mu);
+            st->uq_len--;
+            pthread_mutex_unlock(&st->uq_mu);
+        }
+    }
+    if (dropped > 0)
+        slog(st, TP_LOG_ERROR, "policy store: %zu usage record%s refused by "
+             "PostgreSQL and dropped", dropped, dropped == 1 ? "" : "s");
+    pthread_mutex_lock(&st->uq_mu);
+    st->uq_written += written;
+    pthread_cond_broadcast(&st->uq_cv);
+    pthread_mutex_unlock(&st->uq_mu);
+    return 0;
+
+done_broken:
+    pthread_mutex_lock(&st->uq_mu);
+    st->uq_written += written;
+    pthread_cond_broadcast(&st->uq_cv);
+    pthread_mutex_unlock(&st->uq_mu);
+    return -1;
+}
+
+static void
+usage_free_all(tp_store *st)
+{
+    usage_rec *r = st->uq_head, *next;
+
+    if (st->uq_len > 0)
+        slog(st, TP_LOG_ERROR, "policy store: %zu usage record%s could not "
+             "be written to PostgreSQL before shutdown", st->uq_len,
+             st->uq_len == 1 ? "" : "s");
+    for (; r != NULL; r = next) {
+        next = r->next;
+        free(r);
+    }
+    st->uq_head = st->uq_tail = NULL;
+    st->uq_len = 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Background thread                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -1151,6 +1507,7 @@ publish(tp_store *st, snapshot *s)
 
     old = atomic_load(&st->cur);
     atomic_store(&st->cur, s);
+    atomic_fetch_add(&st->changes, 1);
     pthread_mutex_lock(&st->mu);
     st->generation++;
     pthread_mutex_unlock(&st->mu);
@@ -1262,6 +1619,10 @@ store_thread(void *arg)
             dirty = 1;
             PQfreemem(nf);
         }
+        if (usage_queued(st) && usage_write(st) != 0) {
+            lost(st, "connection to PostgreSQL lost while writing usage");
+            continue;
+        }
         pthread_mutex_lock(&st->mu);
         if (st->reload_requested) {
             dirty = 1;
@@ -1353,8 +1714,25 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
     st->log_ud = opts->log_ud;
     st->fail_mode = opts->redis_fail_mode;
     st->issue_per_minute = opts->issue_per_minute;
+    st->uq_max = opts->usage_queue_max ? opts->usage_queue_max
+                                       : USAGE_QUEUE_MAX;
     st->sub_backoff = 100;
     if (st->database == NULL || pthread_mutex_init(&st->mu, NULL) != 0) {
+        free(st->database);
+        free(st);
+        tp__fail(err, TP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (pthread_mutex_init(&st->uq_mu, NULL) != 0) {
+        pthread_mutex_destroy(&st->mu);
+        free(st->database);
+        free(st);
+        tp__fail(err, TP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (pthread_cond_init(&st->uq_cv, NULL) != 0) {
+        pthread_mutex_destroy(&st->uq_mu);
+        pthread_mutex_destroy(&st->mu);
         free(st->database);
         free(st);
         tp__fail(err, TP_ENOMEM, "out of memory");
@@ -1433,6 +1811,9 @@ tp_store_free(tp_store *st)
         close(st->wake[0]);
     if (st->wake[1] >= 0)
         close(st->wake[1]);
+    usage_free_all(st);
+    pthread_cond_destroy(&st->uq_cv);
+    pthread_mutex_destroy(&st->uq_mu);
     pthread_mutex_destroy(&st->mu);
     free(st->database);
     free(st);
@@ -1474,6 +1855,11 @@ tp_store_info_get(tp_store *st, tp_store_info *info)
         info->overlay = o != NULL ? o->n : 0;
         read_leave(st, p);
     }
+    info->changes = atomic_load(&st->changes);
+    pthread_mutex_lock(&st->uq_mu);
+    info->usage_pending = st->uq_len;
+    info->usage_written = st->uq_written;
+    pthread_mutex_unlock(&st->uq_mu);
     pthread_mutex_lock(&st->mu);
     pthread_mutex_unlock(&st->mu);
 }
@@ -1935,4 +2321,282 @@ tp_store_host_check(tp_store *st, const char *realm, const char *host,
         match->rule = NULL;
     unpin(st, parity);
     return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* What turnpolicyd serves coturn                                      */
+/* ------------------------------------------------------------------ */
+
+tp_status
+tp_store_realm_options(tp_store *st, const char *realm, tp_realm_options *out,
+                       tp_error *err)
+{
+    const realm_entry *r;
+    tp_status status;
+    overlay *ov = NULL;
+    snapshot *s;
+    int parity;
+    long ri;
+
+    if (st == NULL || out == NULL)
+        return tp__fail(err, TP_EINVAL, "store and output are required");
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    ri = realm != NULL ? find_realm(s, realm) : -1;
+    if (ri < 0) {
+        unpin(st, parity);
+        return tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
+    }
+    r = &s->realms[ri];
+    out->max_bps = r->max_bps;
+    out->user_quota = r->user_quota;
+    out->total_quota = r->total_quota;
+    out->default_ttl = r->default_ttl;
+    out->max_ttl = r->max_ttl;
+    out->killed = r->killed || overlay_has(ov, OV_KILL, r->name, "", NULL);
+    unpin(st, parity);
+    tp__ok(err);
+    return TP_OK;
+}
+
+tp_status
+tp_store_realms(tp_store *st, tp_name_fn fn, void *ud, tp_error *err)
+{
+    tp_status status = TP_OK;
+    overlay *ov = NULL;
+    snapshot *s;
+    int parity;
+    size_t i;
+
+    if (st == NULL || fn == NULL)
+        return tp__fail(err, TP_EINVAL, "store and callback are required");
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    for (i = 0; i < s->nrealms && status == TP_OK; i++)
+        status = fn(ud, s->realms[i].name);
+    unpin(st, parity);
+    return status;
+}
+
+tp_status
+tp_store_origins(tp_store *st, tp_origin_fn fn, void *ud, tp_error *err)
+{
+    tp_status status = TP_OK;
+    overlay *ov = NULL;
+    snapshot *s;
+    int parity;
+    size_t i;
+
+    if (st == NULL || fn == NULL)
+        return tp__fail(err, TP_EINVAL, "store and callback are required");
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    for (i = 0; i < s->norigins && status == TP_OK; i++)
+        status = fn(ud, s->origins[i].origin,
+                    s->realms[s->origins[i].realm].name);
+    unpin(st, parity);
+    return status;
+}
+
+tp_status
+tp_store_export_coturn(tp_store *st, const char *realm, tp_peer_action which,
+                       tp_range_fn fn, void *ud, tp_error *err)
+{
+    tp_status status;
+    overlay *ov = NULL;
+    snapshot *s;
+    int parity;
+    long ri;
+
+    if (st == NULL || fn == NULL)
+        return tp__fail(err, TP_EINVAL, "store and callback are required");
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    ri = realm != NULL ? find_realm(s, realm) : -1;
+    if (ri < 0)
+        status = tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
+    else
+        status = tp_peerset_export_coturn(s->realms[ri].ps, which, fn, ud,
+                                          err);
+    unpin(st, parity);
+    return status;
+}
+
+/* Find realm and user under a pin; the caller unpins. */
+static tp_status
+realm_user(const snapshot *s, const char *realm, const char *user_id,
+           long *ri, const user_entry **ue, tp_error *err)
+{
+    *ri = realm != NULL ? find_realm(s, realm) : -1;
+    if (*ri < 0)
+        return tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
+    *ue = user_id != NULL ? find_user(s, (size_t)*ri, user_id) : NULL;
+    if (*ue == NULL)
+        return tp__fail(err, TP_EUNKNOWNUSER, "user is not provisioned in "
+                        "realm %s", realm);
+    return TP_OK;
+}
+
+tp_status
+tp_store_client_check(tp_store *st, const char *realm, const char *user_id,
+                      const tp_addr *client, tp_error *err)
+{
+    const user_entry *ue = NULL;
+    tp_status status;
+    overlay *ov = NULL;
+    snapshot *s;
+    int parity;
+    long ri;
+
+    if (st == NULL || client == NULL)
+        return tp__fail(err, TP_EINVAL, "store and client are required");
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_user(s, realm, user_id, &ri, &ue, err);
+    if (status == TP_OK && ue->has_cidr &&
+        !cidr_contains(&ue->cidr, ue->cidr_len, client))
+        status = tp__fail(err, TP_ECLIENTADDR, "user %s of realm %s may "
+                          "only connect from its bound network", user_id,
+                          realm);
+    unpin(st, parity);
+    if (status == TP_OK)
+        tp__ok(err);
+    return status;
+}
+
+tp_status
+tp_store_budget(tp_store *st, const char *realm, const char *user_id,
+                uint64_t *limit, uint64_t *used, tp_error *err)
+{
+    const user_entry *ue = NULL;
+    tp_status status;
+    overlay *ov = NULL;
+    snapshot *s;
+    int parity;
+    long ri;
+
+    if (st == NULL || limit == NULL || used == NULL)
+        return tp__fail(err, TP_EINVAL, "store and outputs are required");
+    *limit = *used = 0;
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_user(s, realm, user_id, &ri, &ue, err);
+    if (status == TP_OK) {
+        int64_t b = ue->user_budget >= 0 ? ue->user_budget
+                                         : s->realms[ri].user_budget;
+
+        *limit = b > 0 && s->realms[ri].budget_period > 0 ? (uint64_t)b : 0;
+        *used = ue->used;
+        tp__ok(err);
+    }
+    unpin(st, parity);
+    return status;
+}
+
+/* Copy src into a fixed field; -1 if it does not fit or has bytes that
+ * have no business in a log or an identifier. */
+static int
+copy_field(char *dst, size_t cap, const char *src, int required)
+{
+    size_t i, n = src != NULL ? strlen(src) : 0;
+
+    if (n == 0) {
+        dst[0] = '\0';
+        return required ? -1 : 0;
+    }
+    if (n >= cap)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if ((unsigned char)src[i] < 0x21 || (unsigned char)src[i] > 0x7e)
+            return -1;
+    }
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+tp_status
+tp_store_usage_record(tp_store *st, const tp_usage *u, tp_error *err)
+{
+    usage_rec *r;
+    tp_addr a;
+
+    if (st == NULL || u == NULL)
+        return tp__fail(err, TP_EINVAL, "store and record are required");
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return tp__fail(err, TP_ENOMEM, "out of memory");
+    if (copy_field(r->node, sizeof(r->node), u->node, 1) != 0 ||
+        copy_field(r->session, sizeof(r->session), u->session_id, 1) != 0 ||
+        tp_realm_check(u->realm, NULL) != TP_OK ||
+        tp_user_id_check(u->user_id, NULL) != TP_OK ||
+        copy_field(r->client, sizeof(r->client), u->client_addr, 0) != 0 ||
+        (r->client[0] != '\0' && tp_addr_parse(r->client, &a, NULL) !=
+                                     TP_OK) ||
+        u->started <= 0 || u->ended < u->started ||
+        u->bytes_in > (uint64_t)INT64_MAX ||
+        u->bytes_out > (uint64_t)INT64_MAX) {
+        free(r);
+        return tp__fail(err, TP_EINVAL, "usage record is malformed (node, "
+                        "session id, realm, user id, times or address)");
+    }
+    memcpy(r->realm, u->realm, strlen(u->realm) + 1);
+    memcpy(r->user, u->user_id, strlen(u->user_id) + 1);
+    r->started = u->started;
+    r->ended = u->ended;
+    r->bytes_in = u->bytes_in;
+    r->bytes_out = u->bytes_out;
+    pthread_mutex_lock(&st->uq_mu);
+    if (st->uq_len >= st->uq_max) {
+        pthread_mutex_unlock(&st->uq_mu);
+        free(r);
+        return tp__fail(err, TP_EBUSY, "%zu usage records are waiting for "
+                        "PostgreSQL; refusing more", st->uq_max);
+    }
+    if (st->uq_tail != NULL)
+        st->uq_tail->next = r;
+    else
+        st->uq_head = r;
+    st->uq_tail = r;
+    st->uq_len++;
+    pthread_mutex_unlock(&st->uq_mu);
+    wake(st);
+    tp__ok(err);
+    return TP_OK;
+}
+
+tp_status
+tp_store_usage_flush(tp_store *st, int timeout_ms, tp_error *err)
+{
+    struct timespec deadline;
+    size_t left;
+
+    if (st == NULL)
+        return tp__fail(err, TP_EINVAL, "store is required");
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    wake(st);
+    pthread_mutex_lock(&st->uq_mu);
+    while (st->uq_len > 0) {
+        if (pthread_cond_timedwait(&st->uq_cv, &st->uq_mu, &deadline) != 0)
+            break;
+    }
+    left = st->uq_len;
+    pthread_mutex_unlock(&st->uq_mu);
+    if (left > 0)
+        return tp__fail(err, TP_EDB, "%zu usage record%s not yet written "
+                        "(PostgreSQL unreachable?)", left,
+                        left == 1 ? "" : "s");
+    tp__ok(err);
+    return TP_OK;
 }

@@ -31,10 +31,14 @@ if ! "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema
     exit 1
 fi
 tp_pg_psql -d postgres >"$d/provision.out" 2>&1 <<'SQL'
-SELECT turnpolicy.create_realm('store.test', max_ttl => 3600);
+SELECT turnpolicy.create_realm('store.test', max_ttl => 3600,
+         allowed_origins => ARRAY['https://app.store.test'], max_bps => 500000,
+         user_quota => 3, total_quota => 10, user_byte_budget => 100000,
+         budget_period => 3600);
 SELECT turnpolicy.rotate_secret('store.test');
 SELECT turnpolicy.create_user('store.test', 'alice');
 SELECT turnpolicy.create_user('store.test', 'bob');
+SELECT turnpolicy.create_user('store.test', 'bound', client_cidr => '203.0.113.0/24');
 SELECT turnpolicy.allow_peer('store.test', '127.0.0.0/8');
 SELECT turnpolicy.allow_host('store.test', 'edge.skype.com');
 SELECT turnpolicy.create_realm('other.test');

@@ -46,6 +46,9 @@ sql(const char *q, int n, const char *const *params)
     PQclear(r);
 }
 
+static uint32_t queue_max;
+static long usage_rows(const char *user);
+
 static tp_store *
 open_store(uint32_t staleness)
 {
@@ -56,6 +59,7 @@ open_store(uint32_t staleness)
     memset(&o, 0, sizeof(o));
     o.database = db;
     o.max_staleness = staleness;
+    o.usage_queue_max = queue_max;
     st = tp_store_new(&o, &err);
     if (st == NULL) {
         print_error("tp_store_new: %s\n", err.message);
@@ -283,17 +287,41 @@ test_postgres_down(void **state)
     tp_store_info info;
     tp_credential c;
     tp_error err;
-    tp_store *st = open_store(3);
+    tp_store *st;
     double t0, stale_at = -1;
 
     (void)state;
     assert_non_null(stop);
     assert_non_null(start);
+    queue_max = 2;
+    st = open_store(3);
+    queue_max = 0;
     TP_ASSERT_OK(tp_store_issue(st, REALM, "alice", 600, tp_now(), &c, &err),
                  &err);
     PQfinish(admin);
     admin = NULL;
     assert_int_equal(system(stop), 0);
+    /* Sessions that finish while PostgreSQL is down wait in the queue. */
+    {
+        tp_usage u;
+
+        memset(&u, 0, sizeof(u));
+        u.node = "node-down";
+        u.realm = REALM;
+        u.user_id = "bob";
+        u.started = tp_now() - 10;
+        u.ended = tp_now();
+        u.bytes_in = 10;
+        u.bytes_out = 20;
+        u.session_id = "2000000000000000001";
+        TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+        u.session_id = "2000000000000000002";
+        TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+        u.session_id = "2000000000000000003";
+        TP_ASSERT_STATUS(TP_EBUSY, tp_store_usage_record(st, &u, &err),
+                         &err);
+        TP_ASSERT_STATUS(TP_EDB, tp_store_usage_flush(st, 300, &err), &err);
+    }
     t0 = mono();
     /* Within the bound: still decided from the snapshot. */
     TP_ASSERT_OK(tp_store_verify(st, REALM, c.username, c.password, tp_now(),
@@ -329,9 +357,169 @@ test_postgres_down(void **state)
     tp_store_info_get(st, &info);
     assert_true(info.connected);
     assert_true(info.generation >= 2);
+    /* Nothing lost: the queued sessions are written once it is back. */
+    TP_ASSERT_OK(tp_store_usage_flush(st, 10000, &err), &err);
     tp_store_free(st);
     admin = PQconnectdb(db);
     assert_int_equal(PQstatus(admin), CONNECTION_OK);
+    assert_int_equal(usage_rows("bob"), 2);
+}
+
+static tp_status
+collect_name(void *ud, const char *name)
+{
+    char *buf = ud;
+
+    strcat(buf, name);
+    strcat(buf, ",");
+    return TP_OK;
+}
+
+static tp_status
+collect_origin(void *ud, const char *origin, const char *realm)
+{
+    char *buf = ud;
+
+    strcat(buf, origin);
+    strcat(buf, "=");
+    strcat(buf, realm);
+    strcat(buf, ",");
+    return TP_OK;
+}
+
+static tp_status
+collect_range(void *ud, const char *range)
+{
+    char *buf = ud;
+
+    if (strlen(buf) + strlen(range) + 2 < 8192) {
+        strcat(buf, range);
+        strcat(buf, ",");
+    }
+    return TP_OK;
+}
+
+/* What turnpolicyd serves coturn: realm options, realms, origins, peer
+ * ranges; client address bindings. */
+static void
+test_coturn_views(void **state)
+{
+    static char buf[8192];
+    tp_realm_options o;
+    tp_addr a;
+    tp_error err;
+    tp_store *st = open_store(30);
+
+    (void)state;
+    TP_ASSERT_OK(tp_store_realm_options(st, REALM, &o, &err), &err);
+    assert_int_equal(o.max_bps, 500000);
+    assert_int_equal(o.user_quota, 3);
+    assert_int_equal(o.total_quota, 10);
+    assert_int_equal(o.max_ttl, 3600);
+    assert_false(o.killed);
+    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+                     tp_store_realm_options(st, "nope", &o, &err), &err);
+    buf[0] = '\0';
+    TP_ASSERT_OK(tp_store_realms(st, collect_name, buf, &err), &err);
+    assert_string_equal(buf, "other.test,store.test,");
+    buf[0] = '\0';
+    TP_ASSERT_OK(tp_store_origins(st, collect_origin, buf, &err), &err);
+    assert_string_equal(buf, "https://app.store.test=store.test,");
+    buf[0] = '\0';
+    TP_ASSERT_OK(tp_store_export_coturn(st, REALM, TP_PEER_ALLOW,
+                                       collect_range, buf, &err), &err);
+    assert_non_null(strstr(buf, "127.0.0.0-127.255.255.255,"));
+    buf[0] = '\0';
+    TP_ASSERT_OK(tp_store_export_coturn(st, REALM, TP_PEER_DENY,
+                                       collect_range, buf, &err), &err);
+    assert_non_null(strstr(buf, "10.0.0.0-10.255.255.255,"));
+    assert_null(strstr(buf, ",127.0.0.0-127.255.255.255,"));
+
+    TP_ASSERT_OK(tp_addr_parse("203.0.113.9", &a, &err), &err);
+    TP_ASSERT_OK(tp_store_client_check(st, REALM, "bound", &a, &err), &err);
+    TP_ASSERT_OK(tp_addr_parse("::ffff:203.0.113.9", &a, &err), &err);
+    TP_ASSERT_OK(tp_store_client_check(st, REALM, "bound", &a, &err), &err);
+    TP_ASSERT_OK(tp_addr_parse("198.51.100.1", &a, &err), &err);
+    TP_ASSERT_STATUS(TP_ECLIENTADDR,
+                     tp_store_client_check(st, REALM, "bound", &a, &err),
+                     &err);
+    TP_ASSERT_OK(tp_store_client_check(st, REALM, "alice", &a, &err), &err);
+    TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
+                     tp_store_client_check(st, REALM, "ghost", &a, &err),
+                     &err);
+    tp_store_free(st);
+}
+
+static long
+usage_rows(const char *user)
+{
+    const char *p[1] = {user};
+    PGresult *r = PQexecParams(admin, "SELECT count(*), "
+                               "coalesce(sum(bytes_in + bytes_out), 0) "
+                               "FROM turnpolicy.usage WHERE user_id = $1",
+                               1, NULL, p, NULL, NULL, 0);
+    long n;
+
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return n;
+}
+
+/* Finished sessions reach turnpolicy.usage; a re-sent record is not
+ * counted twice; budgets see them after a reload. */
+static void
+test_usage_and_budget(void **state)
+{
+    tp_usage u;
+    tp_store_info info;
+    uint64_t limit = 0, used = 0;
+    tp_error err;
+    tp_store *st = open_store(30);
+    double t0;
+
+    (void)state;
+    memset(&u, 0, sizeof(u));
+    u.node = "node-a";
+    u.session_id = "1000000000000000001";
+    u.realm = REALM;
+    u.user_id = "alice";
+    u.started = tp_now() - 60;
+    u.ended = tp_now();
+    u.bytes_in = 1200;
+    u.bytes_out = 3400;
+    u.client_addr = "127.0.0.1";
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err); /* resent */
+    u.session_id = "1000000000000000002";
+    u.client_addr = NULL;
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    TP_ASSERT_OK(tp_store_usage_flush(st, 5000, &err), &err);
+    assert_int_equal(usage_rows("alice"), 2);
+    tp_store_info_get(st, &info);
+    assert_int_equal(info.usage_pending, 0);
+    assert_int_equal(info.usage_written, 2);
+    u.user_id = "bad user";
+    TP_ASSERT_STATUS(TP_EINVAL, tp_store_usage_record(st, &u, &err), &err);
+    u.user_id = "alice";
+    u.ended = u.started - 1;
+    TP_ASSERT_STATUS(TP_EINVAL, tp_store_usage_record(st, &u, &err), &err);
+
+    tp_store_reload(st);
+    t0 = mono();
+    do {
+        TP_ASSERT_OK(tp_store_budget(st, REALM, "alice", &limit, &used,
+                                     &err), &err);
+        if (used > 0)
+            break;
+        usleep(10000);
+    } while (mono() - t0 < 2.0);
+    assert_int_equal(limit, 100000);
+    assert_int_equal(used, 2 * (1200 + 3400));
+    TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
+                     tp_store_budget(st, REALM, "ghost", &limit, &used, &err),
+                     &err);
+    tp_store_free(st);
 }
 
 static void
@@ -360,6 +548,8 @@ main(void)
         cmocka_unit_test(test_notify_disable_within_1s),
         cmocka_unit_test(test_revocations),
         cmocka_unit_test(test_kill_switch_and_rules),
+        cmocka_unit_test(test_coturn_views),
+        cmocka_unit_test(test_usage_and_budget),
         cmocka_unit_test(test_connect_failure),
         cmocka_unit_test(test_postgres_down),
     };
