@@ -707,6 +707,8 @@ typedef struct tp_store_options {
                                   tp_store_issue allows; 0 = no limit */
     uint32_t usage_queue_max;  /* usage records kept while PostgreSQL is
                                   away; 0 = 100000 */
+    const tp_jwt_options *jwt; /* claim checks for tp_store_jwt_verify
+                                  (copied); NULL = defaults */
     tp_log_fn log;             /* may be NULL */
     void *log_ud;
 } tp_store_options;
@@ -795,6 +797,19 @@ TP_EXPORT void tp_store_info_get(tp_store *st, tp_store_info *info);
 /* Ask the background thread to reload now (for tools and tests); returns
  * at once.  Decisions see the new snapshot when it is loaded. */
 TP_EXPORT void tp_store_reload(tp_store *st);
+
+/*
+ * Verify a JWT with the keys provisioned for a realm (turnpolicy.jwt_keys,
+ * each pinned to its algorithm) and the store's claim checks.  With realm
+ * NULL, the realm is taken from the token's realm claim - read before
+ * verification only to choose the key set; the verified claims must then
+ * name the same realm.  Returns tp_jwt_verify's statuses, or
+ * TP_EUNKNOWNREALM (no such realm, or no realm claim), TP_EREALMKILLED,
+ * TP_ESTALE.  No I/O.
+ */
+TP_EXPORT TP_NODISCARD tp_status tp_store_jwt_verify(
+    tp_store *st, const char *realm, const char *token, size_t len,
+    int64_t now, tp_jwt_claims *claims, tp_error *err);
 
 /* What coturn asks per realm (turnpolicyd answers from this). */
 typedef struct tp_realm_options {

@@ -63,6 +63,7 @@ typedef struct realm_entry {
     tp_keyring *kr;
     tp_hostlist *hl;
     tp_peerset *ps;
+    tp_jwt_keys *jk;
     int killed;
     uint32_t max_ttl;
     uint32_t default_ttl;
@@ -199,6 +200,9 @@ struct tp_store {
     uint64_t uq_written;
     size_t uq_max;
 
+    tp_jwt_options jwt;       /* copied from the options */
+    int jwt_set;
+
     int wake[2];              /* pipe: wakes the thread's poll */
     pthread_t thread;
     int thread_started;
@@ -301,6 +305,7 @@ snapshot_free(snapshot *s)
         tp_keyring_free(s->realms[i].kr);
         tp_hostlist_free(s->realms[i].hl);
         tp_peerset_free(s->realms[i].ps);
+        tp_jwt_keys_free(s->realms[i].jk);
     }
     for (i = 0; i < s->nusers; i++)
         free(s->users[i].user_id);
@@ -604,7 +609,8 @@ realm_of(const snapshot *s, PGresult *r, int row, tp_error *err)
 }
 
 static tp_status
-load_realms(PGconn *c, snapshot *s, tp_error *err)
+load_realms(PGconn *c, const tp_jwt_options *jo, snapshot *s,
+            tp_error *err)
 {
     tp_keyring_options ko;
     PGresult *r = NULL;
@@ -649,7 +655,9 @@ load_realms(PGconn *c, snapshot *s, tp_error *err)
         e->kr = tp_keyring_new(e->name, &ko, err);
         e->hl = tp_hostlist_new(err);
         e->ps = tp_peerset_new(err);
-        if (e->kr == NULL || e->hl == NULL || e->ps == NULL) {
+        e->jk = tp_jwt_keys_new(jo, err);
+        if (e->kr == NULL || e->hl == NULL || e->ps == NULL ||
+            e->jk == NULL) {
             st = err != NULL && err->status != TP_OK ? err->status
                                                      : TP_ENOMEM;
             goto out;
@@ -995,9 +1003,57 @@ load_rules(PGconn *c, snapshot *s, tp_error *err)
     return st;
 }
 
+/* JWT verification keys per realm, each pinned to its algorithm. */
+static tp_status
+load_jwt_keys(PGconn *c, snapshot *s, tp_error *err)
+{
+    unsigned char *key = NULL;
+    PGresult *r = NULL;
+    tp_jwt_alg alg;
+    tp_status st;
+    long ri, len;
+    int i, n;
+
+    st = load_query(c, "SELECT realm, kid, alg, encode(key_data, 'hex') "
+                    "FROM turnpolicy.jwt_keys", &r, err);
+    if (st != TP_OK)
+        return st;
+    key = malloc(16384 + 1);
+    if (key == NULL) {
+        st = tp__fail(err, TP_ENOMEM, "out of memory loading JWT keys");
+        goto out;
+    }
+    n = PQntuples(r);
+    for (i = 0; i < n && st == TP_OK; i++) {
+        const char *kid = PQgetvalue(r, i, 1);
+
+        ri = realm_of(s, r, i, err);
+        if (ri < 0) {
+            st = TP_EDB;
+            break;
+        }
+        len = unhex(PQgetvalue(r, i, 3), key, 16384);
+        if (len < 0 || tp_jwt_alg_parse(PQgetvalue(r, i, 2), &alg) !=
+                           TP_OK) {
+            st = tp__fail(err, TP_EDB, "loading the policy: bad JWT key "
+                          "row in realm %s", s->realms[ri].name);
+            break;
+        }
+        st = tp_jwt_keys_add(s->realms[ri].jk, kid[0] != '\0' ? kid : NULL,
+                             alg, key, (size_t)len, err);
+        tp__wipe(key, (size_t)len);
+    }
+out:
+    wipe_column(r, 3);
+    PQclear(r);
+    free(key);
+    return st;
+}
+
 /* Load a complete snapshot in one consistent read-only transaction. */
 static tp_status
-snapshot_load(PGconn *c, snapshot **out, tp_error *err)
+snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
+              tp_error *err)
 {
     snapshot *s;
     PGresult *r = NULL;
@@ -1013,7 +1069,7 @@ snapshot_load(PGconn *c, snapshot **out, tp_error *err)
     if (st != TP_OK)
         goto fail;
     PQclear(r);
-    st = load_realms(c, s, err);
+    st = load_realms(c, jo, s, err);
     if (st == TP_OK)
         st = load_secrets(c, s, err);
     if (st == TP_OK)
@@ -1022,6 +1078,8 @@ snapshot_load(PGconn *c, snapshot **out, tp_error *err)
         st = load_rules(c, s, err);
     if (st == TP_OK)
         st = load_extras(c, s, err);
+    if (st == TP_OK)
+        st = load_jwt_keys(c, s, err);
     if (st != TP_OK) {
         PQclear(PQexec(c, "ROLLBACK"));
         goto fail;
@@ -1632,7 +1690,7 @@ store_thread(void *arg)
         if (mono_since(&last_load) >= st->reload_interval)
             dirty = 1;
         if (dirty) {
-            if (snapshot_load(st->conn, &s, &err) != TP_OK) {
+            if (snapshot_load(st->conn, st->jwt_set ? &st->jwt : NULL, &s, &err) != TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
                 } else if (!st->failing) {
@@ -1716,6 +1774,16 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
     st->issue_per_minute = opts->issue_per_minute;
     st->uq_max = opts->usage_queue_max ? opts->usage_queue_max
                                        : USAGE_QUEUE_MAX;
+    if (opts->jwt != NULL) {
+        st->jwt = *opts->jwt;
+        st->jwt.issuer = opts->jwt->issuer != NULL
+                             ? strdup(opts->jwt->issuer) : NULL;
+        st->jwt.audience = opts->jwt->audience != NULL
+                               ? strdup(opts->jwt->audience) : NULL;
+        st->jwt.realm_claim = opts->jwt->realm_claim != NULL
+                                  ? strdup(opts->jwt->realm_claim) : NULL;
+        st->jwt_set = 1;
+    }
     st->sub_backoff = 100;
     if (st->database == NULL || pthread_mutex_init(&st->mu, NULL) != 0) {
         free(st->database);
@@ -1765,7 +1833,7 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
     st->conn = store_connect(st, err);
     if (st->conn == NULL)
         goto fail;
-    if (snapshot_load(st->conn, &s, err) != TP_OK)
+    if (snapshot_load(st->conn, st->jwt_set ? &st->jwt : NULL, &s, err) != TP_OK)
         goto fail;
     publish(st, s);
     mark_current(st, 1);
@@ -1812,6 +1880,9 @@ tp_store_free(tp_store *st)
     if (st->wake[1] >= 0)
         close(st->wake[1]);
     usage_free_all(st);
+    free((char *)(uintptr_t)st->jwt.issuer);
+    free((char *)(uintptr_t)st->jwt.audience);
+    free((char *)(uintptr_t)st->jwt.realm_claim);
     pthread_cond_destroy(&st->uq_cv);
     pthread_mutex_destroy(&st->uq_mu);
     pthread_mutex_destroy(&st->mu);
@@ -2599,4 +2670,83 @@ tp_store_usage_flush(tp_store *st, int timeout_ms, tp_error *err)
                         left == 1 ? "" : "s");
     tp__ok(err);
     return TP_OK;
+}
+
+/* The realm claim of a token, before verification: only to choose the
+ * key set.  0 and name filled, or -1. */
+static int
+unverified_realm(const char *token, size_t len, const char *claim,
+                 char *name, size_t cap)
+{
+    unsigned char *buf;
+    const char *p1, *p2, *v;
+    json_error_t jerr;
+    json_t *j, *c;
+    long n;
+    int rc = -1;
+
+    if (len > TP_JWT_MAX)
+        return -1;
+    p1 = memchr(token, '.', len);
+    if (p1 == NULL)
+        return -1;
+    p2 = memchr(p1 + 1, '.', len - (size_t)(p1 + 1 - token));
+    if (p2 == NULL)
+        return -1;
+    buf = malloc(TP_JWT_MAX);
+    if (buf == NULL)
+        return -1;
+    n = tp__b64url_decode(p1 + 1, (size_t)(p2 - p1 - 1), buf, TP_JWT_MAX);
+    if (n > 0) {
+        j = json_loadb((const char *)buf, (size_t)n, 0, &jerr);
+        c = j != NULL ? json_object_get(j, claim) : NULL;
+        v = c != NULL ? json_string_value(c) : NULL;
+        if (v != NULL && tp__strlcpy(name, v, cap) == 0)
+            rc = 0;
+        json_decref(j);
+    }
+    free(buf);
+    return rc;
+}
+
+tp_status
+tp_store_jwt_verify(tp_store *st, const char *realm, const char *token,
+                    size_t len, int64_t now, tp_jwt_claims *claims,
+                    tp_error *err)
+{
+    char name[TP_REALM_MAX + 1];
+    tp_jwt_claims cl;
+    tp_status status;
+    overlay *ov = NULL;
+    snapshot *s;
+    int parity;
+    long ri;
+
+    if (st == NULL || token == NULL)
+        return tp__fail(err, TP_EINVAL, "store and token are required");
+    if (len > TP_JWT_MAX)
+        return tp__fail(err, TP_ETOOLONG, "token is longer than %d bytes",
+                        TP_JWT_MAX);
+    if (realm == NULL) {
+        const char *claim = st->jwt.realm_claim != NULL ? st->jwt.realm_claim
+                                                        : "realm";
+
+        if (unverified_realm(token, len, claim, name, sizeof(name)) != 0)
+            return tp__fail(err, TP_EUNKNOWNREALM, "token names no realm "
+                            "(claim \"%s\")", claim);
+        realm = name;
+    }
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_lookup(s, ov, realm, &ri, err);
+    if (status == TP_OK)
+        status = tp_jwt_verify(s->realms[ri].jk, token, len, now, &cl, err);
+    unpin(st, parity);
+    if (status == TP_OK && strcmp(cl.realm, realm) != 0)
+        status = tp__fail(err, TP_EJWTCLAIM, "token's realm claim does not "
+                          "name realm %s", realm);
+    if (status == TP_OK && claims != NULL)
+        *claims = cl;
+    return status;
 }

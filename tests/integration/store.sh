@@ -41,6 +41,8 @@ SELECT turnpolicy.create_user('store.test', 'bob');
 SELECT turnpolicy.create_user('store.test', 'bound', client_cidr => '203.0.113.0/24');
 SELECT turnpolicy.allow_peer('store.test', '127.0.0.0/8');
 SELECT turnpolicy.allow_host('store.test', 'edge.skype.com');
+SELECT turnpolicy.add_jwt_key('store.test', 'app1', 'HS256',
+         convert_to('store-test-jwt-secret-0123456789abcdef', 'UTF8'));
 SELECT turnpolicy.create_realm('other.test');
 SELECT turnpolicy.rotate_secret('other.test');
 SELECT turnpolicy.create_user('other.test', 'dave');

@@ -522,6 +522,69 @@ test_usage_and_budget(void **state)
     tp_store_free(st);
 }
 
+/* Tokens are verified with the keys provisioned for the realm they name. */
+static void
+test_jwt(void **state)
+{
+    static const char secret[] = "store-test-jwt-secret-0123456789abcdef";
+    tp_jwt_issue_params ip;
+    tp_jwt_claims cl;
+    tp_jwt_keys *jk;
+    tp_error err;
+    char *tok = NULL, *other = NULL, *wrongkid = NULL;
+    tp_store *st = open_store(30);
+
+    (void)state;
+    jk = tp_jwt_keys_new(NULL, &err);
+    assert_non_null(jk);
+    TP_ASSERT_OK(tp_jwt_keys_add(jk, "app1", TP_JWT_HS256, secret,
+                                 strlen(secret), &err), &err);
+    TP_ASSERT_OK(tp_jwt_keys_add(jk, "app9", TP_JWT_HS256, secret,
+                                 strlen(secret), &err), &err);
+    memset(&ip, 0, sizeof(ip));
+    ip.kid = "app1";
+    ip.sub = "alice";
+    ip.realm = REALM;
+    ip.now = tp_now();
+    ip.ttl = 60;
+    TP_ASSERT_OK(tp_jwt_issue(jk, &ip, &tok, &err), &err);
+    ip.realm = "other.test";
+    TP_ASSERT_OK(tp_jwt_issue(jk, &ip, &other, &err), &err);
+    ip.realm = REALM;
+    ip.kid = "app9";
+    TP_ASSERT_OK(tp_jwt_issue(jk, &ip, &wrongkid, &err), &err);
+
+    TP_ASSERT_OK(tp_store_jwt_verify(st, NULL, tok, strlen(tok), tp_now(),
+                                     &cl, &err), &err);
+    assert_string_equal(cl.sub, "alice");
+    assert_string_equal(cl.realm, REALM);
+    TP_ASSERT_OK(tp_store_jwt_verify(st, REALM, tok, strlen(tok), tp_now(),
+                                     &cl, &err), &err);
+    /* other.test has no keys: the token's own realm decides the keys. */
+    TP_ASSERT_STATUS(TP_EJWTKID,
+                     tp_store_jwt_verify(st, NULL, other, strlen(other),
+                                         tp_now(), &cl, &err), &err);
+    /* A token of store.test presented for other.test. */
+    TP_ASSERT_STATUS(TP_EJWTKID,
+                     tp_store_jwt_verify(st, "other.test", tok, strlen(tok),
+                                         tp_now(), &cl, &err), &err);
+    TP_ASSERT_STATUS(TP_EJWTKID,
+                     tp_store_jwt_verify(st, NULL, wrongkid,
+                                         strlen(wrongkid), tp_now(), &cl,
+                                         &err), &err);
+    TP_ASSERT_STATUS(TP_EJWTEXPIRED,
+                     tp_store_jwt_verify(st, NULL, tok, strlen(tok),
+                                         tp_now() + 3600, &cl, &err), &err);
+    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+                     tp_store_jwt_verify(st, NULL, "a.b.c", 5, tp_now(), &cl,
+                                         &err), &err);
+    tp_free(tok);
+    tp_free(other);
+    tp_free(wrongkid);
+    tp_jwt_keys_free(jk);
+    tp_store_free(st);
+}
+
 static void
 test_connect_failure(void **state)
 {
@@ -550,6 +613,7 @@ main(void)
         cmocka_unit_test(test_kill_switch_and_rules),
         cmocka_unit_test(test_coturn_views),
         cmocka_unit_test(test_usage_and_budget),
+        cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_connect_failure),
         cmocka_unit_test(test_postgres_down),
     };
