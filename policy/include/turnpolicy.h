@@ -760,7 +760,7 @@ TP_EXPORT TP_NODISCARD tp_status tp_store_host_check(
  * session_id as live for user_id until now + ttl (call it again to extend)
  * and refuses with TP_EQUOTA when the user already has its quota of live
  * sessions (the user's user_quota, else the realm's; NULL or 0 means
- * unlimited, as in coturn).  *count receives the live count including
+ * unlimited, as in coturn) or the realm its total_quota.  *count receives the live count including
  * this session.  release forgets the session.  Without Redis, or with
  * Redis down: TP_OK if redis_fail_mode is TP_FAIL_OPEN, else TP_EREDIS.
  * These calls do blocking Redis I/O bounded by a 200 ms timeout.

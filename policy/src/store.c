@@ -2149,21 +2149,29 @@ rate_check(tp_store *st, const char *realm, const char *user_id,
 }
 
 /*
- * Live sessions of a user: a sorted set of session ids scored by when
- * they lapse.  The script drops lapsed ones, refreshes a known session,
- * and adds a new one only under the limit - atomically, so two coturn
- * nodes cannot both take the last slot.  Returns the count, or -(count+1)
- * when the limit is reached.
+ * Live sessions of a user (KEYS[1]) and of its realm (KEYS[2]): sorted
+ * sets of session ids scored by when they lapse.  The script drops lapsed
+ * ones, refreshes a known session, and adds a new one only under both
+ * limits - atomically, so two coturn nodes cannot both take the last
+ * slot.  Returns the user's count; -(count+1) when the user's quota is
+ * reached; -(1000000000 + realm count) when the realm's is.  (Both keys
+ * carry the realm's hash tag, so this also works on Redis Cluster.)
  */
 static const char ALLOC_LUA[] =
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1]) "
     "local limit = tonumber(ARGV[4]) "
+    "local rlimit = tonumber(ARGV[6]) "
     "if redis.call('ZSCORE', KEYS[1], ARGV[3]) == false then "
     "  local n = redis.call('ZCARD', KEYS[1]) "
     "  if limit > 0 and n >= limit then return -(n + 1) end "
+    "  local m = redis.call('ZCARD', KEYS[2]) "
+    "  if rlimit > 0 and m >= rlimit then return -(1000000000 + m) end "
     "end "
     "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
+    "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) "
+    "redis.call('EXPIRE', KEYS[2], ARGV[5]) "
     "return redis.call('ZCARD', KEYS[1])";
 
 static int
@@ -2185,15 +2193,15 @@ tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
                        const char *session_id, uint32_t ttl, int64_t now,
                        uint32_t *count, tp_error *err)
 {
-    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32], a1[24], a2[24], a4[24],
-        a5[24];
-    const char *argv[8];
-    size_t lens[8];
+    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32], rkey[TP_REALM_MAX + 32],
+        a1[24], a2[24], a4[24], a5[24], a6[24];
+    const char *argv[11];
+    size_t lens[11];
     const user_entry *ue;
     overlay *ov = NULL;
     redisReply *rep;
     tp_status status;
-    int64_t limit = 0;
+    int64_t limit = 0, rlimit = 0;
     snapshot *s;
     int parity;
     long ri;
@@ -2215,6 +2223,7 @@ tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
         ue = find_user(s, (size_t)ri, user_id);
         limit = ue != NULL && ue->user_quota >= 0 ? ue->user_quota
                                                   : s->realms[ri].user_quota;
+        rlimit = s->realms[ri].total_quota;
     }
     unpin(st, parity);
     if (status != TP_OK)
@@ -2222,34 +2231,37 @@ tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
     if (st->redis == NULL)
         return redis_down(st, err);
     snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc:%s", realm, user_id);
+    snprintf(rkey, sizeof(rkey), "turnpolicy:{%s}:alloc", realm);
     snprintf(a1, sizeof(a1), "%" PRId64, now);
     snprintf(a2, sizeof(a2), "%" PRId64, now + (int64_t)ttl);
     snprintf(a4, sizeof(a4), "%" PRId64, limit);
     snprintf(a5, sizeof(a5), "%" PRIu32, ttl + 60);
+    snprintf(a6, sizeof(a6), "%" PRId64, rlimit);
     argv[0] = "EVAL";
     argv[1] = ALLOC_LUA;
-    argv[2] = "1";
+    argv[2] = "2";
     argv[3] = key;
-    argv[4] = a1;
-    argv[5] = a2;
-    argv[6] = session_id;
-    argv[7] = a4;
-    for (i = 0; i < 8; i++)
+    argv[4] = rkey;
+    argv[5] = a1;
+    argv[6] = a2;
+    argv[7] = session_id;
+    argv[8] = a4;
+    argv[9] = a5;
+    argv[10] = a6;
+    for (i = 0; i < 11; i++)
         lens[i] = strlen(argv[i]);
-    /* ARGV[5] (key ttl) goes last. */
-    {
-        const char *argv9[9];
-        size_t lens9[9];
-
-        memcpy(argv9, argv, sizeof(argv));
-        memcpy(lens9, lens, sizeof(lens));
-        argv9[8] = a5;
-        lens9[8] = strlen(a5);
-        rep = tp__redis_cmd(st->redis, 9, argv9, lens9, err);
-    }
+    rep = tp__redis_cmd(st->redis, 11, argv, lens, err);
     if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
         freeReplyObject(rep);
         return redis_down(st, err);
+    }
+    if (rep->integer <= -1000000000LL) {
+        long long m = -rep->integer - 1000000000LL;
+
+        freeReplyObject(rep);
+        return tp__fail(err, TP_EQUOTA, "realm %s already has %lld live "
+                        "allocations (total quota %" PRId64 ")", realm, m,
+                        rlimit);
     }
     if (rep->integer < 0) {
         long long n = -rep->integer - 1;
@@ -2291,6 +2303,12 @@ tp_store_alloc_release(tp_store *st, const char *realm, const char *user_id,
     lens[0] = 4;
     lens[1] = strlen(key);
     lens[2] = strlen(session_id);
+    rep = tp__redis_cmd(st->redis, 3, argv, lens, err);
+    if (rep == NULL)
+        return redis_down(st, err);
+    freeReplyObject(rep);
+    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc", realm);
+    lens[1] = strlen(key);
     rep = tp__redis_cmd(st->redis, 3, argv, lens, err);
     if (rep == NULL)
         return redis_down(st, err);

@@ -29,6 +29,8 @@ SELECT turnpolicy.create_realm('redis.test', max_ttl => 3600, user_quota => 2);
 SELECT turnpolicy.rotate_secret('redis.test');
 SELECT turnpolicy.create_user('redis.test', u) FROM unnest(ARRAY['alice', 'bob', 'carol', 'erin', 'frank']) AS u;
 SELECT turnpolicy.create_user('redis.test', 'dave', user_quota => 1);
+SELECT turnpolicy.create_realm('small.test', total_quota => 2);
+SELECT turnpolicy.create_user('small.test', u) FROM unnest(ARRAY['x', 'y', 'z']) AS u;
 SQL
 [ $? = 0 ] && ok "provisioned with SQL" ||
     { not_ok "provisioning" "$(cat "$d/provision.out")"; exit 1; }

@@ -234,6 +234,33 @@ test_quota_across_nodes(void **state)
     tp_store_free(b);
 }
 
+/* The realm's total quota holds across nodes too (small.test: 2). */
+static void
+test_realm_total_quota(void **state)
+{
+    tp_store *a = open_store(0, TP_FAIL_CLOSED, 0, redis_pw);
+    tp_store *b = open_store(0, TP_FAIL_CLOSED, 0, redis_pw);
+    int64_t now = tp_now();
+    uint32_t n = 0;
+    tp_error err;
+
+    (void)state;
+    TP_ASSERT_OK(tp_store_alloc_acquire(a, "small.test", "x", "x-1", 60, now,
+                                        &n, &err), &err);
+    TP_ASSERT_OK(tp_store_alloc_acquire(b, "small.test", "y", "y-1", 60, now,
+                                        &n, &err), &err);
+    TP_ASSERT_STATUS(TP_EQUOTA,
+                     tp_store_alloc_acquire(a, "small.test", "z", "z-1", 60,
+                                            now, &n, &err), &err);
+    assert_non_null(strstr(err.message, "total quota"));
+    TP_ASSERT_OK(tp_store_alloc_release(b, "small.test", "y", "y-1", &err),
+                 &err);
+    TP_ASSERT_OK(tp_store_alloc_acquire(a, "small.test", "z", "z-1", 60, now,
+                                        &n, &err), &err);
+    tp_store_free(a);
+    tp_store_free(b);
+}
+
 static void
 test_issue_rate_limit(void **state)
 {
@@ -328,6 +355,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fanout_to_replica_reader),
         cmocka_unit_test(test_quota_across_nodes),
+        cmocka_unit_test(test_realm_total_quota),
         cmocka_unit_test(test_issue_rate_limit),
         cmocka_unit_test(test_wrong_redis_password),
         cmocka_unit_test(test_redis_down),
