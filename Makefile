@@ -3,6 +3,7 @@
 #   make            library (static + shared) and the turnpolicy CLI
 #   make check      installs missing Debian packages, builds, runs every test
 #   make asan       the same tests under AddressSanitizer + UBSan
+#   make tsan       the same tests under ThreadSanitizer
 #   make bench      benchmarks in tests/bench (not part of check)
 #   make demo       the main job end to end on throwaway servers
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -55,7 +56,7 @@ STATIC_LIB := $(BUILD)/lib/libturnpolicy.a
 SHARED_LIB := $(BUILD)/lib/libturnpolicy.so
 CLI_BIN    := $(BUILD)/bin/turnpolicy
 
-.PHONY: all lib cli tests benches check unit asan bench demo deps install \
+.PHONY: all lib cli tests benches check unit asan tsan bench demo deps install \
         uninstall clean
 .DELETE_ON_ERROR:
 
@@ -130,6 +131,12 @@ asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    BUILD=build/asan tests/run.sh
+
+# The same tests under ThreadSanitizer (the store's lock-free read side and
+# its background thread); not part of check.
+tsan: deps
+	$(MAKE) BUILD=build/tsan OPT="-O1 -g" SAN="-fsanitize=thread" all tests
+	TSAN_OPTIONS=halt_on_error=1 BUILD=build/tsan tests/run.sh
 
 bench: deps
 	$(MAKE) all benches

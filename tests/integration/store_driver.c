@@ -12,6 +12,8 @@
  */
 #include "tp_test.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -585,6 +587,81 @@ test_jwt(void **state)
     tp_store_free(st);
 }
 
+struct hammer {
+    tp_store *st;
+    const tp_credential *c;
+    atomic_int stop;
+    long ok, other;
+};
+
+static void *
+hammer_thread(void *arg)
+{
+    struct hammer *h = arg;
+    tp_error err;
+
+    while (!atomic_load(&h->stop)) {
+        tp_status s = tp_store_verify(h->st, REALM, h->c->username,
+                                      h->c->password, tp_now(), NULL, &err);
+
+        if (s == TP_OK)
+            h->ok++;
+        else
+            h->other++;
+    }
+    return NULL;
+}
+
+/* Readers never block and never see a freed snapshot while the store
+ * thread swaps snapshots and overlays under them (run under TSan/ASan
+ * by `make asan` and by hand with -fsanitize=thread). */
+static void
+test_concurrent_reload(void **state)
+{
+    const char *p[2] = {REALM, "bob"};
+    struct hammer h[2];
+    pthread_t t[2];
+    tp_credential c;
+    tp_store_info info;
+    tp_error err;
+    tp_store *st = open_store(30);
+    int i;
+    double t0;
+
+    (void)state;
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "alice", 600, tp_now(), &c, &err),
+                 &err);
+    for (i = 0; i < 2; i++) {
+        h[i].st = st;
+        h[i].c = &c;
+        atomic_init(&h[i].stop, 0);
+        h[i].ok = h[i].other = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, hammer_thread, &h[i]),
+                         0);
+    }
+    t0 = mono();
+    i = 0;
+    while (mono() - t0 < 1.5) {
+        sql(i++ % 2 ? "SELECT turnpolicy.enable_user($1, $2)"
+                    : "SELECT turnpolicy.disable_user($1, $2)", 2, p);
+        tp_store_reload(st);
+        usleep(20000);
+    }
+    for (i = 0; i < 2; i++) {
+        atomic_store(&h[i].stop, 1);
+        pthread_join(t[i], NULL);
+    }
+    tp_store_info_get(st, &info);
+    print_message("%ld + %ld decisions during %llu policy changes\n",
+                  h[0].ok + h[0].other, h[1].ok + h[1].other,
+                  (unsigned long long)info.changes);
+    assert_true(info.changes >= 20);
+    assert_true(h[0].ok > 0 && h[1].ok > 0);
+    assert_int_equal(h[0].other + h[1].other, 0); /* alice never changed */
+    sql("SELECT turnpolicy.enable_user($1, $2)", 2, p);
+    tp_store_free(st);
+}
+
 static void
 test_connect_failure(void **state)
 {
@@ -614,6 +691,7 @@ main(void)
         cmocka_unit_test(test_coturn_views),
         cmocka_unit_test(test_usage_and_budget),
         cmocka_unit_test(test_jwt),
+        cmocka_unit_test(test_concurrent_reload),
         cmocka_unit_test(test_connect_failure),
         cmocka_unit_test(test_postgres_down),
     };
