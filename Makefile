@@ -1,6 +1,7 @@
 # turnpolicy - top-level, non-recursive Makefile.
 #
-#   make            library (static + shared) and the turnpolicy CLI
+#   make            library (static + shared), the turnpolicy CLI and the
+#                   turnpolicyd daemon (coturn plugin)
 #   make check      installs missing Debian packages, builds, runs every test
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make tsan       the same tests under ThreadSanitizer
@@ -44,6 +45,8 @@ LIB_SRCS := $(wildcard policy/src/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_SRCS := $(wildcard policy/cli/*.c)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+DAEMON_SRCS := $(wildcard coturn-plugin/*.c)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -55,15 +58,17 @@ BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 STATIC_LIB := $(BUILD)/lib/libturnpolicy.a
 SHARED_LIB := $(BUILD)/lib/libturnpolicy.so
 CLI_BIN    := $(BUILD)/bin/turnpolicy
+DAEMON_BIN := $(BUILD)/bin/turnpolicyd
 
-.PHONY: all lib cli tests benches check unit asan tsan bench demo deps install \
-        uninstall clean
+.PHONY: all lib cli daemon tests benches check unit asan tsan bench demo deps \
+        install uninstall clean
 .DELETE_ON_ERROR:
 
-all: lib cli
+all: lib cli daemon
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 cli: $(CLI_BIN)
+daemon: $(DAEMON_BIN)
 tests: $(UNIT_BINS) $(ITEST_BINS)
 benches: $(BENCH_BINS)
 
@@ -89,6 +94,12 @@ $(CLI_BIN): $(CLI_OBJS) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(LDFLAGS_ALL) $(DEPS_LIBS)
 
+$(DAEMON_OBJS): coturn-plugin/turnpolicyd.h
+
+$(DAEMON_BIN): $(DAEMON_OBJS) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(DAEMON_OBJS) $(STATIC_LIB) $(LDFLAGS_ALL) $(DEPS_LIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(STATIC_LIB) tests/unit/tp_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(STATIC_LIB) \
@@ -109,7 +120,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(STATIC_LIB)
 	$(CC) $(CFLAGS_ALL) -Wno-deprecated-declarations -o $@ $< $(STATIC_LIB) \
 	    $(LDFLAGS_ALL) $(DEPS_LIBS)
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)
 
 # Install every Debian package the project needs (idempotent; a no-op when
 # everything is present).

@@ -1,0 +1,135 @@
+/*
+ * metrics.c - turnpolicyd's counters in the Prometheus text format
+ * (version 0.0.4), served on the loopback HTTP port (metrics = ...) and
+ * as the bulk reply of the Redis INFO command after AUTH.
+ *
+ * Every decision reason appears, zero or not, so a dashboard or a test
+ * can rely on the series existing.  Loop thread only; the allocation
+ * worker's counters are copied under its lock.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "turnpolicyd.h"
+
+static int
+counter(tpd_buf *b, const char *name, const char *help, uint64_t v)
+{
+    return tpd_buf_printf(b, "# HELP turnpolicyd_%s %s\n"
+                          "# TYPE turnpolicyd_%s counter\n"
+                          "turnpolicyd_%s %" PRIu64 "\n",
+                          name, help, name, name, v);
+}
+
+static int
+gauge(tpd_buf *b, const char *name, const char *help, double v)
+{
+    return tpd_buf_printf(b, "# HELP turnpolicyd_%s %s\n"
+                          "# TYPE turnpolicyd_%s gauge\n"
+                          "turnpolicyd_%s %.17g\n",
+                          name, help, name, name, v);
+}
+
+int
+tpd_metrics_render(tpd *d, tpd_buf *b)
+{
+    const tpd_counters *n = &d->n;
+    tpd_alloc_counters a;
+    tp_store_info si;
+    int rc = 0, st;
+
+    tp_store_info_get(d->store, &si);
+    tpd_allocq_counters(d->allocq, &a);
+
+    rc |= tpd_buf_printf(b, "# HELP turnpolicyd_decisions_total Key "
+                         "lookups by coturn, by decision and reason.\n"
+                         "# TYPE turnpolicyd_decisions_total counter\n");
+    for (st = 0; st < TP_STATUS_COUNT_ && rc == 0; st++)
+        rc |= tpd_buf_printf(b, "turnpolicyd_decisions_total{decision="
+                             "\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+                             st == TP_OK ? "allow" : "deny",
+                             tp_reason((tp_status)st), n->decisions[st]);
+    rc |= tpd_buf_printf(b, "turnpolicyd_decisions_total{decision=\"deny\","
+                         "reason=\"malformed_key\"} %" PRIu64 "\n",
+                         n->key_malformed);
+    rc |= counter(b, "commands_total", "Redis commands received.",
+                  n->commands);
+    rc |= counter(b, "unknown_commands_total",
+                  "Commands answered with an error.", n->unknown_commands);
+    rc |= counter(b, "auth_ok_total", "Successful AUTH.", n->auth_ok);
+    rc |= counter(b, "auth_failed_total", "AUTH with a wrong password.",
+                  n->auth_failed);
+    rc |= counter(b, "noauth_total", "Commands refused before AUTH.",
+                  n->noauth);
+    rc |= counter(b, "protocol_errors_total",
+                  "Connections closed for malformed input.",
+                  n->protocol_errors);
+    rc |= counter(b, "too_large_total",
+                  "Connections closed for an oversized request.",
+                  n->too_large);
+    rc |= counter(b, "connections_total", "Connections accepted.",
+                  n->conns_accepted);
+    rc |= counter(b, "connections_refused_total",
+                  "Connections closed at once (max_connections).",
+                  n->conns_refused);
+    rc |= gauge(b, "connections", "Open connections.",
+                (double)n->conns_open);
+    rc |= counter(b, "statsdb_events_total", "coturn session reports.",
+                  n->statsdb_events);
+    rc |= counter(b, "statsdb_ignored_total",
+                  "Session reports not about a turnpolicy username.",
+                  n->statsdb_ignored);
+    rc |= gauge(b, "sessions_live", "Live TURN sessions on this node.",
+                (double)tpd_sessions_live(d->sessions));
+    rc |= counter(b, "sessions_started_total", "Sessions reported new.",
+                  n->sessions_started);
+    rc |= counter(b, "sessions_adopted_total",
+                  "Sessions first seen after their start.",
+                  n->sessions_adopted);
+    rc |= counter(b, "sessions_finished_total", "Sessions ended.",
+                  n->sessions_finished);
+    rc |= counter(b, "sessions_lapsed_total",
+                  "Sessions past their lifetime without a report.",
+                  n->sessions_lapsed);
+    rc |= counter(b, "sessions_dropped_total",
+                  "Sessions not tracked (table full).", n->sessions_dropped);
+    rc |= counter(b, "usage_recorded_total", "Usage records queued.",
+                  n->usage_recorded);
+    rc |= counter(b, "usage_failed_total", "Usage records refused.",
+                  n->usage_failed);
+    rc |= counter(b, "cached_answers_total",
+                  "Peer/origin lists repeated from the last good answer "
+                  "(policy stale).", n->cached_answers);
+    rc |= counter(b, "alloc_acquired_total",
+                  "Shared allocation counter acquires.", a.acquired);
+    rc |= counter(b, "alloc_over_quota_total",
+                  "Acquires refused by the per-user quota.", a.over_quota);
+    rc |= counter(b, "alloc_released_total",
+                  "Shared allocation counter releases.", a.released);
+    rc |= counter(b, "alloc_errors_total",
+                  "Counter calls that failed (Redis).", a.errors);
+    rc |= counter(b, "alloc_dropped_total",
+                  "Counter calls dropped (queue full).", a.dropped);
+    rc |= gauge(b, "store_age_seconds",
+                "Seconds since the policy was last known current.",
+                si.age);
+    rc |= gauge(b, "store_connected", "PostgreSQL connection is up.",
+                (double)si.connected);
+    rc |= counter(b, "store_generation_total", "Snapshots loaded.",
+                  si.generation);
+    rc |= gauge(b, "store_realms", "Realms in the snapshot.",
+                (double)si.realms);
+    rc |= gauge(b, "store_users", "Users in the snapshot.",
+                (double)si.users);
+    rc |= gauge(b, "store_redis_subscribed",
+                "Redis change fan-out is subscribed.",
+                (double)si.redis_subscribed);
+    rc |= gauge(b, "usage_pending", "Usage records not yet in PostgreSQL.",
+                (double)si.usage_pending);
+    rc |= counter(b, "usage_written_total",
+                  "Usage records written to PostgreSQL.", si.usage_written);
+    rc |= gauge(b, "start_time_seconds", "Unix time turnpolicyd started.",
+                (double)d->started);
+    return rc != 0 ? -1 : 0;
+}

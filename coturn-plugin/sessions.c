@@ -1,0 +1,720 @@
+/*
+ * sessions.c - the live TURN sessions of this node, learned from coturn's
+ * redis-statsdb reports, and what becomes of them: shared allocation
+ * counters in Redis while they live, a usage record when they end.
+ *
+ * What coturn 4.6.1 reports (ns_ioalib_engine_impl.c), each key being
+ *   turn/realm/<realm>/user/<username>/allocation/<id 18 digits>/<kind>:
+ *   status         SET + PUBLISH "new lifetime=600, type=UDP,
+ *                  local=<ip:port>, remote=<client ip:port>, ssl=NONE,
+ *                  cipher=NONE" ("refreshed ..." on each Refresh),
+ *                  then DEL + PUBLISH "deleted" when the allocation goes;
+ *   traffic[/peer] PUBLISH "rcvp=N, rcvb=N, sentp=N, sentb=N" every 4096
+ *                  packets: the counts since the previous report;
+ *   total_traffic[/peer]  the same with the session's totals, right
+ *                  after "deleted".
+ * rcvb is what the client sent to the relay (bytes_in), sentb what the
+ * relay sent to the client (bytes_out); the /peer variants count the
+ * relay <-> peer side and are kept for metrics only.  The client address
+ * is the "remote=" of the status report.  coturn builds these keys with
+ * the username inside a hiredis format string (GHSA-4g7c-p5wg-j4hp);
+ * turnpolicy never grants a username with '%', but the parsing here
+ * trusts nothing: every field is bounded and validated.
+ *
+ * Life of a session: "new" (or the first report of a session we did not
+ * see start: "adopted") -> tp_store_alloc_acquire for lifetime + slack,
+ * again on every "refreshed" -> "deleted": release, then the usage record
+ * once total_traffic arrives (or 5 s later without it).  A session whose
+ * lifetime passes without a refresh (coturn restarted) lapses the same
+ * way.  Usage session ids are "<coturn id>-<start>" so that ids coturn
+ * reuses after a restart stay distinct; counter ids are "<node>:<id>".
+ *
+ * Threads: the table belongs to the loop thread.  The allocation counter
+ * calls do blocking Redis I/O (up to 200 ms each), so they run on one
+ * worker thread fed by a bounded queue (mu/cv); when the queue is full
+ * an operation is dropped and counted, never waited for.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "turnpolicyd.h"
+
+#define NBUCKETS 16384
+#define DELETED_WAIT 5   /* seconds to wait for total_traffic */
+#define LAPSE_SLACK 60   /* seconds past the lifetime before giving up */
+#define ADOPT_LIFETIME 3600
+
+typedef struct session {
+    struct session *next;
+    uint64_t id;
+    char realm[TP_REALM_MAX + 1];
+    char user_id[TP_USER_ID_MAX + 1];
+    char client[64];
+    int64_t started;
+    int64_t expires;
+    int64_t ended_at;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t peer_in;
+    uint64_t peer_out;
+    int ended;
+} session;
+
+struct tpd_sessions {
+    session *buckets[NBUCKETS];
+    size_t count;
+    size_t max;
+};
+
+enum kind {
+    K_STATUS,
+    K_TRAFFIC,
+    K_TRAFFIC_PEER,
+    K_TOTAL,
+    K_TOTAL_PEER
+};
+
+/* ------------------------------------------------------------------ */
+/* Table                                                               */
+/* ------------------------------------------------------------------ */
+
+tpd_sessions *
+tpd_sessions_new(size_t max_sessions)
+{
+    tpd_sessions *s = calloc(1, sizeof(*s));
+
+    if (s != NULL)
+        s->max = max_sessions;
+    return s;
+}
+
+void
+tpd_sessions_free(tpd_sessions *s)
+{
+    session *e, *next;
+    size_t i;
+
+    if (s == NULL)
+        return;
+    for (i = 0; i < NBUCKETS; i++) {
+        for (e = s->buckets[i]; e != NULL; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    free(s);
+}
+
+size_t
+tpd_sessions_live(const tpd_sessions *s)
+{
+    return s->count;
+}
+
+static session *
+find(tpd_sessions *s, uint64_t id)
+{
+    session *e;
+
+    for (e = s->buckets[id % NBUCKETS]; e != NULL; e = e->next)
+        if (e->id == id)
+            return e;
+    return NULL;
+}
+
+static session *
+create(tpd *d, uint64_t id, const char *realm, const char *user_id,
+       int64_t now)
+{
+    tpd_sessions *s = d->sessions;
+    session *e;
+
+    if (s->count >= s->max) {
+        d->n.sessions_dropped++;
+        return NULL;
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        d->n.sessions_dropped++;
+        return NULL;
+    }
+    e->id = id;
+    snprintf(e->realm, sizeof(e->realm), "%s", realm);
+    snprintf(e->user_id, sizeof(e->user_id), "%s", user_id);
+    e->started = now;
+    e->expires = now + ADOPT_LIFETIME;
+    e->next = s->buckets[id % NBUCKETS];
+    s->buckets[id % NBUCKETS] = e;
+    s->count++;
+    return e;
+}
+
+static void
+unlink_session(tpd_sessions *s, session *e)
+{
+    session **pp;
+
+    for (pp = &s->buckets[e->id % NBUCKETS]; *pp != NULL;
+         pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            s->count--;
+            return;
+        }
+    }
+}
+
+size_t
+tpd_sessions_count_user(const tpd_sessions *s, const char *realm,
+                        const char *user_id)
+{
+    const session *e;
+    size_t i, n = 0;
+
+    if (s->count == 0)
+        return 0;
+    for (i = 0; i < NBUCKETS; i++)
+        for (e = s->buckets[i]; e != NULL; e = e->next)
+            if (!e->ended && strcmp(e->user_id, user_id) == 0 &&
+                strcmp(e->realm, realm) == 0)
+                n++;
+    return n;
+}
+
+static void
+counter_id(const tpd *d, uint64_t id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s:%018" PRIu64, d->node, id);
+}
+
+/* Write the usage record and forget the session. */
+static void
+finish(tpd *d, session *e, int64_t ended)
+{
+    char sid[64];
+    tp_usage u;
+    tp_error err;
+    tp_status st;
+
+    snprintf(sid, sizeof(sid), "%018" PRIu64 "-%" PRId64, e->id,
+             e->started);
+    memset(&u, 0, sizeof(u));
+    u.node = d->node;
+    u.session_id = sid;
+    u.realm = e->realm;
+    u.user_id = e->user_id;
+    u.started = e->started;
+    u.ended = ended >= e->started ? ended : e->started;
+    u.bytes_in = e->bytes_in;
+    u.bytes_out = e->bytes_out;
+    u.client_addr = e->client[0] != '\0' ? e->client : NULL;
+    st = tp_store_usage_record(d->store, &u, &err);
+    if (st == TP_OK) {
+        d->n.usage_recorded++;
+    } else {
+        d->n.usage_failed++;
+        tpd_log(TP_LOG_WARN, "usage of session %s (realm %s) not queued: "
+                "%s", sid, e->realm, err.message);
+    }
+    tpd_log(TP_LOG_INFO, "session %018" PRIu64 " ended: realm=%s user=%s "
+            "client=%s seconds=%" PRId64 " in=%" PRIu64 " out=%" PRIu64,
+            e->id, e->realm, e->user_id, e->client[0] ? e->client : "-",
+            u.ended - u.started, e->bytes_in, e->bytes_out);
+    d->n.sessions_finished++;
+    unlink_session(d->sessions, e);
+    free(e);
+}
+
+void
+tpd_sessions_sweep(tpd *d, int64_t now, int all)
+{
+    tpd_sessions *s = d->sessions;
+    session *e, *next;
+    char cid[300];
+    size_t i;
+
+    if (s->count == 0)
+        return;
+    for (i = 0; i < NBUCKETS; i++) {
+        for (e = s->buckets[i]; e != NULL; e = next) {
+            next = e->next;
+            if (e->ended) {
+                if (all || now - e->ended_at >= DELETED_WAIT)
+                    finish(d, e, e->ended_at);
+            } else if (now > e->expires + LAPSE_SLACK) {
+                d->n.sessions_lapsed++;
+                counter_id(d, e->id, cid, sizeof(cid));
+                tpd_allocq_push(d->allocq, e->realm, e->user_id, cid, 0);
+                finish(d, e, e->expires);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing coturn's reports                                            */
+/* ------------------------------------------------------------------ */
+
+static int
+ends_with(const char *s, size_t n, const char *sfx, size_t *cut)
+{
+    size_t ls = strlen(sfx);
+
+    if (n < ls || memcmp(s + n - ls, sfx, ls) != 0)
+        return 0;
+    *cut = n - ls;
+    return 1;
+}
+
+/* key -> realm, username, id, kind.  0 or -1. */
+static int
+parse_key(const char *key, size_t n, char realm[TP_REALM_MAX + 1],
+          char user[TP_USERNAME_MAX + 1], uint64_t *id, enum kind *kind)
+{
+    static const char pfx[] = "turn/realm/", alloc[] = "/allocation/";
+    const char *r, *slash, *a, *p;
+    size_t cut, rl, ul, i;
+    uint64_t v = 0;
+
+    if (ends_with(key, n, "/total_traffic/peer", &cut))
+        *kind = K_TOTAL_PEER;
+    else if (ends_with(key, n, "/traffic/peer", &cut))
+        *kind = K_TRAFFIC_PEER;
+    else if (ends_with(key, n, "/total_traffic", &cut))
+        *kind = K_TOTAL;
+    else if (ends_with(key, n, "/traffic", &cut))
+        *kind = K_TRAFFIC;
+    else if (ends_with(key, n, "/status", &cut))
+        *kind = K_STATUS;
+    else
+        return -1;
+    /* key[0..cut) = turn/realm/<r>/user/<u>/allocation/<id> */
+    if (cut < sizeof(pfx) - 1 || memcmp(key, pfx, sizeof(pfx) - 1) != 0)
+        return -1;
+    a = NULL;
+    for (p = key + cut; p > key + sizeof(alloc) - 1; p--) {
+        if (memcmp(p - (sizeof(alloc) - 1), alloc, sizeof(alloc) - 1) == 0) {
+            a = p - (sizeof(alloc) - 1);
+            break;
+        }
+    }
+    if (a == NULL)
+        return -1;
+    p = a + sizeof(alloc) - 1;
+    if (p == key + cut || (size_t)(key + cut - p) > 20)
+        return -1;
+    for (; p < key + cut; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    r = key + sizeof(pfx) - 1;
+    slash = memchr(r, '/', (size_t)(a - r));
+    if (slash == NULL)
+        return -1;
+    rl = (size_t)(slash - r);
+    if (rl == 0 || rl > TP_REALM_MAX ||
+        (size_t)(a - slash) < sizeof("/user/") ||
+        memcmp(slash, "/user/", 6) != 0)
+        return -1;
+    ul = (size_t)(a - (slash + 6));
+    if (ul == 0 || ul > TP_USERNAME_MAX)
+        return -1;
+    for (i = 0; i < rl + ul; i++) {
+        unsigned char ch = i < rl ? (unsigned char)r[i]
+                                  : (unsigned char)slash[6 + i - rl];
+        if (ch < 0x21 || ch > 0x7e)
+            return -1;
+    }
+    memcpy(realm, r, rl);
+    realm[rl] = '\0';
+    memcpy(user, slash + 6, ul);
+    user[ul] = '\0';
+    *id = v;
+    return 0;
+}
+
+/* The unsigned decimal after "name=" in v (at its start or after a space),
+ * or -1. */
+static int
+field_u64(const char *v, const char *name, uint64_t *out)
+{
+    size_t ln = strlen(name);
+    const char *p = v;
+    uint64_t x = 0;
+    int digits = 0;
+
+    for (;;) {
+        p = strstr(p, name);
+        if (p == NULL)
+            return -1;
+        if ((p == v || p[-1] == ' ') && p[ln] == '=')
+            break;
+        p += ln;
+    }
+    for (p += ln + 1; *p >= '0' && *p <= '9'; p++) {
+        if (x > (UINT64_MAX - 9) / 10)
+            return -1;
+        x = x * 10 + (uint64_t)(*p - '0');
+        digits++;
+    }
+    if (digits == 0 || digits > 20)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* "remote=1.2.3.4:5678" or "remote=[::1]:5678" -> "1.2.3.4" / "::1",
+ * checked by tp_addr_parse; "" if absent or malformed. */
+static void
+field_client(const char *v, char *out, size_t cap)
+{
+    const char *p = strstr(v, "remote="), *end;
+    char tmp[64];
+    size_t n;
+    tp_addr a;
+
+    out[0] = '\0';
+    if (p == NULL || (p != v && p[-1] != ' '))
+        return;
+    p += 7;
+    if (*p == '[') {
+        p++;
+        end = strchr(p, ']');
+    } else {
+        end = p + strcspn(p, ", ");
+        /* the port is after the last ':' of an IPv4 address */
+        while (end > p && end[-1] != ':')
+            end--;
+        if (end > p)
+            end--;
+    }
+    if (end == NULL || end <= p)
+        return;
+    n = (size_t)(end - p);
+    if (n >= sizeof(tmp) || n >= cap)
+        return;
+    memcpy(tmp, p, n);
+    tmp[n] = '\0';
+    if (tp_addr_parse(tmp, &a, NULL) != TP_OK)
+        return;
+    memcpy(out, tmp, n + 1);
+}
+
+static void
+traffic(const char *v, uint64_t *in, uint64_t *out, int add)
+{
+    uint64_t rcvb, sentb;
+
+    if (field_u64(v, "rcvb", &rcvb) != 0 || field_u64(v, "sentb", &sentb))
+        return;
+    if (add) {
+        *in = rcvb > UINT64_MAX - *in ? UINT64_MAX : *in + rcvb;
+        *out = sentb > UINT64_MAX - *out ? UINT64_MAX : *out + sentb;
+    } else {
+        *in = rcvb;
+        *out = sentb;
+    }
+}
+
+static int
+status_event(tpd *d, session *e, const char *realm, const char *user_id,
+             uint64_t id, const char *v, int64_t now)
+{
+    uint64_t lifetime = 0;
+    char cid[300];
+    int is_new = strncmp(v, "new ", 4) == 0;
+
+    counter_id(d, id, cid, sizeof(cid));
+    if (strcmp(v, "deleted") == 0) {
+        if (e == NULL) {
+            e = create(d, id, realm, user_id, now);
+            if (e == NULL)
+                return 1;
+            d->n.sessions_adopted++;
+        }
+        if (!e->ended) {
+            e->ended = 1;
+            e->ended_at = now;
+            tpd_allocq_push(d->allocq, realm, user_id, cid, 0);
+        }
+        return 1;
+    }
+    if (!is_new && strncmp(v, "refreshed ", 10) != 0)
+        return 0;
+    if (field_u64(v, "lifetime", &lifetime) != 0 || lifetime > 86400 * 7)
+        return 0;
+    if (e == NULL) {
+        e = create(d, id, realm, user_id, now);
+        if (e == NULL)
+            return 1;
+        if (is_new)
+            d->n.sessions_started++;
+        else
+            d->n.sessions_adopted++;
+        field_client(v, e->client, sizeof(e->client));
+        tpd_log(TP_LOG_INFO, "session %018" PRIu64 " %s: realm=%s user=%s "
+                "client=%s lifetime=%" PRIu64, id,
+                is_new ? "new" : "adopted", realm, user_id,
+                e->client[0] ? e->client : "-", lifetime);
+    } else if (e->client[0] == '\0') {
+        field_client(v, e->client, sizeof(e->client));
+    }
+    if (e->ended)
+        return 1;
+    e->expires = now + (int64_t)lifetime;
+    if (lifetime > 0)
+        tpd_allocq_push(d->allocq, realm, user_id, cid,
+                        (uint32_t)lifetime + d->alloc_slack);
+    return 1;
+}
+
+int
+tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
+                size_t vlen, int64_t now)
+{
+    char realm[TP_REALM_MAX + 1], user[TP_USERNAME_MAX + 1];
+    tp_username un;
+    enum kind kind;
+    uint64_t id;
+    session *e;
+
+    (void)vlen;
+    if (parse_key(key, klen, realm, user, &id, &kind) != 0)
+        return 0;
+    /* Only sessions of usernames turnpolicy could have granted. */
+    if (tp_realm_check(realm, NULL) != TP_OK ||
+        tp_username_parse(user, &un, NULL) != TP_OK)
+        return 0;
+    e = find(d->sessions, id);
+    if (e != NULL && (strcmp(e->realm, realm) != 0 ||
+                      strcmp(e->user_id, un.user_id) != 0))
+        return 0; /* another coturn reusing the id: not ours to mix */
+    switch (kind) {
+    case K_STATUS:
+        return status_event(d, e, realm, un.user_id, id, val, now);
+    case K_TRAFFIC:
+    case K_TRAFFIC_PEER:
+        if (e == NULL) {
+            e = create(d, id, realm, un.user_id, now);
+            if (e == NULL)
+                return 1;
+            d->n.sessions_adopted++;
+        }
+        if (kind == K_TRAFFIC)
+            traffic(val, &e->bytes_in, &e->bytes_out, 1);
+        else
+            traffic(val, &e->peer_in, &e->peer_out, 1);
+        return 1;
+    case K_TOTAL:
+        if (e == NULL) {
+            e = create(d, id, realm, un.user_id, now);
+            if (e == NULL)
+                return 1;
+            d->n.sessions_adopted++;
+            e->ended = 1;
+            e->ended_at = now;
+        }
+        traffic(val, &e->bytes_in, &e->bytes_out, 0);
+        if (e->ended)
+            finish(d, e, e->ended_at);
+        return 1;
+    case K_TOTAL_PEER:
+        if (e != NULL)
+            traffic(val, &e->peer_in, &e->peer_out, 0);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Allocation-counter worker                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct alloc_op {
+    char realm[TP_REALM_MAX + 1];
+    char user_id[TP_USER_ID_MAX + 1];
+    char session[160];
+    uint32_t ttl; /* 0 = release */
+} alloc_op;
+
+struct tpd_allocq {
+    tp_store *st;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    alloc_op *ops;
+    size_t cap;
+    size_t head;
+    size_t count;
+    int stop;
+    struct timespec deadline; /* CLOCK_MONOTONIC; after it, drop */
+    tpd_alloc_counters n;
+};
+
+static int
+past(const struct timespec *t)
+{
+    struct timespec now;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+        return 1;
+    return now.tv_sec > t->tv_sec ||
+           (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static void *
+worker(void *arg)
+{
+    tpd_allocq *q = arg;
+    int failing = 0;
+    uint32_t count;
+    alloc_op op;
+    tp_error err;
+    tp_status st;
+
+    for (;;) {
+        if (pthread_mutex_lock(&q->mu) != 0)
+            return NULL;
+        while (q->count == 0 && !q->stop)
+            (void)pthread_cond_wait(&q->cv, &q->mu);
+        if (q->count == 0 || (q->stop && past(&q->deadline))) {
+            q->n.dropped += q->count;
+            q->count = 0;
+            (void)pthread_mutex_unlock(&q->mu);
+            return NULL;
+        }
+        op = q->ops[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        (void)pthread_mutex_unlock(&q->mu);
+
+        if (op.ttl > 0)
+            st = tp_store_alloc_acquire(q->st, op.realm, op.user_id,
+                                        op.session, op.ttl, tp_now(),
+                                        &count, &err);
+        else
+            st = tp_store_alloc_release(q->st, op.realm, op.user_id,
+                                        op.session, &err);
+        if (st == TP_EQUOTA) {
+            /* The session exists already: coturn granted it before the
+             * shared count caught up.  Enforcement (cancelling it) is
+             * the admin-CLI enforcer's job; say so loudly. */
+            tpd_log(TP_LOG_WARN, "over quota: realm=%s user=%s session=%s "
+                    "(%" PRIu32 " live elsewhere)", op.realm, op.user_id,
+                    op.session, count);
+        } else if (st != TP_OK && !failing) {
+            tpd_log(TP_LOG_WARN, "allocation counter %s failed: %s",
+                    op.ttl > 0 ? "acquire" : "release", err.message);
+            failing = 1;
+        } else if (st == TP_OK && failing) {
+            tpd_log(TP_LOG_INFO, "allocation counters work again");
+            failing = 0;
+        }
+        if (pthread_mutex_lock(&q->mu) != 0)
+            return NULL;
+        if (st == TP_EQUOTA)
+            q->n.over_quota++;
+        else if (st != TP_OK)
+            q->n.errors++;
+        else if (op.ttl > 0)
+            q->n.acquired++;
+        else
+            q->n.released++;
+        (void)pthread_mutex_unlock(&q->mu);
+    }
+}
+
+tpd_allocq *
+tpd_allocq_new(tp_store *st, size_t cap)
+{
+    tpd_allocq *q = calloc(1, sizeof(*q));
+    int mu = 0, cv = 0;
+
+    if (q == NULL)
+        return NULL;
+    q->st = st;
+    q->cap = cap;
+    q->ops = calloc(cap, sizeof(*q->ops));
+    if (q->ops == NULL)
+        goto fail;
+    if (pthread_mutex_init(&q->mu, NULL) != 0)
+        goto fail;
+    mu = 1;
+    if (pthread_cond_init(&q->cv, NULL) != 0)
+        goto fail;
+    cv = 1;
+    if (pthread_create(&q->thread, NULL, worker, q) != 0)
+        goto fail;
+    return q;
+
+fail:
+    if (cv)
+        pthread_cond_destroy(&q->cv);
+    if (mu)
+        pthread_mutex_destroy(&q->mu);
+    free(q->ops);
+    free(q);
+    return NULL;
+}
+
+void
+tpd_allocq_free(tpd_allocq *q, int timeout_ms)
+{
+    if (q == NULL)
+        return;
+    if (pthread_mutex_lock(&q->mu) == 0) {
+        if (clock_gettime(CLOCK_MONOTONIC, &q->deadline) == 0) {
+            q->deadline.tv_sec += timeout_ms / 1000;
+            q->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+            if (q->deadline.tv_nsec >= 1000000000L) {
+                q->deadline.tv_sec++;
+                q->deadline.tv_nsec -= 1000000000L;
+            }
+        }
+        q->stop = 1;
+        (void)pthread_cond_signal(&q->cv);
+        (void)pthread_mutex_unlock(&q->mu);
+    }
+    (void)pthread_join(q->thread, NULL);
+    pthread_cond_destroy(&q->cv);
+    pthread_mutex_destroy(&q->mu);
+    free(q->ops);
+    free(q);
+}
+
+void
+tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
+                const char *sid, uint32_t ttl)
+{
+    alloc_op *op;
+
+    if (q == NULL || pthread_mutex_lock(&q->mu) != 0)
+        return;
+    if (q->count == q->cap || q->stop) {
+        q->n.dropped++;
+    } else {
+        op = &q->ops[(q->head + q->count) % q->cap];
+        snprintf(op->realm, sizeof(op->realm), "%s", realm);
+        snprintf(op->user_id, sizeof(op->user_id), "%s", user_id);
+        snprintf(op->session, sizeof(op->session), "%s", sid);
+        op->ttl = ttl;
+        q->count++;
+        (void)pthread_cond_signal(&q->cv);
+    }
+    (void)pthread_mutex_unlock(&q->mu);
+}
+
+void
+tpd_allocq_counters(tpd_allocq *q, tpd_alloc_counters *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (q == NULL || pthread_mutex_lock(&q->mu) != 0)
+        return;
+    *out = q->n;
+    (void)pthread_mutex_unlock(&q->mu);
+}

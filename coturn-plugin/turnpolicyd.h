@@ -1,0 +1,216 @@
+/*
+ * turnpolicyd.h - what the files of turnpolicyd share.
+ *
+ * turnpolicyd is the endpoint an unmodified coturn 4.6.1 uses as its
+ * `redis-userdb` and `redis-statsdb`: it speaks the subset of the Redis
+ * protocol coturn sends and answers from libturnpolicy's policy store.
+ * One event-loop thread owns every socket, the session table and the
+ * counters; one worker thread does the blocking Redis calls of the live
+ * allocation counters (tp_store_alloc_acquire/release) so that no Redis
+ * latency ever reaches a key lookup.
+ *
+ *   turnpolicyd.c  configuration, sockets, epoll loop, signals, main()
+ *   resp.c         request parser (hiredis redisReader with our own object
+ *                  functions) and reply encoders
+ *   commands.c     the commands: AUTH, GET, KEYS, SMEMBERS, SET, PUBLISH...
+ *   sessions.c     coturn's statsdb events -> table of live sessions ->
+ *                  usage records; the allocation-counter worker
+ *   metrics.c      counters in Prometheus text format
+ *
+ * Invariants: nothing here logs a password, secret, credential password
+ * or long-term key; usernames are logged only escaped (tpd_escape).
+ * Everything except the worker's queue belongs to the loop thread.
+ */
+#ifndef TURNPOLICYD_H
+#define TURNPOLICYD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "turnpolicy.h"
+
+#if defined(__GNUC__)
+#define TPD_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define TPD_PRINTF(a, b)
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Logging (stderr; journald understands the <N> prefixes)             */
+/* ------------------------------------------------------------------ */
+
+void tpd_log_init(tp_log_level max);
+void tpd_log(tp_log_level level, const char *fmt, ...) TPD_PRINTF(2, 3);
+int tpd_log_enabled(tp_log_level level);
+/* A tp_log_fn for the library (ud unused). */
+void tpd_lib_log(void *ud, tp_log_level level, const char *msg);
+/* Copy s (n bytes) into out as printable ASCII: other bytes become \xNN,
+ * cut with "..." to fit cap.  For usernames and keys in log lines. */
+const char *tpd_escape(const char *s, size_t n, char *out, size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Byte buffers and RESP replies                                       */
+/* ------------------------------------------------------------------ */
+
+/* data[off..len) is what is still to be sent. */
+typedef struct tpd_buf {
+    char *data;
+    size_t off;
+    size_t len;
+    size_t cap;
+} tpd_buf;
+
+/* All return 0, or -1 when memory is exhausted (the buffer is then
+ * unchanged). */
+int tpd_buf_append(tpd_buf *b, const void *p, size_t n);
+int tpd_buf_printf(tpd_buf *b, const char *fmt, ...) TPD_PRINTF(2, 3);
+void tpd_buf_consume(tpd_buf *b, size_t n);
+void tpd_buf_free(tpd_buf *b);
+size_t tpd_buf_pending(const tpd_buf *b);
+
+int tpd_reply_status(tpd_buf *b, const char *s);      /* +s */
+int tpd_reply_error(tpd_buf *b, const char *s);       /* -s */
+int tpd_reply_int(tpd_buf *b, long long v);           /* :v */
+int tpd_reply_bulk(tpd_buf *b, const char *p, size_t n);
+int tpd_reply_cstr(tpd_buf *b, const char *s);        /* bulk of a string */
+int tpd_reply_nil(tpd_buf *b);                        /* $-1 */
+int tpd_reply_array(tpd_buf *b, size_t n);            /* *n header */
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+/* ------------------------------------------------------------------ */
+
+#define TPD_MAX_ARGS 16
+
+/* One command: an array of 1..TPD_MAX_ARGS bulk strings.  Each argv[i]
+ * is NUL-terminated after len[i] bytes (it may hold NULs itself). */
+typedef struct tpd_request {
+    int argc;
+    int expected;
+    size_t bytes;
+    char *argv[TPD_MAX_ARGS];
+    size_t len[TPD_MAX_ARGS];
+} tpd_request;
+
+typedef struct tpd_parser tpd_parser;
+
+enum {
+    TPD_PARSE_MORE = 0,      /* no complete request buffered */
+    TPD_PARSE_REQUEST = 1,   /* *out holds one */
+    TPD_PARSE_ERROR = -1,    /* not a Redis request: close */
+    TPD_PARSE_TOO_LARGE = -2 /* buffered request above max_request */
+};
+
+/* NULL when out of memory. */
+tpd_parser *tpd_parser_new(size_t max_request);
+void tpd_parser_free(tpd_parser *p);
+/* 0, or -1 (out of memory or the parser already failed). */
+int tpd_parser_feed(tpd_parser *p, const char *buf, size_t n);
+/* Next complete request (caller frees it with tpd_request_free), or
+ * one of TPD_PARSE_*.  After an error every call returns that error. */
+int tpd_parser_next(tpd_parser *p, tpd_request **out);
+void tpd_request_free(tpd_request *rq);
+
+/* ------------------------------------------------------------------ */
+/* Counters                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct tpd_counters {
+    uint64_t decisions[TP_STATUS_COUNT_]; /* key lookups by tp_status */
+    uint64_t key_malformed;      /* GET .../key we could not even parse */
+    uint64_t commands;
+    uint64_t unknown_commands;
+    uint64_t auth_ok;
+    uint64_t auth_failed;
+    uint64_t noauth;
+    uint64_t protocol_errors;
+    uint64_t too_large;
+    uint64_t conns_accepted;
+    uint64_t conns_refused;
+    uint64_t conns_open;
+    uint64_t statsdb_events;
+    uint64_t statsdb_ignored;
+    uint64_t sessions_started;
+    uint64_t sessions_adopted;   /* first seen after their "new" event */
+    uint64_t sessions_finished;
+    uint64_t sessions_lapsed;    /* never reported deleted */
+    uint64_t sessions_dropped;   /* table full */
+    uint64_t usage_recorded;
+    uint64_t usage_failed;
+    uint64_t cached_answers;     /* peer/origin lists served from the
+                                    last good answer (store stale) */
+} tpd_counters;
+
+/* Written by the allocation worker, read by the loop: under q->mu. */
+typedef struct tpd_alloc_counters {
+    uint64_t acquired;
+    uint64_t over_quota;
+    uint64_t released;
+    uint64_t errors;
+    uint64_t dropped;            /* queue full */
+} tpd_alloc_counters;
+
+/* ------------------------------------------------------------------ */
+/* The daemon                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct tpd_sessions tpd_sessions;
+typedef struct tpd_allocq tpd_allocq;
+typedef struct tpd_cache tpd_cache;
+
+typedef struct tpd {
+    tp_store *store;
+    char node[256];
+    unsigned char pw_digest[32];  /* SHA-256 of the AUTH password */
+    uint32_t expiry_grace;        /* seconds (enforcement, later) */
+    uint32_t alloc_slack;         /* seconds added to counter TTLs */
+    tpd_counters n;
+    tpd_sessions *sessions;
+    tpd_allocq *allocq;
+    tpd_cache *cache;             /* last good list answers (commands.c) */
+    int64_t started;              /* Unix seconds */
+} tpd;
+
+/* Per-connection protocol state the commands see. */
+typedef struct tpd_client {
+    int authed;
+    unsigned auth_failures;
+    int close_after_reply;        /* set by QUIT and repeated bad AUTH */
+} tpd_client;
+
+/* Run one request, appending its reply to out.  Returns 0, or -1 when
+ * out of memory (the connection is then closed). */
+int tpd_command(tpd *d, tpd_client *c, const tpd_request *rq, tpd_buf *out);
+/* Free the answers tpd_command cached.  NULL ok. */
+void tpd_cache_free(tpd_cache *c);
+
+/* Sessions (sessions.c).  NULL when out of memory. */
+tpd_sessions *tpd_sessions_new(size_t max_sessions);
+void tpd_sessions_free(tpd_sessions *s);
+size_t tpd_sessions_live(const tpd_sessions *s);
+/* One statsdb event: key and value of a PUBLISH (or SET) coturn sent.
+ * Returns 1 if it was a session event, 0 if ignored. */
+int tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
+                    size_t vlen, int64_t now);
+/* Live allocations of (realm, user_id) known to this node. */
+size_t tpd_sessions_count_user(const tpd_sessions *s, const char *realm,
+                               const char *user_id);
+/* Finish what is finished: deleted sessions whose totals did not come
+ * within a few seconds, and sessions past their lifetime.  all != 0 (at
+ * shutdown): every deleted session now. */
+void tpd_sessions_sweep(tpd *d, int64_t now, int all);
+
+/* Allocation-counter worker (sessions.c). */
+tpd_allocq *tpd_allocq_new(tp_store *st, size_t cap);
+/* Stop after the queued work or timeout_ms, join, free.  NULL ok. */
+void tpd_allocq_free(tpd_allocq *q, int timeout_ms);
+/* Queue an acquire (ttl > 0) or a release (ttl == 0); never blocks. */
+void tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
+                     const char *sid, uint32_t ttl);
+void tpd_allocq_counters(tpd_allocq *q, tpd_alloc_counters *out);
+
+/* Metrics (metrics.c): Prometheus text exposition of everything. */
+int tpd_metrics_render(tpd *d, tpd_buf *out);
+
+#endif /* TURNPOLICYD_H */
