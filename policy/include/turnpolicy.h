@@ -854,6 +854,13 @@ TP_EXPORT TP_NODISCARD tp_status tp_store_client_check(
     tp_store *st, const char *realm, const char *user_id,
     const tp_addr *client, tp_error *err);
 
+/* The live-allocation quota in force for a user: the user's user_quota,
+ * else the realm's (0 = unlimited).  TP_OK, TP_EUNKNOWNREALM,
+ * TP_EUNKNOWNUSER, TP_ESTALE. */
+TP_EXPORT tp_status tp_store_user_quota(tp_store *st, const char *realm,
+                                        const char *user_id,
+                                        int64_t *quota, tp_error *err);
+
 /* Byte budget of a user: *limit (0 = none) for the realm's
  * budget_period, and *used, the bytes of finished sessions in the current
  * period as of the last snapshot (sessions still live are the caller's

@@ -2559,6 +2559,33 @@ tp_store_client_check(tp_store *st, const char *realm, const char *user_id,
 }
 
 tp_status
+tp_store_user_quota(tp_store *st, const char *realm, const char *user_id,
+                    int64_t *quota, tp_error *err)
+{
+    const user_entry *ue = NULL;
+    tp_status status;
+    overlay *ov = NULL;
+    snapshot *s;
+    int parity;
+    long ri;
+
+    if (st == NULL || quota == NULL)
+        return tp__fail(err, TP_EINVAL, "store and output are required");
+    *quota = 0;
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_user(s, realm, user_id, &ri, &ue, err);
+    if (status == TP_OK) {
+        *quota = ue->user_quota >= 0 ? ue->user_quota
+                                     : s->realms[ri].user_quota;
+        tp__ok(err);
+    }
+    unpin(st, parity);
+    return status;
+}
+
+tp_status
 tp_store_budget(tp_store *st, const char *realm, const char *user_id,
                 uint64_t *limit, uint64_t *used, tp_error *err)
 {

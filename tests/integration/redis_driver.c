@@ -231,7 +231,18 @@ test_quota_across_nodes(void **state)
     TP_ASSERT_OK(tp_store_alloc_acquire(a, REALM, "carol", "a-3", 60,
                                         now + 61, &n, &err), &err);
     assert_int_equal(n, 1);
-    /* A user with an override of 1. */
+    /* A user with an override of 1; the realm's quota for the others. */
+    {
+        int64_t q = -1;
+
+        TP_ASSERT_OK(tp_store_user_quota(a, REALM, "dave", &q, &err), &err);
+        assert_int_equal(q, 1);
+        TP_ASSERT_OK(tp_store_user_quota(a, REALM, "carol", &q, &err), &err);
+        assert_int_equal(q, 2);
+        TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
+                         tp_store_user_quota(a, REALM, "zed", &q, &err),
+                         &err);
+    }
     TP_ASSERT_OK(tp_store_alloc_acquire(a, REALM, "dave", "d-1", 60, now,
                                         &n, &err), &err);
     TP_ASSERT_STATUS(TP_EQUOTA,
