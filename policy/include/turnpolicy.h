@@ -854,6 +854,23 @@ TP_EXPORT TP_NODISCARD tp_status tp_store_client_check(
     tp_store *st, const char *realm, const char *user_id,
     const tp_addr *client, tp_error *err);
 
+/* The realm's TURN URIs (as provisioned, in order) for credential
+ * responses: up to max pointers into buf (cap bytes, caller-owned), *n
+ * receives the count.  TP_ENOSPACE if they do not fit; TP_EUNKNOWNREALM;
+ * TP_ESTALE. */
+TP_EXPORT tp_status tp_store_realm_urls(tp_store *st, const char *realm,
+                                        char *buf, size_t cap,
+                                        const char **urls, size_t max,
+                                        size_t *n, tp_error *err);
+
+/* May this subject act now?  The user is provisioned and active in a live
+ * realm and, when issued_at > 0 (a token's iat), was not revoked after
+ * that (revoke_user).  TP_OK, TP_EUNKNOWNREALM, TP_EREALMKILLED,
+ * TP_EUNKNOWNUSER, TP_EDISABLED, TP_EREVOKED, TP_ESTALE.  No I/O. */
+TP_EXPORT TP_NODISCARD tp_status tp_store_subject_check(
+    tp_store *st, const char *realm, const char *user_id, int64_t issued_at,
+    tp_error *err);
+
 /* The live-allocation quota in force for a user: the user's user_quota,
  * else the realm's (0 = unlimited).  TP_OK, TP_EUNKNOWNREALM,
  * TP_EUNKNOWNUSER, TP_ESTALE. */

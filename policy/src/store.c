@@ -72,6 +72,8 @@ typedef struct realm_entry {
     int64_t max_bps;     /* 0 = unlimited */
     int64_t user_budget; /* bytes per user per budget_period; 0 = none */
     int64_t budget_period;
+    char **urls;         /* TURN URIs, in order */
+    size_t nurls;
 } realm_entry;
 
 typedef struct user_entry {
@@ -296,7 +298,7 @@ pg_message(PGconn *c, const PGresult *r, char *buf, size_t cap)
 static void
 snapshot_free(snapshot *s)
 {
-    size_t i;
+    size_t i, j;
 
     if (s == NULL)
         return;
@@ -306,6 +308,9 @@ snapshot_free(snapshot *s)
         tp_hostlist_free(s->realms[i].hl);
         tp_peerset_free(s->realms[i].ps);
         tp_jwt_keys_free(s->realms[i].jk);
+        for (j = 0; j < s->realms[i].nurls; j++)
+            free(s->realms[i].urls[j]);
+        free(s->realms[i].urls);
     }
     for (i = 0; i < s->nusers; i++)
         free(s->users[i].user_id);
@@ -811,6 +816,38 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
     size_t i, o;
     long ri;
     int n, k;
+
+    st = load_query(c, "SELECT r.name, u.url FROM turnpolicy.realms r, "
+                    "unnest(r.turn_urls) WITH ORDINALITY AS u(url, n) "
+                    "ORDER BY r.name, u.n", &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    for (k = 0; k < n; k++) {
+        realm_entry *e;
+        char **nu;
+
+        ri = realm_of(s, r, k, err);
+        if (ri < 0) {
+            st = TP_EDB;
+            goto out;
+        }
+        e = &s->realms[ri];
+        nu = realloc(e->urls, (e->nurls + 1) * sizeof(*nu));
+        if (nu == NULL) {
+            st = tp__fail(err, TP_ENOMEM, "out of memory loading urls");
+            goto out;
+        }
+        e->urls = nu;
+        e->urls[e->nurls] = strdup(PQgetvalue(r, k, 1));
+        if (e->urls[e->nurls] == NULL) {
+            st = tp__fail(err, TP_ENOMEM, "out of memory loading urls");
+            goto out;
+        }
+        e->nurls++;
+    }
+    PQclear(r);
+    r = NULL;
 
     st = load_query(c, "SELECT name, unnest(allowed_origins) FROM "
                     "turnpolicy.realms", &r, err);
@@ -2793,5 +2830,90 @@ tp_store_jwt_verify(tp_store *st, const char *realm, const char *token,
                           "name realm %s", realm);
     if (status == TP_OK && claims != NULL)
         *claims = cl;
+    return status;
+}
+
+tp_status
+tp_store_realm_urls(tp_store *st, const char *realm, char *buf, size_t cap,
+                    const char **urls, size_t max, size_t *n, tp_error *err)
+{
+    const realm_entry *r;
+    tp_status status = TP_OK;
+    overlay *ov = NULL;
+    snapshot *s;
+    size_t i, used = 0;
+    int parity;
+    long ri;
+
+    if (st == NULL || buf == NULL || urls == NULL || n == NULL)
+        return tp__fail(err, TP_EINVAL, "store and outputs are required");
+    *n = 0;
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    ri = realm != NULL ? find_realm(s, realm) : -1;
+    if (ri < 0) {
+        unpin(st, parity);
+        return tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
+    }
+    r = &s->realms[ri];
+    for (i = 0; i < r->nurls; i++) {
+        size_t len = strlen(r->urls[i]) + 1;
+
+        if (i >= max || len > cap - used) {
+            status = tp__fail(err, TP_ENOSPACE, "realm %s has more TURN "
+                              "URIs than fit", realm);
+            break;
+        }
+        memcpy(buf + used, r->urls[i], len);
+        urls[i] = buf + used;
+        used += len;
+        (*n)++;
+    }
+    unpin(st, parity);
+    if (status == TP_OK)
+        tp__ok(err);
+    return status;
+}
+
+tp_status
+tp_store_subject_check(tp_store *st, const char *realm, const char *user_id,
+                       int64_t issued_at, tp_error *err)
+{
+    const user_entry *ue = NULL;
+    tp_status status;
+    overlay *ov = NULL;
+    snapshot *s;
+    int64_t before = 0;
+    int parity;
+    long ri;
+
+    if (st == NULL)
+        return tp__fail(err, TP_EINVAL, "store is required");
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_lookup(s, ov, realm, &ri, err);
+    if (status == TP_OK) {
+        ue = user_id != NULL ? find_user(s, (size_t)ri, user_id) : NULL;
+        if (ue == NULL)
+            status = tp__fail(err, TP_EUNKNOWNUSER, "user is not "
+                              "provisioned in realm %s", realm);
+        else if (!ue->active ||
+                 overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
+            status = tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
+                              "disabled", user_id, realm);
+    }
+    if (status == TP_OK && issued_at > 0) {
+        if (!overlay_has(ov, OV_REVOKE_USER, realm, user_id, &before) ||
+            before < ue->revoked_before)
+            before = ue->revoked_before;
+        if (before != 0 && issued_at < before)
+            status = tp__fail(err, TP_EREVOKED, "user %s was revoked after "
+                              "this token was issued", user_id);
+    }
+    unpin(st, parity);
+    if (status == TP_OK)
+        tp__ok(err);
     return status;
 }

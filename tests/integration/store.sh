@@ -34,7 +34,9 @@ tp_pg_psql -d postgres >"$d/provision.out" 2>&1 <<'SQL'
 SELECT turnpolicy.create_realm('store.test', max_ttl => 3600,
          allowed_origins => ARRAY['https://app.store.test'], max_bps => 500000,
          user_quota => 3, total_quota => 10, user_byte_budget => 100000,
-         budget_period => 3600);
+         budget_period => 3600,
+         turn_urls => ARRAY['turn:127.0.0.1:3478?transport=udp',
+                            'turns:relay.store.test:5349?transport=tcp']);
 SELECT turnpolicy.rotate_secret('store.test');
 SELECT turnpolicy.create_user('store.test', 'alice');
 SELECT turnpolicy.create_user('store.test', 'bob');

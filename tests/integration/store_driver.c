@@ -587,6 +587,61 @@ test_jwt(void **state)
     tp_store_free(st);
 }
 
+/* The realm's TURN URIs, and whether a token's subject may act. */
+static void
+test_urls_and_subject(void **state)
+{
+    const char *p[2] = {REALM, "sam"};
+    const char *urls[4];
+    char buf[256];
+    size_t n = 0;
+    tp_error err;
+    tp_store *st = open_store(30);
+    int64_t iat = tp_now() - 5;
+    double t0;
+
+    (void)state;
+    TP_ASSERT_OK(tp_store_realm_urls(st, REALM, buf, sizeof(buf), urls, 4, &n,
+                                     &err), &err);
+    assert_int_equal(n, 2);
+    assert_string_equal(urls[0], "turn:127.0.0.1:3478?transport=udp");
+    assert_string_equal(urls[1], "turns:relay.store.test:5349?transport=tcp");
+    TP_ASSERT_STATUS(TP_ENOSPACE,
+                     tp_store_realm_urls(st, REALM, buf, 20, urls, 4, &n,
+                                         &err), &err);
+    TP_ASSERT_OK(tp_store_realm_urls(st, "other.test", buf, sizeof(buf), urls,
+                                     4, &n, &err), &err);
+    assert_int_equal(n, 0);
+
+    sql("SELECT turnpolicy.create_user($1, $2)", 2, p);
+    t0 = mono();
+    while (tp_store_subject_check(st, REALM, "sam", iat, &err) != TP_OK) {
+        assert_true(mono() - t0 < 1.0);
+        usleep(5000);
+    }
+    TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
+                     tp_store_subject_check(st, REALM, "ghost", iat, &err),
+                     &err);
+    sql("SELECT turnpolicy.revoke_user($1, $2)", 2, p);
+    t0 = mono();
+    while (tp_store_subject_check(st, REALM, "sam", iat, &err) !=
+           TP_EREVOKED) {
+        assert_true(mono() - t0 < 1.0);
+        usleep(5000);
+    }
+    /* A token issued after the revocation is fine. */
+    TP_ASSERT_OK(tp_store_subject_check(st, REALM, "sam", tp_now() + 2,
+                                        &err), &err);
+    sql("SELECT turnpolicy.disable_user($1, $2)", 2, p);
+    t0 = mono();
+    while (tp_store_subject_check(st, REALM, "sam", 0, &err) !=
+           TP_EDISABLED) {
+        assert_true(mono() - t0 < 1.0);
+        usleep(5000);
+    }
+    tp_store_free(st);
+}
+
 struct hammer {
     tp_store *st;
     const tp_credential *c;
@@ -691,6 +746,7 @@ main(void)
         cmocka_unit_test(test_coturn_views),
         cmocka_unit_test(test_usage_and_budget),
         cmocka_unit_test(test_jwt),
+        cmocka_unit_test(test_urls_and_subject),
         cmocka_unit_test(test_concurrent_reload),
         cmocka_unit_test(test_connect_failure),
         cmocka_unit_test(test_postgres_down),
