@@ -1162,6 +1162,38 @@ publish_event(tp_store *st, json_t *ev)
     free(payload);
 }
 
+/*
+ * Revocations are also kept as keys (with the realm's max_ttl as TTL, after
+ * which nothing they revoke can still be valid), so a node that was away
+ * from Redis catches up when it subscribes again (sub_seed):
+ *   turnpolicy:{<realm>}:ru:<user_id>   = revoked_before (Unix seconds)
+ *   turnpolicy:{<realm>}:rc:<username>  = 1
+ */
+static void
+remember_revocation(tp_store *st, const char *realm, const char *kind,
+                    const char *name, int64_t value, uint32_t ttl)
+{
+    char key[TP_REALM_MAX + TP_USERNAME_MAX + 32], val[24], ex[24];
+    const char *argv[5];
+    size_t lens[5];
+    redisReply *rep;
+    tp_error err;
+    int i;
+
+    snprintf(key, sizeof(key), "turnpolicy:{%s}:%s:%s", realm, kind, name);
+    snprintf(val, sizeof(val), "%" PRId64, value);
+    snprintf(ex, sizeof(ex), "%" PRIu32, ttl + 60);
+    argv[0] = "SET";
+    argv[1] = key;
+    argv[2] = val;
+    argv[3] = "EX";
+    argv[4] = ex;
+    for (i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    rep = tp__redis_cmd(st->redis, 5, argv, lens, &err);
+    freeReplyObject(rep);
+}
+
 static const user_entry *
 find_user_by_name(const snapshot *s, const char *realm, const char *user_id)
 {
@@ -1196,6 +1228,10 @@ publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
 
         if (u->revoked_before != 0 &&
             (ou == NULL || u->revoked_before > ou->revoked_before))
+            remember_revocation(st, r->name, "ru", u->user_id,
+                                u->revoked_before, r->max_ttl);
+        if (u->revoked_before != 0 &&
+            (ou == NULL || u->revoked_before > ou->revoked_before))
             publish_event(st, json_pack("{s:s,s:s,s:s,s:I,s:I}", "t",
                                         "revoke_user", "realm", r->name,
                                         "user", u->user_id, "before",
@@ -1214,6 +1250,8 @@ publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
 
         if (oi >= 0 && is_revoked(old, (size_t)oi, v->username))
             continue;
+        remember_revocation(st, realm, "rc", v->username, 1,
+                            new->realms[v->realm].max_ttl);
         publish_event(st, json_pack("{s:s,s:s,s:s,s:I}", "t", "revoke_cred",
                                     "realm", realm, "username", v->username,
                                     "ttl",
@@ -1309,6 +1347,86 @@ sub_drop(tp_store *st, const char *why)
     st->sub_backoff = st->sub_backoff * 2 > 5000 ? 5000 : st->sub_backoff * 2;
 }
 
+/* Apply the revocations kept as keys (remember_revocation): what this
+ * node may have missed while it was not subscribed.  Bounded: at most
+ * OVERLAY_MAX keys are read. */
+static void
+sub_seed(tp_store *st)
+{
+    char cursor[32] = "0";
+    size_t seen = 0;
+    tp_error err;
+
+    do {
+        const char *argv[6] = {"SCAN", cursor, "MATCH", "turnpolicy:{*}:r?:*",
+                               "COUNT", "500"};
+        size_t lens[6];
+        redisReply *rep;
+        size_t i;
+
+        for (i = 0; i < 6; i++)
+            lens[i] = strlen(argv[i]);
+        rep = tp__redis_cmd(st->redis, 6, argv, lens, &err);
+        if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
+            rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY ||
+            tp__strlcpy(cursor, rep->element[0]->str, sizeof(cursor)) != 0) {
+            freeReplyObject(rep);
+            return;
+        }
+        for (i = 0; i < rep->element[1]->elements && seen < OVERLAY_MAX;
+             i++, seen++) {
+            const redisReply *k = rep->element[1]->element[i];
+            const char *gargv[2] = {"GET", NULL};
+            size_t glens[2];
+            redisReply *v;
+            const char *lb, *rb;
+            char realm[TP_REALM_MAX + 1];
+            ov_entry e;
+
+            if (k->type != REDIS_REPLY_STRING)
+                continue;
+            lb = strchr(k->str, '{');
+            rb = lb != NULL ? strchr(lb, '}') : NULL;
+            if (rb == NULL || (size_t)(rb - lb - 1) > TP_REALM_MAX ||
+                strncmp(rb, "}:r", 3) != 0 || rb[4] != ':')
+                continue;
+            memcpy(realm, lb + 1, (size_t)(rb - lb - 1));
+            realm[rb - lb - 1] = '\0';
+            memset(&e, 0, sizeof(e));
+            if (tp_realm_check(realm, NULL) != TP_OK ||
+                tp__strlcpy(e.key, rb + 5, sizeof(e.key)) != 0)
+                continue;
+            memcpy(e.realm, realm, strlen(realm) + 1);
+            gargv[1] = k->str;
+            glens[0] = 3;
+            glens[1] = k->len;
+            v = tp__redis_cmd(st->redis, 2, gargv, glens, &err);
+            if (v == NULL || v->type != REDIS_REPLY_STRING) {
+                freeReplyObject(v);
+                continue;
+            }
+            e.until = mono_now() + TP_TTL_MAX;
+            if (rb[3] == 'u' && tp_user_id_check(e.key, NULL) == TP_OK) {
+                e.kind = OV_REVOKE_USER;
+                e.before = strtoll(v->str, NULL, 10);
+                if (e.before > 0 &&
+                    !overlay_has(atomic_load(&st->ov), OV_REVOKE_USER,
+                                 e.realm, e.key, NULL))
+                    overlay_update(st, &e, -1, NULL, NULL);
+            } else if (rb[3] == 'c') {
+                e.kind = OV_REVOKE_CRED;
+                if (!overlay_has(atomic_load(&st->ov), OV_REVOKE_CRED,
+                                 e.realm, e.key, NULL))
+                    overlay_update(st, &e, -1, NULL, NULL);
+            }
+            freeReplyObject(v);
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0 && seen < OVERLAY_MAX);
+}
+
 /* (Re)subscribe when due.  Returns 1 if a reload is wanted (we may have
  * missed messages while away). */
 static int
@@ -1333,6 +1451,7 @@ sub_ensure(tp_store *st)
         return 0;
     }
     freeReplyObject(rep);
+    sub_seed(st);
     if (st->sub_failing)
         slog(st, TP_LOG_INFO, "policy store: Redis subscription restored");
     st->sub_failing = 0;

@@ -195,6 +195,18 @@ test_fanout_to_replica_reader(void **state)
             fail();
         }
     }
+    /* A node that subscribes later picks up the revocations it missed
+     * from the keys the publisher keeps (with TTLs). */
+    {
+        tp_store *late = open_store(1, TP_FAIL_CLOSED, 0, redis_pw);
+
+        wait_subscribed(late);
+        tp_store_info_get(late, &info);
+        print_message("late node seeded %zu revocation(s) from Redis\n",
+                      info.overlay);
+        assert_true(info.overlay >= 2); /* alice (user) and bob's credential */
+        tp_store_free(late);
+    }
     tp_store_free(a);
     tp_store_free(b);
 }
