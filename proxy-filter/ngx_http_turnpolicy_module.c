@@ -1,0 +1,2345 @@
+
+/*
+ * ngx_http_turnpolicy_module - the signaling half of turnpolicy for a stock
+ * nginx: authenticates the caller of a signaling proxy (such as the Azure
+ * Communication Services proxy) with a JSON Web Token, authorizes the
+ * upstream host it asks for against its realm's allow-list, checks the
+ * addresses that host resolves to against the realm's peer rules, and
+ * serves TURN credentials to authenticated subjects.
+ *
+ * Every decision is made by libturnpolicy's policy store (tp_store): each
+ * worker process owns one, created in init_process and freed in
+ * exit_process (never in the master).  The store loads the policy from
+ * PostgreSQL and keeps it current from a background thread, so decisions
+ * on the request path are memory lookups: no blocking I/O in a worker.
+ * The only wait a request makes is nginx's own asynchronous resolver.
+ *
+ * A request through a location with "turnpolicy on" goes:
+ *
+ *   access phase   token (path segment, header, cookie or argument)
+ *                  -> tp_store_jwt_verify (realm from the token's claim)
+ *                  -> the subject is a known, active, unrevoked user
+ *                  -> upstream host[:port] and path -> tp_store_host_check
+ *                  -> resolve the host (the location's "resolver")
+ *                  -> every address -> tp_store_peer_check
+ *   variables      $turnpolicy_upstream_addr etc. for proxy_pass, so nginx
+ *                  connects to exactly the address that was checked
+ *
+ * Refusals are small JSON bodies with libturnpolicy's stable reason codes
+ * ({"error":"token_expired"}): 401 with WWW-Authenticate for token
+ * failures, 403 for policy denials, 502 when the host does not resolve,
+ * 503 while the policy is unavailable.  The token is never echoed.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <turnpolicy.h>
+
+
+#define NGX_HTTP_TURNPOLICY_MAX_URLS  16
+
+
+#define NGX_HTTP_TURNPOLICY_TOKEN_PATH    1
+#define NGX_HTTP_TURNPOLICY_TOKEN_HEADER  2
+#define NGX_HTTP_TURNPOLICY_TOKEN_COOKIE  3
+#define NGX_HTTP_TURNPOLICY_TOKEN_ARG     4
+
+#define NGX_HTTP_TURNPOLICY_START         0
+#define NGX_HTTP_TURNPOLICY_RESOLVING     1
+#define NGX_HTTP_TURNPOLICY_RESOLVED      2
+
+#define NGX_HTTP_TURNPOLICY_RETRY         5000   /* ms between store starts */
+#define NGX_HTTP_TURNPOLICY_HOST_MAX      253
+#define NGX_HTTP_TURNPOLICY_URLS_MAX      16
+
+
+typedef struct {
+    ngx_str_t                  file;
+    tp_store_options           store;
+    tp_jwt_options             jwt;
+    ngx_flag_t                 used;      /* some location needs a store */
+
+    /* per worker process */
+    tp_store                  *st;
+    ngx_event_t                retry;
+    ngx_log_t                 *log;
+} ngx_http_turnpolicy_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 enable;
+    ngx_flag_t                 credentials;
+    ngx_uint_t                 token_source;
+    ngx_str_t                  token_name;
+    ngx_http_complex_value_t  *upstream;
+    ngx_array_t               *turn_urls;   /* of char *, NUL-terminated */
+} ngx_http_turnpolicy_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                  sub;
+    ngx_str_t                  realm;
+    ngx_str_t                  upstream;        /* host[:port], as asked */
+    ngx_str_t                  upstream_host;   /* normalized host */
+    ngx_str_t                  upstream_addr;   /* checked address:port */
+    ngx_str_t                  path;
+    ngx_str_t                  args;            /* without an arg: token */
+    ngx_str_t                  reason;
+
+    in_port_t                  port;
+    ngx_uint_t                 state;
+    ngx_resolver_ctx_t        *resolver_ctx;
+    ngx_int_t                  resolve_error;
+    ngx_addr_t                *addrs;
+    ngx_uint_t                 naddrs;
+
+    unsigned                   waiting:1;
+    unsigned                   authenticated:1;
+    unsigned                   allowed:1;
+} ngx_http_turnpolicy_ctx_t;
+
+
+static ngx_int_t ngx_http_turnpolicy_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport);
+static ngx_int_t ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token,
+    ngx_str_t *hostport, ngx_str_t *path);
+static ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token);
+static ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *args);
+static ngx_int_t ngx_http_turnpolicy_token_shape(ngx_str_t *token);
+static tp_status ngx_http_turnpolicy_subject_check(tp_store *st,
+    const tp_jwt_claims *claims, tp_error *err);
+static ngx_int_t ngx_http_turnpolicy_authorize(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport);
+static ngx_int_t ngx_http_turnpolicy_resolve(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx);
+static void ngx_http_turnpolicy_resolve_handler(ngx_resolver_ctx_t *rctx);
+static void ngx_http_turnpolicy_resolve_cleanup(void *data);
+static ngx_int_t ngx_http_turnpolicy_check_peers(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_turnpolicy_deny(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    const char *detail);
+static ngx_int_t ngx_http_turnpolicy_deny_status(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, tp_status status, const tp_error *err);
+static ngx_int_t ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    const char *detail);
+static ngx_uint_t ngx_http_turnpolicy_http_status(tp_status status);
+static ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *body, size_t len, const char *reason);
+static ngx_int_t ngx_http_turnpolicy_credentials_handler(
+    ngx_http_request_t *r);
+static void ngx_http_turnpolicy_wipe(void *data);
+static ngx_int_t ngx_http_turnpolicy_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static ngx_int_t ngx_http_turnpolicy_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_turnpolicy_init(ngx_conf_t *cf);
+static void *ngx_http_turnpolicy_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_turnpolicy_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static char *ngx_http_turnpolicy_config(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_turnpolicy_config_nginx(ngx_conf_t *cf,
+    ngx_http_turnpolicy_main_conf_t *mcf, const tp_config *tc);
+static char *ngx_http_turnpolicy_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_turnpolicy_credentials(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_turnpolicy_turn_urls(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static const char *ngx_http_turnpolicy_strdup(ngx_conf_t *cf,
+    const char *s);
+static ngx_int_t ngx_http_turnpolicy_strdup_opt(ngx_conf_t *cf,
+    const tp_config *tc, const char *key, const char **out);
+
+static ngx_int_t ngx_http_turnpolicy_init_process(ngx_cycle_t *cycle);
+static void ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_turnpolicy_store_start(
+    ngx_http_turnpolicy_main_conf_t *mcf);
+static void ngx_http_turnpolicy_store_retry(ngx_event_t *ev);
+static void ngx_http_turnpolicy_store_log(void *ud, tp_log_level level,
+    const char *msg);
+
+
+static ngx_command_t  ngx_http_turnpolicy_commands[] = {
+
+    { ngx_string("turnpolicy_config"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_turnpolicy_config,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_turnpolicy_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("turnpolicy_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_turnpolicy_token,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy_upstream"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_turnpolicy_loc_conf_t, upstream),
+      NULL },
+
+    { ngx_string("turnpolicy_credentials"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_turnpolicy_credentials,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy_turn_urls"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_turnpolicy_turn_urls,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_turnpolicy_module_ctx = {
+    ngx_http_turnpolicy_add_variables,     /* preconfiguration */
+    ngx_http_turnpolicy_init,              /* postconfiguration */
+
+    ngx_http_turnpolicy_create_main_conf,  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_turnpolicy_create_loc_conf,   /* create location configuration */
+    ngx_http_turnpolicy_merge_loc_conf     /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_turnpolicy_module = {
+    NGX_MODULE_V1,
+    &ngx_http_turnpolicy_module_ctx,       /* module context */
+    ngx_http_turnpolicy_commands,          /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_turnpolicy_init_process,      /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_turnpolicy_exit_process,      /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_turnpolicy_vars[] = {
+
+    { ngx_string("turnpolicy_sub"), NULL, ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, sub),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_realm"), NULL, ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, realm),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_upstream"), NULL, ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, upstream),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_upstream_host"), NULL,
+      ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, upstream_host),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_upstream_addr"), NULL,
+      ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, upstream_addr),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_path"), NULL, ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, path),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_args"), NULL, ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, args),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_reason"), NULL, ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, reason),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+/* ------------------------------------------------------------------ */
+/* Access phase                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The access-phase handler.  Returns NGX_DECLINED where the module is off,
+ * NGX_OK once the request is allowed, NGX_DONE when it has answered the
+ * request itself (a refusal) or waits for the resolver; it is called again
+ * when the resolver is done, and picks up from the state kept in its ctx.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                         rc;
+    ngx_str_t                         hostport;
+    ngx_http_turnpolicy_ctx_t        *ctx;
+    ngx_http_turnpolicy_loc_conf_t   *lcf;
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+
+    if (!lcf->enable && !lcf->credentials) {
+        return NGX_DECLINED;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_turnpolicy_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_turnpolicy_module);
+
+        if (mcf->st == NULL) {
+            return ngx_http_turnpolicy_deny(r, ctx,
+                                            NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "policy_unavailable",
+                                            "the policy store is not loaded");
+        }
+
+        rc = ngx_http_turnpolicy_authenticate(r, mcf, lcf, ctx, &hostport);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (lcf->credentials) {
+            ngx_str_set(&ctx->reason, "ok");
+            ctx->allowed = 1;
+            return NGX_OK;
+        }
+
+        rc = ngx_http_turnpolicy_authorize(r, mcf, ctx, &hostport);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        rc = ngx_http_turnpolicy_resolve(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (ctx->allowed) {
+        return NGX_OK;
+    }
+
+    if (ctx->state == NGX_HTTP_TURNPOLICY_RESOLVING) {
+        return NGX_DONE;
+    }
+
+    if (ctx->state != NGX_HTTP_TURNPOLICY_RESOLVED) {
+        /* refused earlier in this request */
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    return ngx_http_turnpolicy_check_peers(r, mcf, ctx);
+}
+
+
+/*
+ * Find the token, verify it and its subject; fill ctx->sub, ctx->realm and
+ * ctx->path, and *hostport with the upstream asked for in the path (empty
+ * when it comes from turnpolicy_upstream).  Returns NGX_OK or what the
+ * access handler returns after a refusal.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport)
+{
+    ngx_int_t      rc;
+    ngx_str_t      token, path;
+    tp_error       err;
+    tp_status      status;
+    tp_jwt_claims  claims;
+
+    ngx_str_null(&token);
+    ngx_str_null(hostport);
+
+    rc = ngx_http_turnpolicy_split_path(r, lcf, &token, hostport, &path);
+    if (rc != NGX_OK) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "bad_path",
+                                        "the request path is malformed");
+    }
+
+    if (lcf->token_source != NGX_HTTP_TURNPOLICY_TOKEN_PATH) {
+        rc = ngx_http_turnpolicy_get_token(r, lcf, &token);
+        if (rc == NGX_ERROR) {
+            return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_UNAUTHORIZED,
+                                            tp_reason(TP_EJWTMALFORMED),
+                                            "the token is given twice");
+        }
+    }
+
+    if (token.len == 0) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_UNAUTHORIZED,
+                                        "token_missing",
+                                        "the request carries no token");
+    }
+
+    if (token.len > TP_JWT_MAX) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_UNAUTHORIZED,
+                                        tp_reason(TP_ETOOLONG),
+                                        "the token is too long");
+    }
+
+    if (ngx_http_turnpolicy_token_shape(&token) != NGX_OK) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_UNAUTHORIZED,
+                                        tp_reason(TP_EJWTMALFORMED),
+                                        "the token is not a compact JWS");
+    }
+
+    status = tp_store_jwt_verify(mcf->st, NULL, (const char *) token.data,
+                                 token.len, (int64_t) ngx_time(), &claims,
+                                 &err);
+
+    if (status == TP_OK) {
+        status = ngx_http_turnpolicy_subject_check(mcf->st, &claims, &err);
+    }
+
+    if (status != TP_OK) {
+        return ngx_http_turnpolicy_deny_status(r, ctx, status, &err);
+    }
+
+    ctx->sub.len = ngx_strlen(claims.sub);
+    ctx->realm.len = ngx_strlen(claims.realm);
+
+    ctx->sub.data = ngx_pnalloc(r->pool, ctx->sub.len + 1);
+    ctx->realm.data = ngx_pnalloc(r->pool, ctx->realm.len + 1);
+    ctx->path.data = ngx_pnalloc(r->pool, path.len + 1);
+
+    if (ctx->sub.data == NULL || ctx->realm.data == NULL
+        || ctx->path.data == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_cpystrn(ctx->sub.data, (u_char *) claims.sub, ctx->sub.len + 1);
+    ngx_cpystrn(ctx->realm.data, (u_char *) claims.realm,
+                ctx->realm.len + 1);
+    ngx_cpystrn(ctx->path.data, path.data, path.len + 1);
+    ctx->path.len = path.len;
+
+    if (ngx_http_turnpolicy_strip_arg(r, lcf, &ctx->args) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->authenticated = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Split the raw request path (r->unparsed_uri up to '?', not decoded: the
+ * ACS SDK writes the upstream host into it, and decoding would let %2F or
+ * ".." move the host) after the location's prefix into
+ *
+ *     [/<token>]  when turnpolicy_token is "path"
+ *     [/<host[:port]>]  unless turnpolicy_upstream is set
+ *     <path>      the rest, "/" if empty
+ *
+ * A path with "." or ".." segments, '\', control bytes or an encoded '/',
+ * '\', '.' or NUL is refused (NGX_DECLINED); a missing token or host is
+ * left empty for the caller to refuse.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token,
+    ngx_str_t *hostport, ngx_str_t *path)
+{
+    u_char                    *p, *end, *q, *seg;
+    ngx_str_t                  prefix;
+    ngx_uint_t                 nested;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    p = r->unparsed_uri.data;
+    end = p + r->unparsed_uri.len;
+
+    q = ngx_strlchr(p, end, '?');
+    if (q) {
+        end = q;
+    }
+
+    for (q = p; q < end; q++) {
+        if (*q < 0x21 || *q == 0x7f || *q == '\\') {
+            return NGX_DECLINED;
+        }
+
+        if (*q == '%' && end - q >= 3) {
+            if (ngx_strncasecmp(q + 1, (u_char *) "2f", 2) == 0
+                || ngx_strncasecmp(q + 1, (u_char *) "5c", 2) == 0
+                || ngx_strncasecmp(q + 1, (u_char *) "2e", 2) == 0
+                || ngx_strncmp(q + 1, "00", 2) == 0)
+            {
+                return NGX_DECLINED;
+            }
+        }
+    }
+
+    /* "." and ".." segments */
+
+    for (q = p; q < end; q++) {
+        if (*q != '/') {
+            continue;
+        }
+
+        seg = q + 1;
+
+        if (seg < end && *seg == '.'
+            && (seg + 1 == end || seg[1] == '/'
+                || (seg[1] == '.' && (seg + 2 == end || seg[2] == '/'))))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    /*
+     * The location prefix ("" at server level, where the first segment
+     * follows).  Regex and exact-match locations have no prefix to strip;
+     * the configuration refuses the path token there.
+     */
+
+    prefix = clcf->name;
+
+    if (clcf->named || clcf->exact_match
+#if (NGX_PCRE)
+        || clcf->regex
+#endif
+        )
+    {
+        ngx_str_null(&prefix);
+    }
+
+    for (nested = 0; nested < 2; nested++) {
+
+        if (prefix.len) {
+            if ((size_t) (end - p) < prefix.len
+                || ngx_strncmp(p, prefix.data, prefix.len) != 0)
+            {
+                /* an encoded or merged spelling of the prefix */
+                return NGX_DECLINED;
+            }
+
+            p += prefix.len;
+
+            if (prefix.data[prefix.len - 1] == '/') {
+                p--;
+            }
+        }
+
+        if (p < end && *p != '/') {
+            return NGX_DECLINED;
+        }
+
+        if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH) {
+            q = p < end ? ngx_strlchr(p + 1, end, '/') : NULL;
+            q = q ? q : end;
+
+            if (p < end) {
+                if (nested
+                    && ((size_t) (q - p - 1) != token->len
+                        || ngx_strncmp(p + 1, token->data, token->len) != 0))
+                {
+                    return NGX_DECLINED;
+                }
+
+                token->data = p + 1;
+                token->len = q - p - 1;
+            }
+
+            p = q;
+        }
+
+        if (lcf->upstream == NULL && !lcf->credentials) {
+            q = p < end ? ngx_strlchr(p + 1, end, '/') : NULL;
+            q = q ? q : end;
+
+            if (p < end) {
+                hostport->data = p + 1;
+                hostport->len = q - p - 1;
+            }
+
+            p = q;
+        }
+
+        /*
+         * The ACS SDK sometimes rewrites a URL twice: /<prefix>/<token>/
+         * <this proxy's host:port>/<prefix>/<token>/<host>/...; recognise
+         * our own Host and strip the nested prefix once.
+         */
+
+        if (nested || hostport->len == 0 || prefix.len == 0
+            || r->headers_in.host == NULL
+            || r->headers_in.host->value.len != hostport->len
+            || ngx_strncasecmp(r->headers_in.host->value.data,
+                               hostport->data, hostport->len) != 0)
+        {
+            break;
+        }
+
+        ngx_str_null(hostport);
+    }
+
+    if (p == end) {
+        ngx_str_set(path, "/");
+
+    } else {
+        path->data = p;
+        path->len = end - p;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The token from a header ("Bearer " is stripped), a cookie or a query
+ * argument.  Returns NGX_OK (token->len may be 0: none) or NGX_ERROR when
+ * the header is given more than once.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token)
+{
+    ngx_uint_t        i, n;
+    ngx_str_t         value;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    ngx_str_null(&value);
+
+    switch (lcf->token_source) {
+
+    case NGX_HTTP_TURNPOLICY_TOKEN_HEADER:
+        part = &r->headers_in.headers.part;
+        h = part->elts;
+        n = 0;
+
+        for (i = 0; /* void */; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].key.len != lcf->token_name.len
+                || ngx_strncasecmp(h[i].key.data, lcf->token_name.data,
+                                   lcf->token_name.len) != 0)
+            {
+                continue;
+            }
+
+            if (n++) {
+                return NGX_ERROR;
+            }
+
+            value = h[i].value;
+        }
+
+        if (value.len > 7
+            && ngx_strncasecmp(value.data, (u_char *) "Bearer ", 7) == 0)
+        {
+            value.data += 7;
+            value.len -= 7;
+
+            while (value.len && value.data[0] == ' ') {
+                value.data++;
+                value.len--;
+            }
+        }
+
+        break;
+
+    case NGX_HTTP_TURNPOLICY_TOKEN_COOKIE:
+        if (ngx_http_parse_multi_header_lines(&r->headers_in.cookies,
+                                              &lcf->token_name, &value)
+            == NGX_DECLINED)
+        {
+            ngx_str_null(&value);
+        }
+
+        break;
+
+    default: /* NGX_HTTP_TURNPOLICY_TOKEN_ARG */
+        if (ngx_http_arg(r, lcf->token_name.data, lcf->token_name.len,
+                         &value)
+            != NGX_OK)
+        {
+            ngx_str_null(&value);
+        }
+
+        break;
+    }
+
+    *token = value;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $turnpolicy_args: the query string without the token's argument (with
+ * "turnpolicy_token arg:NAME"; otherwise $args as it is), so that the
+ * token is not forwarded upstream.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *args)
+{
+    u_char      *p, *q, *end, *eq, *dst;
+    ngx_str_t   *name;
+
+    if (lcf->token_source != NGX_HTTP_TURNPOLICY_TOKEN_ARG
+        || r->args.len == 0)
+    {
+        *args = r->args;
+        return NGX_OK;
+    }
+
+    name = &lcf->token_name;
+
+    args->data = ngx_pnalloc(r->pool, r->args.len);
+    if (args->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = args->data;
+    end = r->args.data + r->args.len;
+
+    for (p = r->args.data; p < end; p = q + 1) {
+        q = ngx_strlchr(p, end, '&');
+        q = q ? q : end;
+
+        eq = ngx_strlchr(p, q, '=');
+        eq = eq ? eq : q;
+
+        if ((size_t) (eq - p) == name->len
+            && ngx_strncasecmp(p, name->data, name->len) == 0)
+        {
+            continue;
+        }
+
+        if (dst != args->data) {
+            *dst++ = '&';
+        }
+
+        dst = ngx_cpymem(dst, p, q - p);
+    }
+
+    args->len = dst - args->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A compact JWS: three base64url parts separated by dots (the last may be
+ * empty: alg "none", which the library refuses with its own reason).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_token_shape(ngx_str_t *token)
+{
+    u_char      c;
+    ngx_uint_t  i, dots;
+
+    dots = 0;
+
+    for (i = 0; i < token->len; i++) {
+        c = token->data[i];
+
+        if (c == '.') {
+            dots++;
+            continue;
+        }
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return dots == 2 ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * Is the token's subject a known, active user of its live realm whose
+ * tokens issued at claims->iat are not revoked (turnpolicy.revoke_user)?
+ * Answered from the store's snapshot: no I/O.  A token without iat counts
+ * as issued at the epoch: refused once the user was ever revoked.
+ */
+static tp_status
+ngx_http_turnpolicy_subject_check(tp_store *st, const tp_jwt_claims *claims,
+    tp_error *err)
+{
+    return tp_store_subject_check(st, claims->realm, claims->sub,
+                                  claims->iat > 0 ? claims->iat : 1, err);
+}
+
+
+/*
+ * Parse the upstream host[:port] (from the path or turnpolicy_upstream)
+ * and check it and the path against the realm's allow-list.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_authorize(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport)
+{
+    u_char                          *colon, *p;
+    ngx_int_t                        port;
+    ngx_str_t                        value;
+    tp_error                         err;
+    tp_status                        status;
+    tp_host_match                    match;
+    ngx_http_turnpolicy_loc_conf_t  *lcf;
+    char                             host[NGX_HTTP_TURNPOLICY_HOST_MAX + 1];
+    char                             norm[NGX_HTTP_TURNPOLICY_HOST_MAX + 2];
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+
+    if (lcf->upstream) {
+        if (ngx_http_complex_value(r, lcf->upstream, &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else {
+        value = *hostport;
+    }
+
+    if (value.len == 0) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        tp_reason(TP_EBADHOST),
+                                        "no upstream host in the request");
+    }
+
+    /* host[:port]; an IPv6 literal "[...]" is not a host name anyway */
+
+    colon = NULL;
+    port = 0;
+
+    for (p = value.data; p < value.data + value.len; p++) {
+        if (*p == ':') {
+            colon = p;
+
+        } else if (*p == '\0') {
+            return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            tp_reason(TP_EBADHOST),
+                                            "bad upstream host");
+        }
+    }
+
+    if (colon) {
+        port = ngx_atoi(colon + 1, value.data + value.len - colon - 1);
+
+        /* ngx_atoi() takes digits only; no leading zeros either */
+        if (port < 1 || port > 65535 || colon[1] == '0') {
+            return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            tp_reason(TP_EBADHOST),
+                                            "bad upstream port");
+        }
+    }
+
+    p = colon ? colon : value.data + value.len;
+
+    if (p == value.data || (size_t) (p - value.data) > sizeof(host) - 1) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        tp_reason(TP_EBADHOST),
+                                        "bad upstream host");
+    }
+
+    ngx_memcpy(host, value.data, p - value.data);
+    host[p - value.data] = '\0';
+
+    status = tp_host_normalize(host, norm, sizeof(norm), &err);
+
+    if (status == TP_OK) {
+        status = tp_store_host_check(mcf->st, (char *) ctx->realm.data, norm,
+                                     (unsigned) port,
+                                     (char *) ctx->path.data, &match, &err);
+    }
+
+    if (status != TP_OK) {
+        return ngx_http_turnpolicy_deny_status(r, ctx, status, &err);
+    }
+
+    ctx->port = (in_port_t) (port ? port : 443);
+
+    ctx->upstream_host.len = ngx_strlen(norm);
+    ctx->upstream_host.data = ngx_pnalloc(r->pool,
+                                          ctx->upstream_host.len + 1);
+    ctx->upstream.data = ngx_pnalloc(r->pool, ctx->upstream_host.len
+                                              + sizeof(":65535"));
+
+    if (ctx->upstream_host.data == NULL || ctx->upstream.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_cpystrn(ctx->upstream_host.data, (u_char *) norm,
+                ctx->upstream_host.len + 1);
+
+    if (port) {
+        p = ngx_sprintf(ctx->upstream.data, "%s:%i", norm, port);
+
+    } else {
+        p = ngx_sprintf(ctx->upstream.data, "%s", norm);
+    }
+
+    ctx->upstream.len = p - ctx->upstream.data;
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * Start resolving ctx->upstream_host with the location's resolver.
+ * Returns NGX_OK when the answer is already there (nginx's resolver
+ * cache), NGX_DONE when the request waits for it (the handler runs the
+ * phases again), or what the access handler returns after a refusal.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_resolve(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_resolver_ctx_t        *rctx, temp;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    temp.name = ctx->upstream_host;
+
+    rctx = ngx_resolve_start(clcf->resolver, &temp);
+    if (rctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rctx == NGX_NO_RESOLVER) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "no_resolver",
+                                        "no resolver is configured");
+    }
+
+    rctx->name = ctx->upstream_host;
+    rctx->handler = ngx_http_turnpolicy_resolve_handler;
+    rctx->data = r;
+    rctx->timeout = clcf->resolver_timeout;
+
+    ctx->resolver_ctx = rctx;
+    ctx->state = NGX_HTTP_TURNPOLICY_RESOLVING;
+
+    cln->handler = ngx_http_turnpolicy_resolve_cleanup;
+    cln->data = ctx;
+
+    if (ngx_resolve_name(rctx) != NGX_OK) {
+        ctx->resolver_ctx = NULL;
+        ctx->state = NGX_HTTP_TURNPOLICY_START;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->state == NGX_HTTP_TURNPOLICY_RESOLVED) {
+        /* answered from the resolver's cache, during ngx_resolve_name() */
+        return NGX_OK;
+    }
+
+    ctx->waiting = 1;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_turnpolicy_resolve_handler(ngx_resolver_ctx_t *rctx)
+{
+    ngx_uint_t                  i;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_turnpolicy_ctx_t  *ctx;
+
+    r = rctx->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
+
+    ctx->resolve_error = rctx->state;
+
+    if (rctx->state == 0 && rctx->naddrs) {
+        ctx->addrs = ngx_pcalloc(r->pool, rctx->naddrs * sizeof(ngx_addr_t));
+
+        if (ctx->addrs == NULL) {
+            ctx->resolve_error = NGX_ERROR;
+
+        } else {
+            for (i = 0; i < rctx->naddrs; i++) {
+                ctx->addrs[i].sockaddr = ngx_pcalloc(r->pool,
+                                                     rctx->addrs[i].socklen);
+                if (ctx->addrs[i].sockaddr == NULL) {
+                    ctx->resolve_error = NGX_ERROR;
+                    break;
+                }
+
+                ngx_memcpy(ctx->addrs[i].sockaddr, rctx->addrs[i].sockaddr,
+                           rctx->addrs[i].socklen);
+                ctx->addrs[i].socklen = rctx->addrs[i].socklen;
+            }
+
+            ctx->naddrs = i;
+        }
+    }
+
+    ngx_resolve_name_done(rctx);
+    ctx->resolver_ctx = NULL;
+    ctx->state = NGX_HTTP_TURNPOLICY_RESOLVED;
+
+    if (!ctx->waiting) {
+        return;
+    }
+
+    ctx->waiting = 0;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* The request ends while its name is being resolved: forget the query. */
+static void
+ngx_http_turnpolicy_resolve_cleanup(void *data)
+{
+    ngx_http_turnpolicy_ctx_t  *ctx = data;
+
+    if (ctx->resolver_ctx) {
+        ngx_resolve_name_done(ctx->resolver_ctx);
+        ctx->resolver_ctx = NULL;
+    }
+}
+
+
+/*
+ * Every address the upstream host resolved to must be allowed by the
+ * realm's peer rules (the built-in default deny covers loopback, private
+ * and link-local networks); then $turnpolicy_upstream_addr names the
+ * first, so that nginx connects to an address that was checked.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_check_peers(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx)
+{
+    u_char               *p;
+    ngx_uint_t            i;
+    tp_addr               addr;
+    tp_error              err;
+    tp_status             status;
+    struct sockaddr      *sa;
+    tp_peer_decision      dec;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+
+    if (ctx->resolve_error || ctx->naddrs == 0) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_BAD_GATEWAY,
+                                        "upstream_unresolvable",
+                                        ctx->resolve_error > 0
+                                        ? ngx_resolver_strerror(
+                                              ctx->resolve_error)
+                                        : "no address");
+    }
+
+    for (i = 0; i < ctx->naddrs; i++) {
+        sa = ctx->addrs[i].sockaddr;
+        ngx_memzero(&addr, sizeof(tp_addr));
+
+        switch (sa->sa_family) {
+
+#if (NGX_HAVE_INET6)
+        case AF_INET6:
+            sin6 = (struct sockaddr_in6 *) sa;
+            addr.family = AF_INET6;
+            ngx_memcpy(addr.bytes, sin6->sin6_addr.s6_addr, 16);
+            break;
+#endif
+
+        case AF_INET:
+            sin = (struct sockaddr_in *) sa;
+            addr.family = AF_INET;
+            ngx_memcpy(addr.bytes, &sin->sin_addr.s_addr, 4);
+            break;
+
+        default:
+            return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            tp_reason(TP_EPEERDENIED),
+                                            "unexpected address family");
+        }
+
+        status = tp_store_peer_check(mcf->st, (char *) ctx->realm.data,
+                                     &addr, &dec, &err);
+        if (status != TP_OK) {
+            return ngx_http_turnpolicy_deny_status(r, ctx, status, &err);
+        }
+    }
+
+    sa = ctx->addrs[0].sockaddr;
+    ngx_inet_set_port(sa, ctx->port);
+
+    p = ngx_pnalloc(r->pool, NGX_SOCKADDR_STRLEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->upstream_addr.len = ngx_sock_ntop(sa, ctx->addrs[0].socklen, p,
+                                           NGX_SOCKADDR_STRLEN, 1);
+    ctx->upstream_addr.data = p;
+
+    ngx_str_set(&ctx->reason, "ok");
+    ctx->allowed = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Refuse the request from the access phase: answer it and finalize it.
+ * Returns NGX_DONE, what the access handler then returns.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_deny(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    const char *detail)
+{
+    ngx_http_finalize_request(r, ngx_http_turnpolicy_refuse(r, ctx, status,
+                                                           reason, detail));
+
+    return NGX_DONE;
+}
+
+
+/* Refuse from the access phase for what libturnpolicy said. */
+static ngx_int_t
+ngx_http_turnpolicy_deny_status(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, tp_status status, const tp_error *err)
+{
+    return ngx_http_turnpolicy_deny(r, ctx,
+                                    ngx_http_turnpolicy_http_status(status),
+                                    tp_reason(status), err->message);
+}
+
+
+/*
+ * Answer with a JSON body {"error":"<reason>"}; log why at "info" without
+ * nginx's request line (a path token is part of it).  Returns the rc to
+ * finalize the request with.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    const char *detail)
+{
+    u_char     *body, *p;
+    size_t      len;
+    ngx_log_t   log;
+
+    log = *r->connection->log;
+    log.handler = NULL;
+
+    ngx_log_error(NGX_LOG_INFO, &log, 0,
+                  "turnpolicy: %ui %s: %s, client: %V", status, reason,
+                  detail, &r->connection->addr_text);
+
+    ctx->reason.data = (u_char *) reason;
+    ctx->reason.len = ngx_strlen(reason);
+
+    len = sizeof("{\"error\":\"\"}\n") - 1 + ctx->reason.len;
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(body, "{\"error\":\"%V\"}\n", &ctx->reason);
+
+    return ngx_http_turnpolicy_send_json(r, status, body, p - body, reason);
+}
+
+
+/* HTTP status for a refusal by libturnpolicy. */
+static ngx_uint_t
+ngx_http_turnpolicy_http_status(tp_status status)
+{
+    switch (status) {
+
+    case TP_ESTALE:
+    case TP_EREDIS:
+    case TP_ENOMEM:
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    case TP_ERATELIMIT:
+        return NGX_HTTP_TOO_MANY_REQUESTS;
+
+    case TP_EHOSTDENIED:
+    case TP_EBADHOST:
+    case TP_EPEERDENIED:
+    case TP_EBADADDR:
+    case TP_EREALMKILLED:
+    case TP_EUNKNOWNUSER:
+    case TP_EDISABLED:
+        return NGX_HTTP_FORBIDDEN;
+
+    case TP_ETOOLONG:
+    case TP_EBADCHAR:
+    case TP_EINVAL:
+    case TP_EJWTMALFORMED:
+    case TP_EJWTALG:
+    case TP_EJWTKID:
+    case TP_EJWTSIG:
+    case TP_EJWTEXPIRED:
+    case TP_EJWTNBF:
+    case TP_EJWTISS:
+    case TP_EJWTAUD:
+    case TP_EJWTCLAIM:
+    case TP_EUNKNOWNREALM:
+    case TP_EREVOKED:
+    case TP_EKEY:
+        return NGX_HTTP_UNAUTHORIZED;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/*
+ * Send a complete JSON response, never cached; a 401 carries the RFC 6750
+ * challenge.  Returns the rc to finalize the request with.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len, const char *reason)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+
+        if (ngx_strcmp(reason, "token_missing") == 0) {
+            ngx_str_set(&h->value, "Bearer");
+
+        } else {
+            ngx_str_set(&h->value, "Bearer error=\"invalid_token\"");
+        }
+
+        r->headers_out.www_authenticate = h;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Credentials endpoint                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Content handler of a "turnpolicy_credentials on" location: TURN
+ * credentials for the subject the access handler authenticated, in the
+ * iceServers shape, with the realm's default lifetime.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
+{
+    char                             **urls;
+    char                              *realm_urls[NGX_HTTP_TURNPOLICY_MAX_URLS];
+    size_t                             cap, written, nurls;
+    u_char                            *body;
+    u_char                             urlbuf[2048];
+    ngx_uint_t                         i;
+    tp_error                           err;
+    tp_status                          status;
+    tp_credential                      cred;
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_turnpolicy_ctx_t         *ctx;
+    ngx_http_turnpolicy_loc_conf_t    *lcf;
+    ngx_http_turnpolicy_main_conf_t   *mcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_POST))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
+
+    if (ctx == NULL || !ctx->authenticated || mcf->st == NULL) {
+        /* the access handler always runs first; never issue without it */
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    status = tp_store_issue(mcf->st, (char *) ctx->realm.data,
+                            (char *) ctx->sub.data, 0, (int64_t) ngx_time(),
+                            &cred, &err);
+    if (status != TP_OK) {
+        return ngx_http_turnpolicy_refuse(r, ctx,
+                                       ngx_http_turnpolicy_http_status(status),
+                                       tp_reason(status), err.message);
+    }
+
+    if (lcf->turn_urls != NULL) {
+        urls = lcf->turn_urls->elts;
+        nurls = lcf->turn_urls->nelts;
+
+    } else {
+        /* the realm's own TURN URIs (turnpolicy.realms.turn_urls) */
+        status = tp_store_realm_urls(mcf->st, (char *) ctx->realm.data,
+                                     (char *) urlbuf, sizeof(urlbuf),
+                                     (const char **) realm_urls,
+                                     NGX_HTTP_TURNPOLICY_MAX_URLS, &nurls,
+                                     &err);
+        if (status != TP_OK) {
+            ngx_explicit_memzero(&cred, sizeof(tp_credential));
+            return ngx_http_turnpolicy_refuse(r, ctx,
+                                       ngx_http_turnpolicy_http_status(status),
+                                       tp_reason(status), err.message);
+        }
+
+        urls = realm_urls;
+    }
+
+    cap = 512;
+
+    for (i = 0; i < nurls; i++) {
+        cap += 2 * ngx_strlen(urls[i]) + 4;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_str_t));
+    body = ngx_pnalloc(r->pool, cap);
+
+    if (cln == NULL || body == NULL) {
+        ngx_explicit_memzero(&cred, sizeof(tp_credential));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the credential stays secret until it expires: wipe it after use */
+
+    ((ngx_str_t *) cln->data)->data = body;
+    ((ngx_str_t *) cln->data)->len = cap;
+    cln->handler = ngx_http_turnpolicy_wipe;
+
+    status = tp_credential_json(&cred, (const char *const *) urls,
+                                nurls, TP_JSON_ICE,
+                                (char *) body, cap, &written, &err);
+
+    ngx_explicit_memzero(&cred, sizeof(tp_credential));
+
+    if (status != TP_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "turnpolicy: credential JSON: %s", err.message);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&ctx->reason, "ok");
+
+    return ngx_http_turnpolicy_send_json(r, NGX_HTTP_OK, body, written,
+                                         "ok");
+}
+
+
+static void
+ngx_http_turnpolicy_wipe(void *data)
+{
+    ngx_str_t  *s = data;
+
+    ngx_explicit_memzero(s->data, s->len);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Variables                                                           */
+/* ------------------------------------------------------------------ */
+
+static ngx_int_t
+ngx_http_turnpolicy_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                  *s;
+    ngx_http_turnpolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) ctx + data);
+
+    if (s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_turnpolicy_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_turnpolicy_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+/* ------------------------------------------------------------------ */
+
+static ngx_int_t
+ngx_http_turnpolicy_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_turnpolicy_access_handler;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_turnpolicy_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_turnpolicy_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mcf->file = { 0, NULL };
+     *     mcf->store = { NULL, 0, ... };
+     *     mcf->jwt = { NULL, ... };
+     *     mcf->used = 0;
+     *     mcf->st = NULL;
+     */
+
+    return mcf;
+}
+
+
+static void *
+ngx_http_turnpolicy_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_turnpolicy_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_turnpolicy_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->token_name = { 0, NULL };
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->credentials = NGX_CONF_UNSET;
+    conf->token_source = NGX_CONF_UNSET_UINT;
+    conf->upstream = NGX_CONF_UNSET_PTR;
+    conf->turn_urls = NGX_CONF_UNSET_PTR;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_turnpolicy_loc_conf_t *prev = parent;
+    ngx_http_turnpolicy_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    /* not inherited: a nested location has its own content handler */
+    if (conf->credentials == NGX_CONF_UNSET) {
+        conf->credentials = 0;
+    }
+
+    if (conf->token_source == NGX_CONF_UNSET_UINT) {
+        conf->token_source = prev->token_source;
+        conf->token_name = prev->token_name;
+    }
+
+    if (conf->token_source == NGX_CONF_UNSET_UINT) {
+        conf->token_source = NGX_HTTP_TURNPOLICY_TOKEN_PATH;
+    }
+
+    ngx_conf_merge_ptr_value(conf->upstream, prev->upstream, NULL);
+    ngx_conf_merge_ptr_value(conf->turn_urls, prev->turn_urls, NULL);
+
+    if (!conf->enable && !conf->credentials) {
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_turnpolicy_module);
+
+    if (mcf->file.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"turnpolicy\" in location \"%V\" requires "
+                           "\"turnpolicy_config\" in the http block",
+                           &clcf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->used = 1;
+
+    if (conf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH
+        && (clcf->named || clcf->exact_match
+#if (NGX_PCRE)
+            || clcf->regex
+#endif
+        ))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"turnpolicy_token path\" needs a prefix "
+                           "location, not \"%V\"", &clcf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->upstream == NULL && !conf->credentials
+        && (clcf->named || clcf->exact_match
+#if (NGX_PCRE)
+            || clcf->regex
+#endif
+        ))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "location \"%V\" has no path prefix to take the "
+                           "upstream host after; set \"turnpolicy_upstream\"",
+                           &clcf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->credentials) {
+        if (clcf->handler != ngx_http_turnpolicy_credentials_handler) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"turnpolicy_credentials\" in location "
+                               "\"%V\" conflicts with another content "
+                               "handler (proxy_pass?)", &clcf->name);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (clcf->resolver == NULL || clcf->resolver->connections.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"turnpolicy\" in location \"%V\" requires a "
+                           "\"resolver\": the addresses of upstream hosts "
+                           "are checked before nginx connects",
+                           &clcf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * turnpolicy_config <file>: the shared turnpolicy.conf.  Read here, in the
+ * master (it may name files only root can read); the store options it
+ * gives are used by each worker.  From the global section: database_url,
+ * jwt_issuer, jwt_audience, jwt_realm_claim, jwt_leeway; from [nginx]:
+ * database (instead of database_url), redis = HOST:PORT,
+ * redis_password_file, redis_fail_mode = closed|open, max_staleness,
+ * reload_interval, no_listen = yes|no.
+ */
+static char *
+ngx_http_turnpolicy_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_turnpolicy_main_conf_t *mcf = conf;
+
+    char         *rv;
+    int64_t       n;
+    ngx_str_t    *value, file;
+    tp_error      err;
+    tp_config    *tc;
+    const char   *v;
+    tp_jwt_keys  *jk;
+
+    if (mcf->file.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->file.data = ngx_pnalloc(cf->pool, file.len + 1);
+    if (mcf->file.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_cpystrn(mcf->file.data, file.data, file.len + 1);
+    mcf->file.len = file.len;
+
+    if (tp_config_load((char *) mcf->file.data, &tc, &err) != TP_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "turnpolicy_config: %s",
+                           err.message);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = NGX_CONF_ERROR;
+
+    v = tp_config_get(tc, "nginx", "database");
+    if (v == NULL) {
+        v = tp_config_get(tc, "", "database_url");
+    }
+
+    if (v == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "turnpolicy_config: \"%V\" sets no database_url",
+                           &mcf->file);
+        goto done;
+    }
+
+    mcf->store.database = ngx_http_turnpolicy_strdup(cf, v);
+    if (mcf->store.database == NULL) {
+        goto done;
+    }
+
+    if (ngx_http_turnpolicy_strdup_opt(cf, tc, "jwt_issuer",
+                                       &mcf->jwt.issuer)
+           != NGX_OK
+        || ngx_http_turnpolicy_strdup_opt(cf, tc, "jwt_audience",
+                                          &mcf->jwt.audience)
+           != NGX_OK
+        || ngx_http_turnpolicy_strdup_opt(cf, tc, "jwt_realm_claim",
+                                          &mcf->jwt.realm_claim)
+           != NGX_OK)
+    {
+        goto done;
+    }
+
+    if (tp_config_get_int(tc, "", "jwt_leeway", 0, TP_TTL_MAX, 0, &n, &err)
+        != TP_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "turnpolicy_config: %s",
+                           err.message);
+        goto done;
+    }
+
+    mcf->jwt.leeway = (uint32_t) n;
+    mcf->jwt.require_exp = 1;
+
+    /* the claim checks the store will make: refuse bad ones now */
+
+    jk = tp_jwt_keys_new(&mcf->jwt, &err);
+    if (jk == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "turnpolicy_config: \"%V\": %s", &mcf->file,
+                           err.message);
+        goto done;
+    }
+
+    tp_jwt_keys_free(jk);
+
+    mcf->store.jwt = &mcf->jwt;
+    mcf->store.log = ngx_http_turnpolicy_store_log;
+
+    /*
+     * No issuance rate limit: tp_store_issue would count (a Redis round
+     * trip) in ngx_http_turnpolicy_subject_check() on every request.
+     */
+    mcf->store.issue_per_minute = 0;
+
+    rv = ngx_http_turnpolicy_config_nginx(cf, mcf, tc);
+
+done:
+
+    tp_config_free(tc);
+
+    return rv;
+}
+
+
+/* The [nginx] section of turnpolicy_config. */
+static char *
+ngx_http_turnpolicy_config_nginx(ngx_conf_t *cf,
+    ngx_http_turnpolicy_main_conf_t *mcf, const tp_config *tc)
+{
+    static const char *const  known[] = {
+        "database", "redis", "redis_password_file", "redis_fail_mode",
+        "max_staleness", "reload_interval", "no_listen", NULL
+    };
+
+    char                 pw[1024];
+    u_char              *host;
+    size_t               i, j, len;
+    int64_t              n;
+    ngx_int_t            port;
+    tp_error             err;
+    const char          *v, *key, *colon;
+    ngx_str_t           *wipe;
+    ngx_pool_cleanup_t  *cln;
+
+    for (i = 0; (key = tp_config_key_at(tc, "nginx", i, &v)) != NULL; i++) {
+        for (j = 0; known[j] && ngx_strcmp(known[j], key) != 0; j++) {
+            /* void */
+        }
+
+        if (known[j] == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "turnpolicy_config: \"%V\": unknown key "
+                               "\"%s\" in [nginx]", &mcf->file, key);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    v = tp_config_get(tc, "nginx", "redis");
+    if (v) {
+        colon = strrchr(v, ':');
+        port = colon ? ngx_atoi((u_char *) colon + 1, ngx_strlen(colon + 1))
+                     : NGX_ERROR;
+
+        if (colon == NULL || colon == v || port < 1 || port > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "turnpolicy_config: \"%V\": redis must be "
+                               "HOST:PORT, not \"%s\"", &mcf->file, v);
+            return NGX_CONF_ERROR;
+        }
+
+        host = ngx_pnalloc(cf->pool, colon - v + 1);
+        if (host == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(host, v, colon - v);
+        host[colon - v] = '\0';
+
+        mcf->store.redis_host = (char *) host;
+        mcf->store.redis_port = (int) port;
+    }
+
+    v = tp_config_get(tc, "nginx", "redis_password_file");
+    if (v) {
+        /* read by the master: the workers need not be able to */
+
+        if (tp_secret_file_read(v, pw, sizeof(pw) - 1, &len, &err)
+            != TP_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "turnpolicy_config: redis_password_file: %s",
+                               err.message);
+            return NGX_CONF_ERROR;
+        }
+
+        pw[len] = '\0';
+
+        cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_str_t));
+        if (cln == NULL) {
+            ngx_explicit_memzero(pw, sizeof(pw));
+            return NGX_CONF_ERROR;
+        }
+
+        wipe = cln->data;
+        wipe->len = len + 1;
+        wipe->data = ngx_pnalloc(cf->pool, len + 1);
+
+        if (wipe->data == NULL) {
+            ngx_explicit_memzero(pw, sizeof(pw));
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(wipe->data, pw, len + 1);
+        ngx_explicit_memzero(pw, sizeof(pw));
+        cln->handler = ngx_http_turnpolicy_wipe;
+
+        mcf->store.redis_password = (char *) wipe->data;
+    }
+
+    v = tp_config_get(tc, "nginx", "redis_fail_mode");
+    if (v == NULL || ngx_strcmp(v, "closed") == 0) {
+        mcf->store.redis_fail_mode = TP_FAIL_CLOSED;
+
+    } else if (ngx_strcmp(v, "open") == 0) {
+        mcf->store.redis_fail_mode = TP_FAIL_OPEN;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "turnpolicy_config: \"%V\": redis_fail_mode must "
+                           "be closed or open", &mcf->file);
+        return NGX_CONF_ERROR;
+    }
+
+    v = tp_config_get(tc, "nginx", "no_listen");
+    if (v == NULL || ngx_strcmp(v, "no") == 0) {
+        mcf->store.no_listen = 0;
+
+    } else if (ngx_strcmp(v, "yes") == 0) {
+        mcf->store.no_listen = 1;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "turnpolicy_config: \"%V\": no_listen must be "
+                           "yes or no", &mcf->file);
+        return NGX_CONF_ERROR;
+    }
+
+    if (tp_config_get_int(tc, "nginx", "max_staleness", 1, 86400, 30, &n,
+                          &err)
+        != TP_OK)
+    {
+        goto bad_int;
+    }
+
+    mcf->store.max_staleness = (uint32_t) n;
+
+    if (tp_config_get_int(tc, "nginx", "reload_interval", 1, 86400, 60, &n,
+                          &err)
+        != TP_OK)
+    {
+        goto bad_int;
+    }
+
+    mcf->store.reload_interval = (uint32_t) n;
+
+    return NGX_CONF_OK;
+
+bad_int:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "turnpolicy_config: %s",
+                       err.message);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* A copy of the global key's value, if set; NGX_ERROR: out of memory. */
+static ngx_int_t
+ngx_http_turnpolicy_strdup_opt(ngx_conf_t *cf, const tp_config *tc,
+    const char *key, const char **out)
+{
+    const char  *v;
+
+    v = tp_config_get(tc, "", key);
+
+    if (v == NULL) {
+        *out = NULL;
+        return NGX_OK;
+    }
+
+    *out = ngx_http_turnpolicy_strdup(cf, v);
+
+    return *out ? NGX_OK : NGX_ERROR;
+}
+
+
+/* A NUL-terminated copy of s in the configuration pool, or NULL. */
+static const char *
+ngx_http_turnpolicy_strdup(ngx_conf_t *cf, const char *s)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_strlen(s);
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s, len + 1);
+
+    return (const char *) p;
+}
+
+
+/* turnpolicy_token path | header:<name> | cookie:<name> | arg:<name> */
+static char *
+ngx_http_turnpolicy_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_turnpolicy_loc_conf_t *lcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value, name;
+    ngx_uint_t   i, source;
+
+    if (lcf->token_source != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    ngx_str_null(&name);
+
+    if (value[1].len == 4 && ngx_strncmp(value[1].data, "path", 4) == 0) {
+        lcf->token_source = NGX_HTTP_TURNPOLICY_TOKEN_PATH;
+        return NGX_CONF_OK;
+    }
+
+    p = ngx_strlchr(value[1].data, value[1].data + value[1].len, ':');
+
+    if (p == NULL) {
+        goto invalid;
+    }
+
+    name.data = p + 1;
+    name.len = value[1].data + value[1].len - name.data;
+
+    if (p - value[1].data == 6
+        && ngx_strncmp(value[1].data, "header", 6) == 0)
+    {
+        source = NGX_HTTP_TURNPOLICY_TOKEN_HEADER;
+
+    } else if (p - value[1].data == 6
+               && ngx_strncmp(value[1].data, "cookie", 6) == 0)
+    {
+        source = NGX_HTTP_TURNPOLICY_TOKEN_COOKIE;
+
+    } else if (p - value[1].data == 3
+               && ngx_strncmp(value[1].data, "arg", 3) == 0)
+    {
+        source = NGX_HTTP_TURNPOLICY_TOKEN_ARG;
+
+    } else {
+        goto invalid;
+    }
+
+    if (name.len == 0 || name.len > 64) {
+        goto invalid;
+    }
+
+    /* an HTTP token for header names; the same for cookies and args */
+
+    for (i = 0; i < name.len; i++) {
+        if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
+              || (name.data[i] >= 'A' && name.data[i] <= 'Z')
+              || (name.data[i] >= '0' && name.data[i] <= '9')
+              || name.data[i] == '-' || name.data[i] == '_'
+              || name.data[i] == '.'))
+        {
+            goto invalid;
+        }
+    }
+
+    lcf->token_source = source;
+    lcf->token_name = name;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, it must be "
+                       "\"path\", \"header:<name>\", \"cookie:<name>\" or "
+                       "\"arg:<name>\" (names of [A-Za-z0-9._-], at most 64)",
+                       &value[1], &cmd->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* turnpolicy_credentials on|off: this location serves TURN credentials. */
+static char *
+ngx_http_turnpolicy_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_turnpolicy_loc_conf_t *lcf = conf;
+
+    char                      *rv;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, &lcf->credentials);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (!lcf->credentials) {
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler && clcf->handler
+                         != ngx_http_turnpolicy_credentials_handler)
+    {
+        return "conflicts with another content handler (proxy_pass?)";
+    }
+
+    clcf->handler = ngx_http_turnpolicy_credentials_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* turnpolicy_turn_urls <url> ...: TURN/STUN URIs in issued credentials. */
+static char *
+ngx_http_turnpolicy_turn_urls(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_turnpolicy_loc_conf_t *lcf = conf;
+
+    char        **url;
+    ngx_str_t    *value;
+    ngx_uint_t    i, j;
+
+    if (lcf->turn_urls != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts - 1 > NGX_HTTP_TURNPOLICY_URLS_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many URLs in \"%V\" directive (at most %d)",
+                           &cmd->name, NGX_HTTP_TURNPOLICY_URLS_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->turn_urls = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                      sizeof(char *));
+    if (lcf->turn_urls == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (!(ngx_strncmp(value[i].data, "turn:", 5) == 0
+              || ngx_strncmp(value[i].data, "turns:", 6) == 0
+              || ngx_strncmp(value[i].data, "stun:", 5) == 0)
+            || value[i].len > 512)
+        {
+            goto invalid;
+        }
+
+        for (j = 0; j < value[i].len; j++) {
+            if (value[i].data[j] < 0x21 || value[i].data[j] > 0x7e
+                || value[i].data[j] == '"' || value[i].data[j] == '\\')
+            {
+                goto invalid;
+            }
+        }
+
+        url = ngx_array_push(lcf->turn_urls);
+        if (url == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* configuration strings are NUL-terminated */
+        *url = (char *) value[i].data;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, it must be "
+                       "a turn:, turns: or stun: URI", &value[i], &cmd->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* The policy store of a worker process                                */
+/* ------------------------------------------------------------------ */
+
+static ngx_int_t
+ngx_http_turnpolicy_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        /* cache manager and loader: no requests, no store */
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_turnpolicy_module);
+
+    if (mcf == NULL || !mcf->used) {
+        return NGX_OK;
+    }
+
+    mcf->log = cycle->log;
+    mcf->store.log_ud = cycle->log;
+
+    mcf->retry.handler = ngx_http_turnpolicy_store_retry;
+    mcf->retry.data = mcf;
+    mcf->retry.log = cycle->log;
+    mcf->retry.cancelable = 1;
+
+    if (ngx_http_turnpolicy_store_start(mcf) != NGX_OK) {
+        /* serve 503 until PostgreSQL answers */
+        ngx_add_timer(&mcf->retry, NGX_HTTP_TURNPOLICY_RETRY);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_turnpolicy_module);
+
+    if (mcf == NULL) {
+        return;
+    }
+
+    if (mcf->retry.timer_set) {
+        ngx_del_timer(&mcf->retry);
+    }
+
+    tp_store_free(mcf->st);
+    mcf->st = NULL;
+}
+
+
+/*
+ * Create the worker's store: connect to PostgreSQL and load the first
+ * snapshot (this blocks, bounded by the connection string's
+ * connect_timeout; put one in database_url).  The store's thread is
+ * started with every signal blocked, so that signals meant for nginx are
+ * delivered to the event loop's thread.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_store_start(ngx_http_turnpolicy_main_conf_t *mcf)
+{
+    int             rc;
+    sigset_t        all, old;
+    tp_error        err;
+    tp_store       *st;
+    tp_store_info   info;
+
+    sigfillset(&all);
+
+    rc = pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ALERT, mcf->log, rc,
+                      "turnpolicy: pthread_sigmask() failed");
+        return NGX_ERROR;
+    }
+
+    st = tp_store_new(&mcf->store, &err);
+
+    rc = pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ALERT, mcf->log, rc,
+                      "turnpolicy: pthread_sigmask() failed");
+    }
+
+    if (st == NULL) {
+        ngx_log_error(NGX_LOG_ERR, mcf->log, 0,
+                      "turnpolicy: policy store unavailable (%s), "
+                      "retrying in %d ms: %s", tp_reason(err.status),
+                      NGX_HTTP_TURNPOLICY_RETRY, err.message);
+        return NGX_ERROR;
+    }
+
+    tp_store_info_get(st, &info);
+
+    ngx_log_error(NGX_LOG_NOTICE, mcf->log, 0,
+                  "turnpolicy: policy store loaded: %uz realms, %uz users",
+                  info.realms, info.users);
+
+    mcf->st = st;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_turnpolicy_store_retry(ngx_event_t *ev)
+{
+    ngx_http_turnpolicy_main_conf_t  *mcf = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (ngx_http_turnpolicy_store_start(mcf) != NGX_OK) {
+        ngx_add_timer(ev, NGX_HTTP_TURNPOLICY_RETRY);
+    }
+}
+
+
+/*
+ * The store's log callback.  It runs on the store's thread as well as in
+ * the event loop; ngx_log_error() on the cycle's log (no connection log
+ * handler) is what nginx's own thread pools use too.
+ */
+static void
+ngx_http_turnpolicy_store_log(void *ud, tp_log_level level, const char *msg)
+{
+    ngx_log_t   *log = ud;
+    ngx_uint_t   l;
+
+    switch (level) {
+
+    case TP_LOG_ERROR:
+        l = NGX_LOG_ERR;
+        break;
+
+    case TP_LOG_WARN:
+        l = NGX_LOG_WARN;
+        break;
+
+    case TP_LOG_INFO:
+        l = NGX_LOG_INFO;
+        break;
+
+    default:
+        l = NGX_LOG_DEBUG;
+        break;
+    }
+
+    if (log != NULL) {
+        ngx_log_error(l, log, 0, "turnpolicy: %s", msg);
+    }
+}
