@@ -6,8 +6,11 @@
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make tsan       the same tests under ThreadSanitizer
 #   make bench      benchmarks in tests/bench (not part of check)
+#   make fuzz       libFuzzer targets in tests/fuzz, FUZZ_SECONDS each
+#                   (default 300); crashes land in build/fuzz/crashes
 #   make demo       the main job end to end on throwaway servers
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (library, CLI, turnpolicyd,
+#                   its systemd unit in SYSTEMDDIR, examples in DATADIR)
 #
 # Outputs go under $(BUILD) (default build/); `make asan` uses build/asan.
 
@@ -17,6 +20,7 @@ INCDIR  ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
 PCDIR   ?= $(LIBDIR)/pkgconfig
 DATADIR ?= $(PREFIX)/share/turnpolicy
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 BUILD   ?= build
@@ -61,7 +65,7 @@ CLI_BIN    := $(BUILD)/bin/turnpolicy
 DAEMON_BIN := $(BUILD)/bin/turnpolicyd
 
 .PHONY: all lib cli daemon tests benches check unit asan tsan bench demo deps \
-        install uninstall clean
+        fuzz fuzzers install uninstall clean
 .DELETE_ON_ERROR:
 
 all: lib cli daemon
@@ -120,7 +124,41 @@ $(BUILD)/bench/%: tests/bench/%.c $(STATIC_LIB)
 	$(CC) $(CFLAGS_ALL) -Wno-deprecated-declarations -o $@ $< $(STATIC_LIB) \
 	    $(LDFLAGS_ALL) $(DEPS_LIBS)
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)
+# libFuzzer targets (tests/fuzz): clang with coverage, ASan and UBSan on
+# every object, the library and turnpolicyd's files rebuilt that way under
+# $(BUILD)/fuzz.  turnpolicyd.c is linked for its helpers (tpd_escape,
+# logging) with its main() renamed; fuzz_resp.c replaces tpd_log.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
+                -fsanitize=fuzzer-no-link -pthread -Ipolicy/include \
+                -Ipolicy/src -Icoturn-plugin $(DEPS_CFLAGS)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_TPD_OBJS := $(DAEMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_BINS     := $(FUZZ_DIR)/fuzz_resp $(FUZZ_DIR)/fuzz_username
+
+fuzzers: $(FUZZ_BINS)
+
+$(FUZZ_DIR)/obj/%.o: %.c policy/include/turnpolicy.h policy/src/tp_internal.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_TPD_OBJS): coturn-plugin/turnpolicyd.h
+$(FUZZ_DIR)/obj/coturn-plugin/turnpolicyd.o: FUZZ_CFLAGS += \
+    -Dmain=turnpolicyd_main -Wno-missing-prototypes
+
+$(FUZZ_DIR)/fuzz_resp: tests/fuzz/fuzz_resp.c $(FUZZ_TPD_OBJS) $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_TPD_OBJS) \
+	    $(FUZZ_LIB_OBJS) -Wl,--wrap=tpd_log $(DEPS_LIBS)
+
+$(FUZZ_DIR)/fuzz_username: tests/fuzz/fuzz_username.c $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) \
+	    $(DEPS_LIBS)
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) \
+         $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TPD_OBJS:.o=.d)
 
 # Install every Debian package the project needs (idempotent; a no-op when
 # everything is present).
@@ -149,6 +187,14 @@ tsan: deps
 	$(MAKE) BUILD=build/tsan OPT="-O1 -g" SAN="-fsanitize=thread" all tests
 	TSAN_OPTIONS=halt_on_error=1 BUILD=build/tsan tests/run.sh
 
+# Each fuzz target for FUZZ_SECONDS, starting from the seed corpus in
+# tests/fuzz/corpus_* plus what earlier runs found ($(FUZZ_DIR)/corpus_*);
+# crashes, leaks and timeouts are written to $(FUZZ_DIR)/crashes.
+fuzz: deps
+	$(MAKE) fuzzers
+	BUILD=$(BUILD) tests/fuzz/run.sh resp $(FUZZ_SECONDS)
+	BUILD=$(BUILD) tests/fuzz/run.sh username $(FUZZ_SECONDS)
+
 bench: deps
 	$(MAKE) all benches
 	BUILD=$(BUILD) tests/bench/run.sh
@@ -166,9 +212,16 @@ install: all
 	    $(DESTDIR)$(LIBDIR)/libturnpolicy.so.$(SOMAJOR)
 	ln -sf libturnpolicy.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libturnpolicy.so
 	install -m 644 policy/include/turnpolicy.h $(DESTDIR)$(INCDIR)/
-	install -m 755 $(CLI_BIN) $(DESTDIR)$(BINDIR)/
-	install -d $(DESTDIR)$(DATADIR)/schema
+	install -m 755 $(CLI_BIN) $(DAEMON_BIN) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(DATADIR)/schema $(DESTDIR)$(DATADIR)/examples \
+	    $(DESTDIR)$(SYSTEMDDIR)
 	install -m 644 schema/*.sql $(DESTDIR)$(DATADIR)/schema/
+	install -m 644 coturn-plugin/turnpolicyd.conf.example \
+	    coturn-plugin/turnserver.conf.snippet $(DESTDIR)$(DATADIR)/examples/
+	sed -e 's|/usr/local/bin/turnpolicyd|$(BINDIR)/turnpolicyd|g' \
+	    coturn-plugin/turnpolicyd.service \
+	    > $(DESTDIR)$(SYSTEMDDIR)/turnpolicyd.service
+	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/turnpolicyd.service
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@REQUIRES@|$(DEPS_PKGS)|g' \
@@ -176,7 +229,9 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libturnpolicy.* $(DESTDIR)$(INCDIR)/turnpolicy.h \
-	    $(DESTDIR)$(BINDIR)/turnpolicy $(DESTDIR)$(PCDIR)/turnpolicy.pc
+	    $(DESTDIR)$(BINDIR)/turnpolicy $(DESTDIR)$(BINDIR)/turnpolicyd \
+	    $(DESTDIR)$(PCDIR)/turnpolicy.pc \
+	    $(DESTDIR)$(SYSTEMDDIR)/turnpolicyd.service
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:

@@ -2,7 +2,9 @@
 # install.sh - `make install` into a DESTDIR gives a usable library: the
 # header, static and shared libraries, a pkg-config file and the CLI; a
 # program built with `pkg-config --cflags --libs turnpolicy` links against
-# the shared library and can only see the public tp_ symbols.
+# the shared library and can only see the public tp_ symbols.  turnpolicyd
+# is installed with its systemd unit (pointing at the installed binary)
+# and the example configurations; `make uninstall` removes everything.
 . "$(dirname "$0")/../lib.sh"
 
 d=$tp_tmpdir
@@ -17,9 +19,22 @@ else
 fi
 root=$d/root$prefix
 for f in include/turnpolicy.h lib/libturnpolicy.a lib/libturnpolicy.so \
-         lib/libturnpolicy.so.0 lib/pkgconfig/turnpolicy.pc bin/turnpolicy; do
+         lib/libturnpolicy.so.0 lib/pkgconfig/turnpolicy.pc bin/turnpolicy \
+         bin/turnpolicyd lib/systemd/system/turnpolicyd.service \
+         share/turnpolicy/examples/turnpolicyd.conf.example \
+         share/turnpolicy/examples/turnserver.conf.snippet; do
     [ -e "$root/$f" ] && ok "installed $f" || not_ok "installed $f"
 done
+v=$("$root/bin/turnpolicyd" --version 2>&1)
+[ "$v" = "turnpolicyd $(sed -n 's/^VERSION *:= *//p' "$TP_ROOT/Makefile")" ] &&
+    ok "the installed turnpolicyd runs ($v)" || not_ok "installed turnpolicyd runs" "$v"
+unit=$root/lib/systemd/system/turnpolicyd.service
+if grep -qx "ExecStart=$prefix/bin/turnpolicyd --config /etc/turnpolicy/turnpolicy.conf" "$unit" &&
+   [ "$(stat -c %a "$unit")" = 644 ]; then
+    ok "the systemd unit starts $prefix/bin/turnpolicyd (mode 644)"
+else
+    not_ok "systemd unit ExecStart" "$(grep ExecStart "$unit") mode $(stat -c %a "$unit")"
+fi
 
 cat >"$d/hello.c" <<'C'
 #include <stdio.h>
@@ -53,4 +68,13 @@ bad=$(nm -D --defined-only "$root/lib/libturnpolicy.so" | awk '{print $3}' |
 hidden=$(nm -D --defined-only "$root/lib/libturnpolicy.so" | awk '{print $3}' | grep '^tp__' || true)
 [ -z "$bad$hidden" ] && ok "only public tp_ symbols are exported" ||
     not_ok "exported symbols" "$bad $hidden"
+
+if make -C "$TP_ROOT" --no-print-directory BUILD="$d/build" uninstall \
+        PREFIX="$prefix" DESTDIR="$d/root" >"$d/uninstall.out" 2>&1; then
+    left=$(find "$d/root" ! -type d | sed "s|^$d/root||")
+    [ -z "$left" ] && ok "make uninstall removes every installed file" ||
+        not_ok "make uninstall" "left: $(echo "$left" | tr '\n' ' ')"
+else
+    not_ok "make uninstall" "$(tail -3 "$d/uninstall.out")"
+fi
 exit "$tp_failed"

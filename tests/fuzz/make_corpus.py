@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""make_corpus.py - write the seed corpora of the fuzz targets.
+
+    tests/fuzz/corpus_resp/      for fuzz_resp: two control bytes (flags,
+                                 split; see fuzz_resp.c) + a byte stream
+                                 as stock coturn 4.6.1 sends it to its
+                                 redis-userdb / redis-statsdb
+    tests/fuzz/corpus_username/  for fuzz_username: usernames (optionally
+                                 "\\n" + password) and JSON Web Tokens for
+                                 the fixed keys of fuzz_username.c
+
+The files are committed; rerun this after changing it (it rewrites both
+directories).  The secrets and NOW below must match fuzz_username.c.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOW = 1700000000
+REALM = "fuzz.test"
+K1 = b"fuzz-signing-secret-k1-0123456789"
+K0 = b"fuzz-verify-only-secret-k0-abcdef"
+KOLD = b"fuzz-retired-secret-old-ghijklmno"
+LEGACY = b"fuzz-legacy-static-auth-secret"
+J1 = b"fuzz-jwt-hs256-key-j1-0123456789abcdef"
+JNOKID = b"fuzz-jwt-hs256-key-nokid-0123456789abc"
+
+
+def resp(*args):
+    """One command as hiredis formats it: an array of bulk strings."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def alloc_key(user, sid, kind):
+    return "turn/realm/%s/user/%s/allocation/%018d/%s" % (REALM, user,
+                                                         sid, kind)
+
+
+def resp_corpus():
+    user = "%d:alice:k1:%d" % (NOW + 600, NOW)
+    legacy = "%d:bob" % (NOW + 600)
+    new = ("new lifetime=600, type=UDP, local=127.0.0.1:3478, "
+           "remote=127.0.0.1:40001, ssl=NONE, cipher=NONE")
+    new6 = ("new lifetime=600, type=TCP, local=[::1]:3478, "
+            "remote=[::1]:40002, ssl=NONE, cipher=NONE")
+    refreshed = new.replace("new ", "refreshed ", 1)
+    traffic = "rcvp=10, rcvb=1000, sentp=12, sentb=2000"
+    userdb_connect = resp("AUTH", "fuzz-password") + resp("SELECT", "0")
+    statsdb = (
+        userdb_connect
+        + resp("KEYS", "turn/*/allocation/*/status")
+        + resp("SET", alloc_key(user, 990001, "status"), new)
+        + resp("PUBLISH", alloc_key(user, 990001, "status"), new)
+        + resp("PUBLISH", alloc_key(user, 990001, "traffic"), traffic)
+        + resp("PUBLISH", alloc_key(user, 990001, "traffic/peer"), traffic)
+        + resp("SET", alloc_key(user, 990001, "status"), refreshed)
+        + resp("PUBLISH", alloc_key(user, 990001, "status"), refreshed)
+        + resp("DEL", alloc_key(user, 990001, "status"), "")
+        + resp("PUBLISH", alloc_key(user, 990001, "status"), "deleted")
+        + resp("PUBLISH", alloc_key(user, 990001, "total_traffic"), traffic)
+        + resp("PUBLISH", alloc_key(user, 990001, "total_traffic/peer"),
+               traffic)
+        + resp("PUBLISH", "__XXX__", "__YYY__"))
+    return {
+        # flags 1: starts unauthenticated, as coturn's connections do
+        "auth_select": b"\x01\x00" + userdb_connect,
+        "auth_wrong": b"\x01\x03" + resp("AUTH", "nope") * 6,
+        "noauth_get": b"\x01\x00" + resp("GET", "turn/realm/%s/user/%s/key"
+                                         % (REALM, user)),
+        "get_key": b"\x00\x00" + resp("GET", "turn/realm/%s/user/%s/key"
+                                      % (REALM, user)),
+        "get_key_legacy": b"\x00\x05" + resp(
+            "GET", "turn/realm/%s/user/%s/key" % (REALM, legacy)),
+        "get_key_percent": b"\x00\x00" + resp(
+            "GET", "turn/realm/%s/user/%d:mal%%lory:k1:%d/key"
+            % (REALM, NOW + 600, NOW)),
+        "realm_options": b"\x00\x00" + b"".join(
+            resp("GET", "turn/realm/%s/%s" % (REALM, o))
+            for o in ("max-bps", "total-quota", "user-quota")),
+        "origins": b"\x00\x00" + resp("KEYS", "turn/origin/*")
+        + resp("GET", "turn/origin/https://app.fuzz.test"),
+        "peer_sets": b"\x00\x02" + resp("KEYS", "turn/realm/*/allowed-peer-ip")
+        + resp("KEYS", "turn/realm/*/denied-peer-ip")
+        + resp("SMEMBERS", "turn/realm/%s/allowed-peer-ip" % REALM)
+        + resp("SMEMBERS", "turn/realm/%s/denied-peer-ip" % REALM),
+        "secret_oauth": b"\x00\x00"
+        + resp("SMEMBERS", "turn/realm/%s/secret" % REALM)
+        + resp("HGETALL", "turn/oauth/kid/k1")
+        + resp("HGETALL", "turn/admin_user/x"),
+        "statsdb_pipelined": b"\x01\x00" + statsdb,
+        "statsdb_split": b"\x01\x29" + statsdb,
+        "statsdb_ipv6": b"\x00\x00"
+        + resp("PUBLISH", alloc_key(user, 990002, "status"), new6)
+        + resp("PUBLISH", alloc_key(user, 990002, "traffic"), traffic)
+        + resp("PUBLISH", alloc_key(user, 990002, "status"), "deleted"),
+        "statsdb_full": b"\x04\x00" + b"".join(
+            resp("PUBLISH", alloc_key(user, 990010 + i, "status"), new)
+            for i in range(4)),
+        "info_ping_quit": b"\x00\x00" + resp("PING") + resp("PING", "hi")
+        + resp("INFO") + resp("CONFIG", "GET", "save") + resp("QUIT")
+        + resp("PING"),
+        "read_only": b"\x00\x00" + resp("SET", "turn/realm/x/user/y/key", "k")
+        + resp("DEL", "turn/realm/x/user/y/key"),
+        "nul_arg": b"\x00\x00" + resp("GET", b"turn/realm/a\x00b/user/c/key"),
+        "empty_and_inline": b"\x00\x00" + b"*0\r\n" + b"PING\r\n",
+        "nested": b"\x00\x00" + b"*2\r\n*1\r\n$4\r\nPING\r\n$1\r\nx\r\n",
+        "huge_count": b"\x00\x00" + b"*2000000000\r\n",
+        "huge_bulk": b"\x00\x00" + b"*2\r\n$3\r\nGET\r\n$99999999\r\n",
+        "too_large": b"\x02\x00" + resp("GET", "x" * 100),
+        "integer_arg": b"\x00\x00" + b"*2\r\n$3\r\nGET\r\n:1\r\n",
+    }
+
+
+def hs256(key, header, claims):
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=")
+    h = b64(json.dumps(header, separators=(",", ":")).encode())
+    c = b64(json.dumps(claims, separators=(",", ":")).encode())
+    sig = b64(hmac.new(key, h + b"." + c, hashlib.sha256).digest())
+    return h + b"." + c + b"." + sig
+
+
+def password(secret, username):
+    return base64.b64encode(hmac.new(secret, username.encode(),
+                                     hashlib.sha1).digest())
+
+
+def username_corpus():
+    v1 = "%d:alice:k1:%d" % (NOW + 600, NOW)
+    v0 = "%d:bob:k0:%d" % (NOW + 600, NOW - 60)
+    legacy = "%d:carol" % (NOW + 600)
+    claims = {"sub": "alice", "realm": REALM, "iss": "https://issuer.fuzz",
+              "aud": "turn", "exp": NOW + 300, "iat": NOW, "nbf": NOW,
+              "jti": "j-1"}
+    out = {
+        "v1_k1": v1.encode(),
+        "v1_k1_password": v1.encode() + b"\n" + password(K1, v1),
+        "v1_k0_password": v0.encode() + b"\n" + password(K0, v0),
+        "v1_retired": ("%d:dave:old:%d" % (NOW + 600, NOW)).encode(),
+        "v1_unknown_kid": ("%d:erin:k9:%d" % (NOW + 600, NOW)).encode(),
+        "v1_expired": ("%d:alice:k1:%d" % (NOW - 10, NOW - 600)).encode(),
+        "v1_future_iat": ("%d:alice:k1:%d" % (NOW + 900, NOW + 300)).encode(),
+        "v1_too_long_ttl": ("%d:alice:k1:%d" % (NOW + 10**6, NOW)).encode(),
+        "legacy_password": legacy.encode() + b"\n" + password(LEGACY, legacy),
+        "bad_char": ("%d:mal%%lory:k1:%d" % (NOW + 600, NOW)).encode(),
+        "five_fields": ("%d:a:k1:%d:x" % (NOW + 600, NOW)).encode(),
+        "leading_zero": ("0%d:a:k1:%d" % (NOW + 600, NOW)).encode(),
+        "jwt_j1": hs256(J1, {"alg": "HS256", "typ": "JWT", "kid": "j1"},
+                        claims),
+        "jwt_nokid": hs256(JNOKID, {"alg": "HS256", "typ": "JWT"}, claims),
+        "jwt_expired": hs256(J1, {"alg": "HS256", "kid": "j1"},
+                             dict(claims, exp=NOW - 100)),
+        "jwt_aud_list": hs256(J1, {"alg": "HS256", "kid": "j1"},
+                              dict(claims, aud=["x", "turn"])),
+        "jwt_wrong_iss": hs256(J1, {"alg": "HS256", "kid": "j1"},
+                               dict(claims, iss="https://evil")),
+        "jwt_alg_none": hs256(J1, {"alg": "none", "kid": "j1"},
+                              claims).rsplit(b".", 1)[0] + b".",
+        "jwt_alg_rs256": hs256(J1, {"alg": "RS256", "kid": "j1"}, claims),
+        "jwt_unknown_kid": hs256(J1, {"alg": "HS256", "kid": "zz"}, claims),
+        "jwt_bad_sig": hs256(J1 + b"x", {"alg": "HS256", "kid": "j1"},
+                             claims),
+    }
+    return out
+
+
+def write(name, files):
+    d = os.path.join(HERE, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for k, v in sorted(files.items()):
+        with open(os.path.join(d, k), "wb") as f:
+            f.write(v)
+    print("%s: %d files" % (name, len(files)))
+
+
+write("corpus_resp", resp_corpus())
+write("corpus_username", username_corpus())
