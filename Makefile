@@ -63,16 +63,22 @@ STATIC_LIB := $(BUILD)/lib/libturnpolicy.a
 SHARED_LIB := $(BUILD)/lib/libturnpolicy.so
 CLI_BIN    := $(BUILD)/bin/turnpolicy
 DAEMON_BIN := $(BUILD)/bin/turnpolicyd
+NGINX_MOD  := $(BUILD)/nginx/ngx_http_turnpolicy_module.so
 
-.PHONY: all lib cli daemon tests benches check unit asan tsan bench demo deps \
+.PHONY: all lib cli daemon nginx-module tests benches check unit asan tsan bench demo deps \
         fuzz fuzzers install uninstall clean
 .DELETE_ON_ERROR:
 
-all: lib cli daemon
+all: lib cli daemon nginx-module
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 cli: $(CLI_BIN)
 daemon: $(DAEMON_BIN)
+
+# nginx's own build system compiles the module (proxy-filter/build.sh keeps
+# the configured nginx tree under $(BUILD)/nginx; a rebuild is quick).
+nginx-module: $(STATIC_LIB)
+	BUILD=$(BUILD) SAN="$(SAN)" proxy-filter/build.sh
 tests: $(UNIT_BINS) $(ITEST_BINS)
 benches: $(BENCH_BINS)
 

@@ -13,6 +13,9 @@
 #
 # Needs $BUILD/lib/libturnpolicy.a (make lib) and pkg-config for the
 # library's dependencies.  NGINX_SRC overrides /usr/share/nginx/src.
+# SAN (e.g. "-fsanitize=address,undefined") builds an instrumented module
+# for `make asan`; nginx must then run with the sanitizer runtimes
+# preloaded (tests/integration/nginx.sh does).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,7 +45,8 @@ deps=$(pkg-config --libs openssl libjwt jansson libpq hiredis) || {
 # What the configured tree depends on: reconfigure when it changes.
 key=$(cat "$src/conf_flags" "$src/src/core/nginx.h" "$root/proxy-filter/config" \
           "$0" | cksum)
-key="$key $lib $deps"
+SAN=${SAN:-}
+key="$key $lib $deps $SAN"
 
 mkdir -p "$out"
 if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$out/configured" 2>/dev/null)" != "$key" ]; then
@@ -62,8 +66,8 @@ if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$out/configured" 2>/dev/null)" !=
         TURNPOLICY_INC="$root/policy/include" \
         TURNPOLICY_LIBS="-Wl,--exclude-libs,libturnpolicy.a $lib $deps -pthread" \
             ./configure "$@" \
-                --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -D_FORTIFY_SOURCE=2 -Wdate-time" \
-                --with-ld-opt="-Wl,-z,relro -Wl,-z,now" \
+                --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -D_FORTIFY_SOURCE=2 -Wdate-time $SAN" \
+                --with-ld-opt="-Wl,-z,relro -Wl,-z,now $SAN" \
                 --add-dynamic-module="$root/proxy-filter"
     ) >"$out/configure.log" 2>&1 || {
         echo "build.sh: nginx ./configure failed; see $out/configure.log" >&2
