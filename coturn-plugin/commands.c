@@ -324,8 +324,8 @@ get_user_key(tpd *d, const char *realm, const char *user, size_t ulen,
 {
     char hexkey[TP_LTKEY_HEX_LEN + 1], shown[160];
     char name[TP_USERNAME_MAX + 1];
-    tp_realm_options ro;
     tp_username parsed;
+    int64_t quota = 0;
     tp_status st;
     tp_error err;
     size_t live;
@@ -343,17 +343,20 @@ get_user_key(tpd *d, const char *realm, const char *user, size_t ulen,
                           &err);
     }
     if (st == TP_OK &&
-        tp_store_realm_options(d->store, realm, &ro, NULL) == TP_OK &&
-        ro.user_quota > 0) {
-        /* This node's live sessions of the user; the shared count in
-         * Redis is applied when the allocation is reported. */
+        tp_store_user_quota(d->store, realm, parsed.user_id, &quota,
+                            NULL) == TP_OK &&
+        quota > 0) {
+        /* This node's live sessions of the user against the user's own
+         * quota (else the realm's); the shared count in Redis is applied
+         * when the allocation is reported, and an allocation over it is
+         * cancelled by the enforcer. */
         live = tpd_sessions_count_user(d->sessions, realm,
                                        parsed.user_id);
-        if ((int64_t)live >= ro.user_quota) {
+        if ((int64_t)live >= quota) {
             st = TP_EQUOTA;
             snprintf(err.message, sizeof(err.message), "%zu live "
                      "allocations on this node (quota %lld)", live,
-                     (long long)ro.user_quota);
+                     (long long)quota);
         }
     }
     count_decision(d, st);

@@ -3,8 +3,9 @@
  * (version 0.0.4), served on the loopback HTTP port (metrics = ...) and
  * as the bulk reply of the Redis INFO command after AUTH.
  *
- * Every decision reason appears, zero or not, so a dashboard or a test
- * can rely on the series existing.  Loop thread only; the allocation
+ * Every decision reason appears, zero or not, and so does every reason
+ * a live session can be cancelled for, so a dashboard or a test can rely
+ * on the series existing.  Loop thread only; the allocation
  * worker's counters are copied under its lock.
  */
 #include <inttypes.h>
@@ -31,16 +32,54 @@ gauge(tpd_buf *b, const char *name, const char *help, double v)
                           name, help, name, name, v);
 }
 
+/* The reasons the enforcer cancels for (enforce.c's cut_status, plus
+ * the byte budget); others are shown only if non-zero. */
+static const int cut_reasons[] = {
+    TP_EREVOKED, TP_EDISABLED, TP_EREALMKILLED, TP_EEXPIRED,
+    TP_EUNKNOWNKID, TP_ERETIRED, TP_EUNKNOWNUSER, TP_EUNKNOWNREALM,
+    TP_EMALFORMED, TP_ETTL, TP_ECLIENTADDR, TP_EQUOTA, TPD_CUT_BUDGET
+};
+
+static int
+cancellations(tpd_buf *b, const tpd_counters *n)
+{
+    unsigned char shown[TPD_CUT_SLOTS];
+    size_t i;
+    int rc, w;
+
+    memset(shown, 0, sizeof(shown));
+    rc = tpd_buf_printf(b, "# HELP turnpolicyd_sessions_cancelled_total "
+                        "Live sessions cancelled through coturn's CLI "
+                        "(confirmed gone), by reason.\n"
+                        "# TYPE turnpolicyd_sessions_cancelled_total "
+                        "counter\n");
+    for (i = 0; i < sizeof(cut_reasons) / sizeof(cut_reasons[0]); i++) {
+        w = cut_reasons[i];
+        shown[w] = 1;
+        rc |= tpd_buf_printf(b, "turnpolicyd_sessions_cancelled_total{"
+                             "reason=\"%s\"} %" PRIu64 "\n",
+                             tpd_cut_reason(w), n->cancelled[w]);
+    }
+    for (w = 0; w < TPD_CUT_SLOTS; w++)
+        if (!shown[w] && n->cancelled[w] != 0)
+            rc |= tpd_buf_printf(b, "turnpolicyd_sessions_cancelled_total{"
+                                 "reason=\"%s\"} %" PRIu64 "\n",
+                                 tpd_cut_reason(w), n->cancelled[w]);
+    return rc;
+}
+
 int
 tpd_metrics_render(tpd *d, tpd_buf *b)
 {
     const tpd_counters *n = &d->n;
+    tpd_enforcer_status es;
     tpd_alloc_counters a;
     tp_store_info si;
     int rc = 0, st;
 
     tp_store_info_get(d->store, &si);
     tpd_allocq_counters(d->allocq, &a);
+    tpd_enforcer_status_get(d->enforcer, &es);
 
     rc |= tpd_buf_printf(b, "# HELP turnpolicyd_decisions_total Key "
                          "lookups by coturn, by decision and reason.\n"
@@ -129,6 +168,26 @@ tpd_metrics_render(tpd *d, tpd_buf *b)
                 (double)si.usage_pending);
     rc |= counter(b, "usage_written_total",
                   "Usage records written to PostgreSQL.", si.usage_written);
+    rc |= cancellations(b, n);
+    rc |= counter(b, "enforce_checks_total",
+                  "Live sessions decided again.", n->enforce_checks);
+    rc |= counter(b, "cancel_commands_total", "cs commands sent to coturn.",
+                  n->cancel_commands);
+    rc |= counter(b, "cancel_not_found_total",
+                  "Refused sessions no coturn listed.", n->cancel_not_found);
+    rc |= counter(b, "cancel_gave_up_total",
+                  "Cancellations not confirmed in time (retried later).",
+                  n->cancel_gave_up);
+    rc |= gauge(b, "cancel_pending", "Sessions being cancelled.",
+                (double)es.pending);
+    rc |= counter(b, "coturn_cli_failures_total",
+                  "coturn CLI connections failed or lost.", n->cli_failures);
+    rc |= counter(b, "coturn_cli_auth_failed_total",
+                  "coturn CLI password refused.", n->cli_auth_failed);
+    rc |= gauge(b, "coturn_cli_up", "coturn CLI connections logged in.",
+                (double)es.cli_up);
+    rc |= gauge(b, "coturn_cli_configured", "coturn CLI endpoints.",
+                (double)es.cli_total);
     rc |= gauge(b, "start_time_seconds", "Unix time turnpolicyd started.",
                 (double)d->started);
     return rc != 0 ? -1 : 0;

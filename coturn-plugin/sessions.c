@@ -29,10 +29,18 @@
  * way.  Usage session ids are "<coturn id>-<start>" so that ids coturn
  * reuses after a restart stay distinct; counter ids are "<node>:<id>".
  *
+ * Each session also keeps what the enforcer (enforce.c) needs to decide
+ * again whether it may live: the whole credential username, its expiry,
+ * a dirty flag set by "new" and traffic reports, and a mark the enforcer
+ * owns.
+ *
  * Threads: the table belongs to the loop thread.  The allocation counter
  * calls do blocking Redis I/O (up to 200 ms each), so they run on one
  * worker thread fed by a bounded queue (mu/cv); when the queue is full
- * an operation is dropped and counted, never waited for.
+ * an operation is dropped and counted, never waited for.  An acquire
+ * refused over quota (another node holds the user's quota) hands the
+ * session id back to the loop (tpd_allocq_take_over_quota) for the
+ * enforcer to cancel.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -53,7 +61,11 @@ typedef struct session {
     uint64_t id;
     char realm[TP_REALM_MAX + 1];
     char user_id[TP_USER_ID_MAX + 1];
+    char username[TP_USERNAME_MAX + 1];
     char client[64];
+    int64_t cred_expires;
+    int64_t mark;            /* enforce.c's */
+    unsigned char dirty;     /* new or traffic since the enforcer looked */
     int64_t started;
     int64_t expires;
     int64_t ended_at;
@@ -127,8 +139,8 @@ find(tpd_sessions *s, uint64_t id)
 }
 
 static session *
-create(tpd *d, uint64_t id, const char *realm, const char *user_id,
-       int64_t now)
+create(tpd *d, uint64_t id, const char *realm, const char *username,
+       const tp_username *un, int64_t now)
 {
     tpd_sessions *s = d->sessions;
     session *e;
@@ -144,7 +156,10 @@ create(tpd *d, uint64_t id, const char *realm, const char *user_id,
     }
     e->id = id;
     snprintf(e->realm, sizeof(e->realm), "%s", realm);
-    snprintf(e->user_id, sizeof(e->user_id), "%s", user_id);
+    snprintf(e->user_id, sizeof(e->user_id), "%s", un->user_id);
+    snprintf(e->username, sizeof(e->username), "%s", username);
+    e->cred_expires = un->expires;
+    e->dirty = 1;
     e->started = now;
     e->expires = now + ADOPT_LIFETIME;
     e->next = s->buckets[id % NBUCKETS];
@@ -166,6 +181,57 @@ unlink_session(tpd_sessions *s, session *e)
             return;
         }
     }
+}
+
+static void
+make_ref(session *e, tpd_session_ref *ref)
+{
+    ref->id = e->id;
+    ref->realm = e->realm;
+    ref->user_id = e->user_id;
+    ref->username = e->username;
+    ref->client = e->client;
+    ref->bytes = e->bytes_in > UINT64_MAX - e->bytes_out
+                     ? UINT64_MAX
+                     : e->bytes_in + e->bytes_out;
+    ref->cred_expires = e->cred_expires;
+    ref->ended = e->ended;
+    ref->dirty = &e->dirty;
+    ref->mark = &e->mark;
+}
+
+int
+tpd_sessions_scan(tpd_sessions *s, size_t *cursor, size_t budget,
+                  tpd_session_fn fn, void *ud)
+{
+    tpd_session_ref ref;
+    size_t i, seen = 0;
+    session *e;
+
+    for (i = *cursor; i < NBUCKETS; i++) {
+        if (seen >= budget) {
+            *cursor = i;
+            return 0;
+        }
+        for (e = s->buckets[i]; e != NULL; e = e->next) {
+            make_ref(e, &ref);
+            fn(ud, &ref);
+            seen++;
+        }
+    }
+    *cursor = 0;
+    return 1;
+}
+
+int
+tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref)
+{
+    session *e = find(s, id);
+
+    if (e == NULL)
+        return -1;
+    make_ref(e, ref);
+    return 0;
 }
 
 size_t
@@ -248,7 +314,8 @@ tpd_sessions_sweep(tpd *d, int64_t now, int all)
             } else if (now > e->expires + LAPSE_SLACK) {
                 d->n.sessions_lapsed++;
                 counter_id(d, e->id, cid, sizeof(cid));
-                tpd_allocq_push(d->allocq, e->realm, e->user_id, cid, 0);
+                tpd_allocq_push(d->allocq, e->realm, e->user_id, cid,
+                                e->id, 0);
                 finish(d, e, e->expires);
             }
         }
@@ -422,9 +489,10 @@ traffic(const char *v, uint64_t *in, uint64_t *out, int add)
 }
 
 static int
-status_event(tpd *d, session *e, const char *realm, const char *user_id,
-             uint64_t id, const char *v, int64_t now)
+status_event(tpd *d, session *e, const char *realm, const char *user,
+             const tp_username *un, uint64_t id, const char *v, int64_t now)
 {
+    const char *user_id = un->user_id;
     uint64_t lifetime = 0;
     char cid[300];
     int is_new = strncmp(v, "new ", 4) == 0;
@@ -432,7 +500,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user_id,
     counter_id(d, id, cid, sizeof(cid));
     if (strcmp(v, "deleted") == 0) {
         if (e == NULL) {
-            e = create(d, id, realm, user_id, now);
+            e = create(d, id, realm, user, un, now);
             if (e == NULL)
                 return 1;
             d->n.sessions_adopted++;
@@ -440,7 +508,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user_id,
         if (!e->ended) {
             e->ended = 1;
             e->ended_at = now;
-            tpd_allocq_push(d->allocq, realm, user_id, cid, 0);
+            tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0);
         }
         return 1;
     }
@@ -449,7 +517,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user_id,
     if (field_u64(v, "lifetime", &lifetime) != 0 || lifetime > 86400 * 7)
         return 0;
     if (e == NULL) {
-        e = create(d, id, realm, user_id, now);
+        e = create(d, id, realm, user, un, now);
         if (e == NULL)
             return 1;
         if (is_new)
@@ -468,7 +536,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user_id,
         return 1;
     e->expires = now + (int64_t)lifetime;
     if (lifetime > 0)
-        tpd_allocq_push(d->allocq, realm, user_id, cid,
+        tpd_allocq_push(d->allocq, realm, user_id, cid, id,
                         (uint32_t)lifetime + d->alloc_slack);
     return 1;
 }
@@ -492,27 +560,29 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
         return 0;
     e = find(d->sessions, id);
     if (e != NULL && (strcmp(e->realm, realm) != 0 ||
-                      strcmp(e->user_id, un.user_id) != 0))
+                      strcmp(e->username, user) != 0))
         return 0; /* another coturn reusing the id: not ours to mix */
     switch (kind) {
     case K_STATUS:
-        return status_event(d, e, realm, un.user_id, id, val, now);
+        return status_event(d, e, realm, user, &un, id, val, now);
     case K_TRAFFIC:
     case K_TRAFFIC_PEER:
         if (e == NULL) {
-            e = create(d, id, realm, un.user_id, now);
+            e = create(d, id, realm, user, &un, now);
             if (e == NULL)
                 return 1;
             d->n.sessions_adopted++;
         }
-        if (kind == K_TRAFFIC)
+        if (kind == K_TRAFFIC) {
             traffic(val, &e->bytes_in, &e->bytes_out, 1);
+            e->dirty = 1;
+        }
         else
             traffic(val, &e->peer_in, &e->peer_out, 1);
         return 1;
     case K_TOTAL:
         if (e == NULL) {
-            e = create(d, id, realm, un.user_id, now);
+            e = create(d, id, realm, user, &un, now);
             if (e == NULL)
                 return 1;
             d->n.sessions_adopted++;
@@ -539,8 +609,11 @@ typedef struct alloc_op {
     char realm[TP_REALM_MAX + 1];
     char user_id[TP_USER_ID_MAX + 1];
     char session[160];
+    uint64_t id;  /* coturn's session id */
     uint32_t ttl; /* 0 = release */
 } alloc_op;
+
+#define OVER_MAX 4096
 
 struct tpd_allocq {
     tp_store *st;
@@ -554,6 +627,8 @@ struct tpd_allocq {
     int stop;
     struct timespec deadline; /* CLOCK_MONOTONIC; after it, drop */
     tpd_alloc_counters n;
+    uint64_t over[OVER_MAX];  /* refused over quota, for the enforcer */
+    size_t nover;
 };
 
 static int
@@ -602,10 +677,10 @@ worker(void *arg)
                                         op.session, &err);
         if (st == TP_EQUOTA) {
             /* The session exists already: coturn granted it before the
-             * shared count caught up.  Enforcement (cancelling it) is
-             * the admin-CLI enforcer's job; say so loudly. */
+             * shared count caught up.  The enforcer cancels it (the id
+             * goes back to the loop below). */
             tpd_log(TP_LOG_WARN, "over quota: realm=%s user=%s session=%s "
-                    "(%" PRIu32 " live elsewhere)", op.realm, op.user_id,
+                    "(%" PRIu32 " live in all)", op.realm, op.user_id,
                     op.session, count);
         } else if (st != TP_OK && !failing) {
             tpd_log(TP_LOG_WARN, "allocation counter %s failed: %s",
@@ -617,8 +692,11 @@ worker(void *arg)
         }
         if (pthread_mutex_lock(&q->mu) != 0)
             return NULL;
-        if (st == TP_EQUOTA)
+        if (st == TP_EQUOTA) {
             q->n.over_quota++;
+            if (q->nover < OVER_MAX)
+                q->over[q->nover++] = op.id;
+        }
         else if (st != TP_OK)
             q->n.errors++;
         else if (op.ttl > 0)
@@ -689,7 +767,7 @@ tpd_allocq_free(tpd_allocq *q, int timeout_ms)
 
 void
 tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
-                const char *sid, uint32_t ttl)
+                const char *sid, uint64_t id, uint32_t ttl)
 {
     alloc_op *op;
 
@@ -702,6 +780,7 @@ tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
         snprintf(op->realm, sizeof(op->realm), "%s", realm);
         snprintf(op->user_id, sizeof(op->user_id), "%s", user_id);
         snprintf(op->session, sizeof(op->session), "%s", sid);
+        op->id = id;
         op->ttl = ttl;
         q->count++;
         (void)pthread_cond_signal(&q->cv);
@@ -717,4 +796,19 @@ tpd_allocq_counters(tpd_allocq *q, tpd_alloc_counters *out)
         return;
     *out = q->n;
     (void)pthread_mutex_unlock(&q->mu);
+}
+
+size_t
+tpd_allocq_take_over_quota(tpd_allocq *q, uint64_t *ids, size_t cap)
+{
+    size_t n;
+
+    if (q == NULL || pthread_mutex_lock(&q->mu) != 0)
+        return 0;
+    n = q->nover < cap ? q->nover : cap;
+    memcpy(ids, q->over, n * sizeof(*ids));
+    memmove(q->over, q->over + n, (q->nover - n) * sizeof(*ids));
+    q->nover -= n;
+    (void)pthread_mutex_unlock(&q->mu);
+    return n;
 }

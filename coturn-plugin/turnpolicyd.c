@@ -16,7 +16,9 @@
  * thread: an epoll loop over non-blocking sockets, each connection with a
  * bounded request parser and an output buffer.  Policy answers come from
  * the store's in-memory snapshot (no I/O); the only blocking calls (Redis
- * allocation counters) run on the worker in sessions.c.
+ * allocation counters) run on the worker in sessions.c.  The enforcer
+ * (enforce.c), which talks to coturn's admin CLI, is one more descriptor
+ * of the loop (an epoll set of its own: CLI sockets and a timerfd).
  *
  * Invariants:
  *   - at most max_connections connections; one more is accepted and
@@ -185,6 +187,8 @@ typedef struct settings {
     size_t max_connections;
     size_t max_request;
     size_t max_sessions;
+    tpd_enforce_options enforce; /* ncli == 0: no enforcement */
+    char cli_pw[TPD_CLI_PASSWORD_MAX + 1]; /* wiped once handed over */
 } settings;
 
 static int
@@ -295,6 +299,85 @@ node_ok(const char *s)
 }
 
 /*
+ * coturn_cli = IP:PORT [IP:PORT ...] (loopback unless allow_remote: the
+ * telnet CLI sends its password in clear) and coturn_cli_password_file,
+ * into s->enforce.  Absent coturn_cli: no enforcement (a warning).
+ * Returns 0 or -1 (logged).
+ */
+static int
+load_enforce(const tp_config *cfg, const char *path, settings *s,
+             int allow_remote)
+{
+    tpd_enforce_options *o = &s->enforce;
+    const char *list, *v, *p;
+    char one[80];
+    size_t n, i, pwlen = 0;
+    tp_error err;
+
+    list = tp_config_get(cfg, SECTION, "coturn_cli");
+    v = tp_config_get(cfg, SECTION, "coturn_cli_password_file");
+    o->ncli = 0;
+    if (list == NULL) {
+        if (v != NULL)
+            return cfg_fail(path, "coturn_cli_password_file without "
+                            "coturn_cli");
+        tpd_log(TP_LOG_WARN, "no coturn_cli configured: revocation, "
+                "expiry and budgets refuse new sessions but do not cut "
+                "live ones");
+        return 0;
+    }
+    for (p = list; *p != '\0';) {
+        p += strspn(p, " ,\t");
+        n = strcspn(p, " ,\t");
+        if (n == 0)
+            break;
+        if (n >= sizeof(one))
+            return cfg_fail(path, "coturn_cli: \"%.*s\" is too long",
+                            (int)(n > 40 ? 40 : n), p);
+        memcpy(one, p, n);
+        one[n] = '\0';
+        p += n;
+        if (o->ncli == TPD_MAX_CLI)
+            return cfg_fail(path, "coturn_cli: at most %d endpoints",
+                            TPD_MAX_CLI);
+        if (parse_endpoint(one, &o->cli[o->ncli], &o->cli_len[o->ncli]))
+            return cfg_fail(path, "coturn_cli: \"%s\" is not IP:PORT or "
+                            "[IPv6]:PORT", one);
+        if (!allow_remote && !is_loopback(&o->cli[o->ncli]))
+            return cfg_fail(path, "coturn_cli: %s is not a loopback "
+                            "address (its password travels in clear; set "
+                            "allow_remote = yes to allow it)", one);
+        snprintf(o->cli_text[o->ncli], sizeof(o->cli_text[0]), "%s", one);
+        o->ncli++;
+    }
+    if (o->ncli == 0)
+        return cfg_fail(path, "coturn_cli is empty");
+    if (v == NULL)
+        return cfg_fail(path, "coturn_cli needs coturn_cli_password_file "
+                        "(the cli-password of turnserver.conf)");
+    if (tp_secret_file_read(v, s->cli_pw, TPD_CLI_PASSWORD_MAX, &pwlen,
+                            &err) != TP_OK) {
+        tpd_log(TP_LOG_ERROR, "%s: coturn_cli_password_file: %s", path,
+                err.message);
+        return -1;
+    }
+    s->cli_pw[pwlen] = '\0';
+    for (i = 0; i < pwlen; i++)
+        if ((unsigned char)s->cli_pw[i] < 0x20 ||
+            (unsigned char)s->cli_pw[i] > 0x7e)
+            break;
+    if (pwlen == 0 || i < pwlen || s->cli_pw[0] == ' ') {
+        OPENSSL_cleanse(s->cli_pw, sizeof(s->cli_pw));
+        return cfg_fail(path, "the password in %s must be 1..%d printable "
+                        "ASCII characters, not starting with a space", v,
+                        TPD_CLI_PASSWORD_MAX);
+    }
+    o->password = s->cli_pw;
+    o->pwlen = pwlen;
+    return 0;
+}
+
+/*
  * Read [turnpolicyd] into s and d.  The AUTH password (password_file) is
  * kept only as its SHA-256; the Redis password is read into redis_pw
  * (wiped by the caller).  Returns 0 or -1 (logged).
@@ -308,7 +391,8 @@ load_settings(const tp_config *cfg, const char *path, settings *s, tpd *d,
         "password_file", "database", "redis", "redis_password_file",
         "redis_fail_mode", "node", "max_connections", "max_request",
         "max_sessions", "max_staleness", "reload_interval",
-        "expiry_grace", "alloc_slack", "log_level", NULL
+        "expiry_grace", "alloc_slack", "log_level", "coturn_cli",
+        "coturn_cli_password_file", "enforce_interval", NULL
     };
     unsigned char pw[1024];
     unsigned int mdlen = 0;
@@ -473,6 +557,11 @@ load_settings(const tp_config *cfg, const char *path, settings *s, tpd *d,
     if (get_uint(cfg, path, "alloc_slack", 1, 3600, 60, &x) != 0)
         goto out;
     d->alloc_slack = (uint32_t)x;
+    if (get_uint(cfg, path, "enforce_interval", 10, 60000, 250, &x) != 0)
+        goto out;
+    s->enforce.interval_ms = (uint32_t)x;
+    if (load_enforce(cfg, path, s, allow_remote) != 0)
+        goto out;
     rc = 0;
 
 out:
@@ -488,6 +577,7 @@ enum htype {
     H_LISTEN_RESP,
     H_LISTEN_HTTP,
     H_SIGNAL,
+    H_ENFORCE,
     H_CONN_RESP,
     H_CONN_HTTP
 };
@@ -513,7 +603,7 @@ typedef struct loop {
     tpd *d;
     const settings *s;
     int ep;
-    handle lresp, lhttp, sig;
+    handle lresp, lhttp, sig, enf;
     conn *conns;
     size_t nconns;
     int paused;                /* listeners off after EMFILE */
@@ -900,6 +990,9 @@ run_loop(loop *L)
             case H_SIGNAL:
                 on_signal(L);
                 break;
+            case H_ENFORCE:
+                tpd_enforcer_run(L->d->enforcer, L->d);
+                break;
             case H_CONN_RESP:
             case H_CONN_HTTP:
                 /* A connection closed earlier in this batch cannot
@@ -964,7 +1057,7 @@ main(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     memset(&L, 0, sizeof(L));
     redis_pw[0] = '\0';
-    L.ep = L.lresp.fd = L.lhttp.fd = L.sig.fd = -1;
+    L.ep = L.lresp.fd = L.lhttp.fd = L.sig.fd = L.enf.fd = -1;
     tpd_log_init(TP_LOG_INFO);
 
     while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
@@ -1059,9 +1152,21 @@ main(int argc, char **argv)
             ep_set(&L, EPOLL_CTL_ADD, &L.lhttp, EPOLLIN) != 0)
             goto out;
     }
-    tpd_log(TP_LOG_INFO, "turnpolicyd %s node %s listening on %s%s%s",
-            tp_version(), d.node, s.listen_text,
-            s.metrics_len != 0 ? ", metrics on " : "", s.metrics_text);
+    if (s.enforce.ncli > 0) {
+        d.enforcer = tpd_enforcer_new(&s.enforce);
+        OPENSSL_cleanse(s.cli_pw, sizeof(s.cli_pw));
+        if (d.enforcer == NULL)
+            goto out;
+        L.enf.type = H_ENFORCE;
+        L.enf.fd = tpd_enforcer_fd(d.enforcer);
+        if (ep_set(&L, EPOLL_CTL_ADD, &L.enf, EPOLLIN) != 0)
+            goto out;
+    }
+    tpd_log(TP_LOG_INFO, "turnpolicyd %s node %s listening on %s%s%s; "
+            "%zu coturn CLI(s) for enforcement, expiry_grace %" PRIu32
+            " s", tp_version(), d.node, s.listen_text,
+            s.metrics_len != 0 ? ", metrics on " : "", s.metrics_text,
+            s.enforce.ncli, d.expiry_grace);
 
     if (run_loop(&L) != 0)
         goto out;
@@ -1074,6 +1179,8 @@ out:
         (void)close(L.lhttp.fd);
     while (L.conns != NULL)
         conn_close(&L, L.conns);
+    tpd_enforcer_free(d.enforcer); /* closes L.enf.fd */
+    OPENSSL_cleanse(s.cli_pw, sizeof(s.cli_pw));
     if (d.sessions != NULL && d.store != NULL)
         tpd_sessions_sweep(&d, tp_now(), 1);
     tpd_allocq_free(d.allocq, 2000);

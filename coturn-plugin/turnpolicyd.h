@@ -4,10 +4,11 @@
  * turnpolicyd is the endpoint an unmodified coturn 4.6.1 uses as its
  * `redis-userdb` and `redis-statsdb`: it speaks the subset of the Redis
  * protocol coturn sends and answers from libturnpolicy's policy store.
- * One event-loop thread owns every socket, the session table and the
- * counters; one worker thread does the blocking Redis calls of the live
- * allocation counters (tp_store_alloc_acquire/release) so that no Redis
- * latency ever reaches a key lookup.
+ * One event-loop thread owns every socket (coturn's admin CLI included),
+ * the session table and the counters; one worker thread does the
+ * blocking Redis calls of the live allocation counters
+ * (tp_store_alloc_acquire/release) so that no Redis latency ever reaches
+ * a key lookup.
  *
  *   turnpolicyd.c  configuration, sockets, epoll loop, signals, main()
  *   resp.c         request parser (hiredis redisReader with our own object
@@ -15,10 +16,14 @@
  *   commands.c     the commands: AUTH, GET, KEYS, SMEMBERS, SET, PUBLISH...
  *   sessions.c     coturn's statsdb events -> table of live sessions ->
  *                  usage records; the allocation-counter worker
+ *   enforce.c      re-decides live sessions and cancels the refused ones
+ *                  through coturn's admin CLI (`cs <id>`, confirmed by
+ *                  `ps <user>`)
  *   metrics.c      counters in Prometheus text format
  *
- * Invariants: nothing here logs a password, secret, credential password
- * or long-term key; usernames are logged only escaped (tpd_escape).
+ * Invariants: nothing here logs a password (AUTH, CLI), secret,
+ * credential password or long-term key; usernames are logged only
+ * escaped (tpd_escape).
  * Everything except the worker's queue belongs to the loop thread.
  */
 #ifndef TURNPOLICYD_H
@@ -27,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 #include "turnpolicy.h"
 
@@ -116,6 +122,12 @@ void tpd_request_free(tpd_request *rq);
 /* Counters                                                            */
 /* ------------------------------------------------------------------ */
 
+/* Why a live session was cancelled: a tp_status (tp_reason names it:
+ * revoked, expired, user_disabled, client_address_denied, quota_reached,
+ * ...) or TPD_CUT_BUDGET ("byte_budget"). */
+#define TPD_CUT_BUDGET ((int)TP_STATUS_COUNT_)
+#define TPD_CUT_SLOTS (TP_STATUS_COUNT_ + 1)
+
 typedef struct tpd_counters {
     uint64_t decisions[TP_STATUS_COUNT_]; /* key lookups by tp_status */
     uint64_t key_malformed;      /* GET .../key we could not even parse */
@@ -140,6 +152,14 @@ typedef struct tpd_counters {
     uint64_t usage_failed;
     uint64_t cached_answers;     /* peer/origin lists served from the
                                     last good answer (store stale) */
+    /* enforcement (enforce.c) */
+    uint64_t cancelled[TPD_CUT_SLOTS]; /* confirmed gone, by reason */
+    uint64_t enforce_checks;     /* live sessions re-decided */
+    uint64_t cancel_commands;    /* `cs` sent */
+    uint64_t cancel_not_found;   /* refused, but no coturn listed it */
+    uint64_t cancel_gave_up;     /* not confirmed within the deadline */
+    uint64_t cli_failures;       /* CLI connections failed or lost */
+    uint64_t cli_auth_failed;    /* CLI refused our password */
 } tpd_counters;
 
 /* Written by the allocation worker, read by the loop: under q->mu. */
@@ -158,17 +178,20 @@ typedef struct tpd_alloc_counters {
 typedef struct tpd_sessions tpd_sessions;
 typedef struct tpd_allocq tpd_allocq;
 typedef struct tpd_cache tpd_cache;
+typedef struct tpd_enforcer tpd_enforcer;
 
 typedef struct tpd {
     tp_store *store;
     char node[256];
     unsigned char pw_digest[32];  /* SHA-256 of the AUTH password */
-    uint32_t expiry_grace;        /* seconds (enforcement, later) */
+    uint32_t expiry_grace;        /* seconds a session may outlive its
+                                     credential (enforce.c) */
     uint32_t alloc_slack;         /* seconds added to counter TTLs */
     tpd_counters n;
     tpd_sessions *sessions;
     tpd_allocq *allocq;
     tpd_cache *cache;             /* last good list answers (commands.c) */
+    tpd_enforcer *enforcer;       /* NULL: no coturn_cli configured */
     int64_t started;              /* Unix seconds */
 } tpd;
 
@@ -196,6 +219,29 @@ int tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
 /* Live allocations of (realm, user_id) known to this node. */
 size_t tpd_sessions_count_user(const tpd_sessions *s, const char *realm,
                                const char *user_id);
+/* What the enforcer sees of a live session.  The strings and pointers
+ * are valid until the table changes (the next statsdb event or sweep). */
+typedef struct tpd_session_ref {
+    uint64_t id;                 /* coturn's session id */
+    const char *realm;
+    const char *user_id;
+    const char *username;        /* the whole credential username */
+    const char *client;          /* client IP ("" if not reported) */
+    uint64_t bytes;              /* client side, in + out, as reported */
+    int64_t cred_expires;        /* the credential's expiry, Unix s */
+    int ended;                   /* coturn reported it deleted */
+    unsigned char *dirty;        /* set on "new" and traffic reports;
+                                    the enforcer clears it */
+    int64_t *mark;               /* the enforcer's; 0 when created */
+} tpd_session_ref;
+typedef void (*tpd_session_fn)(void *ud, const tpd_session_ref *ref);
+/* Visit sessions bucket by bucket from *cursor until at least budget were
+ * visited or the table ends.  Returns 1 (and *cursor = 0) at the end,
+ * else 0 with *cursor where to go on.  fn must not change the table. */
+int tpd_sessions_scan(tpd_sessions *s, size_t *cursor, size_t budget,
+                      tpd_session_fn fn, void *ud);
+/* The session with this id: 0 and *ref filled, or -1. */
+int tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref);
 /* Finish what is finished: deleted sessions whose totals did not come
  * within a few seconds, and sessions past their lifetime.  all != 0 (at
  * shutdown): every deleted session now. */
@@ -205,10 +251,47 @@ void tpd_sessions_sweep(tpd *d, int64_t now, int all);
 tpd_allocq *tpd_allocq_new(tp_store *st, size_t cap);
 /* Stop after the queued work or timeout_ms, join, free.  NULL ok. */
 void tpd_allocq_free(tpd_allocq *q, int timeout_ms);
-/* Queue an acquire (ttl > 0) or a release (ttl == 0); never blocks. */
+/* Queue an acquire (ttl > 0) or a release (ttl == 0) of session id
+ * (counter id sid); never blocks. */
 void tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
-                     const char *sid, uint32_t ttl);
+                     const char *sid, uint64_t id, uint32_t ttl);
 void tpd_allocq_counters(tpd_allocq *q, tpd_alloc_counters *out);
+/* Move into ids (at most cap) the sessions whose acquire was refused
+ * over quota since the last call; returns how many. */
+size_t tpd_allocq_take_over_quota(tpd_allocq *q, uint64_t *ids,
+                                  size_t cap);
+
+/* Enforcer (enforce.c): loop thread only. */
+#define TPD_MAX_CLI 8
+#define TPD_CLI_PASSWORD_MAX 128  /* coturn's CLI_PASSWORD_LENGTH - 1 */
+
+typedef struct tpd_enforce_options {
+    size_t ncli;                          /* 1..TPD_MAX_CLI */
+    struct sockaddr_storage cli[TPD_MAX_CLI];
+    socklen_t cli_len[TPD_MAX_CLI];
+    char cli_text[TPD_MAX_CLI][80];       /* for log lines */
+    const char *password;                 /* pwlen bytes; copied */
+    size_t pwlen;
+    uint32_t interval_ms;                 /* periodic re-decision */
+} tpd_enforce_options;
+
+typedef struct tpd_enforcer_status {
+    size_t cli_up;                        /* authenticated connections */
+    size_t cli_total;
+    size_t pending;                       /* sessions being cancelled */
+} tpd_enforcer_status;
+
+/* Start connecting to every CLI.  NULL (logged) on failure. */
+tpd_enforcer *tpd_enforcer_new(const tpd_enforce_options *o);
+/* Close the connections, wipe the password, free.  NULL ok. */
+void tpd_enforcer_free(tpd_enforcer *e);
+/* One descriptor for the event loop: when it is readable, call
+ * tpd_enforcer_run. */
+int tpd_enforcer_fd(const tpd_enforcer *e);
+void tpd_enforcer_run(tpd_enforcer *e, tpd *d);
+void tpd_enforcer_status_get(const tpd_enforcer *e, tpd_enforcer_status *o);
+/* The label of a cancellation reason (a tp_status or TPD_CUT_BUDGET). */
+const char *tpd_cut_reason(int why);
 
 /* Metrics (metrics.c): Prometheus text exposition of everything. */
 int tpd_metrics_render(tpd *d, tpd_buf *out);
