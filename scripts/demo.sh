@@ -105,7 +105,67 @@ relay() {
 }
 relay "$user" "$pass" && echo "-> relayed through coturn"
 
-say "7. Revoke the user: every node refuses within a second"
+say "6b. The same coturn, unmodified, with turnpolicyd as its user database"
+tpd_port=$(tp_free_port)
+turn2_port=$(tp_free_port)
+cli2_port=$(tp_free_port)
+relay2_lo=$(( (turn2_port % 100) * 100 + 50000 ))
+(umask 077
+ od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$d/tpd.pw"
+ od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$d/cli.pw"
+ printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw")
+cat >"$d/turnpolicyd.conf" <<CONF
+database_url = "$db"
+[turnpolicyd]
+listen = 127.0.0.1:$tpd_port
+password_file = $d/tpd.pw
+redis = 127.0.0.1:$TP_REDIS_PORT
+redis_password_file = $d/redis.pw
+node = demo1
+coturn_cli = 127.0.0.1:$cli2_port
+coturn_cli_password_file = $d/cli.pw
+log_level = info
+CONF
+cat >"$d/turnserver2.conf" <<CONF
+listening-ip=127.0.0.1
+relay-ip=127.0.0.1
+listening-port=$turn2_port
+min-port=$relay2_lo
+max-port=$((relay2_lo + 99))
+lt-cred-mech
+realm=demo.example
+redis-userdb="ip=127.0.0.1 port=$tpd_port password=$(cat "$d/tpd.pw") connect_timeout=2"
+redis-statsdb="ip=127.0.0.1 port=$tpd_port password=$(cat "$d/tpd.pw") connect_timeout=2"
+no-tls
+no-dtls
+allow-loopback-peers
+cli-ip=127.0.0.1
+cli-port=$cli2_port
+cli-password=$(cat "$d/cli.pw")
+pidfile=$d/turnserver2.pid
+log-file=$d/turnserver2.log
+simple-log
+no-stdout-log
+CONF
+chmod 600 "$d/turnpolicyd.conf" "$d/turnserver2.conf"
+tp_bg turnpolicyd "$TP_BIN/turnpolicyd" --config "$d/turnpolicyd.conf"
+tp_wait_port "$tpd_port" 10 || { echo "turnpolicyd did not start"; cat "$d/turnpolicyd.out"; exit 1; }
+tp_bg turnserver2 /usr/bin/turnserver -c "$d/turnserver2.conf"
+tp_wait_port "$turn2_port" 10 || { echo "coturn did not start"; exit 1; }
+echo "turnpolicyd on 127.0.0.1:$tpd_port; coturn (lt-cred-mech + redis-userdb -> turnpolicyd) on 127.0.0.1:$turn2_port"
+relay2() {
+    timeout 60 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
+        -r "$peer_port" -p "$turn2_port" -n "${3:-20}" -l 120 -z "${4:-5}" \
+        127.0.0.1 >"$d/uclient2.out" 2>&1
+}
+relay2 "$user" "$pass" 20 5 && grep -E 'tot_send_msgs=[0-9]+, tot_recv_msgs' "$d/uclient2.out" |
+    tail -1 | sed 's/^[0-9]*: : /  turnutils_uclient: /' && echo "-> relayed; turnpolicyd decided the key lookup"
+echo "A long relay keeps running while we revoke (1 packet / 10 ms for 30 s)..."
+relay2 "$user" "$pass" 3000 10 &
+long_relay=$!
+sleep 2
+
+say "7. Revoke the user: every node refuses within a second, live media is cut"
 echo "Two nodes watch the credential: A LISTENs on PostgreSQL; B reads as if"
 echo "from a hot-standby replica (no NOTIFY there) and learns through Redis."
 printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw"
@@ -123,9 +183,16 @@ echo "node A (LISTEN):"; sed 's/^/  /' "$d/nodeA.out"
 echo "node B (replica reader, via Redis):"; sed 's/^/  /' "$d/nodeB.out"
 run "$tp" verify --realm demo.example --username "$user" --password "$pass"
 echo "(exit status $?: 1 = refused)"
-echo "Compat mode cannot revoke one user: a stock coturn would still accept it."
-echo "turnpolicyd (coturn-plugin/, next) answers coturn's key lookups from the"
-echo "store instead, and cuts live sessions."
+sleep 1
+echo "turnpolicyd cut the running relay through coturn's admin CLI:"
+grep -h 'cancelled session' "$d/turnpolicyd.out" | sed 's/^/  /' | head -3
+kill "$long_relay" 2>/dev/null; wait "$long_relay" 2>/dev/null
+echo "A new allocation with the revoked credential (coturn asks turnpolicyd):"
+relay2 "$user" "$pass" 5 5 || grep -m1 ERROR "$d/uclient2.out" | sed 's/^[0-9]*: : /  turnutils_uclient: /'
+echo "(Compat mode, coturn reading the views directly, cannot revoke one user:"
+echo " that is what turnpolicyd adds.)"
+echo "turnpolicyd's decisions so far:"
+grep -h 'deny realm=' "$d/turnpolicyd.out" | sed 's/^/  /' | tail -2
 
 say "8. Other refusals: expired, forged, unknown realm, disabled user, private peers"
 run "$tp" verify --realm demo.example --username "$u2" --password "$p2"
