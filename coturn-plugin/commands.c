@@ -610,6 +610,9 @@ tpd_command(tpd *d, tpd_client *c, const tpd_request *rq, tpd_buf *out)
         return cmd_keys(d, rq, out);
     if (arg_is(rq, 0, "smembers") && rq->argc == 2)
         return cmd_smembers(d, rq, out);
+    if (arg_is(rq, 0, "config") && rq->argc >= 2 && arg_is(rq, 1, "get"))
+        return tpd_reply_array(out, 0); /* as Redis for unknown params
+                                           (redis-benchmark asks) */
     if (arg_is(rq, 0, "hgetall") && rq->argc == 2)
         return tpd_reply_array(out, 0); /* oauth keys, admin users */
     if (arg_is(rq, 0, "publish") && rq->argc == 3)

@@ -642,6 +642,39 @@ past(const struct timespec *t)
            (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+/*
+ * A lost release leaves the session counted in the shared Redis set until
+ * its TTL (lifetime + slack), where it can wrongly trip the user's quota
+ * on other nodes.  So a release that fails because Redis is unreachable is
+ * retried for a few seconds (the store's own reconnect backoff runs
+ * meanwhile); acquires are not retried: the next refresh acquires again.
+ */
+static tp_status
+release_retrying(tpd_allocq *q, const alloc_op *op, tp_error *err)
+{
+    struct timespec pause;
+    long ms = 100;
+    tp_status st;
+    int stop;
+
+    for (;;) {
+        st = tp_store_alloc_release(q->st, op->realm, op->user_id,
+                                    op->session, err);
+        if (st != TP_EREDIS || ms > 3200)
+            return st;
+        if (pthread_mutex_lock(&q->mu) != 0)
+            return st;
+        stop = q->stop;
+        (void)pthread_mutex_unlock(&q->mu);
+        if (stop)
+            return st;
+        pause.tv_sec = ms / 1000;
+        pause.tv_nsec = (ms % 1000) * 1000000L;
+        (void)nanosleep(&pause, NULL);
+        ms *= 2;
+    }
+}
+
 static void *
 worker(void *arg)
 {
@@ -673,8 +706,7 @@ worker(void *arg)
                                         op.session, op.ttl, tp_now(),
                                         &count, &err);
         else
-            st = tp_store_alloc_release(q->st, op.realm, op.user_id,
-                                        op.session, &err);
+            st = release_retrying(q, &op, &err);
         if (st == TP_EQUOTA) {
             /* The session exists already: coturn granted it before the
              * shared count caught up.  The enforcer cancels it (the id

@@ -159,6 +159,14 @@ rc=$?
     not_ok "SIGTERM exit status" "rc=$rc $(tail -3 "$d/small.out")"
 
 # What coturn will read: realm options, origins, peer sets.
+# What redis-benchmark and other Redis tools ask first: answered as Redis
+# answers for parameters it does not have.
+cfg_out=$(rcli CONFIG GET save 2>&1)
+if [ -z "$cfg_out" ] || [ "$cfg_out" = "(empty array)" ]; then
+    ok "CONFIG GET answers an empty list"
+else
+    not_ok "CONFIG GET" "$cfg_out"
+fi
 [ "$(rcli GET "turn/realm/$realm/user-quota")" = 5 ] &&
     ok "GET turn/realm/$realm/user-quota = 5" ||
     not_ok "GET user-quota" "$(rcli GET "turn/realm/$realm/user-quota")"
