@@ -111,7 +111,9 @@ enum {
 /* NULL when out of memory. */
 tpd_parser *tpd_parser_new(size_t max_request);
 void tpd_parser_free(tpd_parser *p);
-/* 0, or -1 (out of memory or the parser already failed). */
+/* 0, or -1 when out of memory (or after a protocol error hiredis's
+ * reader latched).  After TPD_PARSE_TOO_LARGE bytes are still accepted
+ * and ignored; tpd_parser_next keeps returning the error either way. */
 int tpd_parser_feed(tpd_parser *p, const char *buf, size_t n);
 /* Next complete request (caller frees it with tpd_request_free), or
  * one of TPD_PARSE_*.  After an error every call returns that error. */
