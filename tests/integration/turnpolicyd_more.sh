@@ -1,0 +1,342 @@
+#!/bin/bash
+# turnpolicyd_more.sh - more end-to-end checks of stock coturn 4.6.1 with
+# turnpolicyd (issue 4), all on 127.0.0.1, stopped on exit whatever
+# happens:
+#   1. refusals at key lookup with the reason in turnpolicyd's counters:
+#      expired, unknown kid, retired secret, revoked credential, killed realm;
+#   2. credentials from the SQL function, the CLI (--database) and the
+#      library (CLI offline, secret file) relay data;
+#   3. peer permissions at CreatePermission (turnpolicyd_perm.py): the
+#      default policy refuses 127.0.0.1, ::ffff:127.0.0.1, 10.0.0.1 and
+#      169.254.169.254; a realm allowing 127.0.0.0/8 accepts 127.0.0.1;
+#   4. PostgreSQL and Redis stopped during a relay lose no usage record.
+# Two coturn instances (one per realm: coturn's session realm is its
+# default realm) share one turnpolicyd.  Data is only relayed to
+# turnutils_peer on 127.0.0.1; other peer addresses only appear in
+# CreatePermission requests sent to coturn on 127.0.0.1.
+# shellcheck disable=SC2154  # tp_tmpdir, tp_pid_* come from lib.sh
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../pg.sh"
+. "$(dirname "$0")/../redis.sh"
+
+d=$tp_tmpdir
+realm=more.test    # allows 127.0.0.0/8
+drealm=dflt.test   # default peer policy
+tpd_bin="$TP_BIN/turnpolicyd"
+tp_cli="$TP_BIN/turnpolicy"
+perm_py="$TP_ROOT/tests/integration/turnpolicyd_perm.py"
+
+if ! tp_pg_start; then
+    not_ok "PostgreSQL starts"
+    exit 1
+fi
+if ! tp_redis_start; then
+    not_ok "Redis starts" "$(tail -5 "$d/redis/redis.log" 2>/dev/null)"
+    exit 1
+fi
+# Let a plain `pg_ctl start` come back on the same port and socket.
+tp__pg_as sh -c "cat >>'$TP_PG_DIR/data/postgresql.conf'" <<CONF
+port = $TP_PG_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$TP_PG_SOCKDIR'
+CONF
+printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
+    "$TP_PG_PASSWORD" >"$d/pgpass"
+chmod 600 "$d/pgpass"
+db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
+        >"$d/migrate.out" 2>&1; then
+    not_ok "migrate" "$(cat "$d/migrate.out")"
+    exit 1
+fi
+psql_q() { tp_pg_psql -d postgres -At "$@"; }
+if psql_q >"$d/provision.out" 2>&1 <<SQL
+SELECT turnpolicy.create_realm(r, max_ttl => 3600)
+  FROM unnest(ARRAY['$realm', '$drealm']) AS r;
+SELECT turnpolicy.rotate_secret(r) FROM unnest(ARRAY['$realm', '$drealm']) AS r;
+SELECT turnpolicy.create_user('$realm', u)
+  FROM unnest(ARRAY['exp', 'kid', 'ret', 'rvk', 'kil', 'sql', 'cli', 'lib',
+                    'perm', 'pgr', 'rdr', 'after']) AS u;
+SELECT turnpolicy.create_user('$drealm', 'perm');
+SELECT turnpolicy.allow_peer('$realm', '127.0.0.0/8');
+SQL
+then
+    ok "realms $realm (peers: 127.0.0.0/8 allowed) and $drealm (default) provisioned"
+else
+    not_ok "provisioning" "$(cat "$d/provision.out")"
+    exit 1
+fi
+
+# turnpolicyd: max_staleness long enough to serve a relay while
+# PostgreSQL is stopped (section 4).
+tpd_port=$(tp_free_port)
+pw="tpd-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+(umask 077; printf '%s\n' "$pw" >"$d/tpd.pw"
+ printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw")
+cat >"$d/turnpolicy.conf" <<CONF
+database_url = "$db"
+
+[turnpolicyd]
+listen = 127.0.0.1:$tpd_port
+password_file = $d/tpd.pw
+redis = 127.0.0.1:$TP_REDIS_PORT
+redis_password_file = $d/redis.pw
+node = more
+max_staleness = 30
+log_level = debug
+CONF
+chmod 600 "$d/turnpolicy.conf"
+tp_bg tpd "$tpd_bin" --config "$d/turnpolicy.conf"
+if ! tp_wait_port "$tpd_port" 15; then
+    not_ok "turnpolicyd starts" "$(tail -5 "$d/tpd.out")"
+    exit 1
+fi
+rcli() {
+    redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning "$@"
+}
+counter() { # REASON -> turnpolicyd_decisions_total for it (0 if none yet)
+    local n
+    n=$(rcli INFO | sed -n "s/^turnpolicyd_decisions_total{decision=\"[a-z]*\",reason=\"$1\"} //p")
+    echo "${n:-0}"
+}
+
+# Two stock coturns, one per realm, both on turnpolicyd.
+peer_port=$(tp_free_port)
+tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
+start_turn() { # NAME REALM -> sets turn_port_NAME
+    local port cli relay_lo
+    port=$(tp_free_port)
+    cli=$(tp_free_port)
+    relay_lo=$(( (port % 100) * 100 + 50000 ))
+    cat >"$d/$1.conf" <<CONF
+listening-ip=127.0.0.1
+relay-ip=127.0.0.1
+listening-port=$port
+min-port=$relay_lo
+max-port=$((relay_lo + 99))
+lt-cred-mech
+realm=$2
+redis-userdb="ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2"
+redis-statsdb="ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2"
+no-tls
+no-dtls
+allow-loopback-peers
+cli-ip=127.0.0.1
+cli-port=$cli
+cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+pidfile=$d/$1.pid
+log-file=$d/$1.log
+simple-log
+no-stdout-log
+CONF
+    chmod 600 "$d/$1.conf"
+    tp_bg "$1" /usr/bin/turnserver -c "$d/$1.conf"
+    eval "turn_port_$1=$port"
+    tp_wait_port "$port" 10
+}
+if start_turn ta "$realm" && start_turn tb "$drealm"; then
+    ok "two coturns (realms $realm, $drealm) on 127.0.0.1:$turn_port_ta, :$turn_port_tb"
+else
+    not_ok "coturn starts" "$(tail -3 "$d/ta.out" "$d/tb.out")"
+    exit 1
+fi
+
+relay() { # USER PASS [OUT] -> uclient's status, output in OUT
+    timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
+        -r "$peer_port" -p "$turn_port_ta" -n 20 -l 120 -z 5 127.0.0.1 \
+        >"${3:-$d/uclient.out}" 2>&1
+}
+received() { # [OUT] -> messages echoed back through the relay
+    sed -n 's/.*start_mclient: tot_send_msgs=[0-9]*, tot_recv_msgs=\([0-9]*\).*/\1/p' \
+        "${1:-$d/uclient.out}" | tail -1
+}
+relays() { relay "$1" "$2" && [ "$(received)" -gt 0 ] 2>/dev/null; }
+refused() {
+    ! relay "$1" "$2" && [ -z "$(received)" ] &&
+        grep -q 'Cannot complete Allocation' "$d/uclient.out"
+}
+issue() { # USER [ARGS] -> "username password" on two lines
+    local u=$1
+    shift
+    "$tp_cli" --config "$d/turnpolicy.conf" issue --database "$db" \
+        --realm "$realm" --user "$u" --format plain "$@"
+}
+line() { sed -n "$1p" "$2"; }
+
+# --------------------------------------------------------------------
+# 1. Refused at key lookup, with the reason counted
+# --------------------------------------------------------------------
+issue ret >"$d/ret"      # signed with the first secret, retired below
+psql_q >"$d/sql1.out" 2>&1 <<SQL
+SELECT turnpolicy.rotate_secret('$realm');
+SELECT turnpolicy.retire_secret('$realm', '$(line 1 "$d/ret" | cut -d: -f3)');
+SQL
+now=$(date +%s)
+issue exp --now $((now - 7200)) --ttl 600 >"$d/exp" 2>"$d/exp.err"
+issue kid >"$d/kid"
+issue rvk >"$d/rvk"
+issue kil >"$d/kil"
+ku=$(line 1 "$d/kid" | awk -F: 'BEGIN { OFS = ":" } { $3 = "zz"; print }')
+psql_q -c "SELECT turnpolicy.revoke_credential('$realm', '$(line 1 "$d/rvk")')" >>"$d/sql1.out" 2>&1
+sleep 1.5   # NOTIFY reaches turnpolicyd within a second
+refusal() { # WHAT REASON USER PASS
+    local before after
+    before=$(counter "$2")
+    if refused "$3" "$4"; then
+        after=$(counter "$2")
+        if [ "$after" -gt "$before" ] 2>/dev/null; then
+            ok "$1 is refused: 'Cannot complete Allocation', $2 $before -> $after"
+        else
+            not_ok "$1 refused with reason $2" "counter $before -> $after"
+        fi
+    else
+        not_ok "$1 refused" "recv=$(received) $(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+    fi
+}
+refusal "an expired credential (issued 2 h ago, ttl 600)" expired \
+    "$(line 1 "$d/exp")" "$(line 2 "$d/exp")"
+refusal "an unknown kid (zz)" unknown_kid "$ku" "$(line 2 "$d/kid")"
+refusal "a credential of a retired secret" retired_kid \
+    "$(line 1 "$d/ret")" "$(line 2 "$d/ret")"
+refusal "a revoked credential" revoked "$(line 1 "$d/rvk")" "$(line 2 "$d/rvk")"
+psql_q -c "SELECT turnpolicy.kill_realm('$realm')" >/dev/null
+sleep 1.5
+refusal "a credential of a killed realm" realm_killed \
+    "$(line 1 "$d/kil")" "$(line 2 "$d/kil")"
+psql_q -c "SELECT turnpolicy.unkill_realm('$realm')" >/dev/null
+sleep 1.5
+
+# --------------------------------------------------------------------
+# 2. Three issuers, one relay each
+# --------------------------------------------------------------------
+psql_q -F ' ' -c "SELECT username, password FROM turnpolicy.issue_credential('$realm', 'sql', 600)" |
+    tr ' ' '\n' >"$d/sql"
+relays "$(line 1 "$d/sql")" "$(line 2 "$d/sql")" &&
+    ok "a credential from turnpolicy.issue_credential (SQL) relays data ($(received) echoed)" ||
+    not_ok "SQL credential relays" "$(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+issue cli >"$d/cli" 2>"$d/cli.err"
+relays "$(line 1 "$d/cli")" "$(line 2 "$d/cli")" &&
+    ok "a credential from 'turnpolicy issue --database' (CLI) relays data ($(received) echoed)" ||
+    not_ok "CLI credential relays" "$(cat "$d/cli.err") $(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+# The library, offline: the signing secret's bytes in a file.
+skid=$(psql_q -c "SELECT kid FROM turnpolicy.secrets WHERE realm = '$realm' AND state = 'signing'")
+(umask 077
+ psql_q -c "SELECT encode(secret, 'hex') FROM turnpolicy.secrets WHERE realm = '$realm' AND kid = '$skid'" |
+     xxd -r -p >"$d/secret.$skid"
+ printf '[realm %s]\ndefault_ttl = 600\nmax_ttl = 3600\nsecret.%s = signing %s\n' \
+     "$realm" "$skid" "$d/secret.$skid" >"$d/offline.conf")
+env -u TURNPOLICY_DATABASE "$tp_cli" --config "$d/offline.conf" issue \
+    --realm "$realm" --user lib --format plain >"$d/lib" 2>"$d/lib.err"
+if [ "$(wc -c <"$d/secret.$skid")" = 43 ] &&
+   [ "$(line 1 "$d/lib" | cut -d: -f3)" = "$skid" ] &&
+   relays "$(line 1 "$d/lib")" "$(line 2 "$d/lib")"; then
+    ok "a credential from the library (CLI offline, secret file $skid) relays data ($(received) echoed)"
+else
+    not_ok "library credential relays" "$(cat "$d/lib.err") $(line 1 "$d/lib") $(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+fi
+
+# --------------------------------------------------------------------
+# 3. Peer permissions at CreatePermission (no data sent to any peer)
+# --------------------------------------------------------------------
+"$tp_cli" --config "$d/turnpolicy.conf" issue --database "$db" \
+    --realm "$drealm" --user perm --format plain >"$d/dperm"
+issue perm >"$d/perm"
+/usr/bin/python3 "$perm_py" "$turn_port_tb" "$(line 1 "$d/dperm")" \
+    "$(line 2 "$d/dperm")" 127.0.0.1 ::ffff:127.0.0.1 10.0.0.1 169.254.169.254 \
+    >"$d/dperm.out" 2>&1
+perm_res() { sed -n "s/^$1 //p" "$2"; }
+if grep -qx 'allocate success' "$d/dperm.out"; then
+    for p in 127.0.0.1 ::ffff:127.0.0.1 10.0.0.1 169.254.169.254; do
+        r=$(perm_res "$p" "$d/dperm.out")
+        case "$p:$r" in
+        *:"error 403") ok "default policy ($drealm): CreatePermission $p -> 403" ;;
+        ::ffff:*:error\ 4*) ok "default policy ($drealm): CreatePermission $p refused ($r)" ;;
+        *) not_ok "default policy: CreatePermission $p refused" "got '$r'" ;;
+        esac
+    done
+else
+    not_ok "Allocate in $drealm for CreatePermission" "$(cat "$d/dperm.out")"
+fi
+/usr/bin/python3 "$perm_py" "$turn_port_ta" "$(line 1 "$d/perm")" \
+    "$(line 2 "$d/perm")" 127.0.0.1 10.0.0.1 >"$d/perm.out" 2>&1
+[ "$(perm_res 127.0.0.1 "$d/perm.out")" = success ] &&
+    ok "$realm allows 127.0.0.0/8: CreatePermission 127.0.0.1 -> success" ||
+    not_ok "allowed loopback CreatePermission" "$(tr '\n' ' ' <"$d/perm.out")"
+[ "$(perm_res 10.0.0.1 "$d/perm.out")" = "error 403" ] &&
+    ok "... while 10.0.0.1 is still refused there (403)" ||
+    not_ok "10.0.0.1 in $realm" "got '$(perm_res 10.0.0.1 "$d/perm.out")'"
+issue perm >"$d/perm2"
+relays "$(line 1 "$d/perm2")" "$(line 2 "$d/perm2")" &&
+    ok "... and a turnutils_uclient relay to 127.0.0.1 works there ($(received) echoed)" ||
+    not_ok "loopback relay in $realm" "$(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+
+# --------------------------------------------------------------------
+# 4. PostgreSQL / Redis stopped during a relay: no usage record lost
+# --------------------------------------------------------------------
+usage_rows() { # USER -> rows with bytes in turnpolicy.usage
+    psql_q -c "SELECT count(*) FROM turnpolicy.usage WHERE realm = '$realm'
+               AND user_id = '$1' AND bytes_in > 0 AND bytes_out > 0" 2>/dev/null
+}
+wait_usage() { # USER SECONDS
+    local i
+    for i in $(seq 1 $(($2 * 2))); do
+        [ "$(usage_rows "$1")" -ge 1 ] 2>/dev/null && return 0
+        sleep 0.5
+    done
+    return 1
+}
+slow_relay() { # USER PASS OUT: ~2 s of sending, end time in OUT.end
+    (timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
+        -r "$peer_port" -p "$turn_port_ta" -n 60 -l 120 -z 30 127.0.0.1 \
+        >"$3" 2>&1; date +%s.%N >"$3.end") &
+}
+pgctl="$TP_PG_BIN/pg_ctl -D $TP_PG_DIR/data -l $TP_PG_DIR/server.log -w -t 30 -s"
+issue pgr >"$d/pgr"
+slow_relay "$(line 1 "$d/pgr")" "$(line 2 "$d/pgr")" "$d/pgr.out"
+rpid=$!
+sleep 1
+tp__pg_as $pgctl -m fast stop
+t_stop=$(date +%s.%N)
+wait "$rpid"
+sleep 2     # turnpolicyd gets the session's end while PostgreSQL is down
+if [ "$(received "$d/pgr.out")" -gt 0 ] 2>/dev/null &&
+   awk "BEGIN { exit !($(cat "$d/pgr.out.end") > $t_stop) }"; then
+    ok "a relay finished while PostgreSQL was stopped ($(received "$d/pgr.out") echoed)"
+else
+    not_ok "relay across the PostgreSQL stop" "recv=$(received "$d/pgr.out")"
+fi
+tp__pg_as $pgctl start
+wait_usage pgr 20 &&
+    ok "PostgreSQL back: the queued usage row of that session is written" ||
+    not_ok "usage row after PostgreSQL restart" "$(grep -iE 'usage|queue' "$d/tpd.out" | tail -3 | tr '\n' ' ')"
+
+issue rdr >"$d/rdr"
+slow_relay "$(line 1 "$d/rdr")" "$(line 2 "$d/rdr")" "$d/rdr.out"
+rpid=$!
+sleep 1
+eval "$TP_REDIS_STOP_CMD"
+t_stop=$(date +%s.%N)
+wait "$rpid"
+sleep 1
+if [ "$(received "$d/rdr.out")" -gt 0 ] 2>/dev/null &&
+   awk "BEGIN { exit !($(cat "$d/rdr.out.end") > $t_stop) }"; then
+    ok "a relay finished while Redis was stopped ($(received "$d/rdr.out") echoed)"
+else
+    not_ok "relay across the Redis stop" "recv=$(received "$d/rdr.out")"
+fi
+$TP_REDIS_START_CMD >/dev/null
+tp_wait_port "$TP_REDIS_PORT" 10
+wait_usage rdr 15 &&
+    ok "Redis stopped during the relay: its usage row is still written" ||
+    not_ok "usage row across a Redis restart" "$(grep -iE 'redis|usage' "$d/tpd.out" | tail -3 | tr '\n' ' ')"
+back=""
+issue after >"$d/after"
+for i in $(seq 1 10); do
+    if relays "$(line 1 "$d/after")" "$(line 2 "$d/after")"; then back=$i; break; fi
+    sleep 1
+done
+live=$(rcli INFO | sed -n 's/^turnpolicyd_sessions_live //p')
+[ -n "$back" ] && [ "$(counter redis_error)" -ge 0 ] &&
+    ok "Redis back: new relays work again (attempt $back; sessions_live=${live:-?}, redis_error=$(counter redis_error))" ||
+    not_ok "service after Redis restart" "$(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+exit "$tp_failed"
