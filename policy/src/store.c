@@ -210,6 +210,7 @@ struct tp_store {
     int thread_started;
     PGconn *conn;             /* owned by the thread after start */
     int failing;              /* thread only: a failure was logged */
+    int usage_failing;        /* thread only: usage refusal logged */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1551,79 +1552,151 @@ usage_requeue(tp_store *st, usage_rec *list)
     pthread_mutex_unlock(&st->uq_mu);
 }
 
-/* Write queued usage rows.  Returns -1 if the connection broke (the
- * unwritten rows are back in the queue). */
+/* INSERT one usage row.  0 done (*inserted 1, or 0 for a resend), 1 the
+ * row itself is refused (a data error: it can never be written), 2 the
+ * database refuses for another reason (permissions, a missing table: keep
+ * the row and try later), -1 the connection broke. */
+static int
+usage_insert(tp_store *st, const usage_rec *r, int *inserted)
+{
+    char started[24], ended[24], bin[24], bout[24];
+    const char *v[9];
+    PGresult *res;
+
+    *inserted = 0;
+    snprintf(started, sizeof(started), "%" PRId64, r->started);
+    snprintf(ended, sizeof(ended), "%" PRId64, r->ended);
+    snprintf(bin, sizeof(bin), "%" PRIu64, r->bytes_in);
+    snprintf(bout, sizeof(bout), "%" PRIu64, r->bytes_out);
+    v[0] = r->node;
+    v[1] = r->session;
+    v[2] = r->realm;
+    v[3] = r->user;
+    v[4] = started;
+    v[5] = ended;
+    v[6] = bin;
+    v[7] = bout;
+    v[8] = r->client[0] != '\0' ? r->client : NULL;
+    res = PQexecParams(st->conn,
+                       "INSERT INTO turnpolicy.usage (node, session_id, "
+                       "realm, user_id, started_at, ended_at, bytes_in, "
+                       "bytes_out, client_addr) VALUES ($1, $2, $3, $4, "
+                       "to_timestamp($5), to_timestamp($6), $7, $8, "
+                       "$9::inet) ON CONFLICT (node, session_id) DO NOTHING",
+                       9, NULL, v, NULL, NULL, 0);
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *state = res != NULL ? PQresultErrorField(
+                                              res, PG_DIAG_SQLSTATE)
+                                        : NULL;
+        int data_error = state != NULL && (strncmp(state, "22", 2) == 0 ||
+                                           strncmp(state, "23", 2) == 0);
+
+        PQclear(res);
+        if (PQstatus(st->conn) != CONNECTION_OK)
+            return -1;
+        return data_error ? 1 : 2;
+    }
+    /* "0" when the record was already there (a resend). */
+    *inserted = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    return 0;
+}
+
+static int
+usage_simple(tp_store *st, const char *sql)
+{
+    PGresult *res = PQexec(st->conn, sql);
+    int ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* Free the rows of a written batch and take them off the queue count. */
+static void
+usage_done(tp_store *st, usage_rec *batch, size_t n, size_t written)
+{
+    usage_rec *next;
+
+    for (; batch != NULL; batch = next) {
+        next = batch->next;
+        free(batch);
+    }
+    pthread_mutex_lock(&st->uq_mu);
+    st->uq_len -= n;
+    st->uq_written += written;
+    pthread_cond_broadcast(&st->uq_cv);
+    pthread_mutex_unlock(&st->uq_mu);
+}
+
+/*
+ * Write queued usage rows: each batch in one transaction (one commit, not
+ * one per row: with synchronous_commit on, that is one WAL flush per
+ * batch).  If a row is refused, the batch is rolled back and written row
+ * by row so that only the refused row is dropped.  Returns -1 if the
+ * connection broke (the unwritten rows are back in the queue; rows of a
+ * batch whose COMMIT was lost may be sent again, which ON CONFLICT makes
+ * harmless).
+ */
 static int
 usage_write(tp_store *st)
 {
     usage_rec *batch, *r;
-    size_t n, written = 0, dropped = 0;
+    size_t n, written, dropped = 0;
+    int rc, ins;
 
     while ((batch = usage_take(st, &n)) != NULL) {
-        while (batch != NULL) {
-            char started[24], ended[24], bin[24], bout[24];
-            const char *v[9];
-            PGresult *res;
-
-            r = batch;
-            snprintf(started, sizeof(started), "%" PRId64, r->started);
-            snprintf(ended, sizeof(ended), "%" PRId64, r->ended);
-            snprintf(bin, sizeof(bin), "%" PRIu64, r->bytes_in);
-            snprintf(bout, sizeof(bout), "%" PRIu64, r->bytes_out);
-            v[0] = r->node;
-            v[1] = r->session;
-            v[2] = r->realm;
-            v[3] = r->user;
-            v[4] = started;
-            v[5] = ended;
-            v[6] = bin;
-            v[7] = bout;
-            v[8] = r->client[0] != '\0' ? r->client : NULL;
-            res = PQexecParams(st->conn,
-                               "INSERT INTO turnpolicy.usage (node, "
-                               "session_id, realm, user_id, started_at, "
-                               "ended_at, bytes_in, bytes_out, client_addr) "
-                               "VALUES ($1, $2, $3, $4, to_timestamp($5), "
-                               "to_timestamp($6), $7, $8, $9::inet) "
-                               "ON CONFLICT (node, session_id) DO NOTHING",
-                               9, NULL, v, NULL, NULL, 0);
-            if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-                PQclear(res);
-                if (PQstatus(st->conn) != CONNECTION_OK) {
-                    usage_requeue(st, batch);
-                    goto done_broken;
-                }
-                /* The row itself is refused (it cannot become valid by
-                 * waiting): drop it, say so. */
-                dropped++;
-            } else {
-                /* 0 when the record was already there (a resend). */
-                if (strcmp(PQcmdTuples(res), "1") == 0)
-                    written++;
-                PQclear(res);
-            }
-            batch = r->next;
-            free(r);
-            pthread_mutex_lock(&st->uq_mu);
-            st->uq_len--;
-            pthread_mutex_unlock(&st->uq_mu);
+        written = 0;
+        rc = usage_simple(st, "BEGIN");
+        for (r = batch; rc == 0 && r != NULL; r = r->next) {
+            rc = usage_insert(st, r, &ins);
+            written += (size_t)ins;
         }
+        if (rc == 0 && usage_simple(st, "COMMIT") == 0) {
+            usage_done(st, batch, n, written);
+            if (st->usage_failing)
+                slog(st, TP_LOG_INFO, "policy store: usage rows are "
+                     "written again");
+            st->usage_failing = 0;
+            continue;
+        }
+        if (PQstatus(st->conn) != CONNECTION_OK) {
+            usage_requeue(st, batch);
+            return -1;
+        }
+        (void)usage_simple(st, "ROLLBACK");
+        /* Slow path: autocommit row by row to isolate the refused one. */
+        while (batch != NULL) {
+            r = batch;
+            rc = usage_insert(st, r, &ins);
+            if (rc < 0) {
+                usage_requeue(st, batch);
+                return -1;
+            }
+            if (rc == 2) {
+                /* Not the row's fault: keep everything, try again on a
+                 * later turn, say so once. */
+                usage_requeue(st, batch);
+                if (!st->usage_failing)
+                    slog(st, TP_LOG_ERROR, "policy store: PostgreSQL "
+                         "refuses usage rows (permissions or schema?); "
+                         "keeping them queued and retrying");
+                st->usage_failing = 1;
+                return 0;
+            }
+            if (rc > 0)
+                dropped++;
+            batch = r->next;
+            r->next = NULL;
+            usage_done(st, r, 1, (size_t)ins);
+        }
+        if (dropped > 0)
+            slog(st, TP_LOG_ERROR, "policy store: %zu usage record%s "
+                 "refused by PostgreSQL and dropped", dropped,
+                 dropped == 1 ? "" : "s");
+        dropped = 0;
     }
-    if (dropped > 0)
-        slog(st, TP_LOG_ERROR, "policy store: %zu usage record%s refused by "
-             "PostgreSQL and dropped", dropped, dropped == 1 ? "" : "s");
-    pthread_mutex_lock(&st->uq_mu);
-    st->uq_written += written;
-    pthread_cond_broadcast(&st->uq_cv);
-    pthread_mutex_unlock(&st->uq_mu);
     return 0;
-
-done_broken:
-    pthread_mutex_lock(&st->uq_mu);
-    st->uq_written += written;
-    pthread_cond_broadcast(&st->uq_cv);
-    pthread_mutex_unlock(&st->uq_mu);
-    return -1;
 }
 
 static void
