@@ -8,7 +8,9 @@
 #      library (CLI offline, secret file) relay data;
 #   3. peer permissions at CreatePermission (turnpolicyd_perm.py): the
 #      default policy refuses 127.0.0.1, ::ffff:127.0.0.1, 10.0.0.1 and
-#      169.254.169.254; a realm allowing 127.0.0.0/8 accepts 127.0.0.1;
+#      169.254.169.254, and on an IPv6 allocation (relay-ip=::1)
+#      ::ffff:127.0.0.1 and ::1 with 403; a realm allowing 127.0.0.0/8
+#      accepts 127.0.0.1, and ::ffff:127.0.0.1 on an IPv6 allocation;
 #   4. PostgreSQL and Redis stopped during a relay lose no usage record.
 # Two coturn instances (one per realm: coturn's session realm is its
 # default realm) share one turnpolicyd.  Data is only relayed to
@@ -111,6 +113,7 @@ start_turn() { # NAME REALM -> sets turn_port_NAME
     cat >"$d/$1.conf" <<CONF
 listening-ip=127.0.0.1
 relay-ip=127.0.0.1
+relay-ip=::1
 listening-port=$port
 min-port=$relay_lo
 max-port=$((relay_lo + 99))
@@ -134,6 +137,10 @@ CONF
     eval "turn_port_$1=$port"
     tp_wait_port "$port" 10
 }
+if ! ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
+    not_ok "::1 on lo (IPv6 relay address of the coturns)" "$(ip -6 addr show lo 2>&1)"
+    exit 1
+fi
 if start_turn ta "$realm" && start_turn tb "$drealm"; then
     ok "two coturns (realms $realm, $drealm) on 127.0.0.1:$turn_port_ta, :$turn_port_tb"
 else
@@ -265,6 +272,40 @@ fi
 [ "$(perm_res 10.0.0.1 "$d/perm.out")" = "error 403" ] &&
     ok "... while 10.0.0.1 is still refused there (403)" ||
     not_ok "10.0.0.1 in $realm" "got '$(perm_res 10.0.0.1 "$d/perm.out")'"
+# IPv6 allocations (REQUESTED-ADDRESS-FAMILY IPv6, relay-ip=::1): an IPv6
+# XOR-PEER-ADDRESS is no longer refused with 443 (family mismatch), so the
+# IPv4-mapped and ::1 entries of the denied-peer-ip set are what refuse it.
+"$tp_cli" --config "$d/turnpolicy.conf" issue --database "$db" \
+    --realm "$drealm" --user perm --format plain >"$d/dperm6"
+/usr/bin/python3 "$perm_py" -6 "$turn_port_tb" "$(line 1 "$d/dperm6")" \
+    "$(line 2 "$d/dperm6")" ::ffff:127.0.0.1 ::1 >"$d/dperm6.out" 2>&1
+if grep -qx 'allocate success' "$d/dperm6.out" &&
+   grep -qx 'relayed ipv6' "$d/dperm6.out"; then
+    for p in ::ffff:127.0.0.1 ::1; do
+        r=$(perm_res "$p" "$d/dperm6.out")
+        [ "$r" = "error 403" ] &&
+            ok "default policy ($drealm), IPv6 allocation: CreatePermission $p -> 403 ($(grep -F "peer IP $p denied in the range" "$d/tb.log" | tail -1 | sed 's/.*range: //'))" ||
+            not_ok "default policy, IPv6 allocation: CreatePermission $p -> 403" "got '$r'"
+    done
+else
+    not_ok "IPv6 Allocate in $drealm" "$(tr '\n' ' ' <"$d/dperm6.out")"
+fi
+issue perm >"$d/perm6"
+/usr/bin/python3 "$perm_py" -6 "$turn_port_ta" "$(line 1 "$d/perm6")" \
+    "$(line 2 "$d/perm6")" ::ffff:127.0.0.1 ::ffff:10.0.0.1 >"$d/perm6.out" 2>&1
+# turnpolicyd exports more.test's allow rules in IPv4-mapped form as well,
+# so ::ffff:127.0.0.1 is allowed there (coturn's own loopback check passes
+# with allow-loopback-peers), while ::ffff:10.0.0.1 stays denied.
+if grep -qx 'relayed ipv6' "$d/perm6.out" &&
+   [ "$(perm_res ::ffff:127.0.0.1 "$d/perm6.out")" = success ]; then
+    ok "$realm allows 127.0.0.0/8, IPv6 allocation: CreatePermission ::ffff:127.0.0.1 -> success"
+else
+    not_ok "$realm, IPv6 allocation: CreatePermission ::ffff:127.0.0.1 -> success" \
+        "$(tr '\n' ' ' <"$d/perm6.out") $(grep -F '::ffff:127.0.0.1' "$d/ta.log" | tail -1)"
+fi
+[ "$(perm_res ::ffff:10.0.0.1 "$d/perm6.out")" = "error 403" ] &&
+    ok "... while ::ffff:10.0.0.1 is still refused there (403)" ||
+    not_ok "::ffff:10.0.0.1 in $realm" "got '$(perm_res ::ffff:10.0.0.1 "$d/perm6.out")'"
 issue perm >"$d/perm2"
 relays "$(line 1 "$d/perm2")" "$(line 2 "$d/perm2")" &&
     ok "... and a turnutils_uclient relay to 127.0.0.1 works there ($(received) echoed)" ||

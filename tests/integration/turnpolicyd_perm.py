@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """turnpolicyd_perm.py - a tiny TURN client for CreatePermission checks.
 
-usage: turnpolicyd_perm.py PORT USER PASS PEER...
+usage: turnpolicyd_perm.py [-6] PORT USER PASS PEER...
 
 Talks UDP to the TURN server on 127.0.0.1:PORT only: Allocate (401 ->
 REALM/NONCE -> authenticated Allocate with MESSAGE-INTEGRITY over the
 long-term key MD5(user:realm:pass) and FINGERPRINT), then one
 CreatePermission per PEER (XOR-PEER-ADDRESS; IPv4 or IPv6 family as the
-address is written).  No data is ever sent to a peer: CreatePermission is
-a request to the TURN server alone.  Prints one line per request:
+address is written).  With -6 the Allocate asks for an IPv6 relayed
+address (REQUESTED-ADDRESS-FAMILY 0x02, RFC 6156); the client still talks
+to the server over IPv4 on 127.0.0.1.  No data is ever sent to a peer:
+CreatePermission is a request to the TURN server alone.  Prints one line per request:
   allocate success|error CODE
+  relayed ipv4|ipv6          (after a successful Allocate)
   PEER success|error CODE|timeout
 Exit status 0 when the allocation succeeded, 1 otherwise.
 """
@@ -26,6 +29,8 @@ COOKIE = 0x2112A442
 ALLOCATE, CREATE_PERMISSION, REFRESH = 0x003, 0x008, 0x004
 A_USERNAME, A_MI, A_ERROR, A_REALM, A_NONCE = 0x0006, 0x0008, 0x0009, 0x0014, 0x0015
 A_LIFETIME, A_XOR_PEER, A_TRANSPORT, A_FP = 0x000D, 0x0012, 0x0019, 0x8028
+A_REQ_FAMILY = 0x0017  # REQUESTED-ADDRESS-FAMILY (RFC 6156)
+A_XOR_RELAYED = 0x0016
 
 
 def attr(t, v):
@@ -98,11 +103,17 @@ class Client:
 
 
 def main():
-    port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    peers = sys.argv[4:]
+    args = sys.argv[1:]
+    ipv6 = bool(args) and args[0] == "-6"
+    if ipv6:
+        args = args[1:]
+    port, user, pw = int(args[0]), args[1], args[2]
+    peers = args[3:]
     c = Client(port)
-    transport = (A_TRANSPORT, struct.pack("!B3x", 17))
-    tid, msg = build(ALLOCATE, [transport])
+    transport = [(A_TRANSPORT, struct.pack("!B3x", 17))]
+    if ipv6:
+        transport.append((A_REQ_FAMILY, struct.pack("!B3x", 0x02)))
+    tid, msg = build(ALLOCATE, transport)
     mtype, attrs = c.ask(tid, msg)
     if mtype is None or A_REALM not in attrs or A_NONCE not in attrs:
         print("allocate no-challenge", mtype and result(mtype, attrs))
@@ -110,13 +121,16 @@ def main():
     realm, nonce = attrs[A_REALM], attrs[A_NONCE]
     key = hashlib.md5(user.encode() + b":" + realm + b":" + pw.encode()).digest()
     auth = [(A_USERNAME, user.encode()), (A_REALM, realm), (A_NONCE, nonce)]
-    tid, msg = build(ALLOCATE, [transport] + auth, key)
+    tid, msg = build(ALLOCATE, transport + auth, key)
     mtype, attrs = c.ask(tid, msg)
     res = "timeout" if mtype is None else result(mtype, attrs)
     print("allocate", res)
     sys.stdout.flush()
     if res != "success":
         return 1
+    rel = attrs.get(A_XOR_RELAYED, b"")
+    fam = {1: "ipv4", 2: "ipv6"}.get(rel[1] if len(rel) > 1 else 0, "none")
+    print("relayed", fam)
     for p in peers:
         tid = os.urandom(12)
         # XOR-PEER-ADDRESS of an IPv6 address needs the transaction id.
