@@ -336,7 +336,8 @@ run_realm_add(PGconn *c, const args *a)
     for (i = 0; i < a->nurls; i++) {
         len = strlen(a->urls[i]);
         if (off + len + 2 > sizeof(urls))
-            return tp_cli_usage_error(usage_realm, "the --url values are too long");
+            return tp_cli_usage_error(usage_realm,
+                                      "the --url values are too long");
         if (i > 0)
             urls[off++] = '\n';
         memcpy(urls + off, a->urls[i], len);
@@ -888,14 +889,16 @@ parse_args(const command *cmd, int argc, char **argv, args *a)
             break;
         case 'm':
             if (tp_cli_parse_int64(optarg, 1, TP_TTL_MAX, &a->max_ttl) != 0)
-                return tp_cli_usage_error(cmd->usage, "bad --max-ttl %s", optarg);
+                return tp_cli_usage_error(cmd->usage, "bad --max-ttl %s",
+                                          optarg);
             break;
         case 'l':
             if (a->nurls == MAX_URLS)
                 return tp_cli_usage_error(cmd->usage, "at most %d --url",
                                    MAX_URLS);
             if (strpbrk(optarg, "\r\n") != NULL)
-                return tp_cli_usage_error(cmd->usage, "a --url must not contain "
+                return tp_cli_usage_error(cmd->usage,
+                                          "a --url must not contain "
                                    "a line break");
             a->urls[a->nurls++] = optarg;
             break;
@@ -973,7 +976,8 @@ tp_cli_admin(const char *name, int argc, char **argv,
             }
         }
         if (cmd == NULL)
-            return tp_cli_usage_error(group->usage, "unknown %s command %s", name,
+            return tp_cli_usage_error(group->usage,
+                                      "unknown %s command %s", name,
                                argv[1]);
         argc--;
         argv++;

@@ -668,6 +668,33 @@ out:
 
 /* ------------------------------------------------------------------ */
 
+/* Parse the options of a command that takes only --realm and --help.
+ * Returns -1 to go on (realm set or left NULL), else the exit status. */
+static int
+parse_realm_only(int argc, char **argv, const char *usage,
+                 const char **realm)
+{
+    static const struct option opts[] = {
+        {"realm", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+
+    while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            *realm = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            return tp_cli_usage_error(usage, "bad option");
+        }
+    }
+    return -1;
+}
+
 static const char usage_peer[] =
     "usage: turnpolicy peer-check [--realm R] ADDRESS\n"
     "Decide whether TURN may relay to ADDRESS (IPv4 or IPv6).  Without a\n"
@@ -677,10 +704,6 @@ static const char usage_peer[] =
 static int
 cmd_peer_check(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"realm", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     const char *realm = NULL;
     tp_config *cfg = NULL;
     tp_peerset *ps = NULL;
@@ -689,20 +712,12 @@ cmd_peer_check(int argc, char **argv)
     tp_status st;
     int c, rc = EXIT_USAGE;
 
-    while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            realm = optarg;
-            break;
-        case 'h':
-            fputs(usage_peer, stdout);
-            return 0;
-        default:
-            return tp_cli_usage_error(usage_peer, "bad option");
-        }
-    }
+    c = parse_realm_only(argc, argv, usage_peer, &realm);
+    if (c >= 0)
+        return c;
     if (optind != argc - 1)
-        return tp_cli_usage_error(usage_peer, "exactly one ADDRESS is required");
+        return tp_cli_usage_error(usage_peer,
+                                  "exactly one ADDRESS is required");
     if (realm != NULL) {
         if (load_config(&cfg) != 0)
             return EXIT_USAGE;
@@ -741,10 +756,6 @@ static const char usage_host[] =
 static int
 cmd_host_check(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"realm", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     const char *realm = NULL, *path = NULL;
     tp_config *cfg = NULL;
     tp_hostlist *hl = NULL;
@@ -754,18 +765,9 @@ cmd_host_check(int argc, char **argv)
     tp_status st;
     int c, rc = EXIT_USAGE;
 
-    while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            realm = optarg;
-            break;
-        case 'h':
-            fputs(usage_host, stdout);
-            return 0;
-        default:
-            return tp_cli_usage_error(usage_host, "bad option");
-        }
-    }
+    c = parse_realm_only(argc, argv, usage_host, &realm);
+    if (c >= 0)
+        return c;
     if (optind >= argc || argc - optind > 3)
         return tp_cli_usage_error(usage_host, "HOST [PORT [PATH]] expected");
     if (argc - optind >= 2 &&
@@ -817,28 +819,15 @@ print_range(void *ud, const char *range)
 static int
 cmd_coturn_peers(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"realm", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     const char *realm = NULL;
     tp_config *cfg = NULL;
     tp_peerset *ps = NULL;
     tp_error err;
     int c, rc = EXIT_USAGE;
 
-    while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            realm = optarg;
-            break;
-        case 'h':
-            fputs(usage_coturn_peers, stdout);
-            return 0;
-        default:
-            return tp_cli_usage_error(usage_coturn_peers, "bad option");
-        }
-    }
+    c = parse_realm_only(argc, argv, usage_coturn_peers, &realm);
+    if (c >= 0)
+        return c;
     if (realm != NULL) {
         if (load_config(&cfg) != 0)
             return EXIT_USAGE;
@@ -931,7 +920,8 @@ cmd_watch(int argc, char **argv)
             break;
         case 's':
             if (tp_cli_parse_int64(optarg, 1, 3600, &seconds) != 0)
-                return tp_cli_usage_error(usage_watch, "bad --seconds %s", optarg);
+                return tp_cli_usage_error(usage_watch, "bad --seconds %s",
+                                          optarg);
             break;
         case 'L':
             so.no_listen = 1;
@@ -950,7 +940,8 @@ cmd_watch(int argc, char **argv)
         }
     }
     if (realm == NULL || username == NULL || password == NULL)
-        return tp_cli_usage_error(usage_watch, "--realm, --username and --password "
+        return tp_cli_usage_error(usage_watch,
+                                  "--realm, --username and --password "
                            "are required");
     if (read_stdin_arg(password, pwbuf, sizeof(pwbuf), &password) != 0)
         return tp_cli_usage_error(usage_watch, "cannot read the password");
@@ -1079,8 +1070,9 @@ cmd_migrate(int argc, char **argv)
     if (db == NULL) {
         db = database_url();
         if (db == NULL)
-            return tp_cli_usage_error(usage_migrate, "no database: use --database, "
-                               "$TURNPOLICY_DATABASE or database_url");
+            return tp_cli_usage_error(usage_migrate,
+                                      "no database: use --database, "
+                                      "$TURNPOLICY_DATABASE or database_url");
     }
     if (tp_db_migrate(db, dir, log_stderr, NULL, &applied, &err) != TP_OK)
         return fail_err("migrate", &err);

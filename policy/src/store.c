@@ -1856,6 +1856,13 @@ wait_events(tp_store *st, int ms, int *sub_ready)
     return stop;
 }
 
+/* The JWT claim checks the store was given (NULL: the defaults). */
+static const tp_jwt_options *
+store_jwt(const tp_store *st)
+{
+    return st->jwt_set ? &st->jwt : NULL;
+}
+
 static void *
 store_thread(void *arg)
 {
@@ -1919,7 +1926,7 @@ store_thread(void *arg)
         if (mono_since(&last_load) >= st->reload_interval)
             dirty = 1;
         if (dirty) {
-            if (snapshot_load(st->conn, st->jwt_set ? &st->jwt : NULL, &s, &err) != TP_OK) {
+            if (snapshot_load(st->conn, store_jwt(st), &s, &err) != TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
                 } else if (!st->failing) {
@@ -1976,6 +1983,22 @@ store_thread(void *arg)
 /* Public API                                                          */
 /* ------------------------------------------------------------------ */
 
+/* *dst = a copy of src (NULL stays NULL); -1 when out of memory. */
+static int
+dup_opt(const char *src, const char **dst)
+{
+    char *p;
+
+    *dst = NULL;
+    if (src == NULL)
+        return 0;
+    p = strdup(src);
+    if (p == NULL)
+        return -1;
+    *dst = p;
+    return 0;
+}
+
 tp_store *
 tp_store_new(const tp_store_options *opts, tp_error *err)
 {
@@ -2003,16 +2026,6 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
     st->issue_per_minute = opts->issue_per_minute;
     st->uq_max = opts->usage_queue_max ? opts->usage_queue_max
                                        : USAGE_QUEUE_MAX;
-    if (opts->jwt != NULL) {
-        st->jwt = *opts->jwt;
-        st->jwt.issuer = opts->jwt->issuer != NULL
-                             ? strdup(opts->jwt->issuer) : NULL;
-        st->jwt.audience = opts->jwt->audience != NULL
-                               ? strdup(opts->jwt->audience) : NULL;
-        st->jwt.realm_claim = opts->jwt->realm_claim != NULL
-                                  ? strdup(opts->jwt->realm_claim) : NULL;
-        st->jwt_set = 1;
-    }
     st->sub_backoff = 100;
     if (st->database == NULL || pthread_mutex_init(&st->mu, NULL) != 0) {
         free(st->database);
@@ -2034,6 +2047,21 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
         free(st);
         tp__fail(err, TP_ENOMEM, "out of memory");
         return NULL;
+    }
+    if (opts->jwt != NULL) {
+        /* A failed copy must not silently drop an issuer or audience
+         * check: refuse to start instead. */
+        st->jwt = *opts->jwt;
+        st->jwt.issuer = NULL;
+        st->jwt.audience = NULL;
+        st->jwt.realm_claim = NULL;
+        st->jwt_set = 1;
+        if (dup_opt(opts->jwt->issuer, &st->jwt.issuer) != 0 ||
+            dup_opt(opts->jwt->audience, &st->jwt.audience) != 0 ||
+            dup_opt(opts->jwt->realm_claim, &st->jwt.realm_claim) != 0) {
+            tp__fail(err, TP_ENOMEM, "out of memory");
+            goto fail;
+        }
     }
     if (opts->redis_host != NULL) {
         st->redis = tp__redis_new(opts->redis_host,
@@ -2062,7 +2090,7 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
     st->conn = store_connect(st, err);
     if (st->conn == NULL)
         goto fail;
-    if (snapshot_load(st->conn, st->jwt_set ? &st->jwt : NULL, &s, err) != TP_OK)
+    if (snapshot_load(st->conn, store_jwt(st), &s, err) != TP_OK)
         goto fail;
     publish(st, s);
     mark_current(st, 1);
