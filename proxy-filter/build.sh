@@ -78,13 +78,15 @@ if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$out/configured" 2>/dev/null)" !=
 fi
 
 # nginx's Makefile does not know about libturnpolicy.a: relink every time.
+# A make of its own: under `make -jN` the parent's jobserver is not passed
+# down here, and make would say so with a "warning:" line.
 rm -f "$tree/objs/$so"
-make -C "$tree" -f objs/Makefile modules >"$out/make.log" 2>&1 || {
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$tree" -f objs/Makefile modules >"$out/make.log" 2>&1 || {
     echo "build.sh: building the module failed; see $out/make.log" >&2
     grep -E 'error|warning' "$out/make.log" | head -30 >&2
     exit 1
 }
-if grep -q 'warning:' "$out/make.log"; then
+if grep -qE '^[^ ]+:[0-9]+(:[0-9]+)?: warning:' "$out/make.log"; then
     echo "build.sh: the module compiles with warnings:" >&2
     grep -A3 'warning:' "$out/make.log" >&2
     exit 1

@@ -124,7 +124,9 @@ TP_EXPORT const char *tp_version(void);
     X(TP_ERATELIMIT, 44, "rate_limited", "too many requests; slow down")   \
     X(TP_ECLIENTADDR, 45, "client_address_denied",                          \
       "client address is outside the user's binding")                       \
-    X(TP_EBUSY, 46, "queue_full", "queue is full; try again later")
+    X(TP_EBUSY, 46, "queue_full", "queue is full; try again later")         \
+    X(TP_EORIGIN, 47, "origin_denied",                                      \
+      "web origin is not allowed for this realm")
 
 typedef enum tp_status {
 #define TP_STATUS_ENUM_(name, val, code, msg) name = val,
@@ -794,6 +796,11 @@ typedef struct tp_store_info {
 
 TP_EXPORT void tp_store_info_get(tp_store *st, tp_store_info *info);
 
+/* tp_store_info.changes alone: one atomic load, no lock, for callers that
+ * cache decisions and must drop them when the policy changes (0 for
+ * NULL). */
+TP_EXPORT uint64_t tp_store_changes(tp_store *st);
+
 /* Ask the background thread to reload now (for tools and tests); returns
  * at once.  Decisions see the new snapshot when it is loaded. */
 TP_EXPORT void tp_store_reload(tp_store *st);
@@ -839,6 +846,14 @@ typedef tp_status (*tp_origin_fn)(void *ud, const char *origin,
                                   const char *realm);
 TP_EXPORT tp_status tp_store_origins(tp_store *st, tp_origin_fn fn,
                                      void *ud, tp_error *err);
+
+/* May a web page of origin ("https://app.example.org", compared exactly as
+ * provisioned) use this realm?  TP_OK if it is one of the realm's
+ * allowed_origins, TP_EORIGIN if not, TP_EUNKNOWNREALM, TP_ESTALE.  No I/O. */
+TP_EXPORT TP_NODISCARD tp_status tp_store_origin_check(tp_store *st,
+                                                       const char *realm,
+                                                       const char *origin,
+                                                       tp_error *err);
 
 /* The realm's peer policy in coturn 4.6.1's range forms (as
  * tp_peerset_export_coturn). */

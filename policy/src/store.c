@@ -109,7 +109,7 @@ typedef struct snapshot {
     size_t nrevoked;
     uint32_t *uhash;        /* open addressing: index + 1 into users */
     size_t uhash_mask;      /* capacity - 1 (a power of two) */
-    origin_entry *origins;  /* sorted by origin, unique */
+    origin_entry *origins;  /* sorted by origin, then realm index */
     size_t norigins;
 } snapshot;
 
@@ -876,10 +876,10 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
     }
     if (s->norigins > 1)
         qsort(s->origins, s->norigins, sizeof(*s->origins), cmp_origin);
-    /* Keep the first realm (in name order) of each origin. */
+    /* A realm listing an origin twice: keep one pair. */
     for (i = 0, o = 0; i < s->norigins; i++) {
-        if (o > 0 && strcmp(s->origins[o - 1].origin,
-                            s->origins[i].origin) == 0) {
+        if (o > 0 && s->origins[o - 1].realm == s->origins[i].realm &&
+            strcmp(s->origins[o - 1].origin, s->origins[i].origin) == 0) {
             free(s->origins[i].origin);
             continue;
         }
@@ -2158,6 +2158,12 @@ tp_store_reload(tp_store *st)
     wake(st);
 }
 
+uint64_t
+tp_store_changes(tp_store *st)
+{
+    return st != NULL ? atomic_load(&st->changes) : 0;
+}
+
 void
 tp_store_info_get(tp_store *st, tp_store_info *info)
 {
@@ -2740,9 +2746,48 @@ tp_store_origins(tp_store *st, tp_origin_fn fn, void *ud, tp_error *err)
     s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    for (i = 0; i < s->norigins && status == TP_OK; i++)
+    /* Sorted by origin, then realm index (= name order): the first pair
+     * of each origin is its first realm. */
+    for (i = 0; i < s->norigins && status == TP_OK; i++) {
+        if (i > 0 && strcmp(s->origins[i - 1].origin,
+                            s->origins[i].origin) == 0)
+            continue;
         status = fn(ud, s->origins[i].origin,
                     s->realms[s->origins[i].realm].name);
+    }
+    unpin(st, parity);
+    return status;
+}
+
+tp_status
+tp_store_origin_check(tp_store *st, const char *realm, const char *origin,
+                      tp_error *err)
+{
+    tp_status status = TP_OK;
+    overlay *ov = NULL;
+    snapshot *s;
+    origin_entry key;
+    int parity;
+    long ri;
+
+    if (st == NULL || realm == NULL || origin == NULL)
+        return tp__fail(err, TP_EINVAL, "store, realm and origin are "
+                        "required");
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    ri = find_realm(s, realm);
+    if (ri < 0) {
+        status = tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
+    } else {
+        key.origin = (char *)origin;
+        key.realm = (size_t)ri;
+        if (s->norigins == 0 ||
+            bsearch(&key, s->origins, s->norigins, sizeof(*s->origins),
+                    cmp_origin) == NULL)
+            status = tp__fail(err, TP_EORIGIN, "origin is not allowed for "
+                              "realm %s", realm);
+    }
     unpin(st, parity);
     return status;
 }

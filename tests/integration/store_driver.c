@@ -427,6 +427,25 @@ test_coturn_views(void **state)
     buf[0] = '\0';
     TP_ASSERT_OK(tp_store_origins(st, collect_origin, buf, &err), &err);
     assert_string_equal(buf, "https://app.store.test=store.test,");
+    TP_ASSERT_OK(tp_store_origin_check(st, REALM, "https://app.store.test",
+                                       &err), &err);
+    TP_ASSERT_STATUS(TP_EORIGIN,
+                     tp_store_origin_check(st, REALM,
+                                           "https://app.store.test.evil",
+                                           &err), &err);
+    TP_ASSERT_STATUS(TP_EORIGIN,
+                     tp_store_origin_check(st, REALM, "http://app.store.test",
+                                           &err), &err);
+    /* the origin belongs to store.test only */
+    TP_ASSERT_STATUS(TP_EORIGIN,
+                     tp_store_origin_check(st, "other.test",
+                                           "https://app.store.test", &err),
+                     &err);
+    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+                     tp_store_origin_check(st, "nope", "https://app.store.test",
+                                           &err), &err);
+    assert_true(tp_store_changes(st) >= 1);
+    assert_int_equal(tp_store_changes(NULL), 0);
     buf[0] = '\0';
     TP_ASSERT_OK(tp_store_export_coturn(st, REALM, TP_PEER_ALLOW,
                                        collect_range, buf, &err), &err);
