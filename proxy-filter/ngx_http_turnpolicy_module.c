@@ -41,68 +41,9 @@
 
 #include <turnpolicy.h>
 
-
-#define NGX_HTTP_TURNPOLICY_MAX_URLS  16
-
-
-#define NGX_HTTP_TURNPOLICY_TOKEN_PATH    1
-#define NGX_HTTP_TURNPOLICY_TOKEN_HEADER  2
-#define NGX_HTTP_TURNPOLICY_TOKEN_COOKIE  3
-#define NGX_HTTP_TURNPOLICY_TOKEN_ARG     4
-
-#define NGX_HTTP_TURNPOLICY_START         0
-#define NGX_HTTP_TURNPOLICY_RESOLVING     1
-#define NGX_HTTP_TURNPOLICY_RESOLVED      2
-
-#define NGX_HTTP_TURNPOLICY_RETRY         5000   /* ms between store starts */
-#define NGX_HTTP_TURNPOLICY_HOST_MAX      253
-#define NGX_HTTP_TURNPOLICY_URLS_MAX      16
+#include "ngx_http_turnpolicy.h"
 
 
-typedef struct {
-    ngx_str_t                  file;
-    tp_store_options           store;
-    tp_jwt_options             jwt;
-    ngx_flag_t                 used;      /* some location needs a store */
-
-    /* per worker process */
-    tp_store                  *st;
-    ngx_event_t                retry;
-    ngx_log_t                 *log;
-} ngx_http_turnpolicy_main_conf_t;
-
-
-typedef struct {
-    ngx_flag_t                 enable;
-    ngx_flag_t                 credentials;
-    ngx_uint_t                 token_source;
-    ngx_str_t                  token_name;
-    ngx_http_complex_value_t  *upstream;
-    ngx_array_t               *turn_urls;   /* of char *, NUL-terminated */
-} ngx_http_turnpolicy_loc_conf_t;
-
-
-typedef struct {
-    ngx_str_t                  sub;
-    ngx_str_t                  realm;
-    ngx_str_t                  upstream;        /* host[:port], as asked */
-    ngx_str_t                  upstream_host;   /* normalized host */
-    ngx_str_t                  upstream_addr;   /* checked address:port */
-    ngx_str_t                  path;
-    ngx_str_t                  args;            /* without an arg: token */
-    ngx_str_t                  reason;
-
-    in_port_t                  port;
-    ngx_uint_t                 state;
-    ngx_resolver_ctx_t        *resolver_ctx;
-    ngx_int_t                  resolve_error;
-    ngx_addr_t                *addrs;
-    ngx_uint_t                 naddrs;
-
-    unsigned                   waiting:1;
-    unsigned                   authenticated:1;
-    unsigned                   allowed:1;
-} ngx_http_turnpolicy_ctx_t;
 
 
 static ngx_int_t ngx_http_turnpolicy_access_handler(ngx_http_request_t *r);
@@ -111,8 +52,9 @@ static ngx_int_t ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_str_t *hostport);
 static ngx_int_t ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
-    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token,
-    ngx_str_t *hostport, ngx_str_t *path);
+    ngx_http_turnpolicy_loc_conf_t *lcf, const ngx_str_t *uri,
+    const ngx_str_t *own_host, ngx_str_t *token, ngx_str_t *hostport,
+    ngx_str_t *path, ngx_str_t *before);
 static ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token);
 static ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
@@ -138,8 +80,6 @@ static ngx_int_t ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
     const char *detail);
 static ngx_uint_t ngx_http_turnpolicy_http_status(tp_status status);
-static ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *body, size_t len, const char *reason);
 static ngx_int_t ngx_http_turnpolicy_credentials_handler(
     ngx_http_request_t *r);
 static void ngx_http_turnpolicy_wipe(void *data);
@@ -149,6 +89,7 @@ static ngx_int_t ngx_http_turnpolicy_variable(ngx_http_request_t *r,
 static ngx_int_t ngx_http_turnpolicy_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_turnpolicy_init(ngx_conf_t *cf);
 static void *ngx_http_turnpolicy_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_turnpolicy_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_turnpolicy_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
@@ -229,7 +170,7 @@ static ngx_http_module_t  ngx_http_turnpolicy_module_ctx = {
     ngx_http_turnpolicy_init,              /* postconfiguration */
 
     ngx_http_turnpolicy_create_main_conf,  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_turnpolicy_init_main_conf,    /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -398,7 +339,11 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_str_null(&token);
     ngx_str_null(hostport);
 
-    rc = ngx_http_turnpolicy_split_path(r, lcf, &token, hostport, &path);
+    rc = ngx_http_turnpolicy_split_path(r, lcf, &r->unparsed_uri,
+                                        r->headers_in.host
+                                        ? &r->headers_in.host->value : NULL,
+                                        &token, hostport, &path,
+                                        &ctx->prefix);
     if (rc != NGX_OK) {
         return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
                                         "bad_path",
@@ -488,18 +433,21 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
  */
 static ngx_int_t
 ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
-    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token,
-    ngx_str_t *hostport, ngx_str_t *path)
+    ngx_http_turnpolicy_loc_conf_t *lcf, const ngx_str_t *uri,
+    const ngx_str_t *own_host, ngx_str_t *token, ngx_str_t *hostport,
+    ngx_str_t *path, ngx_str_t *before)
 {
-    u_char                    *p, *end, *q, *seg;
+    u_char                    *p, *end, *q, *seg, *host_at;
     ngx_str_t                  prefix;
     ngx_uint_t                 nested;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    p = r->unparsed_uri.data;
-    end = p + r->unparsed_uri.len;
+    p = uri->data;
+    end = p + uri->len;
+    host_at = NULL;
+    ngx_str_null(before);
 
     q = ngx_strlchr(p, end, '?');
     if (q) {
@@ -556,6 +504,11 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
         ngx_str_null(&prefix);
     }
 
+    if (lcf->forward_auth) {
+        /* the forwarded request's location, not ours */
+        prefix = lcf->forward_prefix;
+    }
+
     for (nested = 0; nested < 2; nested++) {
 
         if (prefix.len) {
@@ -601,6 +554,7 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
             q = q ? q : end;
 
             if (p < end) {
+                host_at = p;
                 hostport->data = p + 1;
                 hostport->len = q - p - 1;
             }
@@ -615,10 +569,10 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
          */
 
         if (nested || hostport->len == 0 || prefix.len == 0
-            || r->headers_in.host == NULL
-            || r->headers_in.host->value.len != hostport->len
-            || ngx_strncasecmp(r->headers_in.host->value.data,
-                               hostport->data, hostport->len) != 0)
+            || own_host == NULL
+            || own_host->len != hostport->len
+            || ngx_strncasecmp(own_host->data, hostport->data,
+                               hostport->len) != 0)
         {
             break;
         }
@@ -632,6 +586,11 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
     } else {
         path->data = p;
         path->len = end - p;
+    }
+
+    if (host_at && hostport->len) {
+        before->data = uri->data;
+        before->len = host_at - uri->data;
     }
 
     return NGX_OK;
@@ -1269,7 +1228,7 @@ ngx_http_turnpolicy_http_status(tp_status status)
  * Send a complete JSON response, never cached; a 401 carries the RFC 6750
  * challenge.  Returns the rc to finalize the request with.
  */
-static ngx_int_t
+ngx_int_t
 ngx_http_turnpolicy_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len, const char *reason)
 {
@@ -1551,10 +1510,26 @@ ngx_http_turnpolicy_create_main_conf(ngx_conf_t *cf)
      *     mcf->store = { NULL, 0, ... };
      *     mcf->jwt = { NULL, ... };
      *     mcf->used = 0;
+     *     mcf->limit_zone = NULL;
      *     mcf->st = NULL;
+     *     mcf->cache = NULL;
      */
 
+    mcf->cache_size = NGX_CONF_UNSET_UINT;
+
     return mcf;
+}
+
+
+static char *
+ngx_http_turnpolicy_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_turnpolicy_main_conf_t  *mcf = conf;
+
+    ngx_conf_init_uint_value(mcf->cache_size,
+                             NGX_HTTP_TURNPOLICY_CACHE_DEFAULT);
+
+    return NGX_CONF_OK;
 }
 
 
@@ -1576,6 +1551,7 @@ ngx_http_turnpolicy_create_loc_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->credentials = NGX_CONF_UNSET;
+    conf->forward_auth = NGX_CONF_UNSET;
     conf->token_source = NGX_CONF_UNSET_UINT;
     conf->upstream = NGX_CONF_UNSET_PTR;
     conf->turn_urls = NGX_CONF_UNSET_PTR;
@@ -1596,6 +1572,10 @@ ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
 
     /* not inherited: a nested location has its own content handler */
+    if (conf->forward_auth == NGX_CONF_UNSET) {
+        conf->forward_auth = 0;
+    }
+
     if (conf->credentials == NGX_CONF_UNSET) {
         conf->credentials = 0;
     }

@@ -117,6 +117,16 @@ else
     not_ok "provisioning" "$(cat "$d/provision.out")"
     exit 1
 fi
+# The parts under nginx.d/ provision what they need (psql variables
+# :up_port, :ws_port; see nginx.d/README).
+for f in "$TP_ROOT"/tests/integration/nginx.d/*.sql; do
+    [ -e "$f" ] || continue
+    if ! psql_q -v ON_ERROR_STOP=1 -v up_port="$up_port" -v ws_port="$ws_port" \
+            -f "$f" >"$d/provision-part.out" 2>&1; then
+        not_ok "provisioning $(basename "$f")" "$(cat "$d/provision-part.out")"
+        exit 1
+    fi
+done
 
 # --------------------------------------------------------------------
 # Tokens (the CLI issues them with the same keys)
@@ -271,7 +281,19 @@ $2
 }
 CONF
 }
+# nginx.d/*.http.conf and *.server.conf: the parts' own configuration,
+# with @D@, @NGX@, @UP_PORT@, @WS_PORT@, @DNS_PORT@, @NGX_PORT@ replaced.
+mkdir -p "$d/nginx.d"
+for kind in http server; do
+    for f in "$TP_ROOT"/tests/integration/nginx.d/*."$kind".conf; do
+        [ -e "$f" ] || continue
+        sed -e "s|@D@|$d|g" -e "s|@NGX@|$ngx|g" -e "s|@UP_PORT@|$up_port|g" \
+            -e "s|@WS_PORT@|$ws_port|g" -e "s|@DNS_PORT@|$dns_port|g" \
+            -e "s|@NGX_PORT@|$ngx_port|g" "$f"
+    done >"$d/nginx.d/$kind.conf"
+done
 ngx_conf "$ngx/nginx.conf" "
+    include $d/nginx.d/http.conf;
     server {
         listen 127.0.0.1:$ngx_port ssl;
         server_name proxy.test;
@@ -328,6 +350,8 @@ ngx_conf "$ngx/nginx.conf" "
             turnpolicy_token header:Authorization;
             turnpolicy_credentials on;
         }
+
+        include $d/nginx.d/server.conf;
 
         location / {
             return 404;
@@ -575,9 +599,8 @@ req "/t/$tok_alice/$e/after-reload"
     ok "reload: new workers load the policy, old ones exit cleanly" ||
     not_ok "reload" "HTTP $code; $(grep -E 'exited|loaded' "$ngx/logs/error.log" | tail -4)"
 
-# --------------------------------------------------------------------
-# nginx -t refuses bad directive values with a clear message
-# --------------------------------------------------------------------
+# bad NAME MESSAGE HTTP-TEXT: nginx -t refuses the configuration with
+# MESSAGE (grep -F); loc PREFIX TEXT: a server with one location.
 bad() { # name, expected message (grep -F), http{} text
     local name=$1 msg=$2
     ngx_conf "$d/bad.conf" "$3"
@@ -591,6 +614,20 @@ bad() { # name, expected message (grep -F), http{} text
 }
 loc() { printf 'server { listen 127.0.0.1:%s; location %s { %s } }' \
     "$(tp_free_port)" "$1" "$2"; }
+
+# --------------------------------------------------------------------
+# The parts: nginx.d/*.sh, sourced here with nginx running (see
+# nginx.d/README for what they may use)
+# --------------------------------------------------------------------
+for f in "$TP_ROOT"/tests/integration/nginx.d/*.sh; do
+    [ -e "$f" ] || continue
+    # shellcheck disable=SC1090
+    . "$f"
+done
+
+# --------------------------------------------------------------------
+# nginx -t refuses bad directive values with a clear message
+# --------------------------------------------------------------------
 bad "turnpolicy_token bogus:x" 'invalid value "bogus:x" in "turnpolicy_token" directive' \
     "$(loc /t/ 'turnpolicy on; turnpolicy_token bogus:x;')"
 bad "turnpolicy_token header: (no name)" 'invalid value "header:" in "turnpolicy_token"' \

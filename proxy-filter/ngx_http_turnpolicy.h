@@ -1,0 +1,177 @@
+/*
+ * ngx_http_turnpolicy.h - what the source files of ngx_http_turnpolicy_module
+ * share: configuration, the per-request context, and the interfaces of
+ *
+ *   ngx_http_turnpolicy_module.c  directives, access phase, credentials
+ *                                 and forward-auth endpoints, CORS
+ *                                 preflights, the worker's policy store
+ *   ngx_http_turnpolicy_cache.c   verified-token cache (per worker)
+ *   ngx_http_turnpolicy_limit.c   per-subject rate limit (shared memory)
+ *   ngx_http_turnpolicy_filter.c  response headers: redirects, CORS
+ *
+ * Not a public interface: nothing outside proxy-filter/ includes it.
+ */
+
+
+#ifndef _NGX_HTTP_TURNPOLICY_H_INCLUDED_
+#define _NGX_HTTP_TURNPOLICY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <turnpolicy.h>
+
+
+#define NGX_HTTP_TURNPOLICY_MAX_URLS      16
+
+#define NGX_HTTP_TURNPOLICY_TOKEN_PATH    1
+#define NGX_HTTP_TURNPOLICY_TOKEN_HEADER  2
+#define NGX_HTTP_TURNPOLICY_TOKEN_COOKIE  3
+#define NGX_HTTP_TURNPOLICY_TOKEN_ARG     4
+
+#define NGX_HTTP_TURNPOLICY_START         0
+#define NGX_HTTP_TURNPOLICY_RESOLVING     1
+#define NGX_HTTP_TURNPOLICY_RESOLVED      2
+
+#define NGX_HTTP_TURNPOLICY_RETRY         5000   /* ms between store starts */
+#define NGX_HTTP_TURNPOLICY_HOST_MAX      253
+#define NGX_HTTP_TURNPOLICY_URLS_MAX      16
+
+#define NGX_HTTP_TURNPOLICY_CACHE_DEFAULT 4096   /* tokens per worker */
+
+
+typedef struct ngx_http_turnpolicy_cache_s  ngx_http_turnpolicy_cache_t;
+
+
+typedef struct {
+    ngx_str_t                  file;
+    tp_store_options           store;
+    tp_jwt_options             jwt;
+    ngx_flag_t                 used;      /* some location needs a store */
+
+    ngx_uint_t                 cache_size;  /* turnpolicy_cache; 0 = off */
+
+    /* turnpolicy_limit: NULL zone = no limit */
+    ngx_shm_zone_t            *limit_zone;
+    ngx_uint_t                 limit_rate;   /* requests/s * 1000 */
+    ngx_uint_t                 limit_burst;  /* requests * 1000 */
+
+    /* per worker process */
+    tp_store                  *st;
+    ngx_http_turnpolicy_cache_t  *cache;
+    ngx_event_t                retry;
+    ngx_log_t                 *log;
+} ngx_http_turnpolicy_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 enable;
+    ngx_flag_t                 credentials;
+    ngx_flag_t                 forward_auth;
+    ngx_str_t                  forward_prefix; /* of X-Forwarded-Uri */
+    ngx_uint_t                 token_source;
+    ngx_str_t                  token_name;
+    ngx_http_complex_value_t  *upstream;
+    ngx_array_t               *turn_urls;   /* of char *, NUL-terminated */
+#if (NGX_THREADS)
+    ngx_thread_pool_t         *thread_pool; /* credentials: issuing */
+#endif
+} ngx_http_turnpolicy_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                  sub;
+    ngx_str_t                  realm;
+    ngx_str_t                  upstream;        /* host[:port], as asked */
+    ngx_str_t                  upstream_host;   /* normalized host */
+    ngx_str_t                  upstream_addr;   /* checked address:port */
+    ngx_str_t                  path;
+    ngx_str_t                  args;            /* without an arg: token */
+    ngx_str_t                  reason;
+
+    /*
+     * The raw request path before "/<host[:port]>" ("/t/<token>" for
+     * "/t/<token>/edge.skype.com/x"): a redirect to an allowed host is
+     * rewritten to "<prefix>/<host[:port]><path>".  Empty when the
+     * upstream comes from turnpolicy_upstream.
+     */
+    ngx_str_t                  prefix;
+
+    /* the request's Origin, when the realm allows it (CORS headers) */
+    ngx_str_t                  origin;
+
+    in_port_t                  port;
+    ngx_uint_t                 state;
+    ngx_resolver_ctx_t        *resolver_ctx;
+    ngx_int_t                  resolve_error;
+    ngx_addr_t                *addrs;
+    ngx_uint_t                 naddrs;
+
+    unsigned                   waiting:1;
+    unsigned                   authenticated:1;
+    unsigned                   allowed:1;
+    unsigned                   cached:1;         /* token from the cache */
+    unsigned                   cors:1;           /* add CORS headers */
+    unsigned                   redirect_refused:1;
+} ngx_http_turnpolicy_ctx_t;
+
+
+extern ngx_module_t  ngx_http_turnpolicy_module;
+
+
+/* ngx_http_turnpolicy_module.c */
+
+ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *body, size_t len, const char *reason);
+
+
+/*
+ * ngx_http_turnpolicy_cache.c: tokens this worker verified, keyed by the
+ * SHA-256 of the token (the token itself is not kept).  An entry answers
+ * only under the policy generation it was verified in (tp_store_changes:
+ * a new snapshot may have new keys or issuer settings) and before its
+ * deadline (the token's exp + leeway).  The subject is still checked on
+ * every request (revocation, disabling): the cache saves the signature and
+ * the claims parsing, nothing else.
+ */
+
+ngx_http_turnpolicy_cache_t *ngx_http_turnpolicy_cache_create(
+    ngx_uint_t entries, ngx_log_t *log);
+void ngx_http_turnpolicy_cache_destroy(ngx_http_turnpolicy_cache_t *c);
+/* NGX_OK and *claims, or NGX_DECLINED (not cached, stale, expired) */
+ngx_int_t ngx_http_turnpolicy_cache_get(ngx_http_turnpolicy_cache_t *c,
+    const ngx_str_t *token, uint64_t generation, time_t now,
+    tp_jwt_claims *claims);
+void ngx_http_turnpolicy_cache_put(ngx_http_turnpolicy_cache_t *c,
+    const ngx_str_t *token, uint64_t generation, time_t deadline,
+    const tp_jwt_claims *claims);
+
+
+/*
+ * ngx_http_turnpolicy_limit.c: "turnpolicy_limit rate=N[r/s|r/m]
+ * [burst=N] [zone=SIZE]" in http{} (the directive handler), and the check
+ * for an authenticated subject: NGX_OK, NGX_BUSY (over the limit: 429) or
+ * NGX_ERROR.  Shared by all workers.
+ */
+
+char *ngx_http_turnpolicy_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_turnpolicy_limit_check(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf, const ngx_str_t *realm,
+    const ngx_str_t *sub);
+
+
+/*
+ * ngx_http_turnpolicy_filter.c: header (and body) filters for requests the
+ * module allowed: a redirect's Location is checked against the realm's
+ * allow-list and rewritten through the proxy, or refused (403
+ * redirect_denied, body replaced); CORS response headers for an allowed
+ * Origin.  Installed from the module's postconfiguration.
+ */
+
+ngx_int_t ngx_http_turnpolicy_filter_init(ngx_conf_t *cf);
+
+
+#endif /* _NGX_HTTP_TURNPOLICY_H_INCLUDED_ */
