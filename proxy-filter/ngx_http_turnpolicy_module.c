@@ -2923,11 +2923,11 @@ ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle)
 
 
 /*
- * Create the worker's store: connect to PostgreSQL and load the first
- * snapshot (this blocks, bounded by the connection string's
- * connect_timeout; put one in database_url).  The store's thread is
- * started with every signal blocked, so that signals meant for nginx are
- * delivered to the event loop's thread.
+ * Create the worker's store.  It connects to PostgreSQL and loads the
+ * first snapshot on its own thread (background_start): the worker never
+ * waits for the database, and answers 503 policy_stale until the policy
+ * is there.  The store's thread is started with every signal blocked, so
+ * that signals meant for nginx are delivered to the event loop's thread.
  */
 static ngx_int_t
 ngx_http_turnpolicy_store_start(ngx_http_turnpolicy_main_conf_t *mcf)
@@ -2936,7 +2936,6 @@ ngx_http_turnpolicy_store_start(ngx_http_turnpolicy_main_conf_t *mcf)
     sigset_t        all, old;
     tp_error        err;
     tp_store       *st;
-    tp_store_info   info;
 
     sigfillset(&all);
 
@@ -2946,6 +2945,8 @@ ngx_http_turnpolicy_store_start(ngx_http_turnpolicy_main_conf_t *mcf)
                       "turnpolicy: pthread_sigmask() failed");
         return NGX_ERROR;
     }
+
+    mcf->store.background_start = 1;
 
     st = tp_store_new(&mcf->store, &err);
 
@@ -2957,17 +2958,11 @@ ngx_http_turnpolicy_store_start(ngx_http_turnpolicy_main_conf_t *mcf)
 
     if (st == NULL) {
         ngx_log_error(NGX_LOG_ERR, mcf->log, 0,
-                      "turnpolicy: policy store unavailable (%s), "
+                      "turnpolicy: policy store not started (%s), "
                       "retrying in %d ms: %s", tp_reason(err.status),
                       NGX_HTTP_TURNPOLICY_RETRY, err.message);
         return NGX_ERROR;
     }
-
-    tp_store_info_get(st, &info);
-
-    ngx_log_error(NGX_LOG_NOTICE, mcf->log, 0,
-                  "turnpolicy: policy store loaded: %uz realms, %uz users",
-                  info.realms, info.users);
 
     mcf->st = st;
 

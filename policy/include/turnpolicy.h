@@ -713,11 +713,17 @@ typedef struct tp_store_options {
                                   (copied); NULL = defaults */
     tp_log_fn log;             /* may be NULL */
     void *log_ud;
+    int background_start;      /* 1: tp_store_new does no I/O; the thread
+                                  connects and loads the first snapshot
+                                  (retrying), and decisions fail closed
+                                  with TP_ESTALE until it has (for event
+                                  loops that must not block) */
 } tp_store_options;
 
 /* Connect, load the first snapshot (blocking, bounded by the connection
  * string's connect_timeout) and start the background thread.  NULL and
- * err filled (TP_EDB, TP_EINVAL, TP_ENOMEM) on failure. */
+ * err filled (TP_EDB, TP_EINVAL, TP_ENOMEM) on failure.  With
+ * background_start, only TP_EINVAL / TP_ENOMEM / TP_EIO fail here. */
 TP_EXPORT tp_store *tp_store_new(const tp_store_options *opts,
                                  tp_error *err);
 /* Stop the thread, close the connection, free everything.  NULL ok. */

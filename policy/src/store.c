@@ -1869,6 +1869,7 @@ store_thread(void *arg)
     tp_store *st = arg;
     struct timespec last_load, last_beat;
     int backoff = BACKOFF_MIN_MS, dirty = 0, sub_ready = 0;
+    int first = atomic_load(&st->cur) == NULL; /* background_start */
     snapshot *s;
     tp_error err;
 
@@ -1878,8 +1879,10 @@ store_thread(void *arg)
         if (sub_ensure(st))
             dirty = 1;
         if (st->conn == NULL) {
-            if (wait_events(st, backoff, &sub_ready))
+            /* (a background start tries at once, then backs off) */
+            if (wait_events(st, first ? 0 : backoff, &sub_ready))
                 break;
+            first = 0;
             if (sub_ready)
                 sub_read(st);
             st->conn = store_connect(st, &err);
@@ -1936,6 +1939,9 @@ store_thread(void *arg)
                 }
                 continue;
             }
+            if (atomic_load(&st->cur) == NULL)
+                slog(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
+                     "%zu users", s->nrealms, s->nusers);
             publish(st, s);
             mark_current(st, 1);
             dirty = 0;
@@ -2087,13 +2093,15 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
             goto fail;
         }
     }
-    st->conn = store_connect(st, err);
-    if (st->conn == NULL)
-        goto fail;
-    if (snapshot_load(st->conn, store_jwt(st), &s, err) != TP_OK)
-        goto fail;
-    publish(st, s);
-    mark_current(st, 1);
+    if (!opts->background_start) {
+        st->conn = store_connect(st, err);
+        if (st->conn == NULL)
+            goto fail;
+        if (snapshot_load(st->conn, store_jwt(st), &s, err) != TP_OK)
+            goto fail;
+        publish(st, s);
+        mark_current(st, 1);
+    }
     if (pthread_create(&st->thread, NULL, store_thread, st) != 0) {
         tp__fail(err, TP_ENOMEM, "cannot start the store thread");
         goto fail;
@@ -2214,7 +2222,13 @@ pin(tp_store *st, overlay **ov, int *parity, tp_status *status,
              atomic_load(&st->current_ms);
     *parity = read_enter(st);
     s = atomic_load(&st->cur);
-    if (age_ms > (long long)st->max_staleness * 1000 || s == NULL) {
+    if (s == NULL) {
+        read_leave(st, *parity);
+        *status = tp__fail(err, TP_ESTALE, "no policy loaded yet: "
+                           "PostgreSQL not reached; failing closed");
+        return NULL;
+    }
+    if (age_ms > (long long)st->max_staleness * 1000) {
         read_leave(st, *parity);
         *status = tp__fail(err, TP_ESTALE, "policy last confirmed %lld s "
                            "ago (bound %" PRIu32 " s): PostgreSQL is "

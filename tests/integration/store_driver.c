@@ -763,6 +763,46 @@ test_connect_failure(void **state)
     tp_store_free(NULL);
 }
 
+/* background_start: no I/O in tp_store_new; closed until loaded. */
+static void
+test_background_start(void **state)
+{
+    tp_store_options o;
+    tp_store_info info;
+    tp_error err;
+    tp_store *st;
+    double t0;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.database = "host=127.0.0.1 port=1 connect_timeout=2";
+    o.background_start = 1;
+    t0 = mono();
+    st = tp_store_new(&o, &err);
+    assert_non_null(st);
+    assert_true(mono() - t0 < 0.5);
+    TP_ASSERT_STATUS(TP_ESTALE,
+                     tp_store_subject_check(st, REALM, "alice", 0, &err),
+                     &err);
+    assert_non_null(strstr(err.message, "no policy loaded yet"));
+    tp_store_info_get(st, &info);
+    assert_int_equal(info.generation, 0);
+    tp_store_free(st);
+
+    o.database = db;
+    st = tp_store_new(&o, &err);
+    assert_non_null(st);
+    for (t0 = mono(); mono() - t0 < 10; ) {
+        if (tp_store_subject_check(st, REALM, "alice", 0, &err) == TP_OK)
+            break;
+        usleep(10000);
+    }
+    TP_ASSERT_OK(tp_store_subject_check(st, REALM, "alice", 0, &err), &err);
+    print_message("background start: loaded %.3f s after tp_store_new\n",
+                  mono() - t0);
+    tp_store_free(st);
+}
+
 int
 main(void)
 {
@@ -778,6 +818,7 @@ main(void)
         cmocka_unit_test(test_urls_and_subject),
         cmocka_unit_test(test_concurrent_reload),
         cmocka_unit_test(test_connect_failure),
+        cmocka_unit_test(test_background_start),
         cmocka_unit_test(test_postgres_down),
     };
 

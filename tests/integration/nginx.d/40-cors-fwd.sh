@@ -153,7 +153,7 @@ http://127.0.0.1:$port3 {
 CADDY
     HOME=$d/caddy XDG_DATA_HOME=$d/caddy XDG_CONFIG_HOME=$d/caddy \
         tp_bg caddy /usr/bin/caddy run --config "$d/Caddyfile" --adapter caddyfile
-    if tp_wait_port "$port3" 10; then
+    if tp_wait_port "$port3" 30; then
         out=$(curl -sS "http://127.0.0.1:$port3/t/$tok_alice/$e/v1/x?z=3" 2>&1)
         [ "$out" = "sub=alice addr=127.0.0.1:$up_port path=/v1/x?z=3" ] &&
             ok "Caddy forward_auth: allowed, with the copied X-Turnpolicy-* headers" ||
@@ -168,7 +168,7 @@ CADDY
         [ "$code" = 401 ] && ok "Caddy forward_auth: an alg:none token's 401 reaches the client" ||
             not_ok "Caddy forward_auth 401" "HTTP $code"
     else
-        not_ok "Caddy starts" "$(tail -5 "$d/caddy.out")"
+        not_ok "Caddy starts" "$(grep -E '"(error|fatal)"|^Error' "$d/caddy.out" | head -3)"
     fi
     kill "$tp_pid_caddy" 2>/dev/null
 else
