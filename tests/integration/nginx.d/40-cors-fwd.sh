@@ -190,3 +190,15 @@ done
 req /credentials -H "Authorization: Bearer $tok_alice"
 [ "$code" = 200 ] && ok "... another subject still gets credentials" ||
     not_ok "issuance rate limit is per subject" "HTTP $code $body"
+
+# --- nginx -t: turnpolicy_forward_auth values ------------------------------
+bad "turnpolicy_forward_auth without a leading /" \
+    'invalid value "t/" in "turnpolicy_forward_auth" directive' \
+    "$(loc /fa 'turnpolicy_forward_auth t/;')"
+bad "turnpolicy_forward_auth with an arg: token" \
+    '"turnpolicy_token arg:" is not supported with "turnpolicy_forward_auth"' \
+    "$(loc /fa 'turnpolicy_token arg:t; turnpolicy_forward_auth /t/;')"
+bad "turnpolicy_forward_auth with proxy_pass" 'conflicts with another content handler' \
+    "$(loc /fa 'proxy_pass http://127.0.0.1:1; turnpolicy_forward_auth /t/;')"
+bad "a duplicate turnpolicy_forward_auth" '"turnpolicy_forward_auth" directive is duplicate' \
+    "$(loc /fa 'turnpolicy_forward_auth /t/; turnpolicy_forward_auth /u/;')"
