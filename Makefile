@@ -10,7 +10,8 @@
 #                   (default 300); crashes land in build/fuzz/crashes
 #   make demo       the main job end to end on throwaway servers
 #   make install    PREFIX=/usr/local DESTDIR= (library, CLI, turnpolicyd,
-#                   its systemd unit in SYSTEMDDIR, examples in DATADIR)
+#                   its systemd unit in SYSTEMDDIR, examples in DATADIR,
+#                   the nginx module in NGXMODDIR)
 #
 # Outputs go under $(BUILD) (default build/); `make asan` uses build/asan.
 
@@ -21,6 +22,8 @@ BINDIR  ?= $(PREFIX)/bin
 PCDIR   ?= $(LIBDIR)/pkgconfig
 DATADIR ?= $(PREFIX)/share/turnpolicy
 SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+# Debian's nginx loads modules from /usr/lib/nginx/modules
+NGXMODDIR ?= $(PREFIX)/lib/nginx/modules
 DESTDIR ?=
 
 BUILD   ?= build
@@ -223,7 +226,11 @@ install: all
 	    $(DESTDIR)$(SYSTEMDDIR)
 	install -m 644 schema/*.sql $(DESTDIR)$(DATADIR)/schema/
 	install -m 644 coturn-plugin/turnpolicyd.conf.example \
-	    coturn-plugin/turnserver.conf.snippet $(DESTDIR)$(DATADIR)/examples/
+	    coturn-plugin/turnserver.conf.snippet \
+	    proxy-filter/nginx.conf.example $(DESTDIR)$(DATADIR)/examples/
+	install -d $(DESTDIR)$(NGXMODDIR)
+	install -m 644 $(BUILD)/nginx/ngx_http_turnpolicy_module.so \
+	    $(DESTDIR)$(NGXMODDIR)/
 	sed -e 's|/usr/local/bin/turnpolicyd|$(BINDIR)/turnpolicyd|g' \
 	    coturn-plugin/turnpolicyd.service \
 	    > $(DESTDIR)$(SYSTEMDDIR)/turnpolicyd.service
@@ -237,7 +244,8 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libturnpolicy.* $(DESTDIR)$(INCDIR)/turnpolicy.h \
 	    $(DESTDIR)$(BINDIR)/turnpolicy $(DESTDIR)$(BINDIR)/turnpolicyd \
 	    $(DESTDIR)$(PCDIR)/turnpolicy.pc \
-	    $(DESTDIR)$(SYSTEMDDIR)/turnpolicyd.service
+	    $(DESTDIR)$(SYSTEMDDIR)/turnpolicyd.service \
+	    $(DESTDIR)$(NGXMODDIR)/ngx_http_turnpolicy_module.so
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:

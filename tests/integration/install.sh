@@ -22,7 +22,9 @@ for f in include/turnpolicy.h lib/libturnpolicy.a lib/libturnpolicy.so \
          lib/libturnpolicy.so.0 lib/pkgconfig/turnpolicy.pc bin/turnpolicy \
          bin/turnpolicyd lib/systemd/system/turnpolicyd.service \
          share/turnpolicy/examples/turnpolicyd.conf.example \
-         share/turnpolicy/examples/turnserver.conf.snippet; do
+         share/turnpolicy/examples/turnserver.conf.snippet \
+         share/turnpolicy/examples/nginx.conf.example \
+         lib/nginx/modules/ngx_http_turnpolicy_module.so; do
     [ -e "$root/$f" ] && ok "installed $f" || not_ok "installed $f"
 done
 v=$("$root/bin/turnpolicyd" --version 2>&1)
