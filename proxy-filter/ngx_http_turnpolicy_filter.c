@@ -73,19 +73,19 @@ static ngx_int_t ngx_http_turnpolicy_redirect_deny(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx, ngx_str_t *host, const char *why);
 static ngx_int_t ngx_http_turnpolicy_cors(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx);
-static ngx_uint_t ngx_http_turnpolicy_is(ngx_table_elt_t *h,
+static ngx_uint_t ngx_http_turnpolicy_named(ngx_table_elt_t *h,
     ngx_str_t *name);
-static ngx_int_t ngx_http_turnpolicy_add_header(ngx_http_request_t *r,
+static ngx_int_t ngx_http_turnpolicy_push_header(ngx_http_request_t *r,
     ngx_str_t *key, ngx_str_t *value);
 
 
-static ngx_str_t  ngx_http_turnpolicy_acao =
+static ngx_str_t  ngx_http_turnpolicy_hdr_acao =
     ngx_string("Access-Control-Allow-Origin");
-static ngx_str_t  ngx_http_turnpolicy_acac =
+static ngx_str_t  ngx_http_turnpolicy_hdr_acac =
     ngx_string("Access-Control-Allow-Credentials");
-static ngx_str_t  ngx_http_turnpolicy_vary = ngx_string("Vary");
-static ngx_str_t  ngx_http_turnpolicy_loc_key = ngx_string("Location");
-static ngx_str_t  ngx_http_turnpolicy_origin = ngx_string("Origin");
+static ngx_str_t  ngx_http_turnpolicy_hdr_vary = ngx_string("Vary");
+static ngx_str_t  ngx_http_turnpolicy_hdr_location = ngx_string("Location");
+static ngx_str_t  ngx_http_turnpolicy_hdr_origin = ngx_string("Origin");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -252,7 +252,8 @@ ngx_http_turnpolicy_redirect(ngx_http_request_t *r,
         }
 
         if (h[i].hash == 0
-            || !ngx_http_turnpolicy_is(&h[i], &ngx_http_turnpolicy_loc_key))
+            || !ngx_http_turnpolicy_named(&h[i],
+                                          &ngx_http_turnpolicy_hdr_location))
         {
             continue;
         }
@@ -671,13 +672,14 @@ ngx_http_turnpolicy_cors(ngx_http_request_t *r,
 
         if (r->upstream == NULL) {
             /* the module's own, a preflight's */
-            acao |= ngx_http_turnpolicy_is(&h[i], &ngx_http_turnpolicy_acao);
+            acao |= ngx_http_turnpolicy_named(&h[i],
+                                              &ngx_http_turnpolicy_hdr_acao);
             continue;
         }
 
         if (ctx->cors
-            || ngx_http_turnpolicy_is(&h[i], &ngx_http_turnpolicy_acao)
-            || ngx_http_turnpolicy_is(&h[i], &ngx_http_turnpolicy_acac))
+            || ngx_http_turnpolicy_named(&h[i], &ngx_http_turnpolicy_hdr_acao)
+            || ngx_http_turnpolicy_named(&h[i], &ngx_http_turnpolicy_hdr_acac))
         {
             h[i].hash = 0;
         }
@@ -687,11 +689,11 @@ ngx_http_turnpolicy_cors(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ngx_http_turnpolicy_add_header(r, &ngx_http_turnpolicy_acao,
-                                       &ctx->origin)
+    if (ngx_http_turnpolicy_push_header(r, &ngx_http_turnpolicy_hdr_acao,
+                                        &ctx->origin)
            != NGX_OK
-        || ngx_http_turnpolicy_add_header(r, &ngx_http_turnpolicy_vary,
-                                          &ngx_http_turnpolicy_origin)
+        || ngx_http_turnpolicy_push_header(r, &ngx_http_turnpolicy_hdr_vary,
+                                           &ngx_http_turnpolicy_hdr_origin)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -703,7 +705,7 @@ ngx_http_turnpolicy_cors(ngx_http_request_t *r,
 
 /* Is h the header named name (case-insensitive)?  1 or 0. */
 static ngx_uint_t
-ngx_http_turnpolicy_is(ngx_table_elt_t *h, ngx_str_t *name)
+ngx_http_turnpolicy_named(ngx_table_elt_t *h, ngx_str_t *name)
 {
     return h->key.len == name->len
            && ngx_strncasecmp(h->key.data, name->data, name->len) == 0;
@@ -715,7 +717,7 @@ ngx_http_turnpolicy_is(ngx_table_elt_t *h, ngx_str_t *name)
  * Returns NGX_OK or NGX_ERROR.
  */
 static ngx_int_t
-ngx_http_turnpolicy_add_header(ngx_http_request_t *r, ngx_str_t *key,
+ngx_http_turnpolicy_push_header(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *value)
 {
     ngx_table_elt_t  *h;
