@@ -86,6 +86,8 @@ static ngx_str_t  ngx_http_turnpolicy_hdr_acac =
 static ngx_str_t  ngx_http_turnpolicy_hdr_vary = ngx_string("Vary");
 static ngx_str_t  ngx_http_turnpolicy_hdr_location = ngx_string("Location");
 static ngx_str_t  ngx_http_turnpolicy_hdr_origin = ngx_string("Origin");
+static ngx_str_t  ngx_http_turnpolicy_hdr_cc = ngx_string("Cache-Control");
+static ngx_str_t  ngx_http_turnpolicy_no_store = ngx_string("no-store");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -596,9 +598,8 @@ static ngx_int_t
 ngx_http_turnpolicy_redirect_deny(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx, ngx_str_t *host, const char *why)
 {
-    ngx_log_t         log;
-    ngx_str_t         none = ngx_string("-");
-    ngx_table_elt_t  *h;
+    ngx_log_t   log;
+    ngx_str_t   none = ngx_string("-");
 
     /* without the connection's handler: the request line holds the token */
 
@@ -620,14 +621,12 @@ ngx_http_turnpolicy_redirect_deny(ngx_http_request_t *r,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->allow_ranges = 0;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_turnpolicy_push_header(r, &ngx_http_turnpolicy_hdr_cc,
+                                        &ngx_http_turnpolicy_no_store)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
 
     ngx_str_set(&ctx->reason, "redirect_denied");
     ctx->redirect_refused = 1;
