@@ -2051,7 +2051,9 @@ ngx_http_turnpolicy_init(ngx_conf_t *cf)
 
     *h = ngx_http_turnpolicy_access_handler;
 
-    return NGX_OK;
+    /* redirects and CORS headers of what the access handler allowed */
+
+    return ngx_http_turnpolicy_filter_init(cf);
 }
 
 
