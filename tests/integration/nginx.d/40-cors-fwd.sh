@@ -5,6 +5,7 @@
 # shellcheck shell=bash disable=SC2154
 
 app=https://app.acs.test
+tok_gina=$(jwt --kid app1 --sub gina --realm acs.test --ttl 600)
 hdr() { printf '%s' "$hdrs" | tr -d '\r' | sed -n "s/^$1: //Ip" | head -1; }
 
 # --- CORS -----------------------------------------------------------------
@@ -51,6 +52,24 @@ expect "... from an origin no realm allows: 403" 403 origin_denied /credentials 
     -X OPTIONS -H "Origin: https://evil.test" -H 'Access-Control-Request-Method: POST'
 expect "a real request from the realm's origin is proxied" 200 "" \
     "/t/$tok_alice/$e/x" -H "Origin: $app"
+[ "$(hdr Access-Control-Allow-Origin)" = "$app" ] && hdr Vary | grep -q 'Origin' &&
+    ok "... with Access-Control-Allow-Origin: $app and Vary: Origin" ||
+    not_ok "ACAO on a proxied response" "$hdrs"
+req "/t/$tok_alice/$e/cors-star" -H "Origin: $app"
+[ "$code" = 200 ] &&
+    [ "$(printf '%s' "$hdrs" | grep -ci '^Access-Control-Allow-Origin:')" = 1 ] &&
+    [ "$(hdr Access-Control-Allow-Origin)" = "$app" ] &&
+    ok "the upstream's Access-Control-Allow-Origin: * is replaced by the origin" ||
+    not_ok "upstream ACAO replaced" "$hdrs"
+req /credentials -H "Origin: $app" -H "Authorization: Bearer $tok_gina"
+[ "$code" = 200 ] && [ "$(hdr Access-Control-Allow-Origin)" = "$app" ] &&
+    ok "credentials from a page of the realm's origin carry Access-Control-Allow-Origin" ||
+    not_ok "ACAO on credentials" "HTTP $code $hdrs"
+expect "a refusal for a page of the realm's origin is readable by it (ACAO)" \
+    403 host_denied "/t/$tok_alice/evil.com:$up_port/x" -H "Origin: $app"
+[ "$(hdr Access-Control-Allow-Origin)" = "$app" ] &&
+    ok "... Access-Control-Allow-Origin on the 403" ||
+    not_ok "ACAO on a refusal" "$hdrs"
 expect "a real request from another origin: 403" 403 origin_denied \
     "/t/$tok_alice/$e/x" -H "Origin: https://evil.test"
 expect "a real request from another realm's origin: 403" 403 origin_denied \
