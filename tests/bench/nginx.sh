@@ -39,7 +39,8 @@
 # otherwise: measuring 401s is worthless).  "worker CPU" is the nginx
 # worker's user+system time per request (less sensitive to the other
 # load on a shared machine than req/s).  Nothing leaves 127.0.0.1.
-# shellcheck disable=SC2154  # tp_tmpdir, tp_pid_* come from lib.sh
+# shellcheck disable=SC2154,SC2317  # tp_* come from lib.sh; run, warm,
+# round are called through each_setup
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
 . "$(dirname "$0")/../redis.sh"
@@ -360,7 +361,6 @@ done
 # wrk runs
 # --------------------------------------------------------------------
 hz=$(getconf CLK_TCK)
-# shellcheck disable=SC2317  # run, warm and round are called via each_setup
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # run NAME PORT PATHS WORKER SECONDS -> "rps p99_ms cpu_us_per_req", or fail
 run() {
@@ -419,7 +419,7 @@ line() { # NAME LABEL
 }
 ver=$(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||')
 echo "# nginx $ver, 1 worker each; wrk -t$WRK_THREADS -c$WRK_CONN --latency, $ROUNDS alternating rounds of $WRK_SECONDS s per setup; medians (req/s range over rounds)"
-echo "# upstream: a server block of the same nginx (return 200 \"ok\\n\") through upstream{} keepalive 32, plain HTTP everywhere"
+echo "# upstream: a server block of the same nginx (return 200, 3 bytes) through upstream{} keepalive 32, plain HTTP everywhere"
 if [ -n "$cache_off" ]; then
     echo "# first-seen rows: $NTOKENS distinct tokens cycled on an nginx with turnpolicy_cache off"
 else
@@ -446,6 +446,27 @@ if [ "$fwd" = 1 ]; then
 else
     echo "nginx filter (cached token) vs auth_request + forward-auth: not measured: forward-auth not available"
 fi
+# PERF="NAME..." (plain, cached, hs, rs, auth): one more run of each
+# under `perf record` on its worker; prints where the worker's time went
+# (self time: Debian's nginx has no frame pointers for call graphs).
+for p in ${PERF:-}; do
+    line=$(echo "$setups" | awk -v s="$p" '$1 == s')
+    [ -n "$line" ] || fail "PERF=$p: no such setup"
+    read -r _ port paths w <<<"$line"
+    command -v perf >/dev/null || fail "PERF: no perf"
+    perf record -q -o "$d/perf.data" -p "$w" -- sleep "$WRK_SECONDS" \
+        >"$d/perf.out" 2>&1 &
+    ppid=$!
+    res=$(run "$p" "$port" "$paths" "$w" "$WRK_SECONDS") || exit 1
+    wait "$ppid" || fail "perf record: $(tail -3 "$d/perf.out")"
+    echo "# perf, worker of setup $p ($res: req/s p99 us/req), self time by library:"
+    perf report -i "$d/perf.data" --sort dso --stdio 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -12 | sed 's/^/#   /'
+    echo "# ... and by user-space symbol (top 25):"
+    perf report -i "$d/perf.data" --sort dso,symbol --stdio 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | grep -v kernel.kallsyms |
+        head -25 | sed 's/^/#   /'
+done
 if grep -E '\[(alert|crit|emerg)\]|exited on signal' "$d"/*/logs/error.log \
         >"$d/alerts" 2>/dev/null; then
     fail "nginx logged: $(head -3 "$d/alerts")"
