@@ -43,6 +43,7 @@
 
 
 typedef struct ngx_http_turnpolicy_cache_s  ngx_http_turnpolicy_cache_t;
+typedef struct ngx_http_turnpolicy_issue_s  ngx_http_turnpolicy_issue_t;
 
 
 typedef struct {
@@ -108,6 +109,8 @@ typedef struct {
     ngx_int_t                  resolve_error;
     ngx_addr_t                *addrs;
     ngx_uint_t                 naddrs;
+
+    ngx_http_turnpolicy_issue_t  *issue;     /* credentials being issued */
 
     unsigned                   waiting:1;
     unsigned                   authenticated:1;

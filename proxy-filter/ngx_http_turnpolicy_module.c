@@ -44,6 +44,18 @@
 #include "ngx_http_turnpolicy.h"
 
 
+/* A credential being issued (in the thread pool when there is one). */
+struct ngx_http_turnpolicy_issue_s {
+    tp_store                  *st;
+    const char                *realm;
+    const char                *sub;
+    int64_t                    now;
+    tp_status                  status;
+    tp_credential              cred;
+    tp_error                   err;
+};
+
+
 
 
 static ngx_int_t ngx_http_turnpolicy_access_handler(ngx_http_request_t *r);
@@ -55,6 +67,23 @@ static ngx_int_t ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, const ngx_str_t *uri,
     const ngx_str_t *own_host, ngx_str_t *token, ngx_str_t *hostport,
     ngx_str_t *path, ngx_str_t *before);
+static ngx_int_t ngx_http_turnpolicy_forwarded(ngx_http_request_t *r,
+    ngx_str_t *uri, ngx_str_t *own_host, ngx_str_t *args);
+static ngx_int_t ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx);
+static tp_status ngx_http_turnpolicy_any_origin(void *ud, const char *origin,
+    const char *realm);
+static ngx_int_t ngx_http_turnpolicy_origin(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_turnpolicy_add_header(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value);
+static ngx_int_t ngx_http_turnpolicy_forward_auth_handler(
+    ngx_http_request_t *r);
+static char *ngx_http_turnpolicy_forward_auth(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_uint_t ngx_http_turnpolicy_header(ngx_http_request_t *r,
+    const ngx_str_t *name, ngx_str_t *value);
 static ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token);
 static ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
@@ -82,6 +111,15 @@ static ngx_int_t ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_turnpolicy_http_status(tp_status status);
 static ngx_int_t ngx_http_turnpolicy_credentials_handler(
     ngx_http_request_t *r);
+static void ngx_http_turnpolicy_issue_thread(void *data, ngx_log_t *log);
+#if (NGX_THREADS)
+static void ngx_http_turnpolicy_issue_done(ngx_event_t *ev);
+static void ngx_http_turnpolicy_issue_respond(ngx_http_request_t *r);
+#endif
+static void ngx_http_turnpolicy_issue_wipe(void *data);
+static ngx_int_t ngx_http_turnpolicy_credentials_respond(
+    ngx_http_request_t *r, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_http_turnpolicy_issue_t *t);
 static void ngx_http_turnpolicy_wipe(void *data);
 static ngx_int_t ngx_http_turnpolicy_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -150,6 +188,13 @@ static ngx_command_t  ngx_http_turnpolicy_commands[] = {
     { ngx_string("turnpolicy_credentials"),
       NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_http_turnpolicy_credentials,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy_forward_auth"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_turnpolicy_forward_auth,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -257,7 +302,7 @@ ngx_http_turnpolicy_access_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
 
-    if (!lcf->enable && !lcf->credentials) {
+    if (!lcf->enable && !lcf->credentials && !lcf->forward_auth) {
         return NGX_DECLINED;
     }
 
@@ -279,7 +324,19 @@ ngx_http_turnpolicy_access_handler(ngx_http_request_t *r)
                                             "the policy store is not loaded");
         }
 
+        if (r->method == NGX_HTTP_OPTIONS && !lcf->forward_auth) {
+            rc = ngx_http_turnpolicy_preflight(r, mcf, lcf, ctx);
+            if (rc != NGX_DECLINED) {
+                return rc;
+            }
+        }
+
         rc = ngx_http_turnpolicy_authenticate(r, mcf, lcf, ctx, &hostport);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        rc = ngx_http_turnpolicy_origin(r, ctx);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -331,7 +388,7 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_str_t *hostport)
 {
     ngx_int_t      rc;
-    ngx_str_t      token, path;
+    ngx_str_t      token, path, uri, own, *ownp;
     tp_error       err;
     tp_status      status;
     tp_jwt_claims  claims;
@@ -339,11 +396,28 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_str_null(&token);
     ngx_str_null(hostport);
 
-    rc = ngx_http_turnpolicy_split_path(r, lcf, &r->unparsed_uri,
-                                        r->headers_in.host
-                                        ? &r->headers_in.host->value : NULL,
-                                        &token, hostport, &path,
-                                        &ctx->prefix);
+    if (lcf->forward_auth) {
+        /* the request another proxy asks about (auth_request, Traefik
+         * ForwardAuth, Caddy forward_auth) */
+        if (ngx_http_turnpolicy_forwarded(r, &uri, &own, &ctx->args)
+            != NGX_OK)
+        {
+            return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            "bad_path",
+                                            "no single well-formed "
+                                            "X-Forwarded-Uri or "
+                                            "X-Original-URI");
+        }
+
+        ownp = own.len ? &own : NULL;
+
+    } else {
+        uri = r->unparsed_uri;
+        ownp = r->headers_in.host ? &r->headers_in.host->value : NULL;
+    }
+
+    rc = ngx_http_turnpolicy_split_path(r, lcf, &uri, ownp, &token,
+                                        hostport, &path, &ctx->prefix);
     if (rc != NGX_OK) {
         return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
                                         "bad_path",
@@ -408,7 +482,9 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_cpystrn(ctx->path.data, path.data, path.len + 1);
     ctx->path.len = path.len;
 
-    if (ngx_http_turnpolicy_strip_arg(r, lcf, &ctx->args) != NGX_OK) {
+    if (!lcf->forward_auth
+        && ngx_http_turnpolicy_strip_arg(r, lcf, &ctx->args) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -602,48 +678,391 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
  * argument.  Returns NGX_OK (token->len may be 0: none) or NGX_ERROR when
  * the header is given more than once.
  */
+/*
+ * The request a forward-auth caller asks about: its URI from
+ * X-Forwarded-Uri (Traefik, Caddy) or else X-Original-URI (the usual
+ * nginx auth_request setup), the caller's own host from X-Forwarded-Host.
+ * *uri is the path without the query, *args the query.  NGX_DECLINED when
+ * the header is missing, repeated, not a path, or carries control bytes.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_forwarded(ngx_http_request_t *r, ngx_str_t *uri,
+    ngx_str_t *own_host, ngx_str_t *args)
+{
+    u_char      *p, *q;
+    ngx_str_t    v;
+    ngx_uint_t   n;
+
+    static ngx_str_t  fwd_uri = ngx_string("X-Forwarded-Uri");
+    static ngx_str_t  orig_uri = ngx_string("X-Original-URI");
+    static ngx_str_t  fwd_host = ngx_string("X-Forwarded-Host");
+
+    n = ngx_http_turnpolicy_header(r, &fwd_uri, &v);
+
+    if (n == 0) {
+        n = ngx_http_turnpolicy_header(r, &orig_uri, &v);
+    }
+
+    if (n != 1 || v.len == 0 || v.data[0] != '/') {
+        return NGX_DECLINED;
+    }
+
+    for (p = v.data; p < v.data + v.len; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    q = ngx_strlchr(v.data, v.data + v.len, '?');
+
+    uri->data = v.data;
+    uri->len = q ? (size_t) (q - v.data) : v.len;
+
+    if (q) {
+        args->data = q + 1;
+        args->len = v.data + v.len - q - 1;
+
+    } else {
+        ngx_str_null(args);
+    }
+
+    if (ngx_http_turnpolicy_header(r, &fwd_host, own_host) > 1) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method).
+ * Browsers send it without credentials, so the realm comes from a token in
+ * the URL (turnpolicy_token path or arg) when there is one; with a header
+ * or cookie token, the Origin must be allowed by some realm, and the real
+ * request is checked against its own realm.  Answers 204 with the CORS
+ * headers, or refuses with 403; NGX_DECLINED when this is not a preflight
+ * (an ordinary OPTIONS request, proxied like any other).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx)
+{
+    u_char           *p;
+    ngx_int_t         rc;
+    ngx_str_t         origin, method, headers, hostport, v;
+    tp_error          err;
+    tp_status         status;
+    ngx_uint_t        i;
+    char             *o;
+
+    static ngx_str_t  acrm = ngx_string("Access-Control-Request-Method");
+    static ngx_str_t  acrh = ngx_string("Access-Control-Request-Headers");
+    static ngx_str_t  origin_name = ngx_string("Origin");
+
+    static ngx_str_t  methods[] = {
+        ngx_string("GET"), ngx_string("HEAD"), ngx_string("POST"),
+        ngx_string("PUT"), ngx_string("DELETE"), ngx_null_string
+    };
+
+    if (ngx_http_turnpolicy_header(r, &acrm, &method) == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_turnpolicy_header(r, &origin_name, &origin) != 1
+        || origin.len == 0 || origin.len > 512)
+    {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        tp_reason(TP_EORIGIN),
+                                        "preflight with no single Origin");
+    }
+
+    for (i = 0; methods[i].len; i++) {
+        if (method.len == methods[i].len
+            && ngx_strncmp(method.data, methods[i].data, method.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (methods[i].len == 0) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "method_denied",
+                                        "preflight for a method the proxy "
+                                        "does not forward");
+    }
+
+    /* a comma-separated list of header names, echoed when allowed */
+
+    ngx_http_turnpolicy_header(r, &acrh, &headers);
+
+    if (headers.len > 1024) {
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "bad_request",
+                                        "preflight header list too long");
+    }
+
+    for (p = headers.data; p < headers.data + headers.len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'
+              || *p == ',' || *p == ' '))
+        {
+            return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            "bad_request",
+                                            "preflight header list is "
+                                            "malformed");
+        }
+    }
+
+    o = ngx_pnalloc(r->pool, origin.len + 1);
+    if (o == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(o, origin.data, origin.len);
+    o[origin.len] = '\0';
+
+    if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH
+        || lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_ARG)
+    {
+        rc = ngx_http_turnpolicy_authenticate(r, mcf, lcf, ctx, &hostport);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        status = tp_store_origin_check(mcf->st, (char *) ctx->realm.data, o,
+                                       &err);
+
+    } else {
+        status = tp_store_origins(mcf->st, ngx_http_turnpolicy_any_origin,
+                                  o, &err);
+
+        if (status == TP_OK) {
+            status = TP_EORIGIN;
+
+        } else if (status == TP_EEXISTS) {
+            /* found (the callback stops the walk with it) */
+            status = TP_OK;
+        }
+    }
+
+    if (status != TP_OK) {
+        if (status == TP_EORIGIN) {
+            return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            tp_reason(TP_EORIGIN),
+                                            "preflight from an origin no "
+                                            "realm allows here");
+        }
+
+        return ngx_http_turnpolicy_deny_status(r, ctx, status, &err);
+    }
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    ngx_str_set(&v, "GET, HEAD, POST, PUT, DELETE");
+
+    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Origin",
+                                       &origin) != NGX_OK
+        || ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Methods",
+                                          &v) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (headers.len
+        && ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Headers",
+                                          &headers) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_COOKIE) {
+        ngx_str_set(&v, "true");
+
+        if (ngx_http_turnpolicy_add_header(r,
+                                           "Access-Control-Allow-Credentials",
+                                           &v) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ngx_str_set(&v, "600");
+
+    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Max-Age", &v)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&v, "Origin, Access-Control-Request-Method, "
+                    "Access-Control-Request-Headers");
+
+    if (ngx_http_turnpolicy_add_header(r, "Vary", &v) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&ctx->reason, "preflight");
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_send_header(r));
+
+    return NGX_DONE;
+}
+
+
+static tp_status
+ngx_http_turnpolicy_any_origin(void *ud, const char *origin,
+    const char *realm)
+{
+    return ngx_strcmp(ud, origin) == 0 ? TP_EEXISTS : TP_OK;
+}
+
+
+/*
+ * A request from a web page (it has an Origin) must come from an origin
+ * its realm allows; the response then carries the CORS headers (the
+ * header filter adds them).  Requests without Origin are not browsers'
+ * cross-origin requests and pass.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_origin(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx)
+{
+    char                              *o;
+    ngx_str_t                          origin;
+    tp_error                           err;
+    tp_status                          status;
+    ngx_http_turnpolicy_main_conf_t   *mcf;
+
+    static ngx_str_t  origin_name = ngx_string("Origin");
+
+    switch (ngx_http_turnpolicy_header(r, &origin_name, &origin)) {
+
+    case 0:
+        return NGX_OK;
+
+    case 1:
+        if (origin.len > 0 && origin.len <= 512) {
+            break;
+        }
+
+        /* fall through */
+
+    default:
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        tp_reason(TP_EORIGIN),
+                                        "no single well-formed Origin");
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
+
+    o = ngx_pnalloc(r->pool, origin.len + 1);
+    if (o == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(o, origin.data, origin.len);
+    o[origin.len] = '\0';
+
+    status = tp_store_origin_check(mcf->st, (char *) ctx->realm.data, o,
+                                   &err);
+    if (status != TP_OK) {
+        return ngx_http_turnpolicy_deny_status(r, ctx, status, &err);
+    }
+
+    ctx->origin.data = (u_char *) o;
+    ctx->origin.len = origin.len;
+    ctx->cors = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_turnpolicy_add_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The value of request header "name" in *value; returns how many times
+ * the header is present (0: *value is empty; more than 1: the first).
+ */
+static ngx_uint_t
+ngx_http_turnpolicy_header(ngx_http_request_t *r, const ngx_str_t *name,
+    ngx_str_t *value)
+{
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    ngx_str_null(value);
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+    n = 0;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != name->len
+            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        if (n++ == 0) {
+            *value = h[i].value;
+        }
+    }
+
+    return n;
+}
+
+
 static ngx_int_t
 ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token)
 {
-    ngx_uint_t        i, n;
-    ngx_str_t         value;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_str_t  value;
 
     ngx_str_null(&value);
 
     switch (lcf->token_source) {
 
     case NGX_HTTP_TURNPOLICY_TOKEN_HEADER:
-        part = &r->headers_in.headers.part;
-        h = part->elts;
-        n = 0;
-
-        for (i = 0; /* void */; i++) {
-
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
-                }
-
-                part = part->next;
-                h = part->elts;
-                i = 0;
-            }
-
-            if (h[i].key.len != lcf->token_name.len
-                || ngx_strncasecmp(h[i].key.data, lcf->token_name.data,
-                                   lcf->token_name.len) != 0)
-            {
-                continue;
-            }
-
-            if (n++) {
-                return NGX_ERROR;
-            }
-
-            value = h[i].value;
+        if (ngx_http_turnpolicy_header(r, &lcf->token_name, &value) > 1) {
+            return NGX_ERROR;
         }
 
         if (value.len > 7
@@ -1199,6 +1618,7 @@ ngx_http_turnpolicy_http_status(tp_status status)
     case TP_EREALMKILLED:
     case TP_EUNKNOWNUSER:
     case TP_EDISABLED:
+    case TP_EORIGIN:
         return NGX_HTTP_FORBIDDEN;
 
     case TP_ETOOLONG:
@@ -1311,25 +1731,19 @@ ngx_http_turnpolicy_send_json(ngx_http_request_t *r, ngx_uint_t status,
 static ngx_int_t
 ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
 {
-    char                             **urls;
-    char                              *realm_urls[NGX_HTTP_TURNPOLICY_MAX_URLS];
-    size_t                             cap, written, nurls;
-    u_char                            *body;
-    u_char                             urlbuf[2048];
-    ngx_uint_t                         i;
-    tp_error                           err;
-    tp_status                          status;
-    tp_credential                      cred;
     ngx_pool_cleanup_t                *cln;
     ngx_http_turnpolicy_ctx_t         *ctx;
-    ngx_http_turnpolicy_loc_conf_t    *lcf;
+    ngx_http_turnpolicy_issue_t       *t;
     ngx_http_turnpolicy_main_conf_t   *mcf;
+#if (NGX_THREADS)
+    ngx_thread_task_t                 *task;
+    ngx_http_turnpolicy_loc_conf_t    *lcf;
+#endif
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_POST))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
     mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
 
@@ -1338,13 +1752,161 @@ ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
         return NGX_HTTP_FORBIDDEN;
     }
 
-    status = tp_store_issue(mcf->st, (char *) ctx->realm.data,
-                            (char *) ctx->sub.data, 0, (int64_t) ngx_time(),
-                            &cred, &err);
-    if (status != TP_OK) {
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+#if (NGX_THREADS)
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+
+    /*
+     * tp_store_issue counts the issuance rate in Redis (a round trip, up
+     * to its timeout): it runs in the thread pool, not in the event loop.
+     */
+
+    task = ngx_thread_task_alloc(r->pool,
+                                 sizeof(ngx_http_turnpolicy_issue_t));
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t = task->ctx;
+
+#else
+    t = ngx_pcalloc(r->pool, sizeof(ngx_http_turnpolicy_issue_t));
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+#endif
+
+    /* the credential is secret until it expires: wipe it with the pool */
+
+    cln->handler = ngx_http_turnpolicy_issue_wipe;
+    cln->data = t;
+
+    t->st = mcf->st;
+    t->realm = (char *) ctx->realm.data;
+    t->sub = (char *) ctx->sub.data;
+    t->now = (int64_t) ngx_time();
+    ctx->issue = t;
+
+#if (NGX_THREADS)
+    task->handler = ngx_http_turnpolicy_issue_thread;
+    task->event.handler = ngx_http_turnpolicy_issue_done;
+    task->event.data = r;
+
+    if (ngx_thread_task_post(lcf->thread_pool, task) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->blocked++;
+    r->aio = 1;
+    r->main->count++;
+    r->write_event_handler = ngx_http_turnpolicy_issue_respond;
+
+    return NGX_DONE;
+
+#else
+    ngx_http_turnpolicy_issue_thread(t, r->connection->log);
+
+    return ngx_http_turnpolicy_credentials_respond(r, ctx, t);
+#endif
+}
+
+
+/* In a thread of the pool: no nginx calls, only the library's. */
+static void
+ngx_http_turnpolicy_issue_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_turnpolicy_issue_t  *t = data;
+
+    t->status = tp_store_issue(t->st, t->realm, t->sub, 0, t->now,
+                               &t->cred, &t->err);
+}
+
+
+#if (NGX_THREADS)
+
+/* Back in the event loop when the task is done. */
+static void
+ngx_http_turnpolicy_issue_done(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    if (r->done) {
+        /* finalized (the client went away) while the task ran */
+        c->write->handler(c->write);
+
+    } else {
+        r->write_event_handler(r);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+
+static void
+ngx_http_turnpolicy_issue_respond(ngx_http_request_t *r)
+{
+    ngx_http_turnpolicy_ctx_t  *ctx;
+
+    if (r->aio) {
+        /* a write event before the task is done */
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
+
+    ngx_http_finalize_request(r,
+                              ngx_http_turnpolicy_credentials_respond(
+                                  r, ctx, ctx->issue));
+}
+
+#endif
+
+
+static void
+ngx_http_turnpolicy_issue_wipe(void *data)
+{
+    ngx_explicit_memzero(data, sizeof(ngx_http_turnpolicy_issue_t));
+}
+
+
+/* The JSON answer for a credential issued (or refused) by t. */
+static ngx_int_t
+ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_http_turnpolicy_issue_t *t)
+{
+    char                             **urls;
+    char                              *realm_urls[NGX_HTTP_TURNPOLICY_MAX_URLS];
+    size_t                             cap, written, nurls;
+    u_char                            *body;
+    u_char                             urlbuf[2048];
+    ngx_uint_t                         i;
+    tp_error                           err;
+    tp_status                          status;
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_turnpolicy_loc_conf_t    *lcf;
+    ngx_http_turnpolicy_main_conf_t   *mcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
+
+    if (t->status != TP_OK) {
         return ngx_http_turnpolicy_refuse(r, ctx,
-                                       ngx_http_turnpolicy_http_status(status),
-                                       tp_reason(status), err.message);
+                                    ngx_http_turnpolicy_http_status(t->status),
+                                    tp_reason(t->status), t->err.message);
     }
 
     if (lcf->turn_urls != NULL) {
@@ -1359,7 +1921,7 @@ ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
                                      NGX_HTTP_TURNPOLICY_MAX_URLS, &nurls,
                                      &err);
         if (status != TP_OK) {
-            ngx_explicit_memzero(&cred, sizeof(tp_credential));
+            ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
             return ngx_http_turnpolicy_refuse(r, ctx,
                                        ngx_http_turnpolicy_http_status(status),
                                        tp_reason(status), err.message);
@@ -1378,7 +1940,7 @@ ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
     body = ngx_pnalloc(r->pool, cap);
 
     if (cln == NULL || body == NULL) {
-        ngx_explicit_memzero(&cred, sizeof(tp_credential));
+        ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1388,11 +1950,11 @@ ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
     ((ngx_str_t *) cln->data)->len = cap;
     cln->handler = ngx_http_turnpolicy_wipe;
 
-    status = tp_credential_json(&cred, (const char *const *) urls,
+    status = tp_credential_json(&t->cred, (const char *const *) urls,
                                 nurls, TP_JSON_ICE,
                                 (char *) body, cap, &written, &err);
 
-    ngx_explicit_memzero(&cred, sizeof(tp_credential));
+    ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
 
     if (status != TP_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1592,7 +2154,7 @@ ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->upstream, prev->upstream, NULL);
     ngx_conf_merge_ptr_value(conf->turn_urls, prev->turn_urls, NULL);
 
-    if (!conf->enable && !conf->credentials) {
+    if (!conf->enable && !conf->credentials && !conf->forward_auth) {
         return NGX_CONF_OK;
     }
 
@@ -1609,7 +2171,16 @@ ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     mcf->used = 1;
 
-    if (conf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH
+    if (conf->forward_auth) {
+        if (conf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_ARG) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"turnpolicy_token arg:\" is not supported "
+                               "with \"turnpolicy_forward_auth\" in location "
+                               "\"%V\"", &clcf->name);
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (conf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH
         && (clcf->named || clcf->exact_match
 #if (NGX_PCRE)
             || clcf->regex
@@ -1622,7 +2193,7 @@ ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->upstream == NULL && !conf->credentials
+    if (conf->upstream == NULL && !conf->credentials && !conf->forward_auth
         && (clcf->named || clcf->exact_match
 #if (NGX_PCRE)
             || clcf->regex
@@ -1766,12 +2337,6 @@ ngx_http_turnpolicy_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     mcf->store.jwt = &mcf->jwt;
     mcf->store.log = ngx_http_turnpolicy_store_log;
 
-    /*
-     * No issuance rate limit: tp_store_issue would count (a Redis round
-     * trip) in ngx_http_turnpolicy_subject_check() on every request.
-     */
-    mcf->store.issue_per_minute = 0;
-
     rv = ngx_http_turnpolicy_config_nginx(cf, mcf, tc);
 
 done:
@@ -1789,7 +2354,8 @@ ngx_http_turnpolicy_config_nginx(ngx_conf_t *cf,
 {
     static const char *const  known[] = {
         "database", "redis", "redis_password_file", "redis_fail_mode",
-        "max_staleness", "reload_interval", "no_listen", NULL
+        "max_staleness", "reload_interval", "no_listen", "issue_per_minute",
+        NULL
     };
 
     char                 pw[1024];
@@ -1913,6 +2479,17 @@ ngx_http_turnpolicy_config_nginx(ngx_conf_t *cf,
     }
 
     mcf->store.max_staleness = (uint32_t) n;
+
+    /* credentials per subject per minute from the credentials endpoint,
+     * counted in Redis across workers and nodes; 0 = no limit */
+    if (tp_config_get_int(tc, "nginx", "issue_per_minute", 0, 1000000, 0,
+                          &n, &err)
+        != TP_OK)
+    {
+        goto bad_int;
+    }
+
+    mcf->store.issue_per_minute = (uint32_t) n;
 
     if (tp_config_get_int(tc, "nginx", "reload_interval", 1, 86400, 60, &n,
                           &err)
@@ -2087,7 +2664,131 @@ ngx_http_turnpolicy_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
 
     clcf->handler = ngx_http_turnpolicy_credentials_handler;
 
+#if (NGX_THREADS)
+    /* nginx's "default" pool (32 threads) unless thread_pool says more */
+    lcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (lcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#endif
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * turnpolicy_forward_auth PREFIX: this location answers another proxy's
+ * "may this request pass?" (nginx auth_request, Traefik ForwardAuth, Caddy
+ * forward_auth) for the forwarded URI, whose location prefix is PREFIX
+ * (the token and upstream host follow it as in a proxied request).
+ */
+static char *
+ngx_http_turnpolicy_forward_auth(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_turnpolicy_loc_conf_t *lcf = conf;
+
+    u_char                    *p;
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->forward_auth != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive: the "
+                           "location prefix of forwarded URIs starts with "
+                           "\"/\"", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '%') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\" directive",
+                               &value[1], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "conflicts with another content handler (proxy_pass?)";
+    }
+
+    clcf->handler = ngx_http_turnpolicy_forward_auth_handler;
+
+    lcf->forward_auth = 1;
+    lcf->forward_prefix = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The forward-auth answer once the access phase allowed the forwarded
+ * request: 200 and what the caller needs to proxy it the same way,
+ *
+ *     X-Turnpolicy-Sub            the token's subject
+ *     X-Turnpolicy-Realm          its realm
+ *     X-Turnpolicy-Upstream       host[:port] asked for
+ *     X-Turnpolicy-Upstream-Host  the host alone (the TLS name to verify)
+ *     X-Turnpolicy-Upstream-Addr  the checked address:port (connect here)
+ *     X-Turnpolicy-Path           the path and query after token and host
+ *
+ * (refusals were answered by the access phase: 401, 403, 429, 503).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_forward_auth_handler(ngx_http_request_t *r)
+{
+    u_char                     *p;
+    ngx_str_t                   path;
+    ngx_http_turnpolicy_ctx_t  *ctx;
+
+    static u_char  ok[] = "{\"allowed\":true}\n";
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
+
+    if (ctx == NULL || !ctx->allowed) {
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    path.len = ctx->path.len + (ctx->args.len ? 1 + ctx->args.len : 0);
+    path.data = ngx_pnalloc(r->pool, path.len);
+    if (path.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(path.data, ctx->path.data, ctx->path.len);
+
+    if (ctx->args.len) {
+        *p++ = '?';
+        ngx_memcpy(p, ctx->args.data, ctx->args.len);
+    }
+
+    if (ngx_http_turnpolicy_add_header(r, "X-Turnpolicy-Sub", &ctx->sub)
+            != NGX_OK
+        || ngx_http_turnpolicy_add_header(r, "X-Turnpolicy-Realm",
+                                          &ctx->realm) != NGX_OK
+        || ngx_http_turnpolicy_add_header(r, "X-Turnpolicy-Upstream",
+                                          &ctx->upstream) != NGX_OK
+        || ngx_http_turnpolicy_add_header(r, "X-Turnpolicy-Upstream-Host",
+                                          &ctx->upstream_host) != NGX_OK
+        || ngx_http_turnpolicy_add_header(r, "X-Turnpolicy-Upstream-Addr",
+                                          &ctx->upstream_addr) != NGX_OK
+        || ngx_http_turnpolicy_add_header(r, "X-Turnpolicy-Path", &path)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_turnpolicy_send_json(r, NGX_HTTP_OK, ok, sizeof(ok) - 1,
+                                         "ok");
 }
 
 

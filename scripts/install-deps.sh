@@ -15,7 +15,7 @@ coturn
 nginx nginx-dev libnginx-mod-stream
 clang libclang-rt-14-dev
 python3-aiortc python3-websockets
-dnsmasq-base curl wrk
+dnsmasq-base curl wrk caddy
 "
 
 missing=""

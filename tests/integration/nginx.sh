@@ -245,6 +245,7 @@ jwt_leeway = 5
 redis = 127.0.0.1:$TP_REDIS_PORT
 redis_password_file = $d/redis.pw
 max_staleness = 30
+issue_per_minute = 5
 CONF
 
 ngx=$d/nginx
@@ -282,14 +283,22 @@ $2
 CONF
 }
 # nginx.d/*.http.conf and *.server.conf: the parts' own configuration,
-# with @D@, @NGX@, @UP_PORT@, @WS_PORT@, @DNS_PORT@, @NGX_PORT@ replaced.
+# with @D@, @NGX@, @UP_PORT@, @WS_PORT@, @DNS_PORT@, @NGX_PORT@ and
+# @PORT1@..@PORT5@ (free ports the parts may listen on) replaced.
+port1=$(tp_free_port)
+port2=$(tp_free_port)
+port3=$(tp_free_port)
+port4=$(tp_free_port)
+port5=$(tp_free_port)
 mkdir -p "$d/nginx.d"
 for kind in http server; do
     for f in "$TP_ROOT"/tests/integration/nginx.d/*."$kind".conf; do
         [ -e "$f" ] || continue
         sed -e "s|@D@|$d|g" -e "s|@NGX@|$ngx|g" -e "s|@UP_PORT@|$up_port|g" \
             -e "s|@WS_PORT@|$ws_port|g" -e "s|@DNS_PORT@|$dns_port|g" \
-            -e "s|@NGX_PORT@|$ngx_port|g" "$f"
+            -e "s|@NGX_PORT@|$ngx_port|g" -e "s|@PORT1@|$port1|g" \
+            -e "s|@PORT2@|$port2|g" -e "s|@PORT3@|$port3|g" \
+            -e "s|@PORT4@|$port4|g" -e "s|@PORT5@|$port5|g" "$f"
     done >"$d/nginx.d/$kind.conf"
 done
 ngx_conf "$ngx/nginx.conf" "
