@@ -459,13 +459,19 @@ for p in ${PERF:-}; do
     ppid=$!
     res=$(run "$p" "$port" "$paths" "$w" "$WRK_SECONDS") || exit 1
     wait "$ppid" || fail "perf record: $(tail -3 "$d/perf.out")"
-    echo "# perf, worker of setup $p ($res: req/s p99 us/req), self time by library:"
+    read -r rps _ us <<<"$res"
+    printf '# perf, worker of setup %s (%.0f req/s, %.1f us CPU/req under perf), self time by library:\n' \
+        "$p" "$rps" "$us"
+    # "12.34%  libfoo.so" -> "12.34%  4.2 us/req  libfoo.so"
     perf report -i "$d/perf.data" --sort dso --stdio 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | head -12 | sed 's/^/#   /'
+        awk -v us="$us" '/^ *[0-9.]+%/ {
+            printf "#   %7s %6.1f us/req  %s\n", $1, $1 * us / 100, $2 }' |
+        head -12
     echo "# ... and by user-space symbol (top 25):"
     perf report -i "$d/perf.data" --sort dso,symbol --stdio 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | grep -v kernel.kallsyms |
-        head -25 | sed 's/^/#   /'
+        awk -v us="$us" '/^ *[0-9.]+%/ && $2 != "[kernel.kallsyms]" {
+            printf "#   %7s %6.2f us/req  %s %s\n", $1, $1 * us / 100, $2, $4 }' |
+        head -25
 done
 if grep -E '\[(alert|crit|emerg)\]|exited on signal' "$d"/*/logs/error.log \
         >"$d/alerts" 2>/dev/null; then
