@@ -31,14 +31,20 @@
 #     nginx, over a keepalive upstream{}) with the one token of 2, the
 #     upstream taken from its X-Turnpolicy-Upstream-Addr and
 #     X-Turnpolicy-Path (skipped, and said so, when the module has no
-#     turnpolicy_forward_auth).
+#     turnpolicy_forward_auth).  auth_request's subrequest is header-only,
+#     so nginx reuses the connection to the endpoint only when its 200
+#     has no body; the output says when it has one.
 #
 # Rounds alternate between the setups; medians of ROUNDS rounds are
 # printed, ratios are the medians of the per-round ratios.  Each run must
 # have 0 non-2xx/3xx responses and 0 socket errors (the bench fails
-# otherwise: measuring 401s is worthless).  "worker CPU" is the nginx
-# worker's user+system time per request (less sensitive to the other
-# load on a shared machine than req/s).  Nothing leaves 127.0.0.1.
+# otherwise: measuring 401s is worthless; wrk counts 3xx as success, and
+# nothing here answers one).  "worker CPU" is the nginx worker's
+# user+system time per request; its ratio is printed too, being less
+# sensitive than req/s to the other load of a shared machine.
+# PERF="cached ..." adds a profile of those setups (see the end).
+# Environment: ROUNDS, WRK_SECONDS, WRK_THREADS, WRK_CONN, NTOKENS, NUSERS.
+# Nothing leaves 127.0.0.1.
 # shellcheck disable=SC2154,SC2317  # tp_* come from lib.sh; run, warm,
 # round are called through each_setup
 . "$(dirname "$0")/../lib.sh"
@@ -357,6 +363,20 @@ for s in plain cached hs rs auth; do
  200" ] || fail "$s: the first request gets '$body', not 200 ok"
 done
 
+# auth_request's subrequest is header-only: nginx keeps its upstream
+# connection only when the answer has no body (Content-Length: 0).
+fwd_note=""
+if [ "$fwd" = 1 ]; then
+    fwd_len=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' \
+        -H "X-Original-URI: $(cat "$d/one.paths")" -H 'X-Original-Method: GET' \
+        "http://127.0.0.1:$p_fwd/_auth") || fail "forward-auth: no answer"
+    case $fwd_len in
+    "200 0") ;;
+    "200 "*) fwd_note="# forward-auth answers 200 with a ${fwd_len#200 }-byte body: auth_request's header-only subrequest cannot reuse its connection then, so every check opens a new TCP connection to it" ;;
+    *) fail "forward-auth answers $fwd_len" ;;
+    esac
+fi
+
 # --------------------------------------------------------------------
 # wrk runs
 # --------------------------------------------------------------------
@@ -412,6 +432,14 @@ done
 col() { awk -v c="$2" '{ print $c }' "$d/res.$1"; }
 # ratios NUM DEN -> per-round ratios of req/s, one a line
 ratios() { paste -d ' ' "$d/res.$1" "$d/res.$2" | awk '{ print $1 / $4 }'; }
+# cpu_ratios NUM DEN -> per-round DEN/NUM worker CPU per request
+cpu_ratios() { paste -d ' ' "$d/res.$1" "$d/res.$2" | awk '{ print $6 / $3 }'; }
+# ratio_line LABEL NUM DEN GOAL
+ratio_line() {
+    printf '%s: %.2fx (%s%sby worker CPU per request %.2fx)\n' "$1" \
+        "$(ratios "$2" "$3" | median)" "$4" "${4:+; }" \
+        "$(cpu_ratios "$2" "$3" | median)"
+}
 line() { # NAME LABEL
     printf 'nginx_%s: %.0f req/s (%s), p99 %.2f ms, worker CPU %.1f us/req (%s)\n' \
         "$1" "$(col "$1" 1 | median)" "$(col "$1" 1 | range)" \
@@ -431,18 +459,19 @@ line hs "first-seen HS256 tokens"
 line rs "first-seen RS256 tokens, RSA 2048"
 if [ "$fwd" = 1 ]; then
     line auth "auth_request + turnpolicy_forward_auth, one HS256 token repeated"
+    [ -n "$fwd_note" ] && echo "$fwd_note"
 else
     echo "nginx_auth_request: not measured: forward-auth not available (the module has no turnpolicy_forward_auth)"
 fi
-printf 'nginx filter (cached token) vs nginx without filter: %.2fx (goal >= 0.95x)\n' \
-    "$(ratios cached plain | median)"
-printf 'nginx filter (first-seen HS256 tokens) vs nginx without filter: %.2fx\n' \
-    "$(ratios hs plain | median)"
-printf 'nginx filter (first-seen RS256 tokens) vs nginx without filter: %.2fx\n' \
-    "$(ratios rs plain | median)"
+ratio_line "nginx filter (cached token) vs nginx without filter" \
+    cached plain "goal >= 0.95x"
+ratio_line "nginx filter (first-seen HS256 tokens) vs nginx without filter" \
+    hs plain ""
+ratio_line "nginx filter (first-seen RS256 tokens) vs nginx without filter" \
+    rs plain ""
 if [ "$fwd" = 1 ]; then
-    printf 'nginx filter (cached token) vs auth_request + forward-auth: %.2fx (goal >= 1.8x)\n' \
-        "$(ratios cached auth | median)"
+    ratio_line "nginx filter (cached token) vs auth_request + forward-auth" \
+        cached auth "goal >= 1.8x"
 else
     echo "nginx filter (cached token) vs auth_request + forward-auth: not measured: forward-auth not available"
 fi
