@@ -84,6 +84,8 @@ static char *ngx_http_turnpolicy_forward_auth(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_uint_t ngx_http_turnpolicy_header(ngx_http_request_t *r,
     const ngx_str_t *name, ngx_str_t *value);
+static void ngx_http_turnpolicy_redact(ngx_http_request_t *r,
+    const ngx_str_t *token);
 static ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token);
 static ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
@@ -432,6 +434,8 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
                                             "the token is given twice");
         }
     }
+
+    ngx_http_turnpolicy_redact(r, &token);
 
     if (token.len == 0) {
         return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_UNAUTHORIZED,
@@ -1002,6 +1006,47 @@ ngx_http_turnpolicy_add_header(ngx_http_request_t *r, const char *key,
     h->value = *value;
 
     return NGX_OK;
+}
+
+
+/*
+ * A token in the path or the query is part of the request line, which
+ * nginx writes into $request and into every error message about the
+ * request ("request: ..."): from here on, those show "[token]" instead.
+ * The request itself (r->unparsed_uri, r->args) is not changed.
+ */
+static void
+ngx_http_turnpolicy_redact(ngx_http_request_t *r, const ngx_str_t *token)
+{
+    u_char  *p, *start, *end;
+
+    static u_char  mark[] = "[token]";
+
+    start = r->request_line.data;
+    end = start + r->request_line.len;
+
+    if (token->len == 0 || start == NULL
+        || token->data < start || token->data + token->len > end)
+    {
+        return;
+    }
+
+    p = ngx_pnalloc(r->pool, r->request_line.len - token->len
+                             + sizeof(mark) - 1);
+    if (p == NULL) {
+        /* a failed allocation is logged with the line; keep it short */
+        r->request_line.len = 0;
+        return;
+    }
+
+    r->request_line.data = p;
+
+    p = ngx_cpymem(p, start, token->data - start);
+    p = ngx_cpymem(p, mark, sizeof(mark) - 1);
+    p = ngx_cpymem(p, token->data + token->len,
+                   end - token->data - token->len);
+
+    r->request_line.len = p - r->request_line.data;
 }
 
 
@@ -1693,6 +1738,10 @@ ngx_http_turnpolicy_send_json(ngx_http_request_t *r, ngx_uint_t status,
         }
 
         r->headers_out.www_authenticate = h;
+    }
+
+    if (len == 0) {
+        r->header_only = 1;
     }
 
     rc = ngx_http_send_header(r);
@@ -2752,8 +2801,6 @@ ngx_http_turnpolicy_forward_auth_handler(ngx_http_request_t *r)
     ngx_str_t                   path;
     ngx_http_turnpolicy_ctx_t  *ctx;
 
-    static u_char  ok[] = "{\"allowed\":true}\n";
-
     ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
 
     if (ctx == NULL || !ctx->allowed) {
@@ -2789,8 +2836,12 @@ ngx_http_turnpolicy_forward_auth_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_turnpolicy_send_json(r, NGX_HTTP_OK, ok, sizeof(ok) - 1,
-                                         "ok");
+    /*
+     * No body: nginx's auth_request reads only the header, and keeps the
+     * connection to us only when nothing follows it.
+     */
+
+    return ngx_http_turnpolicy_send_json(r, NGX_HTTP_OK, NULL, 0, "ok");
 }
 
 

@@ -70,6 +70,7 @@ if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
 fi
 
 up_port=$(tp_free_port)
+closed_port=$(tp_free_port)   # nothing listens there (upstream failures)
 ws_port=$(tp_free_port)
 dns_port=$(tp_free_port)
 ngx_port=$(tp_free_port)
@@ -118,10 +119,11 @@ else
     exit 1
 fi
 # The parts under nginx.d/ provision what they need (psql variables
-# :up_port, :ws_port; see nginx.d/README).
+# :up_port, :ws_port, :closed_port; see nginx.d/README).
 for f in "$TP_ROOT"/tests/integration/nginx.d/*.sql; do
     [ -e "$f" ] || continue
     if ! psql_q -v ON_ERROR_STOP=1 -v up_port="$up_port" -v ws_port="$ws_port" \
+            -v closed_port="$closed_port" \
             -f "$f" >"$d/provision-part.out" 2>&1; then
         not_ok "provisioning $(basename "$f")" "$(cat "$d/provision-part.out")"
         exit 1

@@ -96,8 +96,9 @@ if [ "$code" = 200 ] && [ "$(hdr X-Turnpolicy-Sub)" = alice ] &&
    [ "$(hdr X-Turnpolicy-Upstream)" = "$e" ] &&
    [ "$(hdr X-Turnpolicy-Upstream-Host)" = edge.skype.com ] &&
    [ "$(hdr X-Turnpolicy-Upstream-Addr)" = "127.0.0.1:$up_port" ] &&
-   [ "$(hdr X-Turnpolicy-Path)" = "/api/v1/thing?x=1&y=2" ]; then
-    ok "forward-auth (Traefik's X-Forwarded-*): 200 with sub, realm, upstream, checked address, path"
+   [ "$(hdr X-Turnpolicy-Path)" = "/api/v1/thing?x=1&y=2" ] &&
+   [ -z "$body" ] && [ "$(hdr Content-Length)" = 0 ]; then
+    ok "forward-auth (Traefik's X-Forwarded-*): 200 with sub, realm, upstream, checked address, path; no body"
 else
     not_ok "forward-auth allowed" "HTTP $code $hdrs"
 fi

@@ -50,3 +50,26 @@ c=$(raw "GET /t/$tok_alice/$e/x HTTP/1.1\\r\\nHost: proxy.test\\r\\nOrigin: \\xf
 [ "$c" = 403 ] && ok "a non-UTF-8 Origin: 403" || not_ok "binary Origin" "got $c"
 c=$(raw "OPTIONS /t/$tok_alice/$e/x HTTP/1.1\\r\\nHost: proxy.test\\r\\nOrigin: https://app.acs.test\\r\\nAccess-Control-Request-Method: \\r\\n\\r\\n")
 [ "$c" = 403 ] && ok "a preflight with an empty method: 403" || not_ok "empty preflight method" "got $c"
+
+# nginx quotes the request line in its error messages ("request: ...") and
+# in $request: a token in the path or query shows as [token] there once the
+# module has read it.  (Requests nginx's own parser rejects, like the
+# control byte above, are logged at "info" as sent, before any module runs:
+# keep error_log at "notice" or above in production.)
+expect "an allowed host whose port is closed: 502" 502 "" \
+    "/t/$tok_alice/edge.skype.com:$closed_port/x"
+req "/a/edge.skype.com:$closed_port/x?access_token=$tok_bob2"
+sleep 0.2
+grep -F ":$closed_port" "$ngx/logs/error.log" >"$d/closed.log"
+if [ ! -s "$d/closed.log" ]; then
+    not_ok "nginx logged the failed upstream"
+elif grep -qF -e "$tok_alice" -e "$tok_bob2" "$d/closed.log"; then
+    not_ok "no token in nginx's error messages about a failed upstream"
+elif grep -q "request: \"GET /t/\[token\]/edge.skype.com:$closed_port/x HTTP/1.1\"" \
+        "$d/closed.log" &&
+     grep -q "request: \"GET /a/edge.skype.com:$closed_port/x?access_token=\[token\] HTTP/1.1\"" \
+        "$d/closed.log"; then
+    ok "nginx's upstream error messages show the request with [token] (path and argument)"
+else
+    not_ok "redacted request line" "$(head -2 "$d/closed.log")"
+fi
