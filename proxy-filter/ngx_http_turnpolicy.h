@@ -40,6 +40,7 @@
 #define NGX_HTTP_TURNPOLICY_URLS_MAX      16
 
 #define NGX_HTTP_TURNPOLICY_CACHE_DEFAULT 4096   /* tokens per worker */
+#define NGX_HTTP_TURNPOLICY_CACHE_MAX     1048576
 
 
 typedef struct ngx_http_turnpolicy_cache_s  ngx_http_turnpolicy_cache_t;
@@ -112,7 +113,8 @@ typedef struct {
     unsigned                   waiting:1;
     unsigned                   authenticated:1;
     unsigned                   allowed:1;
-    unsigned                   cached:1;         /* token from the cache */
+    unsigned                   checked:1;        /* a token was verified */
+    unsigned                   cached:1;         /* ... from the cache */
     unsigned                   cors:1;           /* add CORS headers */
     unsigned                   redirect_refused:1;
 } ngx_http_turnpolicy_ctx_t;
@@ -147,6 +149,9 @@ ngx_int_t ngx_http_turnpolicy_cache_get(ngx_http_turnpolicy_cache_t *c,
 void ngx_http_turnpolicy_cache_put(ngx_http_turnpolicy_cache_t *c,
     const ngx_str_t *token, uint64_t generation, time_t deadline,
     const tp_jwt_claims *claims);
+/* "turnpolicy_cache N | off" in http{} */
+char *ngx_http_turnpolicy_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 /*

@@ -17,7 +17,8 @@
  * A request through a location with "turnpolicy on" goes:
  *
  *   access phase   token (path segment, header, cookie or argument)
- *                  -> tp_store_jwt_verify (realm from the token's claim)
+ *                  -> the worker's token cache (SHA-256 of the token), or
+ *                     tp_store_jwt_verify (realm from the token's claim)
  *                  -> the subject is a known, active, unrevoked user
  *                  -> upstream host[:port] and path -> tp_store_host_check
  *                  -> resolve the host (the location's "resolver")
@@ -60,6 +61,9 @@ static ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
 static ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *args);
 static ngx_int_t ngx_http_turnpolicy_token_shape(ngx_str_t *token);
+static tp_status ngx_http_turnpolicy_verify(
+    ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *token, tp_jwt_claims *claims, tp_error *err);
 static tp_status ngx_http_turnpolicy_subject_check(tp_store *st,
     const tp_jwt_claims *claims, tp_error *err);
 static ngx_int_t ngx_http_turnpolicy_authorize(ngx_http_request_t *r,
@@ -84,6 +88,8 @@ static ngx_int_t ngx_http_turnpolicy_credentials_handler(
     ngx_http_request_t *r);
 static void ngx_http_turnpolicy_wipe(void *data);
 static ngx_int_t ngx_http_turnpolicy_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_turnpolicy_cache_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 static ngx_int_t ngx_http_turnpolicy_add_variables(ngx_conf_t *cf);
@@ -122,6 +128,13 @@ static ngx_command_t  ngx_http_turnpolicy_commands[] = {
     { ngx_string("turnpolicy_config"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_turnpolicy_config,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_turnpolicy_cache_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -230,6 +243,10 @@ static ngx_http_variable_t  ngx_http_turnpolicy_vars[] = {
 
     { ngx_string("turnpolicy_reason"), NULL, ngx_http_turnpolicy_variable,
       offsetof(ngx_http_turnpolicy_ctx_t, reason),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_token_cache"), NULL,
+      ngx_http_turnpolicy_cache_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -377,11 +394,10 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
                                         "the token is not a compact JWS");
     }
 
-    status = tp_store_jwt_verify(mcf->st, NULL, (const char *) token.data,
-                                 token.len, (int64_t) ngx_time(), &claims,
-                                 &err);
+    status = ngx_http_turnpolicy_verify(mcf, ctx, &token, &claims, &err);
 
     if (status == TP_OK) {
+        /* on a cache hit too: revocations and disabling apply at once */
         status = ngx_http_turnpolicy_subject_check(mcf->st, &claims, &err);
     }
 
@@ -770,6 +786,59 @@ ngx_http_turnpolicy_token_shape(ngx_str_t *token)
     }
 
     return dots == 2 ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * The token's claims: from the worker's cache when this token was
+ * verified under the policy in force and has not expired since, else
+ * from tp_store_jwt_verify (and then cached).  The generation is read
+ * before verifying, so a policy change during the verification leaves an
+ * entry that never answers.  Returns TP_OK or the verification's status.
+ */
+static tp_status
+ngx_http_turnpolicy_verify(ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_str_t *token, tp_jwt_claims *claims,
+    tp_error *err)
+{
+    time_t     now, deadline;
+    uint64_t   generation;
+    tp_status  status;
+
+    now = ngx_time();
+    generation = tp_store_changes(mcf->st);
+
+    ctx->checked = 1;
+
+    if (mcf->cache
+        && ngx_http_turnpolicy_cache_get(mcf->cache, token, generation, now,
+                                         claims)
+           == NGX_OK)
+    {
+        ctx->cached = 1;
+        return TP_OK;
+    }
+
+    status = tp_store_jwt_verify(mcf->st, NULL, (const char *) token->data,
+                                 token->len, (int64_t) now, claims, err);
+
+    if (status != TP_OK || mcf->cache == NULL || claims->exp <= 0) {
+        return status;
+    }
+
+    /* valid while now < exp + leeway, as tp_jwt_verify decides */
+
+    if (claims->exp > (int64_t) (NGX_MAX_TIME_T_VALUE - mcf->jwt.leeway)) {
+        deadline = NGX_MAX_TIME_T_VALUE;
+
+    } else {
+        deadline = (time_t) claims->exp + mcf->jwt.leeway;
+    }
+
+    ngx_http_turnpolicy_cache_put(mcf->cache, token, generation, deadline,
+                                  claims);
+
+    return TP_OK;
 }
 
 
@@ -1446,6 +1515,37 @@ ngx_http_turnpolicy_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* $turnpolicy_token_cache: HIT, MISS, or empty (no token checked) */
+static ngx_int_t
+ngx_http_turnpolicy_cache_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_turnpolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
+
+    if (ctx == NULL || !ctx->checked) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->cached) {
+        v->data = (u_char *) "HIT";
+        v->len = sizeof("HIT") - 1;
+
+    } else {
+        v->data = (u_char *) "MISS";
+        v->len = sizeof("MISS") - 1;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }
@@ -2191,6 +2291,12 @@ ngx_http_turnpolicy_init_process(ngx_cycle_t *cycle)
     mcf->retry.log = cycle->log;
     mcf->retry.cancelable = 1;
 
+    if (mcf->cache_size) {
+        /* NULL (logged): every token is verified */
+        mcf->cache = ngx_http_turnpolicy_cache_create(mcf->cache_size,
+                                                      cycle->log);
+    }
+
     if (ngx_http_turnpolicy_store_start(mcf) != NGX_OK) {
         /* serve 503 until PostgreSQL answers */
         ngx_add_timer(&mcf->retry, NGX_HTTP_TURNPOLICY_RETRY);
@@ -2218,6 +2324,9 @@ ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle)
 
     tp_store_free(mcf->st);
     mcf->st = NULL;
+
+    ngx_http_turnpolicy_cache_destroy(mcf->cache);
+    mcf->cache = NULL;
 }
 
 
