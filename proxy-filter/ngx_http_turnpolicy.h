@@ -44,6 +44,7 @@
 
 
 typedef struct ngx_http_turnpolicy_cache_s  ngx_http_turnpolicy_cache_t;
+typedef struct ngx_http_turnpolicy_limit_s  ngx_http_turnpolicy_limit_t;
 
 
 typedef struct {
@@ -53,11 +54,6 @@ typedef struct {
     ngx_flag_t                 used;      /* some location needs a store */
 
     ngx_uint_t                 cache_size;  /* turnpolicy_cache; 0 = off */
-
-    /* turnpolicy_limit: NULL zone = no limit */
-    ngx_shm_zone_t            *limit_zone;
-    ngx_uint_t                 limit_rate;   /* requests/s * 1000 */
-    ngx_uint_t                 limit_burst;  /* requests * 1000 */
 
     /* per worker process */
     tp_store                  *st;
@@ -76,6 +72,7 @@ typedef struct {
     ngx_str_t                  token_name;
     ngx_http_complex_value_t  *upstream;
     ngx_array_t               *turn_urls;   /* of char *, NUL-terminated */
+    ngx_http_turnpolicy_limit_t  *limit;    /* turnpolicy_limit; NULL: off */
 #if (NGX_THREADS)
     ngx_thread_pool_t         *thread_pool; /* credentials: issuing */
 #endif
@@ -155,17 +152,19 @@ char *ngx_http_turnpolicy_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 /*
- * ngx_http_turnpolicy_limit.c: "turnpolicy_limit rate=N[r/s|r/m]
- * [burst=N] [zone=SIZE]" in http{} (the directive handler), and the check
- * for an authenticated subject: NGX_OK, NGX_BUSY (over the limit: 429) or
+ * ngx_http_turnpolicy_limit.c: "turnpolicy_limit rate=N(r/s|r/m)
+ * [burst=N] [zone=SIZE] | off" in http{}, server{} and location{} (the
+ * directive handler; inherited by merging), and the check for an
+ * authenticated subject: NGX_OK, NGX_BUSY (over the limit: 429, and
+ * *retry_after the seconds until a request would pass, at least 1) or
  * NGX_ERROR.  Shared by all workers.
  */
 
 char *ngx_http_turnpolicy_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_turnpolicy_limit_check(ngx_http_request_t *r,
-    ngx_http_turnpolicy_main_conf_t *mcf, const ngx_str_t *realm,
-    const ngx_str_t *sub);
+    ngx_http_turnpolicy_limit_t *limit, const ngx_str_t *realm,
+    const ngx_str_t *sub, time_t *retry_after);
 
 
 /*

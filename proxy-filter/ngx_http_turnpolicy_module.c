@@ -20,6 +20,7 @@
  *                  -> the worker's token cache (SHA-256 of the token), or
  *                     tp_store_jwt_verify (realm from the token's claim)
  *                  -> the subject is a known, active, unrevoked user
+ *                  -> the location's turnpolicy_limit for that subject
  *                  -> upstream host[:port] and path -> tp_store_host_check
  *                  -> resolve the host (the location's "resolver")
  *                  -> every address -> tp_store_peer_check
@@ -28,8 +29,9 @@
  *
  * Refusals are small JSON bodies with libturnpolicy's stable reason codes
  * ({"error":"token_expired"}): 401 with WWW-Authenticate for token
- * failures, 403 for policy denials, 502 when the host does not resolve,
- * 503 while the policy is unavailable.  The token is never echoed.
+ * failures, 403 for policy denials, 429 with Retry-After over the rate
+ * limit, 502 when the host does not resolve, 503 while the policy is
+ * unavailable.  The token is never echoed.
  */
 
 
@@ -66,6 +68,8 @@ static tp_status ngx_http_turnpolicy_verify(
     ngx_str_t *token, tp_jwt_claims *claims, tp_error *err);
 static tp_status ngx_http_turnpolicy_subject_check(tp_store *st,
     const tp_jwt_claims *claims, tp_error *err);
+static ngx_int_t ngx_http_turnpolicy_limit(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_turnpolicy_authorize(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_str_t *hostport);
@@ -136,6 +140,13 @@ static ngx_command_t  ngx_http_turnpolicy_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_turnpolicy_cache_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_turnpolicy_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -423,6 +434,13 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
                 ctx->realm.len + 1);
     ngx_cpystrn(ctx->path.data, path.data, path.len + 1);
     ctx->path.len = path.len;
+
+    if (lcf->limit) {
+        rc = ngx_http_turnpolicy_limit(r, lcf, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     if (ngx_http_turnpolicy_strip_arg(r, lcf, &ctx->args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -839,6 +857,49 @@ ngx_http_turnpolicy_verify(ngx_http_turnpolicy_main_conf_t *mcf,
                                   claims);
 
     return TP_OK;
+}
+
+
+/*
+ * Count the request against the location's turnpolicy_limit for the
+ * subject in ctx.  Returns NGX_OK, or what the access handler returns
+ * after a refusal: 429 with Retry-After when over the limit.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_limit(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx)
+{
+    u_char           *p;
+    time_t            retry_after;
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    rc = ngx_http_turnpolicy_limit_check(r, lcf->limit, &ctx->realm,
+                                         &ctx->sub, &retry_after);
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (rc != NGX_BUSY) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+
+    if (h == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%T", retry_after) - p;
+
+    return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_TOO_MANY_REQUESTS,
+                                    tp_reason(TP_ERATELIMIT),
+                                    "the subject is over its request rate");
 }
 
 
@@ -1610,7 +1671,6 @@ ngx_http_turnpolicy_create_main_conf(ngx_conf_t *cf)
      *     mcf->store = { NULL, 0, ... };
      *     mcf->jwt = { NULL, ... };
      *     mcf->used = 0;
-     *     mcf->limit_zone = NULL;
      *     mcf->st = NULL;
      *     mcf->cache = NULL;
      */
@@ -1655,6 +1715,7 @@ ngx_http_turnpolicy_create_loc_conf(ngx_conf_t *cf)
     conf->token_source = NGX_CONF_UNSET_UINT;
     conf->upstream = NGX_CONF_UNSET_PTR;
     conf->turn_urls = NGX_CONF_UNSET_PTR;
+    conf->limit = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -1691,6 +1752,7 @@ ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->upstream, prev->upstream, NULL);
     ngx_conf_merge_ptr_value(conf->turn_urls, prev->turn_urls, NULL);
+    ngx_conf_merge_ptr_value(conf->limit, prev->limit, NULL);
 
     if (!conf->enable && !conf->credentials) {
         return NGX_CONF_OK;
