@@ -43,8 +43,8 @@
 #define NGX_HTTP_TURNPOLICY_CACHE_MAX     1048576
 
 
-typedef struct ngx_http_turnpolicy_cache_s  ngx_http_turnpolicy_cache_t;
 typedef struct ngx_http_turnpolicy_limit_s  ngx_http_turnpolicy_limit_t;
+typedef struct ngx_http_turnpolicy_cache_s  ngx_http_turnpolicy_cache_t;
 
 
 typedef struct {

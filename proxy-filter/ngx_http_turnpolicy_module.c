@@ -432,8 +432,6 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_cpystrn(ctx->sub.data, (u_char *) claims.sub, ctx->sub.len + 1);
     ngx_cpystrn(ctx->realm.data, (u_char *) claims.realm,
                 ctx->realm.len + 1);
-    ngx_cpystrn(ctx->path.data, path.data, path.len + 1);
-    ctx->path.len = path.len;
 
     if (lcf->limit) {
         rc = ngx_http_turnpolicy_limit(r, lcf, ctx);
@@ -441,6 +439,9 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
             return rc;
         }
     }
+
+    ngx_cpystrn(ctx->path.data, path.data, path.len + 1);
+    ctx->path.len = path.len;
 
     if (ngx_http_turnpolicy_strip_arg(r, lcf, &ctx->args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -203,7 +203,7 @@ fi
 [ "$(tc_field 4 1)" = 200 ] &&
     ok "limit: the subject gets 200 again after Retry-After" ||
     not_ok "limit: recovery" "$out"
-grep -q "/x 429 sub=limit-a cache=HIT reason=rate_limited" "$ngx/logs/cache.log" &&
+grep -q " 429 sub=limit-a cache=HIT reason=rate_limited" "$ngx/logs/cache.log" &&
     ok "limit: the 429 is logged with the subject and reason rate_limited" ||
     not_ok "limit: 429 logged" "$(tail -3 "$ngx/logs/cache.log")"
 
