@@ -139,7 +139,10 @@ ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
 ngx_http_turnpolicy_cache_t *ngx_http_turnpolicy_cache_create(
     ngx_uint_t entries, ngx_log_t *log);
 void ngx_http_turnpolicy_cache_destroy(ngx_http_turnpolicy_cache_t *c);
-/* NGX_OK and *claims, or NGX_DECLINED (not cached, stale, expired) */
+/*
+ * NGX_OK and *claims (sub, realm, alg, exp, iat; kid and jti empty, nbf 0),
+ * or NGX_DECLINED (not cached, stale, expired)
+ */
 ngx_int_t ngx_http_turnpolicy_cache_get(ngx_http_turnpolicy_cache_t *c,
     const ngx_str_t *token, uint64_t generation, time_t now,
     tp_jwt_claims *claims);

@@ -33,19 +33,19 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "ngx_http_turnpolicy.h"
 
 
 #define NGX_HTTP_TURNPOLICY_CACHE_WAYS    4
-#define NGX_HTTP_TURNPOLICY_CACHE_DIGEST  32     /* SHA-256 */
 
 /* sub and realm, one after the other: an entry is 256 bytes */
 #define NGX_HTTP_TURNPOLICY_CACHE_NAMES   189
 
 
 typedef struct {
-    u_char                     digest[NGX_HTTP_TURNPOLICY_CACHE_DIGEST];
+    u_char                     digest[SHA256_DIGEST_LENGTH];
     uint64_t                   generation;
     time_t                     deadline;    /* 0: the entry is empty */
     int64_t                    exp;
@@ -143,7 +143,7 @@ ngx_http_turnpolicy_cache_get(ngx_http_turnpolicy_cache_t *c,
     const ngx_str_t *token, uint64_t generation, time_t now,
     tp_jwt_claims *claims)
 {
-    u_char                              digest[NGX_HTTP_TURNPOLICY_CACHE_DIGEST];
+    u_char                              digest[SHA256_DIGEST_LENGTH];
     ngx_uint_t                          i;
     ngx_http_turnpolicy_cache_entry_t  *e;
 
@@ -194,7 +194,7 @@ ngx_http_turnpolicy_cache_put(ngx_http_turnpolicy_cache_t *c,
     const ngx_str_t *token, uint64_t generation, time_t deadline,
     const tp_jwt_claims *claims)
 {
-    u_char                              digest[NGX_HTTP_TURNPOLICY_CACHE_DIGEST];
+    u_char                              digest[SHA256_DIGEST_LENGTH];
     size_t                              sub_len, realm_len;
     time_t                              rank, victim_rank;
     ngx_uint_t                          i;
