@@ -40,8 +40,10 @@
 #define NGX_HTTP_TURNPOLICY_URLS_MAX      16
 
 #define NGX_HTTP_TURNPOLICY_CACHE_DEFAULT 4096   /* tokens per worker */
+#define NGX_HTTP_TURNPOLICY_CACHE_MAX     1048576
 
 
+typedef struct ngx_http_turnpolicy_limit_s  ngx_http_turnpolicy_limit_t;
 typedef struct ngx_http_turnpolicy_cache_s  ngx_http_turnpolicy_cache_t;
 typedef struct ngx_http_turnpolicy_issue_s  ngx_http_turnpolicy_issue_t;
 
@@ -53,11 +55,6 @@ typedef struct {
     ngx_flag_t                 used;      /* some location needs a store */
 
     ngx_uint_t                 cache_size;  /* turnpolicy_cache; 0 = off */
-
-    /* turnpolicy_limit: NULL zone = no limit */
-    ngx_shm_zone_t            *limit_zone;
-    ngx_uint_t                 limit_rate;   /* requests/s * 1000 */
-    ngx_uint_t                 limit_burst;  /* requests * 1000 */
 
     /* per worker process */
     tp_store                  *st;
@@ -76,6 +73,7 @@ typedef struct {
     ngx_str_t                  token_name;
     ngx_http_complex_value_t  *upstream;
     ngx_array_t               *turn_urls;   /* of char *, NUL-terminated */
+    ngx_http_turnpolicy_limit_t  *limit;    /* turnpolicy_limit; NULL: off */
 #if (NGX_THREADS)
     ngx_thread_pool_t         *thread_pool; /* credentials: issuing */
 #endif
@@ -115,7 +113,8 @@ typedef struct {
     unsigned                   waiting:1;
     unsigned                   authenticated:1;
     unsigned                   allowed:1;
-    unsigned                   cached:1;         /* token from the cache */
+    unsigned                   checked:1;        /* a token was verified */
+    unsigned                   cached:1;         /* ... from the cache */
     unsigned                   cors:1;           /* add CORS headers */
     unsigned                   redirect_refused:1;
 } ngx_http_turnpolicy_ctx_t;
@@ -143,27 +142,35 @@ ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
 ngx_http_turnpolicy_cache_t *ngx_http_turnpolicy_cache_create(
     ngx_uint_t entries, ngx_log_t *log);
 void ngx_http_turnpolicy_cache_destroy(ngx_http_turnpolicy_cache_t *c);
-/* NGX_OK and *claims, or NGX_DECLINED (not cached, stale, expired) */
+/*
+ * NGX_OK and *claims (sub, realm, alg, exp, iat; kid and jti empty, nbf 0),
+ * or NGX_DECLINED (not cached, stale, expired)
+ */
 ngx_int_t ngx_http_turnpolicy_cache_get(ngx_http_turnpolicy_cache_t *c,
     const ngx_str_t *token, uint64_t generation, time_t now,
     tp_jwt_claims *claims);
 void ngx_http_turnpolicy_cache_put(ngx_http_turnpolicy_cache_t *c,
     const ngx_str_t *token, uint64_t generation, time_t deadline,
     const tp_jwt_claims *claims);
+/* "turnpolicy_cache N | off" in http{} */
+char *ngx_http_turnpolicy_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 /*
- * ngx_http_turnpolicy_limit.c: "turnpolicy_limit rate=N[r/s|r/m]
- * [burst=N] [zone=SIZE]" in http{} (the directive handler), and the check
- * for an authenticated subject: NGX_OK, NGX_BUSY (over the limit: 429) or
+ * ngx_http_turnpolicy_limit.c: "turnpolicy_limit rate=N(r/s|r/m)
+ * [burst=N] [zone=SIZE] | off" in http{}, server{} and location{} (the
+ * directive handler; inherited by merging), and the check for an
+ * authenticated subject: NGX_OK, NGX_BUSY (over the limit: 429, and
+ * *retry_after the seconds until a request would pass, at least 1) or
  * NGX_ERROR.  Shared by all workers.
  */
 
 char *ngx_http_turnpolicy_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_turnpolicy_limit_check(ngx_http_request_t *r,
-    ngx_http_turnpolicy_main_conf_t *mcf, const ngx_str_t *realm,
-    const ngx_str_t *sub);
+    ngx_http_turnpolicy_limit_t *limit, const ngx_str_t *realm,
+    const ngx_str_t *sub, time_t *retry_after);
 
 
 /*

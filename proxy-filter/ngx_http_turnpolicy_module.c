@@ -17,8 +17,10 @@
  * A request through a location with "turnpolicy on" goes:
  *
  *   access phase   token (path segment, header, cookie or argument)
- *                  -> tp_store_jwt_verify (realm from the token's claim)
+ *                  -> the worker's token cache (SHA-256 of the token), or
+ *                     tp_store_jwt_verify (realm from the token's claim)
  *                  -> the subject is a known, active, unrevoked user
+ *                  -> the location's turnpolicy_limit for that subject
  *                  -> upstream host[:port] and path -> tp_store_host_check
  *                  -> resolve the host (the location's "resolver")
  *                  -> every address -> tp_store_peer_check
@@ -27,8 +29,9 @@
  *
  * Refusals are small JSON bodies with libturnpolicy's stable reason codes
  * ({"error":"token_expired"}): 401 with WWW-Authenticate for token
- * failures, 403 for policy denials, 502 when the host does not resolve,
- * 503 while the policy is unavailable.  The token is never echoed.
+ * failures, 403 for policy denials, 429 with Retry-After over the rate
+ * limit, 502 when the host does not resolve, 503 while the policy is
+ * unavailable.  The token is never echoed.
  */
 
 
@@ -91,8 +94,13 @@ static ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
 static ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *args);
 static ngx_int_t ngx_http_turnpolicy_token_shape(ngx_str_t *token);
+static tp_status ngx_http_turnpolicy_verify(
+    ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *token, tp_jwt_claims *claims, tp_error *err);
 static tp_status ngx_http_turnpolicy_subject_check(tp_store *st,
     const tp_jwt_claims *claims, tp_error *err);
+static ngx_int_t ngx_http_turnpolicy_limit(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_turnpolicy_authorize(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_str_t *hostport);
@@ -124,6 +132,8 @@ static ngx_int_t ngx_http_turnpolicy_credentials_respond(
     ngx_http_turnpolicy_issue_t *t);
 static void ngx_http_turnpolicy_wipe(void *data);
 static ngx_int_t ngx_http_turnpolicy_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_turnpolicy_cache_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 static ngx_int_t ngx_http_turnpolicy_add_variables(ngx_conf_t *cf);
@@ -163,6 +173,20 @@ static ngx_command_t  ngx_http_turnpolicy_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_turnpolicy_config,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_turnpolicy_cache_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_turnpolicy_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -277,6 +301,10 @@ static ngx_http_variable_t  ngx_http_turnpolicy_vars[] = {
 
     { ngx_string("turnpolicy_reason"), NULL, ngx_http_turnpolicy_variable,
       offsetof(ngx_http_turnpolicy_ctx_t, reason),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_token_cache"), NULL,
+      ngx_http_turnpolicy_cache_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -455,11 +483,10 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
                                         "the token is not a compact JWS");
     }
 
-    status = tp_store_jwt_verify(mcf->st, NULL, (const char *) token.data,
-                                 token.len, (int64_t) ngx_time(), &claims,
-                                 &err);
+    status = ngx_http_turnpolicy_verify(mcf, ctx, &token, &claims, &err);
 
     if (status == TP_OK) {
+        /* on a cache hit too: revocations and disabling apply at once */
         status = ngx_http_turnpolicy_subject_check(mcf->st, &claims, &err);
     }
 
@@ -483,6 +510,14 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_cpystrn(ctx->sub.data, (u_char *) claims.sub, ctx->sub.len + 1);
     ngx_cpystrn(ctx->realm.data, (u_char *) claims.realm,
                 ctx->realm.len + 1);
+
+    if (lcf->limit) {
+        rc = ngx_http_turnpolicy_limit(r, lcf, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
     ngx_cpystrn(ctx->path.data, path.data, path.len + 1);
     ctx->path.len = path.len;
 
@@ -1234,6 +1269,102 @@ ngx_http_turnpolicy_token_shape(ngx_str_t *token)
     }
 
     return dots == 2 ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * The token's claims: from the worker's cache when this token was
+ * verified under the policy in force and has not expired since, else
+ * from tp_store_jwt_verify (and then cached).  The generation is read
+ * before verifying, so a policy change during the verification leaves an
+ * entry that never answers.  Returns TP_OK or the verification's status.
+ */
+static tp_status
+ngx_http_turnpolicy_verify(ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_str_t *token, tp_jwt_claims *claims,
+    tp_error *err)
+{
+    time_t     now, deadline;
+    uint64_t   generation;
+    tp_status  status;
+
+    now = ngx_time();
+    generation = tp_store_changes(mcf->st);
+
+    ctx->checked = 1;
+
+    if (mcf->cache
+        && ngx_http_turnpolicy_cache_get(mcf->cache, token, generation, now,
+                                         claims)
+           == NGX_OK)
+    {
+        ctx->cached = 1;
+        return TP_OK;
+    }
+
+    status = tp_store_jwt_verify(mcf->st, NULL, (const char *) token->data,
+                                 token->len, (int64_t) now, claims, err);
+
+    if (status != TP_OK || mcf->cache == NULL || claims->exp <= 0) {
+        return status;
+    }
+
+    /* valid while now < exp + leeway, as tp_jwt_verify decides */
+
+    if (claims->exp > (int64_t) (NGX_MAX_TIME_T_VALUE - mcf->jwt.leeway)) {
+        deadline = NGX_MAX_TIME_T_VALUE;
+
+    } else {
+        deadline = (time_t) claims->exp + mcf->jwt.leeway;
+    }
+
+    ngx_http_turnpolicy_cache_put(mcf->cache, token, generation, deadline,
+                                  claims);
+
+    return TP_OK;
+}
+
+
+/*
+ * Count the request against the location's turnpolicy_limit for the
+ * subject in ctx.  Returns NGX_OK, or what the access handler returns
+ * after a refusal: 429 with Retry-After when over the limit.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_limit(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx)
+{
+    u_char           *p;
+    time_t            retry_after;
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    rc = ngx_http_turnpolicy_limit_check(r, lcf->limit, &ctx->realm,
+                                         &ctx->sub, &retry_after);
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (rc != NGX_BUSY) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+
+    if (h == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%T", retry_after) - p;
+
+    return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_TOO_MANY_REQUESTS,
+                                    tp_reason(TP_ERATELIMIT),
+                                    "the subject is over its request rate");
 }
 
 
@@ -2062,6 +2193,37 @@ ngx_http_turnpolicy_variable(ngx_http_request_t *r,
 }
 
 
+/* $turnpolicy_token_cache: HIT, MISS, or empty (no token checked) */
+static ngx_int_t
+ngx_http_turnpolicy_cache_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_turnpolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
+
+    if (ctx == NULL || !ctx->checked) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->cached) {
+        v->data = (u_char *) "HIT";
+        v->len = sizeof("HIT") - 1;
+
+    } else {
+        v->data = (u_char *) "MISS";
+        v->len = sizeof("MISS") - 1;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_turnpolicy_add_variables(ngx_conf_t *cf)
 {
@@ -2123,7 +2285,6 @@ ngx_http_turnpolicy_create_main_conf(ngx_conf_t *cf)
      *     mcf->store = { NULL, 0, ... };
      *     mcf->jwt = { NULL, ... };
      *     mcf->used = 0;
-     *     mcf->limit_zone = NULL;
      *     mcf->st = NULL;
      *     mcf->cache = NULL;
      */
@@ -2168,6 +2329,7 @@ ngx_http_turnpolicy_create_loc_conf(ngx_conf_t *cf)
     conf->token_source = NGX_CONF_UNSET_UINT;
     conf->upstream = NGX_CONF_UNSET_PTR;
     conf->turn_urls = NGX_CONF_UNSET_PTR;
+    conf->limit = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -2204,6 +2366,7 @@ ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->upstream, prev->upstream, NULL);
     ngx_conf_merge_ptr_value(conf->turn_urls, prev->turn_urls, NULL);
+    ngx_conf_merge_ptr_value(conf->limit, prev->limit, NULL);
 
     if (!conf->enable && !conf->credentials && !conf->forward_auth) {
         return NGX_CONF_OK;
@@ -2945,6 +3108,12 @@ ngx_http_turnpolicy_init_process(ngx_cycle_t *cycle)
     mcf->retry.log = cycle->log;
     mcf->retry.cancelable = 1;
 
+    if (mcf->cache_size) {
+        /* NULL (logged): every token is verified */
+        mcf->cache = ngx_http_turnpolicy_cache_create(mcf->cache_size,
+                                                      cycle->log);
+    }
+
     if (ngx_http_turnpolicy_store_start(mcf) != NGX_OK) {
         /* serve 503 until PostgreSQL answers */
         ngx_add_timer(&mcf->retry, NGX_HTTP_TURNPOLICY_RETRY);
@@ -2972,6 +3141,9 @@ ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle)
 
     tp_store_free(mcf->st);
     mcf->st = NULL;
+
+    ngx_http_turnpolicy_cache_destroy(mcf->cache);
+    mcf->cache = NULL;
 }
 
 
