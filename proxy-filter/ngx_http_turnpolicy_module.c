@@ -3232,7 +3232,9 @@ ngx_http_turnpolicy_store_log(void *ud, tp_log_level level, const char *msg)
         break;
 
     case TP_LOG_INFO:
-        l = NGX_LOG_INFO;
+        /* the store's INFO: loaded, recovered, Redis back - rare events
+         * an operator wants at nginx's default level */
+        l = NGX_LOG_NOTICE;
         break;
 
     default:
