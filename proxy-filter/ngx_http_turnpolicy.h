@@ -127,6 +127,7 @@ extern ngx_module_t  ngx_http_turnpolicy_module;
 
 ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len, const char *reason);
+ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
 
 
 /*

@@ -65,7 +65,6 @@ static ngx_int_t ngx_http_turnpolicy_redirect(ngx_http_request_t *r,
 static ngx_int_t ngx_http_turnpolicy_location(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_table_elt_t *h, ngx_str_t *host, const char **why);
-static ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
 static ngx_int_t ngx_http_turnpolicy_host_check(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx, const char *host, ngx_uint_t port,
     u_char *path, u_char *end, const char **why);
@@ -492,45 +491,6 @@ rewrite:
 
     if (r->headers_out.location == h) {
         r->headers_out.location = NULL;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * NGX_OK if the path (p..end, no query) has no "." or ".." segment and
- * no encoded '/', '\', '.' or NUL, as ngx_http_turnpolicy_split_path()
- * asks of request paths.
- */
-static ngx_int_t
-ngx_http_turnpolicy_path_safe(u_char *p, u_char *end)
-{
-    u_char  *q, *seg;
-
-    for (q = p; q < end; q++) {
-
-        if (*q == '%' && end - q >= 3
-            && (ngx_strncasecmp(q + 1, (u_char *) "2f", 2) == 0
-                || ngx_strncasecmp(q + 1, (u_char *) "5c", 2) == 0
-                || ngx_strncasecmp(q + 1, (u_char *) "2e", 2) == 0
-                || ngx_strncmp(q + 1, "00", 2) == 0))
-        {
-            return NGX_DECLINED;
-        }
-
-        if (*q != '/') {
-            continue;
-        }
-
-        seg = q + 1;
-
-        if (seg < end && *seg == '.'
-            && (seg + 1 == end || seg[1] == '/'
-                || (seg[1] == '.' && (seg + 2 == end || seg[2] == '/'))))
-        {
-            return NGX_DECLINED;
-        }
     }
 
     return NGX_OK;

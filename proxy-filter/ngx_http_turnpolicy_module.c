@@ -534,6 +534,50 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
 
 
 /*
+ * NGX_OK if the raw path p..end (no query) can be split and passed on as
+ * it is: no control byte, space or '\\', no "." or ".." segment, and no
+ * encoded '/', '\\', '.' or NUL (decoding would move segments).  Request
+ * paths and redirect targets are held to the same rule.
+ */
+ngx_int_t
+ngx_http_turnpolicy_path_safe(u_char *p, u_char *end)
+{
+    u_char  *q, *seg;
+
+    for (q = p; q < end; q++) {
+
+        if (*q < 0x21 || *q == 0x7f || *q == '\\') {
+            return NGX_DECLINED;
+        }
+
+        if (*q == '%' && end - q >= 3
+            && (ngx_strncasecmp(q + 1, (u_char *) "2f", 2) == 0
+                || ngx_strncasecmp(q + 1, (u_char *) "5c", 2) == 0
+                || ngx_strncasecmp(q + 1, (u_char *) "2e", 2) == 0
+                || ngx_strncmp(q + 1, "00", 2) == 0))
+        {
+            return NGX_DECLINED;
+        }
+
+        if (*q != '/') {
+            continue;
+        }
+
+        seg = q + 1;
+
+        if (seg < end && *seg == '.'
+            && (seg + 1 == end || seg[1] == '/'
+                || (seg[1] == '.' && (seg + 2 == end || seg[2] == '/'))))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * Split the raw request path (r->unparsed_uri up to '?', not decoded: the
  * ACS SDK writes the upstream host into it, and decoding would let %2F or
  * ".." move the host) after the location's prefix into
@@ -552,7 +596,7 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
     const ngx_str_t *own_host, ngx_str_t *token, ngx_str_t *hostport,
     ngx_str_t *path, ngx_str_t *before)
 {
-    u_char                    *p, *end, *q, *seg, *host_at;
+    u_char                    *p, *end, *q, *host_at;
     ngx_str_t                  prefix;
     ngx_uint_t                 nested;
     ngx_http_core_loc_conf_t  *clcf;
@@ -569,37 +613,8 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
         end = q;
     }
 
-    for (q = p; q < end; q++) {
-        if (*q < 0x21 || *q == 0x7f || *q == '\\') {
-            return NGX_DECLINED;
-        }
-
-        if (*q == '%' && end - q >= 3) {
-            if (ngx_strncasecmp(q + 1, (u_char *) "2f", 2) == 0
-                || ngx_strncasecmp(q + 1, (u_char *) "5c", 2) == 0
-                || ngx_strncasecmp(q + 1, (u_char *) "2e", 2) == 0
-                || ngx_strncmp(q + 1, "00", 2) == 0)
-            {
-                return NGX_DECLINED;
-            }
-        }
-    }
-
-    /* "." and ".." segments */
-
-    for (q = p; q < end; q++) {
-        if (*q != '/') {
-            continue;
-        }
-
-        seg = q + 1;
-
-        if (seg < end && *seg == '.'
-            && (seg + 1 == end || seg[1] == '/'
-                || (seg[1] == '.' && (seg + 2 == end || seg[2] == '/'))))
-        {
-            return NGX_DECLINED;
-        }
+    if (ngx_http_turnpolicy_path_safe(p, end) != NGX_OK) {
+        return NGX_DECLINED;
     }
 
     /*
