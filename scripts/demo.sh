@@ -7,7 +7,9 @@
 # The story: migrate the schema, provision a realm and a user with SQL,
 # issue a credential (in SQL and with the CLI), verify it with the
 # library's store, relay real data through an unmodified coturn reading
-# the same policy, revoke the user and watch the refusal.
+# the same policy, revoke the user and watch the refusal; then the
+# signaling proxy: stock nginx with the module, a JWT, an allowed and a
+# refused upstream, TURN credentials from it relaying through coturn.
 . "$(dirname "$0")/../tests/lib.sh"
 . "$(dirname "$0")/../tests/pg.sh"
 . "$(dirname "$0")/../tests/redis.sh"
@@ -153,15 +155,15 @@ tp_wait_port "$tpd_port" 10 || { echo "turnpolicyd did not start"; cat "$d/turnp
 tp_bg turnserver2 /usr/bin/turnserver -c "$d/turnserver2.conf"
 tp_wait_port "$turn2_port" 10 || { echo "coturn did not start"; exit 1; }
 echo "turnpolicyd on 127.0.0.1:$tpd_port; coturn (lt-cred-mech + redis-userdb -> turnpolicyd) on 127.0.0.1:$turn2_port"
-relay2() {
+relay2() { # USER PASS [COUNT [MS]]; output in $d/uclient2.out (or $out2)
     timeout 60 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
         -r "$peer_port" -p "$turn2_port" -n "${3:-20}" -l 120 -z "${4:-5}" \
-        127.0.0.1 >"$d/uclient2.out" 2>&1
+        127.0.0.1 >"${out2:-$d/uclient2.out}" 2>&1
 }
 relay2 "$user" "$pass" 20 5 && grep -E 'tot_send_msgs=[0-9]+, tot_recv_msgs' "$d/uclient2.out" |
     tail -1 | sed 's/^[0-9]*: : /  turnutils_uclient: /' && echo "-> relayed; turnpolicyd decided the key lookup"
 echo "A long relay keeps running while we revoke (1 packet / 10 ms for 30 s)..."
-relay2 "$user" "$pass" 3000 10 &
+out2=$d/long-relay.out relay2 "$user" "$pass" 3000 10 &
 long_relay=$!
 sleep 2
 
@@ -186,7 +188,9 @@ echo "(exit status $?: 1 = refused)"
 sleep 1
 echo "turnpolicyd cut the running relay through coturn's admin CLI:"
 grep -h 'cancelled session' "$d/turnpolicyd.out" | sed 's/^/  /' | head -3
-kill "$long_relay" 2>/dev/null; wait "$long_relay" 2>/dev/null
+# (timeout passes the signal on to turnutils_uclient)
+kill $(pgrep -P "$long_relay") "$long_relay" 2>/dev/null
+wait "$long_relay" 2>/dev/null
 echo "A new allocation with the revoked credential (coturn asks turnpolicyd):"
 relay2 "$user" "$pass" 5 5 || grep -m1 ERROR "$d/uclient2.out" | sed 's/^[0-9]*: : /  turnutils_uclient: /'
 echo "(Compat mode, coturn reading the views directly, cannot revoke one user:"
@@ -204,4 +208,119 @@ for a in 127.0.0.2 ::ffff:10.0.0.1 169.254.169.254 8.8.8.8; do
     run "$tp" peer-check "$a"
 done
 
-say "Done: PostgreSQL, Redis and coturn stopped; temporary files removed."
+say "9. The signaling proxy: stock nginx 1.22 with ngx_http_turnpolicy_module"
+echo "A fake ACS upstream (TLS, our own CA) answers for edge.skype.com; a local"
+echo "dnsmasq resolves every name to 127.0.0.1. Nothing leaves this machine."
+up_port=$(tp_free_port)
+dns_port=$(tp_free_port)
+ngx_port=$(tp_free_port)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=demo-ca \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+for n in upstream proxy; do
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$d/$n.key" \
+        -out "$d/$n.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:edge.skype.com,DNS:proxy.demo\n' >"$d/$n.ext"
+    openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+        -CAcreateserial -days 2 -extfile "$d/$n.ext" -out "$d/$n.pem" 2>/dev/null
+done
+tp_bg dnsmasq dnsmasq --keep-in-foreground --port="$dns_port" \
+    --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
+    --address=/#/127.0.0.1 --pid-file="$d/dnsmasq.pid"
+tp_bg upstream /usr/bin/python3 "$TP_ROOT/tests/integration/nginx_upstream.py" \
+    "$up_port" "$d/upstream.pem" "$d/upstream.key" "$d/upstream.log"
+jwt_secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077; printf '%s\n' "$jwt_secret" >"$d/app.jwtkey")
+sql "SELECT turnpolicy.create_user('demo.example', 'bob');
+SELECT turnpolicy.allow_host('demo.example', 'edge.skype.com:$up_port');
+SELECT turnpolicy.allow_peer('demo.example', '127.0.0.0/8');" >/dev/null
+echo "  sql> SELECT turnpolicy.add_jwt_key('demo.example', 'app', 'HS256', <the app's JWT secret>);"
+tp_pg_psql -d postgres -At -c "SELECT turnpolicy.add_jwt_key('demo.example', 'app', 'HS256', convert_to('$jwt_secret', 'UTF8'))" >/dev/null
+cat >"$d/proxy.conf" <<CONF
+database_url = "$db"
+jwt_issuer = https://backend.demo
+jwt_key.app = HS256 $d/app.jwtkey
+[nginx]
+redis = 127.0.0.1:$TP_REDIS_PORT
+redis_password_file = $d/redis.pw
+CONF
+chmod 600 "$d/proxy.conf"
+mkdir -p "$d/nginx/logs" "$d/nginx/tmp"
+so="$TP_ROOT/$BUILD/nginx/ngx_http_turnpolicy_module.so"
+cat >"$d/nginx/nginx.conf" <<CONF
+load_module $so;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+worker_processes 1;
+daemon off;
+pid $d/nginx/nginx.pid;
+error_log $d/nginx/logs/error.log notice;
+events { worker_connections 64; }
+http {
+    turnpolicy_config $d/proxy.conf;
+    resolver 127.0.0.1:$dns_port valid=60s ipv6=off;
+    client_body_temp_path $d/nginx/tmp/body;
+    proxy_temp_path $d/nginx/tmp/proxy;
+    fastcgi_temp_path $d/nginx/tmp/fastcgi;
+    uwsgi_temp_path $d/nginx/tmp/uwsgi;
+    scgi_temp_path $d/nginx/tmp/scgi;
+    access_log $d/nginx/logs/access.log;
+    server {
+        listen 127.0.0.1:$ngx_port ssl;
+        ssl_certificate $d/proxy.pem;
+        ssl_certificate_key $d/proxy.key;
+        location /t/ {
+            turnpolicy on;
+            proxy_pass https://\$turnpolicy_upstream_addr\$turnpolicy_path\$is_args\$args;
+            proxy_set_header Host \$turnpolicy_upstream;
+            proxy_ssl_server_name on;
+            proxy_ssl_name \$turnpolicy_upstream_host;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $d/ca.pem;
+        }
+        location = /credentials {
+            turnpolicy_token header:Authorization;
+            turnpolicy_credentials on;
+            turnpolicy_turn_urls turn:127.0.0.1:$turn2_port?transport=udp;
+        }
+    }
+}
+CONF
+tp_bg nginx /usr/sbin/nginx -p "$d/nginx" -c "$d/nginx/nginx.conf"
+tp_wait_port "$ngx_port" 10 && tp_wait_port "$up_port" 10 ||
+    { echo "nginx or the upstream did not start"; tail -3 "$d/nginx.out" "$d/upstream.out"; exit 1; }
+for _ in $(seq 50); do
+    grep -q 'policy store loaded' "$d/nginx/logs/error.log" && break
+    sleep 0.1
+done
+echo "The app's backend signs a JWT for bob (HS256, kid app):"
+token=$("$tp" --config "$d/proxy.conf" jwt issue --kid app --sub bob --realm demo.example --ttl 600)
+echo "  ${token:0:24}... (the SDK gets proxy.url = https://proxy.demo:$ngx_port/t/<token>)"
+p() { # PATH [curl args]
+    local path=$1
+    shift
+    printf '$ curl https://proxy.demo:%s%s\n' "$ngx_port" "${path//$token/<token>}"
+    curl -sS --cacert "$d/ca.pem" --resolve "proxy.demo:$ngx_port:127.0.0.1" \
+        -w '  -> HTTP %{http_code}\n' "$@" "https://proxy.demo:$ngx_port$path" |
+        sed 's/^{/  {/'
+}
+p "/t/$token/edge.skype.com:$up_port/api/v1/chat?x=1"
+p "/t/$token/evil.com:$up_port/steal"
+p "/t/$token/169.254.169.254/latest/meta-data"
+p "/t/not.a.token/edge.skype.com:$up_port/x"
+echo "TURN credentials for bob, in the iceServers shape, used as they are by a TURN client:"
+p /credentials -H "Authorization: Bearer $token" -o "$d/ice.json"
+sed 's/"credential":"[^"]*"/"credential":"<secret>"/; s/^/  /' "$d/ice.json"
+echo
+read -r iu ip <<<"$(/usr/bin/python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["iceServers"][0]
+print(s["username"], s["credential"])' "$d/ice.json")"
+relay2 "$iu" "$ip" 20 5 && grep -E 'tot_send_msgs=[0-9]+, tot_recv_msgs' "$d/uclient2.out" |
+    tail -1 | sed 's/^[0-9]*: : /  turnutils_uclient: /' &&
+    echo "-> relayed through coturn + turnpolicyd with the endpoint's credential"
+sql "SELECT turnpolicy.revoke_user('demo.example', 'bob');" >/dev/null
+echo "  sql> SELECT turnpolicy.revoke_user('demo.example', 'bob');"
+sleep 0.5
+p "/t/$token/edge.skype.com:$up_port/api/v1/chat"
+echo "(no nginx reload: the worker's policy store heard the NOTIFY)"
+
+say "Done: PostgreSQL, Redis, coturn and nginx stopped; temporary files removed."
