@@ -200,7 +200,11 @@ struct tp_store {
     usage_rec *uq_tail;
     size_t uq_len;
     uint64_t uq_written;
+    uint64_t uq_done;         /* records taken off the queue for good
+                                 (written, resent or refused), in order */
     size_t uq_max;
+    atomic_ullong usage_included; /* uq_done when the snapshot in force
+                                     began loading */
 
     tp_jwt_options jwt;       /* copied from the options */
     int jwt_set;
@@ -1624,6 +1628,7 @@ usage_done(tp_store *st, usage_rec *batch, size_t n, size_t written)
     }
     pthread_mutex_lock(&st->uq_mu);
     st->uq_len -= n;
+    st->uq_done += n;
     st->uq_written += written;
     pthread_cond_broadcast(&st->uq_cv);
     pthread_mutex_unlock(&st->uq_mu);
@@ -1869,6 +1874,7 @@ store_thread(void *arg)
     tp_store *st = arg;
     struct timespec last_load, last_beat;
     int backoff = BACKOFF_MIN_MS, dirty = 0, sub_ready = 0;
+    uint64_t done;
     snapshot *s;
     tp_error err;
 
@@ -1926,6 +1932,10 @@ store_thread(void *arg)
         if (mono_since(&last_load) >= st->reload_interval)
             dirty = 1;
         if (dirty) {
+            /* Usage rows committed before this load are in its sums. */
+            pthread_mutex_lock(&st->uq_mu);
+            done = st->uq_done;
+            pthread_mutex_unlock(&st->uq_mu);
             if (snapshot_load(st->conn, store_jwt(st), &s, &err) != TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
@@ -1937,6 +1947,9 @@ store_thread(void *arg)
                 continue;
             }
             publish(st, s);
+            /* After the swap: a reader in between counts a record twice
+             * (refuses early) rather than not at all. */
+            atomic_store(&st->usage_included, done);
             mark_current(st, 1);
             dirty = 0;
             clock_gettime(CLOCK_MONOTONIC, &last_load);
@@ -2164,6 +2177,12 @@ tp_store_changes(tp_store *st)
     return st != NULL ? atomic_load(&st->changes) : 0;
 }
 
+uint64_t
+tp_store_usage_included(tp_store *st)
+{
+    return st != NULL ? atomic_load(&st->usage_included) : 0;
+}
+
 void
 tp_store_info_get(tp_store *st, tp_store_info *info)
 {
@@ -2250,7 +2269,18 @@ realm_lookup(const snapshot *s, const overlay *ov, const char *realm,
     return TP_OK;
 }
 
-/* User and revocation checks after the credential itself verified. */
+/* The byte budget in force for a user (0 = none): its own, else the
+ * realm's, and only when the realm has a budget period. */
+static uint64_t
+budget_limit(const realm_entry *r, const user_entry *ue)
+{
+    int64_t b = ue->user_budget >= 0 ? ue->user_budget : r->user_budget;
+
+    return b > 0 && r->budget_period > 0 ? (uint64_t)b : 0;
+}
+
+/* User, revocation and budget checks after the credential itself
+ * verified. */
 static tp_status
 user_checks(const snapshot *s, const overlay *ov, size_t ri,
             const char *username, const tp_username *u, tp_error *err)
@@ -2258,6 +2288,7 @@ user_checks(const snapshot *s, const overlay *ov, size_t ri,
     const realm_entry *r = &s->realms[ri];
     const user_entry *ue = find_user(s, ri, u->user_id);
     int64_t issued, before = 0;
+    uint64_t limit;
 
     if (ue == NULL)
         return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
@@ -2281,6 +2312,12 @@ user_checks(const snapshot *s, const overlay *ov, size_t ri,
         overlay_has(ov, OV_REVOKE_CRED, r->name, username, NULL))
         return tp__fail(err, TP_EREVOKED, "this credential of user %s has "
                         "been revoked", u->user_id);
+    limit = budget_limit(r, ue);
+    if (limit > 0 && ue->used >= limit)
+        return tp__fail(err, TP_EBUDGET, "user %s of realm %s used %" PRIu64
+                        " of its %" PRIu64 " bytes in the last %" PRId64
+                        " s", u->user_id, r->name, ue->used, limit,
+                        r->budget_period);
     return TP_OK;
 }
 
@@ -2906,10 +2943,7 @@ tp_store_budget(tp_store *st, const char *realm, const char *user_id,
         return status;
     status = realm_user(s, realm, user_id, &ri, &ue, err);
     if (status == TP_OK) {
-        int64_t b = ue->user_budget >= 0 ? ue->user_budget
-                                         : s->realms[ri].user_budget;
-
-        *limit = b > 0 && s->realms[ri].budget_period > 0 ? (uint64_t)b : 0;
+        *limit = budget_limit(&s->realms[ri], ue);
         *used = ue->used;
         tp__ok(err);
     }
