@@ -34,6 +34,16 @@
  * a dirty flag set by "new" and traffic reports, and a mark the enforcer
  * owns.
  *
+ * Per user (realm, user id) the table keeps what a decision adds to the
+ * policy snapshot: the live sessions on this node (the quota at key
+ * lookup) and the bytes the snapshot's budget sums do not have yet - of
+ * the user's sessions in the table, and of its finished sessions whose
+ * usage records the store has not written before its last snapshot load
+ * (tp_store_usage_included; turnpolicyd is the only one recording to its
+ * store, so its own count of accepted records numbers them).  Both are
+ * kept up to date on every event, so a key lookup costs one hash probe,
+ * not a walk of the table.
+ *
  * Threads: the table belongs to the loop thread.  The allocation counter
  * calls do blocking Redis I/O (up to 200 ms each), so they run on one
  * worker thread fed by a bounded queue (mu/cv); when the queue is full
@@ -52,12 +62,37 @@
 #include "turnpolicyd.h"
 
 #define NBUCKETS 16384
+#define UBUCKETS 4096
 #define DELETED_WAIT 5   /* seconds to wait for total_traffic */
 #define LAPSE_SLACK 60   /* seconds past the lifetime before giving up */
 #define ADOPT_LIFETIME 3600
 
+/* A user with sessions in the table or bytes not in the snapshot. */
+typedef struct user_agg {
+    struct user_agg *next;
+    uint32_t hash;
+    size_t refs;             /* sessions in the table */
+    size_t live;             /* ... not reported deleted */
+    uint64_t bytes;          /* client-side bytes of those in the table */
+    uint64_t pending;        /* bytes of finished sessions whose records
+                                the snapshot does not include yet */
+    size_t npending;
+    char realm[TP_REALM_MAX + 1];
+    char user_id[TP_USER_ID_MAX + 1];
+} user_agg;
+
+/* A finished session's usage record, numbered in the order the store
+ * accepted it, until the snapshot includes it.  FIFO over all users. */
+typedef struct pending_rec {
+    struct pending_rec *next;
+    user_agg *u;
+    uint64_t seq;
+    uint64_t bytes;
+} pending_rec;
+
 typedef struct session {
     struct session *next;
+    user_agg *u;
     uint64_t id;
     char realm[TP_REALM_MAX + 1];
     char user_id[TP_USER_ID_MAX + 1];
@@ -80,6 +115,9 @@ struct tpd_sessions {
     session *buckets[NBUCKETS];
     size_t count;
     size_t max;
+    user_agg *users[UBUCKETS];
+    pending_rec *phead, *ptail;
+    uint64_t recorded;       /* usage records the store accepted */
 };
 
 enum kind {
@@ -110,6 +148,9 @@ tpd_sessions_free(tpd_sessions *s)
     session *e, *next;
     size_t i;
 
+    user_agg *u, *unext;
+    pending_rec *p, *pnext;
+
     if (s == NULL)
         return;
     for (i = 0; i < NBUCKETS; i++) {
@@ -118,6 +159,16 @@ tpd_sessions_free(tpd_sessions *s)
             free(e);
         }
     }
+    for (i = 0; i < UBUCKETS; i++) {
+        for (u = s->users[i]; u != NULL; u = unext) {
+            unext = u->next;
+            free(u);
+        }
+    }
+    for (p = s->phead; p != NULL; p = pnext) {
+        pnext = p->next;
+        free(p);
+    }
     free(s);
 }
 
@@ -125,6 +176,111 @@ size_t
 tpd_sessions_live(const tpd_sessions *s)
 {
     return s->count;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-user aggregates                                                 */
+/* ------------------------------------------------------------------ */
+
+static uint32_t
+user_hash(const char *realm, const char *user_id)
+{
+    uint32_t h = 2166136261u;
+    const char *p;
+
+    for (p = realm; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = (h ^ 0xffu) * 16777619u; /* a byte no name holds */
+    for (p = user_id; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
+
+/* The aggregate of (realm, user_id); created (zeroed) when create is set
+ * and it does not exist.  NULL if absent, or out of memory. */
+static user_agg *
+user_get(tpd_sessions *s, const char *realm, const char *user_id,
+         int create)
+{
+    uint32_t h = user_hash(realm, user_id);
+    user_agg *u;
+
+    for (u = s->users[h % UBUCKETS]; u != NULL; u = u->next)
+        if (u->hash == h && strcmp(u->user_id, user_id) == 0 &&
+            strcmp(u->realm, realm) == 0)
+            return u;
+    if (!create)
+        return NULL;
+    u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    u->hash = h;
+    snprintf(u->realm, sizeof(u->realm), "%s", realm);
+    snprintf(u->user_id, sizeof(u->user_id), "%s", user_id);
+    u->next = s->users[h % UBUCKETS];
+    s->users[h % UBUCKETS] = u;
+    return u;
+}
+
+/* Free u once nothing refers to it. */
+static void
+user_put(tpd_sessions *s, user_agg *u)
+{
+    user_agg **pp;
+
+    if (u->refs > 0 || u->npending > 0)
+        return;
+    for (pp = &s->users[u->hash % UBUCKETS]; *pp != NULL;
+         pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            free(u);
+            return;
+        }
+    }
+}
+
+static uint64_t
+sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t
+sat_sub(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+static uint64_t
+session_bytes(const struct session *e);
+
+void
+tpd_sessions_prune(tpd_sessions *s, uint64_t included)
+{
+    pending_rec *p;
+
+    while ((p = s->phead) != NULL && p->seq <= included) {
+        s->phead = p->next;
+        if (s->phead == NULL)
+            s->ptail = NULL;
+        p->u->pending = sat_sub(p->u->pending, p->bytes);
+        p->u->npending--;
+        user_put(s, p->u);
+        free(p);
+    }
+}
+
+void
+tpd_sessions_user(tpd_sessions *s, uint64_t included, const char *realm,
+                  const char *user_id, size_t *live, uint64_t *bytes)
+{
+    const user_agg *u;
+
+    tpd_sessions_prune(s, included);
+    u = user_get(s, realm, user_id, 0);
+    *live = u != NULL ? u->live : 0;
+    *bytes = u != NULL ? sat_add(u->bytes, u->pending) : 0;
 }
 
 static session *
@@ -150,10 +306,15 @@ create(tpd *d, uint64_t id, const char *realm, const char *username,
         return NULL;
     }
     e = calloc(1, sizeof(*e));
-    if (e == NULL) {
+    if (e != NULL)
+        e->u = user_get(s, realm, un->user_id, 1);
+    if (e == NULL || e->u == NULL) {
+        free(e);
         d->n.sessions_dropped++;
         return NULL;
     }
+    e->u->refs++;
+    e->u->live++;
     e->id = id;
     snprintf(e->realm, sizeof(e->realm), "%s", realm);
     snprintf(e->user_id, sizeof(e->user_id), "%s", un->user_id);
@@ -191,9 +352,8 @@ make_ref(session *e, tpd_session_ref *ref)
     ref->user_id = e->user_id;
     ref->username = e->username;
     ref->client = e->client;
-    ref->bytes = e->bytes_in > UINT64_MAX - e->bytes_out
-                     ? UINT64_MAX
-                     : e->bytes_in + e->bytes_out;
+    ref->bytes = session_bytes(e);
+    ref->user_bytes = sat_add(e->u->bytes, e->u->pending);
     ref->cred_expires = e->cred_expires;
     ref->ended = e->ended;
     ref->dirty = &e->dirty;
@@ -234,27 +394,51 @@ tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref)
     return 0;
 }
 
-size_t
-tpd_sessions_count_user(const tpd_sessions *s, const char *realm,
-                        const char *user_id)
+static uint64_t
+session_bytes(const session *e)
 {
-    const session *e;
-    size_t i, n = 0;
+    return sat_add(e->bytes_in, e->bytes_out);
+}
 
-    if (s->count == 0)
-        return 0;
-    for (i = 0; i < NBUCKETS; i++)
-        for (e = s->buckets[i]; e != NULL; e = e->next)
-            if (!e->ended && strcmp(e->user_id, user_id) == 0 &&
-                strcmp(e->realm, realm) == 0)
-                n++;
-    return n;
+/* coturn reported the session deleted (or we learned it ended). */
+static void
+mark_ended(session *e, int64_t now)
+{
+    e->ended = 1;
+    e->ended_at = now;
+    e->u->live--;
 }
 
 static void
 counter_id(const tpd *d, uint64_t id, char *out, size_t cap)
 {
     snprintf(out, cap, "%s:%018" PRIu64, d->node, id);
+}
+
+/* The store accepted one more usage record, of bytes for u: keep the
+ * bytes counted until a snapshot includes the record.  Out of memory:
+ * they are not (the budget is then enforced from the next snapshot). */
+static void
+pending(tpd_sessions *s, user_agg *u, uint64_t bytes)
+{
+    pending_rec *p;
+
+    s->recorded++;
+    if (bytes == 0)
+        return;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return;
+    p->u = u;
+    p->seq = s->recorded;
+    p->bytes = bytes;
+    u->pending = sat_add(u->pending, bytes);
+    u->npending++;
+    if (s->ptail != NULL)
+        s->ptail->next = p;
+    else
+        s->phead = p;
+    s->ptail = p;
 }
 
 /* Write the usage record and forget the session. */
@@ -281,6 +465,7 @@ finish(tpd *d, session *e, int64_t ended)
     st = tp_store_usage_record(d->store, &u, &err);
     if (st == TP_OK) {
         d->n.usage_recorded++;
+        pending(d->sessions, e->u, session_bytes(e));
     } else {
         d->n.usage_failed++;
         tpd_log(TP_LOG_WARN, "usage of session %s (realm %s) not queued: "
@@ -292,6 +477,11 @@ finish(tpd *d, session *e, int64_t ended)
             u.ended - u.started, e->bytes_in, e->bytes_out);
     d->n.sessions_finished++;
     unlink_session(d->sessions, e);
+    e->u->bytes = sat_sub(e->u->bytes, session_bytes(e));
+    e->u->refs--;
+    if (!e->ended)
+        e->u->live--;
+    user_put(d->sessions, e->u);
     free(e);
 }
 
@@ -303,6 +493,7 @@ tpd_sessions_sweep(tpd *d, int64_t now, int all)
     char cid[300];
     size_t i;
 
+    tpd_sessions_prune(s, tp_store_usage_included(d->store));
     if (s->count == 0)
         return;
     for (i = 0; i < NBUCKETS; i++) {
@@ -488,6 +679,16 @@ traffic(const char *v, uint64_t *in, uint64_t *out, int add)
     }
 }
 
+/* traffic() on the client side, keeping the user's sum in step. */
+static void
+client_traffic(session *e, const char *v, int add)
+{
+    uint64_t before = session_bytes(e);
+
+    traffic(v, &e->bytes_in, &e->bytes_out, add);
+    e->u->bytes = sat_add(sat_sub(e->u->bytes, before), session_bytes(e));
+}
+
 static int
 status_event(tpd *d, session *e, const char *realm, const char *user,
              const tp_username *un, uint64_t id, const char *v, int64_t now)
@@ -506,8 +707,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user,
             d->n.sessions_adopted++;
         }
         if (!e->ended) {
-            e->ended = 1;
-            e->ended_at = now;
+            mark_ended(e, now);
             tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0);
         }
         return 1;
@@ -574,11 +774,11 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
             d->n.sessions_adopted++;
         }
         if (kind == K_TRAFFIC) {
-            traffic(val, &e->bytes_in, &e->bytes_out, 1);
+            client_traffic(e, val, 1);
             e->dirty = 1;
-        }
-        else
+        } else {
             traffic(val, &e->peer_in, &e->peer_out, 1);
+        }
         return 1;
     case K_TOTAL:
         if (e == NULL) {
@@ -586,10 +786,9 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
             if (e == NULL)
                 return 1;
             d->n.sessions_adopted++;
-            e->ended = 1;
-            e->ended_at = now;
+            mark_ended(e, now);
         }
-        traffic(val, &e->bytes_in, &e->bytes_out, 0);
+        client_traffic(e, val, 0);
         if (e->ended)
             finish(d, e, e->ended_at);
         return 1;

@@ -218,9 +218,16 @@ size_t tpd_sessions_live(const tpd_sessions *s);
  * Returns 1 if it was a session event, 0 if ignored. */
 int tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
                     size_t vlen, int64_t now);
-/* Live allocations of (realm, user_id) known to this node. */
-size_t tpd_sessions_count_user(const tpd_sessions *s, const char *realm,
-                               const char *user_id);
+/* What a decision about (realm, user_id) adds to the policy snapshot:
+ * *live, its sessions on this node not reported deleted, and *bytes, the
+ * client-side bytes the snapshot's budget sums lack (its sessions in the
+ * table, and finished ones whose usage records are numbered above
+ * included = tp_store_usage_included()).  One hash probe. */
+void tpd_sessions_user(tpd_sessions *s, uint64_t included, const char *realm,
+                       const char *user_id, size_t *live, uint64_t *bytes);
+/* Forget the bytes of usage records numbered up to included (the
+ * snapshot has them). */
+void tpd_sessions_prune(tpd_sessions *s, uint64_t included);
 /* What the enforcer sees of a live session.  The strings and pointers
  * are valid until the table changes (the next statsdb event or sweep). */
 typedef struct tpd_session_ref {
@@ -230,6 +237,10 @@ typedef struct tpd_session_ref {
     const char *username;        /* the whole credential username */
     const char *client;          /* client IP ("" if not reported) */
     uint64_t bytes;              /* client side, in + out, as reported */
+    uint64_t user_bytes;         /* the same for all the user's sessions
+                                    in the table plus its finished ones
+                                    the snapshot lacks (see
+                                    tpd_sessions_user) */
     int64_t cred_expires;        /* the credential's expiry, Unix s */
     int ended;                   /* coturn reported it deleted */
     unsigned char *dirty;        /* set on "new" and traffic reports;

@@ -3,7 +3,9 @@
 # turnpolicyd (issue 4), all on 127.0.0.1, stopped on exit whatever
 # happens:
 #   1. refusals at key lookup with the reason in turnpolicyd's counters:
-#      expired, unknown kid, retired secret, revoked credential, killed realm;
+#      expired, unknown kid, retired secret, revoked credential, killed
+#      realm, byte budget spent (by a session that just ended on this
+#      node, then from the policy snapshot);
 #   2. credentials from the SQL function, the CLI (--database) and the
 #      library (CLI offline, secret file) relay data;
 #   3. peer permissions at CreatePermission (turnpolicyd_perm.py): the
@@ -53,13 +55,14 @@ if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
 fi
 psql_q() { tp_pg_psql -d postgres -At "$@"; }
 if psql_q >"$d/provision.out" 2>&1 <<SQL
-SELECT turnpolicy.create_realm(r, max_ttl => 3600)
+SELECT turnpolicy.create_realm(r, max_ttl => 3600, budget_period => 3600)
   FROM unnest(ARRAY['$realm', '$drealm']) AS r;
 SELECT turnpolicy.rotate_secret(r) FROM unnest(ARRAY['$realm', '$drealm']) AS r;
 SELECT turnpolicy.create_user('$realm', u)
   FROM unnest(ARRAY['exp', 'kid', 'ret', 'rvk', 'kil', 'sql', 'cli', 'lib',
                     'perm', 'pgr', 'rdr', 'after']) AS u;
 SELECT turnpolicy.create_user('$drealm', 'perm');
+SELECT turnpolicy.create_user('$realm', 'bud', user_byte_budget => 2000);
 SELECT turnpolicy.allow_peer('$realm', '127.0.0.0/8');
 SQL
 then
@@ -212,6 +215,37 @@ refusal "a credential of a killed realm" realm_killed \
     "$(line 1 "$d/kil")" "$(line 2 "$d/kil")"
 psql_q -c "SELECT turnpolicy.unkill_realm('$realm')" >/dev/null
 sleep 1.5
+
+# A byte budget of 2000 bytes per hour: one relay of 20 x 120 bytes each
+# way spends it; the next session is refused at once (bytes of a session
+# that just ended, not yet in the policy snapshot), and still after a
+# reload (from the snapshot, with the usage row in PostgreSQL).
+metric() { rcli INFO | sed -n "s/^turnpolicyd_$1 //p"; }
+issue bud >"$d/bud"
+fin=$(metric sessions_finished_total)
+if relays "$(line 1 "$d/bud")" "$(line 2 "$d/bud")"; then
+    for _ in $(seq 1 50); do
+        [ "$(metric sessions_finished_total)" -gt "$fin" ] 2>/dev/null && break
+        sleep 0.1
+    done
+    ok "user bud (budget 2000 bytes) relays once ($(received) echoed)"
+else
+    not_ok "budget user's first relay" "$(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+fi
+issue bud >"$d/bud2"
+refusal "a user whose byte budget is spent (by a session that just ended)" \
+    budget_exhausted "$(line 1 "$d/bud2")" "$(line 2 "$d/bud2")"
+for _ in $(seq 1 20); do
+    [ "$(psql_q -c "SELECT coalesce(sum(bytes_in + bytes_out), 0) FROM turnpolicy.usage WHERE user_id = 'bud'")" -ge 2000 ] 2>/dev/null && break
+    sleep 0.5
+done
+kill -HUP "$tp_pid_tpd"
+sleep 1
+refusal "... and after its usage row is written and the policy reloaded" \
+    budget_exhausted "$(line 1 "$d/bud2")" "$(line 2 "$d/bud2")"
+grep -q "deny realm=$realm user=[0-9]*:bud:[^ ]* reason=budget_exhausted: " "$d/tpd.out" &&
+    ok "the refusal is logged with its reason (budget_exhausted)" ||
+    not_ok "budget refusal logged" "$(grep budget "$d/tpd.out" | tail -2)"
 
 # --------------------------------------------------------------------
 # 2. Three issuers, one relay each
