@@ -782,6 +782,29 @@ TP_EXPORT tp_status tp_store_alloc_release(tp_store *st, const char *realm,
                                            const char *session_id,
                                            tp_error *err);
 
+/* One acquire (ttl > 0) or release (ttl == 0) of tp_store_alloc_batch. */
+typedef struct tp_alloc_op {
+    const char *realm;
+    const char *user_id;
+    const char *session_id;
+    uint32_t ttl;
+    tp_status status;     /* out: what tp_store_alloc_acquire / _release
+                             would have returned for this op alone */
+    uint32_t count;       /* out: an acquire's live count, as *count */
+} tp_alloc_op;
+
+/*
+ * The ops of ops[0..n), in order, as if each were a tp_store_alloc_acquire
+ * or tp_store_alloc_release call, in one pipelined round trip to Redis
+ * (the acquire script by EVALSHA, loaded with EVAL when Redis does not
+ * have it).  Each op's status is set.  Returns TP_OK when every op is
+ * TP_OK or TP_EQUOTA, else the first other status; err describes the
+ * first op that did not succeed.  Blocking Redis I/O, 200 ms timeout.
+ */
+TP_EXPORT tp_status tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops,
+                                         size_t n, int64_t now,
+                                         tp_error *err);
+
 typedef struct tp_store_info {
     uint64_t generation;  /* snapshots loaded so far (1 after new) */
     int64_t loaded_at;    /* Unix seconds of the current snapshot */

@@ -53,6 +53,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <openssl/sha.h>
 
 #define HEARTBEAT_MS 1000
 #define BACKOFF_MIN_MS 100
@@ -2488,133 +2489,329 @@ session_ok(const char *id)
     return 1;
 }
 
+/* Per-op argument storage for a batch. */
+typedef struct alloc_args {
+    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32];
+    char rkey[TP_REALM_MAX + 32];
+    char a1[24], a2[24], a4[24], a5[24], a6[24];
+    const char *argv[11];
+    size_t lens[11];
+    int64_t limit, rlimit;
+    int ncmd;                 /* commands in the pipeline: 0, 1 or 2 */
+} alloc_args;
+
+/* The hex SHA-1 of ALLOC_LUA, for EVALSHA (computed once). */
+static pthread_once_t alloc_sha_once = PTHREAD_ONCE_INIT;
+static char alloc_sha[41];
+
+static void
+alloc_sha_init(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[SHA_DIGEST_LENGTH];
+    int i;
+
+    SHA1((const unsigned char *)ALLOC_LUA, sizeof(ALLOC_LUA) - 1, md);
+    for (i = 0; i < SHA_DIGEST_LENGTH; i++) {
+        alloc_sha[2 * i] = hex[md[i] >> 4];
+        alloc_sha[2 * i + 1] = hex[md[i] & 15];
+    }
+    alloc_sha[40] = '\0';
+}
+
+/* Fill op's status (and err, for the first op that fails) from the
+ * acquire script's reply. */
+static tp_status
+acquire_result(tp_store *st, tp_alloc_op *op, const alloc_args *a,
+               const redisReply *rep, tp_error *err)
+{
+    long long v;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        if (rep != NULL && rep->type == REDIS_REPLY_ERROR && err != NULL) {
+            char shown[120];
+
+            tp__printable(shown, sizeof(shown), rep->str, 100);
+            tp__fail(err, TP_EREDIS, "Redis replied: %s", shown);
+        }
+        return redis_down(st, err);
+    }
+    v = rep->integer;
+    if (v <= -1000000000LL)
+        return tp__fail(err, TP_EQUOTA, "realm %s already has %lld live "
+                        "allocations (total quota %" PRId64 ")", op->realm,
+                        -v - 1000000000LL, a->rlimit);
+    if (v < 0) {
+        op->count = (uint32_t)(-v - 1);
+        return tp__fail(err, TP_EQUOTA, "user %s of realm %s already has "
+                        "%lld live allocation%s (quota %" PRId64 ")",
+                        op->user_id, op->realm, -v - 1,
+                        -v - 1 == 1 ? "" : "s", a->limit);
+    }
+    op->count = (uint32_t)v;
+    return TP_OK;
+}
+
+static int
+is_noscript(const redisReply *rep)
+{
+    return rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+           strncmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Keep the first failure's message in err. */
+static void
+first_error(tp_error *err, int *have, tp_status st, const tp_error *e)
+{
+    if (st == TP_OK || err == NULL || *have)
+        return;
+    *err = *e;
+    err->status = st;
+    *have = 1;
+}
+
+tp_status
+tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
+                     tp_error *err)
+{
+    const user_entry *ue;
+    overlay *ov = NULL;
+    alloc_args *args = NULL;
+    redisReply **rep = NULL, **again = NULL;
+    const char *const **argv = NULL;
+    const size_t **lens = NULL;
+    int *argc = NULL;
+    tp_error e1, epin;
+    tp_status status, rs;
+    snapshot *s;
+    size_t i, k, ncmd = 0, nretry;
+    int parity, have = 0;
+    long ri;
+
+    if (err != NULL)
+        tp__ok(err);
+    if (st == NULL || (ops == NULL && n > 0))
+        return tp__fail(err, TP_EINVAL, "store and operations are required");
+    if (n == 0)
+        return TP_OK;
+    (void)pthread_once(&alloc_sha_once, alloc_sha_init);
+    args = calloc(n, sizeof(*args));
+    rep = calloc(2 * n, sizeof(*rep));
+    argv = calloc(2 * n, sizeof(*argv));
+    lens = calloc(2 * n, sizeof(*lens));
+    argc = calloc(2 * n, sizeof(*argc));
+    if (args == NULL || rep == NULL || argv == NULL || lens == NULL ||
+        argc == NULL) {
+        for (i = 0; i < n; i++)
+            ops[i].status = TP_ENOMEM;
+        status = tp__fail(err, TP_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* Validate, and take the limits from one snapshot. */
+    s = pin(st, &ov, &parity, &status, &epin);
+    for (i = 0; i < n; i++) {
+        tp_alloc_op *op = &ops[i];
+        alloc_args *a = &args[i];
+
+        op->count = 0;
+        op->status = TP_OK;
+        if (!session_ok(op->session_id) ||
+            tp_realm_check(op->realm, NULL) != TP_OK ||
+            tp_user_id_check(op->user_id, NULL) != TP_OK) {
+            op->status = tp__fail(&e1, TP_EINVAL, "a realm, a user id and "
+                                  "a session id (1..128 printable bytes) "
+                                  "are required");
+        } else if (op->ttl > 0 && s == NULL) {
+            op->status = status; /* TP_ESTALE */
+            e1 = epin;
+        } else if (op->ttl > 0) {
+            op->status = realm_lookup(s, ov, op->realm, &ri, &e1);
+            if (op->status == TP_OK) {
+                ue = find_user(s, (size_t)ri, op->user_id);
+                a->limit = ue != NULL && ue->user_quota >= 0
+                               ? ue->user_quota
+                               : s->realms[ri].user_quota;
+                a->rlimit = s->realms[ri].total_quota;
+            }
+        }
+        first_error(err, &have, op->status, &e1);
+    }
+    if (s != NULL)
+        unpin(st, parity);
+    /* The commands: EVALSHA for an acquire, two ZREMs for a release. */
+    for (i = 0; i < n; i++) {
+        tp_alloc_op *op = &ops[i];
+        alloc_args *a = &args[i];
+
+        if (op->status != TP_OK)
+            continue;
+        snprintf(a->key, sizeof(a->key), "turnpolicy:{%s}:alloc:%s",
+                 op->realm, op->user_id);
+        snprintf(a->rkey, sizeof(a->rkey), "turnpolicy:{%s}:alloc",
+                 op->realm);
+        if (op->ttl > 0) {
+            snprintf(a->a1, sizeof(a->a1), "%" PRId64, now);
+            snprintf(a->a2, sizeof(a->a2), "%" PRId64,
+                     now + (int64_t)op->ttl);
+            snprintf(a->a4, sizeof(a->a4), "%" PRId64, a->limit);
+            snprintf(a->a5, sizeof(a->a5), "%" PRIu32, op->ttl + 60);
+            snprintf(a->a6, sizeof(a->a6), "%" PRId64, a->rlimit);
+            a->argv[0] = "EVALSHA";
+            a->argv[1] = alloc_sha;
+            a->argv[2] = "2";
+            a->argv[3] = a->key;
+            a->argv[4] = a->rkey;
+            a->argv[5] = a->a1;
+            a->argv[6] = a->a2;
+            a->argv[7] = op->session_id;
+            a->argv[8] = a->a4;
+            a->argv[9] = a->a5;
+            a->argv[10] = a->a6;
+            for (k = 0; k < 11; k++)
+                a->lens[k] = strlen(a->argv[k]);
+            argc[ncmd] = 11;
+            argv[ncmd] = a->argv;
+            lens[ncmd++] = a->lens;
+            a->ncmd = 1;
+        } else {
+            /* argv[0..2] = ZREM key sid; argv[3..5] = ZREM rkey sid */
+            a->argv[0] = a->argv[3] = "ZREM";
+            a->argv[1] = a->key;
+            a->argv[4] = a->rkey;
+            a->argv[2] = a->argv[5] = op->session_id;
+            for (k = 0; k < 6; k++)
+                a->lens[k] = strlen(a->argv[k]);
+            argc[ncmd] = 3;
+            argv[ncmd] = a->argv;
+            lens[ncmd++] = a->lens;
+            argc[ncmd] = 3;
+            argv[ncmd] = a->argv + 3;
+            lens[ncmd++] = a->lens + 3;
+            a->ncmd = 2;
+        }
+    }
+    if (ncmd == 0)
+        goto done;
+    if (st->redis == NULL)
+        rs = tp__fail(&e1, TP_EREDIS, "no Redis is configured");
+    else
+        rs = tp__redis_pipeline(st->redis, ncmd, argc, argv, lens, rep, &e1);
+    if (rs == TP_OK) {
+        /* Redis lost its script cache (a restart): EVAL those once (then
+         * EVALSHA finds the script again). */
+        for (i = k = nretry = 0; i < n; i++) {
+            if (args[i].ncmd == 1 && is_noscript(rep[k])) {
+                freeReplyObject(rep[k]);
+                rep[k] = NULL;
+                args[i].argv[0] = "EVAL";
+                args[i].argv[1] = ALLOC_LUA;
+                args[i].lens[0] = 4;
+                args[i].lens[1] = sizeof(ALLOC_LUA) - 1;
+                argc[nretry] = 11;
+                argv[nretry] = args[i].argv;
+                lens[nretry++] = args[i].lens;
+            }
+            k += (size_t)args[i].ncmd;
+        }
+        if (nretry > 0) {
+            again = calloc(nretry, sizeof(*again));
+            if (again != NULL &&
+                tp__redis_pipeline(st->redis, nretry, argc, argv, lens,
+                                   again, NULL) == TP_OK) {
+                for (i = k = nretry = 0; i < n; i++) {
+                    if (args[i].ncmd == 1 && rep[k] == NULL)
+                        rep[k] = again[nretry++];
+                    k += (size_t)args[i].ncmd;
+                }
+            }
+            free(again);
+        }
+    }
+    for (i = k = 0; i < n; i++) {
+        tp_alloc_op *op = &ops[i];
+
+        if (args[i].ncmd == 0)
+            continue;
+        e1.status = rs;
+        if (rs != TP_OK) {
+            op->status = redis_down(st, &e1);
+        } else if (args[i].ncmd == 1) {
+            op->status = acquire_result(st, op, &args[i], rep[k], &e1);
+        } else if (rep[k] == NULL || rep[k]->type == REDIS_REPLY_ERROR ||
+                   rep[k + 1] == NULL ||
+                   rep[k + 1]->type == REDIS_REPLY_ERROR) {
+            tp__fail(&e1, TP_EREDIS, "Redis refused ZREM");
+            op->status = redis_down(st, &e1);
+        }
+        first_error(err, &have, op->status, &e1);
+        k += (size_t)args[i].ncmd;
+    }
+done:
+    status = TP_OK;
+    for (i = 0; i < n; i++) {
+        if (ops[i].status != TP_OK && ops[i].status != TP_EQUOTA) {
+            status = ops[i].status;
+            break;
+        }
+    }
+out:
+    if (rep != NULL)
+        for (i = 0; i < 2 * n; i++)
+            freeReplyObject(rep[i]);
+    free(args);
+    free(rep);
+    free(argv);
+    free(lens);
+    free(argc);
+    return status;
+}
+
 tp_status
 tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
                        const char *session_id, uint32_t ttl, int64_t now,
                        uint32_t *count, tp_error *err)
 {
-    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32], rkey[TP_REALM_MAX + 32],
-        a1[24], a2[24], a4[24], a5[24], a6[24];
-    const char *argv[11];
-    size_t lens[11];
-    const user_entry *ue;
-    overlay *ov = NULL;
-    redisReply *rep;
-    tp_status status;
-    int64_t limit = 0, rlimit = 0;
-    snapshot *s;
-    int parity;
-    long ri;
-    int i;
+    tp_alloc_op op;
 
     if (count != NULL)
         *count = 0;
     if (st == NULL || !session_ok(session_id) || ttl == 0)
         return tp__fail(err, TP_EINVAL, "store, a session id (1..128 "
                         "printable bytes) and a ttl are required");
-    status = tp_user_id_check(user_id, err);
-    if (status != TP_OK)
-        return status;
-    s = pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
-    if (status == TP_OK) {
-        ue = find_user(s, (size_t)ri, user_id);
-        limit = ue != NULL && ue->user_quota >= 0 ? ue->user_quota
-                                                  : s->realms[ri].user_quota;
-        rlimit = s->realms[ri].total_quota;
-    }
-    unpin(st, parity);
-    if (status != TP_OK)
-        return status;
-    if (st->redis == NULL)
-        return redis_down(st, err);
-    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc:%s", realm, user_id);
-    snprintf(rkey, sizeof(rkey), "turnpolicy:{%s}:alloc", realm);
-    snprintf(a1, sizeof(a1), "%" PRId64, now);
-    snprintf(a2, sizeof(a2), "%" PRId64, now + (int64_t)ttl);
-    snprintf(a4, sizeof(a4), "%" PRId64, limit);
-    snprintf(a5, sizeof(a5), "%" PRIu32, ttl + 60);
-    snprintf(a6, sizeof(a6), "%" PRId64, rlimit);
-    argv[0] = "EVAL";
-    argv[1] = ALLOC_LUA;
-    argv[2] = "2";
-    argv[3] = key;
-    argv[4] = rkey;
-    argv[5] = a1;
-    argv[6] = a2;
-    argv[7] = session_id;
-    argv[8] = a4;
-    argv[9] = a5;
-    argv[10] = a6;
-    for (i = 0; i < 11; i++)
-        lens[i] = strlen(argv[i]);
-    rep = tp__redis_cmd(st->redis, 11, argv, lens, err);
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-        freeReplyObject(rep);
-        return redis_down(st, err);
-    }
-    if (rep->integer <= -1000000000LL) {
-        long long m = -rep->integer - 1000000000LL;
-
-        freeReplyObject(rep);
-        return tp__fail(err, TP_EQUOTA, "realm %s already has %lld live "
-                        "allocations (total quota %" PRId64 ")", realm, m,
-                        rlimit);
-    }
-    if (rep->integer < 0) {
-        long long n = -rep->integer - 1;
-
-        freeReplyObject(rep);
-        if (count != NULL)
-            *count = (uint32_t)n;
-        return tp__fail(err, TP_EQUOTA, "user %s of realm %s already has "
-                        "%lld live allocation%s (quota %" PRId64 ")",
-                        user_id, realm, n, n == 1 ? "" : "s", limit);
-    }
+    if (tp_user_id_check(user_id, err) != TP_OK)
+        return err != NULL ? err->status : TP_EINVAL;
+    memset(&op, 0, sizeof(op));
+    op.realm = realm;
+    op.user_id = user_id;
+    op.session_id = session_id;
+    op.ttl = ttl;
+    (void)tp_store_alloc_batch(st, &op, 1, now, err);
     if (count != NULL)
-        *count = (uint32_t)rep->integer;
-    freeReplyObject(rep);
-    tp__ok(err);
-    return TP_OK;
+        *count = op.count;
+    if (op.status == TP_OK && err != NULL)
+        tp__ok(err);
+    return op.status;
 }
 
 tp_status
 tp_store_alloc_release(tp_store *st, const char *realm, const char *user_id,
                        const char *session_id, tp_error *err)
 {
-    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32];
-    const char *argv[3];
-    size_t lens[3];
-    redisReply *rep;
+    tp_alloc_op op;
 
     if (st == NULL || !session_ok(session_id) ||
         tp_realm_check(realm, NULL) != TP_OK ||
         tp_user_id_check(user_id, NULL) != TP_OK)
         return tp__fail(err, TP_EINVAL, "store, realm, user id and session "
                         "id are required");
-    if (st->redis == NULL)
-        return redis_down(st, err);
-    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc:%s", realm, user_id);
-    argv[0] = "ZREM";
-    argv[1] = key;
-    argv[2] = session_id;
-    lens[0] = 4;
-    lens[1] = strlen(key);
-    lens[2] = strlen(session_id);
-    rep = tp__redis_cmd(st->redis, 3, argv, lens, err);
-    if (rep == NULL)
-        return redis_down(st, err);
-    freeReplyObject(rep);
-    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc", realm);
-    lens[1] = strlen(key);
-    rep = tp__redis_cmd(st->redis, 3, argv, lens, err);
-    if (rep == NULL)
-        return redis_down(st, err);
-    freeReplyObject(rep);
-    tp__ok(err);
-    return TP_OK;
+    memset(&op, 0, sizeof(op));
+    op.realm = realm;
+    op.user_id = user_id;
+    op.session_id = session_id;
+    (void)tp_store_alloc_batch(st, &op, 1, 0, err);
+    if (op.status == TP_OK && err != NULL)
+        tp__ok(err);
+    return op.status;
 }
 
 tp_status
