@@ -609,6 +609,7 @@ tpd_command(tpd *d, tpd_client *c, const tpd_request *rq, tpd_buf *out)
     int rc;
 
     d->n.commands++;
+    c->report = 0;
     log_command(rq);
     if (arg_is(rq, 0, "quit")) {
         c->close_after_reply = 1;
@@ -640,12 +641,18 @@ tpd_command(tpd *d, tpd_client *c, const tpd_request *rq, tpd_buf *out)
                                            (redis-benchmark asks) */
     if (arg_is(rq, 0, "hgetall") && rq->argc == 2)
         return tpd_reply_array(out, 0); /* oauth keys, admin users */
-    if (arg_is(rq, 0, "publish") && rq->argc == 3)
+    if (arg_is(rq, 0, "publish") && rq->argc == 3) {
+        c->report = is_stats_key(rq->argv[1], rq->len[1]);
         return cmd_publish(d, rq, out);
-    if (arg_is(rq, 0, "set") && rq->argc >= 3)
+    }
+    if (arg_is(rq, 0, "set") && rq->argc >= 3) {
+        c->report = is_stats_key(rq->argv[1], rq->len[1]);
         return cmd_set(rq, out);
-    if (arg_is(rq, 0, "del") && rq->argc >= 2)
+    }
+    if (arg_is(rq, 0, "del") && rq->argc >= 2) {
+        c->report = is_stats_key(rq->argv[1], rq->len[1]);
         return cmd_del(rq, out);
+    }
     if (arg_is(rq, 0, "info")) {
         memset(&info, 0, sizeof(info));
         rc = tpd_metrics_render(d, &info);

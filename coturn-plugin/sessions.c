@@ -46,8 +46,11 @@
  *
  * Threads: the table belongs to the loop thread.  The allocation counter
  * calls do blocking Redis I/O (up to 200 ms each), so they run on one
- * worker thread fed by a bounded queue (mu/cv); when the queue is full
- * an operation is dropped and counted, never waited for.  An acquire
+ * worker thread fed by a bounded queue (mu/cv), in pipelined batches;
+ * when the queue is full an operation is dropped and counted, never
+ * waited for.  A release queued while the session's first acquire is
+ * still waiting cancels both (the session never counted: an allocation
+ * deleted within milliseconds costs Redis nothing).  An acquire
  * refused over quota (another node holds the user's quota) hands the
  * session id back to the loop (tpd_allocq_take_over_quota) for the
  * enforcer to cancel.
@@ -101,6 +104,7 @@ typedef struct session {
     int64_t cred_expires;
     int64_t mark;            /* enforce.c's */
     unsigned char dirty;     /* new or traffic since the enforcer looked */
+    unsigned char acquired;  /* an acquire was queued for it */
     int64_t started;
     int64_t expires;
     int64_t ended_at;
@@ -506,7 +510,7 @@ tpd_sessions_sweep(tpd *d, int64_t now, int all)
                 d->n.sessions_lapsed++;
                 counter_id(d, e->id, cid, sizeof(cid));
                 tpd_allocq_push(d->allocq, e->realm, e->user_id, cid,
-                                e->id, 0);
+                                e->id, 0, 0);
                 finish(d, e, e->expires);
             }
         }
@@ -708,7 +712,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user,
         }
         if (!e->ended) {
             mark_ended(e, now);
-            tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0);
+            tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0, 0);
         }
         return 1;
     }
@@ -735,9 +739,11 @@ status_event(tpd *d, session *e, const char *realm, const char *user,
     if (e->ended)
         return 1;
     e->expires = now + (int64_t)lifetime;
-    if (lifetime > 0)
+    if (lifetime > 0) {
         tpd_allocq_push(d->allocq, realm, user_id, cid, id,
-                        (uint32_t)lifetime + d->alloc_slack);
+                        (uint32_t)lifetime + d->alloc_slack, !e->acquired);
+        e->acquired = 1;
+    }
     return 1;
 }
 
@@ -810,9 +816,14 @@ typedef struct alloc_op {
     char session[160];
     uint64_t id;  /* coturn's session id */
     uint32_t ttl; /* 0 = release */
+    unsigned char first; /* the session's first acquire */
+    unsigned char skip;  /* cancelled by a release queued after it */
 } alloc_op;
 
 #define OVER_MAX 4096
+#define BATCH_MAX 256      /* ops per round trip to Redis */
+#define LINGER_US 2000     /* a lone op waits this long for company */
+#define CANCEL_WINDOW 1024 /* queued ops a release looks back over */
 
 struct tpd_allocq {
     tp_store *st;
@@ -841,101 +852,157 @@ past(const struct timespec *t)
            (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+static int
+stopping(tpd_allocq *q)
+{
+    int stop = 1;
+
+    if (pthread_mutex_lock(&q->mu) == 0) {
+        stop = q->stop;
+        (void)pthread_mutex_unlock(&q->mu);
+    }
+    return stop;
+}
+
+static void
+to_op(const alloc_op *a, tp_alloc_op *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->realm = a->realm;
+    o->user_id = a->user_id;
+    o->session_id = a->session;
+    o->ttl = a->ttl;
+}
+
 /*
  * A lost release leaves the session counted in the shared Redis set until
  * its TTL (lifetime + slack), where it can wrongly trip the user's quota
- * on other nodes.  So a release that fails because Redis is unreachable is
+ * on other nodes.  So releases that fail because Redis is unreachable are
  * retried for a few seconds (the store's own reconnect backoff runs
  * meanwhile); acquires are not retried: the next refresh acquires again.
  */
-static tp_status
-release_retrying(tpd_allocq *q, const alloc_op *op, tp_error *err)
+static void
+retry_releases(tpd_allocq *q, const alloc_op *b, tp_alloc_op *o, size_t n)
 {
+    tp_alloc_op again[BATCH_MAX];
+    size_t idx[BATCH_MAX], m, i;
     struct timespec pause;
     long ms = 100;
-    tp_status st;
-    int stop;
+    tp_error err;
 
     for (;;) {
-        st = tp_store_alloc_release(q->st, op->realm, op->user_id,
-                                    op->session, err);
-        if (st != TP_EREDIS || ms > 3200)
-            return st;
-        if (pthread_mutex_lock(&q->mu) != 0)
-            return st;
-        stop = q->stop;
-        (void)pthread_mutex_unlock(&q->mu);
-        if (stop)
-            return st;
+        for (i = m = 0; i < n; i++)
+            if (b[i].ttl == 0 && o[i].status == TP_EREDIS) {
+                to_op(&b[i], &again[m]);
+                idx[m++] = i;
+            }
+        if (m == 0 || ms > 3200 || stopping(q))
+            return;
         pause.tv_sec = ms / 1000;
         pause.tv_nsec = (ms % 1000) * 1000000L;
         (void)nanosleep(&pause, NULL);
         ms *= 2;
+        (void)tp_store_alloc_batch(q->st, again, m, tp_now(), &err);
+        for (i = 0; i < m; i++)
+            o[idx[i]].status = again[i].status;
     }
 }
 
+/*
+ * The worker takes up to BATCH_MAX queued ops at a time (after lingering
+ * LINGER_US when fewer are waiting, so that bursts share a round trip)
+ * and runs them with tp_store_alloc_batch: one pipelined round trip to
+ * Redis instead of one (acquire) or two (release) per op.
+ */
 static void *
 worker(void *arg)
 {
+    static const struct timespec linger = {0, LINGER_US * 1000L};
     tpd_allocq *q = arg;
+    alloc_op *b;
+    tp_alloc_op *o;
     int failing = 0;
-    uint32_t count;
-    alloc_op op;
+    size_t n, i;
     tp_error err;
-    tp_status st;
 
+    b = calloc(BATCH_MAX, sizeof(*b));
+    o = calloc(BATCH_MAX, sizeof(*o));
+    if (b == NULL || o == NULL) {
+        tpd_log(TP_LOG_ERROR, "allocation counters: out of memory");
+        free(b);
+        free(o);
+        return NULL;
+    }
     for (;;) {
         if (pthread_mutex_lock(&q->mu) != 0)
-            return NULL;
+            break;
         while (q->count == 0 && !q->stop)
             (void)pthread_cond_wait(&q->cv, &q->mu);
         if (q->count == 0 || (q->stop && past(&q->deadline))) {
             q->n.dropped += q->count;
             q->count = 0;
             (void)pthread_mutex_unlock(&q->mu);
-            return NULL;
+            break;
         }
-        op = q->ops[q->head];
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
+        if (q->count < BATCH_MAX / 4 && !q->stop) {
+            (void)pthread_mutex_unlock(&q->mu);
+            (void)nanosleep(&linger, NULL);
+            if (pthread_mutex_lock(&q->mu) != 0)
+                break;
+        }
+        for (n = 0; q->count > 0 && n < BATCH_MAX;) {
+            if (!q->ops[q->head].skip)
+                b[n++] = q->ops[q->head];
+            q->head = (q->head + 1) % q->cap;
+            q->count--;
+        }
         (void)pthread_mutex_unlock(&q->mu);
+        if (n == 0)
+            continue;
 
-        if (op.ttl > 0)
-            st = tp_store_alloc_acquire(q->st, op.realm, op.user_id,
-                                        op.session, op.ttl, tp_now(),
-                                        &count, &err);
-        else
-            st = release_retrying(q, &op, &err);
-        if (st == TP_EQUOTA) {
-            /* The session exists already: coturn granted it before the
-             * shared count caught up.  The enforcer cancels it (the id
-             * goes back to the loop below). */
-            tpd_log(TP_LOG_WARN, "over quota: realm=%s user=%s session=%s "
-                    "(%" PRIu32 " live in all)", op.realm, op.user_id,
-                    op.session, count);
-        } else if (st != TP_OK && !failing) {
-            tpd_log(TP_LOG_WARN, "allocation counter %s failed: %s",
-                    op.ttl > 0 ? "acquire" : "release", err.message);
-            failing = 1;
-        } else if (st == TP_OK && failing) {
-            tpd_log(TP_LOG_INFO, "allocation counters work again");
-            failing = 0;
+        for (i = 0; i < n; i++)
+            to_op(&b[i], &o[i]);
+        (void)tp_store_alloc_batch(q->st, o, n, tp_now(), &err);
+        retry_releases(q, b, o, n);
+        for (i = 0; i < n; i++) {
+            if (o[i].status == TP_EQUOTA) {
+                /* The session exists already: coturn granted it before
+                 * the shared count caught up.  The enforcer cancels it
+                 * (the id goes back to the loop below). */
+                tpd_log(TP_LOG_WARN, "over quota: realm=%s user=%s "
+                        "session=%s (%" PRIu32 " live in all)", b[i].realm,
+                        b[i].user_id, b[i].session, o[i].count);
+            } else if (o[i].status != TP_OK && !failing) {
+                tpd_log(TP_LOG_WARN, "allocation counter %s failed: %s",
+                        b[i].ttl > 0 ? "acquire" : "release",
+                        tp_strerror(o[i].status));
+                failing = 1;
+            } else if (o[i].status == TP_OK && failing) {
+                tpd_log(TP_LOG_INFO, "allocation counters work again");
+                failing = 0;
+            }
         }
         if (pthread_mutex_lock(&q->mu) != 0)
-            return NULL;
-        if (st == TP_EQUOTA) {
-            q->n.over_quota++;
-            if (q->nover < OVER_MAX)
-                q->over[q->nover++] = op.id;
+            break;
+        for (i = 0; i < n; i++) {
+            if (o[i].status == TP_EQUOTA) {
+                q->n.over_quota++;
+                if (q->nover < OVER_MAX)
+                    q->over[q->nover++] = b[i].id;
+            } else if (o[i].status != TP_OK) {
+                q->n.errors++;
+            } else if (b[i].ttl > 0) {
+                q->n.acquired++;
+            } else {
+                q->n.released++;
+            }
         }
-        else if (st != TP_OK)
-            q->n.errors++;
-        else if (op.ttl > 0)
-            q->n.acquired++;
-        else
-            q->n.released++;
+        q->n.batches++;
         (void)pthread_mutex_unlock(&q->mu);
     }
+    free(b);
+    free(o);
+    return NULL;
 }
 
 tpd_allocq *
@@ -996,15 +1063,42 @@ tpd_allocq_free(tpd_allocq *q, int timeout_ms)
     free(q);
 }
 
+/* With q->mu held: cancel the queued acquires of session id of user_id
+ * among the last CANCEL_WINDOW ops.  Returns 1 if one of them was the
+ * session's first acquire (then none ever ran: no release is needed). */
+static int
+cancel_acquires(tpd_allocq *q, const char *user_id, uint64_t id)
+{
+    size_t k, i, look = q->count < CANCEL_WINDOW ? q->count : CANCEL_WINDOW;
+    int first = 0;
+    alloc_op *op;
+
+    for (k = 1; k <= look; k++) {
+        i = (q->head + q->count - k) % q->cap;
+        op = &q->ops[i];
+        if (op->id != id || op->ttl == 0 || op->skip ||
+            strcmp(op->user_id, user_id) != 0)
+            continue;
+        op->skip = 1;
+        q->n.coalesced++;
+        first |= op->first;
+    }
+    return first;
+}
+
 void
 tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
-                const char *sid, uint64_t id, uint32_t ttl)
+                const char *sid, uint64_t id, uint32_t ttl, int first)
 {
     alloc_op *op;
 
     if (q == NULL || pthread_mutex_lock(&q->mu) != 0)
         return;
-    if (q->count == q->cap || q->stop) {
+    if (ttl == 0 && cancel_acquires(q, user_id, id)) {
+        /* The session ended before its first acquire ran: it never
+         * counted, so there is nothing to release either. */
+        q->n.coalesced++;
+    } else if (q->count == q->cap || q->stop) {
         q->n.dropped++;
     } else {
         op = &q->ops[(q->head + q->count) % q->cap];
@@ -1013,6 +1107,8 @@ tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
         snprintf(op->session, sizeof(op->session), "%s", sid);
         op->id = id;
         op->ttl = ttl;
+        op->first = ttl > 0 && first;
+        op->skip = 0;
         q->count++;
         (void)pthread_cond_signal(&q->cv);
     }
