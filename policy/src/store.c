@@ -148,6 +148,7 @@ typedef struct view {
 /* A finished session waiting to be written to turnpolicy.usage. */
 #define USAGE_QUEUE_MAX 100000
 #define USAGE_BATCH 200
+#define USAGE_DELAY_MS 100  /* a record waits this long for company */
 
 typedef struct usage_rec {
     struct usage_rec *next;
@@ -203,6 +204,9 @@ struct tp_store {
     uint64_t uq_written;
     uint64_t uq_done;         /* records taken off the queue for good
                                  (written, resent or refused), in order */
+    long long uq_since_ms;    /* CLOCK_MONOTONIC ms the queue stopped
+                                 being empty */
+    int uq_flush;             /* a flush waits: write at once */
     size_t uq_max;
     atomic_ullong usage_included; /* uq_done when the snapshot in force
                                      began loading */
@@ -216,6 +220,7 @@ struct tp_store {
     PGconn *conn;             /* owned by the thread after start */
     int failing;              /* thread only: a failure was logged */
     int usage_failing;        /* thread only: usage refusal logged */
+    long long usage_retry_ms; /* thread only: no write before (refused) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1502,15 +1507,40 @@ sub_read(tp_store *st)
 /* Usage records (queue written by the store thread)                  */
 /* ------------------------------------------------------------------ */
 
-static int
-usage_queued(tp_store *st)
+static long long
+mono_ms_now(void)
 {
-    int q;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* -1 when nothing is queued, 0 when the queue is due to be written (a
+ * batch is full, its first record waited USAGE_DELAY_MS, or a flush
+ * waits), else the ms until it is.  Records are written in batches so
+ * that PostgreSQL sees one statement per batch, not a round trip per
+ * finished session. */
+static int
+usage_wait_ms(tp_store *st)
+{
+    long long age, now = mono_ms_now();
+    int ms;
 
     pthread_mutex_lock(&st->uq_mu);
-    q = st->uq_head != NULL;
+    if (st->uq_head == NULL) {
+        ms = -1;
+    } else if (st->uq_flush || st->uq_len >= USAGE_BATCH) {
+        ms = 0;
+    } else {
+        age = now - st->uq_since_ms;
+        ms = age >= USAGE_DELAY_MS ? 0 : (int)(USAGE_DELAY_MS - age);
+    }
     pthread_mutex_unlock(&st->uq_mu);
-    return q;
+    /* After a refusal, not again before usage_retry_ms. */
+    if (ms == 0 && st->usage_retry_ms > now)
+        ms = (int)(st->usage_retry_ms - now);
+    return ms;
 }
 
 /* Take up to USAGE_BATCH records off the queue (the thread only). */
@@ -1607,14 +1637,119 @@ usage_insert(tp_store *st, const usage_rec *r, int *inserted)
     return 0;
 }
 
-static int
-usage_simple(tp_store *st, const char *sql)
-{
-    PGresult *res = PQexec(st->conn, sql);
-    int ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+/* A growable string for array literals. */
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} strbuf;
 
+static void
+sb_add(strbuf *b, const char *s, size_t n)
+{
+    size_t cap;
+    char *np;
+
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        cap = b->cap != 0 ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* One element of an array literal: quoted (with \ and " escaped), or
+ * NULL. */
+static void
+sb_elem(strbuf *b, const char *v, int first)
+{
+    const char *p;
+
+    sb_add(b, first ? "{" : ",", 1);
+    if (v == NULL) {
+        sb_add(b, "NULL", 4);
+        return;
+    }
+    sb_add(b, "\"", 1);
+    for (p = v; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_add(b, "\\", 1);
+        sb_add(b, p, 1);
+    }
+    sb_add(b, "\"", 1);
+}
+
+/* INSERT a whole batch in one statement (arrays unnested).  0 done
+ * (*written rows, resends not counted), 1 refused (the caller finds the
+ * row by row), -1 the connection broke. */
+static int
+usage_insert_batch(tp_store *st, const usage_rec *batch, size_t *written)
+{
+    strbuf col[9];
+    const char *v[9];
+    char num[24];
+    const usage_rec *r;
+    PGresult *res;
+    int i, rc = 1;
+
+    *written = 0;
+    memset(col, 0, sizeof(col));
+    for (r = batch; r != NULL; r = r->next) {
+        int first = r == batch;
+
+        sb_elem(&col[0], r->node, first);
+        sb_elem(&col[1], r->session, first);
+        sb_elem(&col[2], r->realm, first);
+        sb_elem(&col[3], r->user, first);
+        snprintf(num, sizeof(num), "%" PRId64, r->started);
+        sb_elem(&col[4], num, first);
+        snprintf(num, sizeof(num), "%" PRId64, r->ended);
+        sb_elem(&col[5], num, first);
+        snprintf(num, sizeof(num), "%" PRIu64, r->bytes_in);
+        sb_elem(&col[6], num, first);
+        snprintf(num, sizeof(num), "%" PRIu64, r->bytes_out);
+        sb_elem(&col[7], num, first);
+        sb_elem(&col[8], r->client[0] != '\0' ? r->client : NULL, first);
+    }
+    for (i = 0; i < 9; i++) {
+        sb_add(&col[i], "}", 1);
+        if (col[i].oom)
+            goto out;
+        v[i] = col[i].p;
+    }
+    res = PQexecParams(st->conn,
+                       "INSERT INTO turnpolicy.usage (node, session_id, "
+                       "realm, user_id, started_at, ended_at, bytes_in, "
+                       "bytes_out, client_addr) SELECT n, s, r, u, "
+                       "to_timestamp(a), to_timestamp(b), i, o, c FROM "
+                       "unnest($1::text[], $2::text[], $3::text[], "
+                       "$4::text[], $5::bigint[], $6::bigint[], "
+                       "$7::bigint[], $8::bigint[], $9::inet[]) AS "
+                       "t(n, s, r, u, a, b, i, o, c) "
+                       "ON CONFLICT (node, session_id) DO NOTHING",
+                       9, NULL, v, NULL, NULL, 0);
+    if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        *written = strtoull(PQcmdTuples(res), NULL, 10);
+        rc = 0;
+    } else if (PQstatus(st->conn) != CONNECTION_OK) {
+        rc = -1;
+    }
     PQclear(res);
-    return ok ? 0 : -1;
+out:
+    for (i = 0; i < 9; i++)
+        free(col[i].p);
+    return rc;
 }
 
 /* Free the rows of a written batch and take them off the queue count. */
@@ -1630,16 +1765,19 @@ usage_done(tp_store *st, usage_rec *batch, size_t n, size_t written)
     pthread_mutex_lock(&st->uq_mu);
     st->uq_len -= n;
     st->uq_done += n;
+    if (st->uq_len == 0)
+        st->uq_flush = 0;
     st->uq_written += written;
     pthread_cond_broadcast(&st->uq_cv);
     pthread_mutex_unlock(&st->uq_mu);
 }
 
 /*
- * Write queued usage rows: each batch in one transaction (one commit, not
- * one per row: with synchronous_commit on, that is one WAL flush per
- * batch).  If a row is refused, the batch is rolled back and written row
- * by row so that only the refused row is dropped.  Returns -1 if the
+ * Write queued usage rows: each batch of up to USAGE_BATCH in one
+ * INSERT of unnested arrays (one round trip and one commit per batch:
+ * with synchronous_commit on, that is one WAL flush).  If the batch is
+ * refused, it is written row by row so that only the refused row is
+ * dropped.  Returns -1 if the
  * connection broke (the unwritten rows are back in the queue; rows of a
  * batch whose COMMIT was lost may be sent again, which ON CONFLICT makes
  * harmless).
@@ -1652,13 +1790,8 @@ usage_write(tp_store *st)
     int rc, ins;
 
     while ((batch = usage_take(st, &n)) != NULL) {
-        written = 0;
-        rc = usage_simple(st, "BEGIN");
-        for (r = batch; rc == 0 && r != NULL; r = r->next) {
-            rc = usage_insert(st, r, &ins);
-            written += (size_t)ins;
-        }
-        if (rc == 0 && usage_simple(st, "COMMIT") == 0) {
+        rc = usage_insert_batch(st, batch, &written);
+        if (rc == 0) {
             usage_done(st, batch, n, written);
             if (st->usage_failing)
                 slog(st, TP_LOG_INFO, "policy store: usage rows are "
@@ -1666,11 +1799,10 @@ usage_write(tp_store *st)
             st->usage_failing = 0;
             continue;
         }
-        if (PQstatus(st->conn) != CONNECTION_OK) {
+        if (rc < 0 || PQstatus(st->conn) != CONNECTION_OK) {
             usage_requeue(st, batch);
             return -1;
         }
-        (void)usage_simple(st, "ROLLBACK");
         /* Slow path: autocommit row by row to isolate the refused one. */
         while (batch != NULL) {
             r = batch;
@@ -1688,6 +1820,7 @@ usage_write(tp_store *st)
                          "refuses usage rows (permissions or schema?); "
                          "keeping them queued and retrying");
                 st->usage_failing = 1;
+                st->usage_retry_ms = mono_ms_now() + 500;
                 return 0;
             }
             if (rc > 0)
@@ -1900,11 +2033,15 @@ store_thread(void *arg)
             }
             backoff = BACKOFF_MIN_MS;
             dirty = 1; /* changes may have been missed while away */
-        } else if (wait_events(st, st->sub != NULL || st->redis == NULL
-                                       ? HEARTBEAT_MS
-                                       : 100,
-                               &sub_ready)) {
-            break;
+        } else {
+            int ms = st->sub != NULL || st->redis == NULL ? HEARTBEAT_MS
+                                                          : 100;
+            int due = usage_wait_ms(st);
+
+            if (due >= 0 && due < ms)
+                ms = due;
+            if (wait_events(st, ms, &sub_ready))
+                break;
         }
         if (sub_ready && sub_read(st))
             dirty = 1;
@@ -1920,7 +2057,7 @@ store_thread(void *arg)
             dirty = 1;
             PQfreemem(nf);
         }
-        if (usage_queued(st) && usage_write(st) != 0) {
+        if (usage_wait_ms(st) == 0 && usage_write(st) != 0) {
             lost(st, "connection to PostgreSQL lost while writing usage");
             continue;
         }
@@ -3174,6 +3311,7 @@ tp_store_usage_record(tp_store *st, const tp_usage *u, tp_error *err)
 {
     usage_rec *r;
     tp_addr a;
+    int kick;
 
     if (st == NULL || u == NULL)
         return tp__fail(err, TP_EINVAL, "store and record are required");
@@ -3207,14 +3345,20 @@ tp_store_usage_record(tp_store *st, const tp_usage *u, tp_error *err)
         return tp__fail(err, TP_EBUSY, "%zu usage records are waiting for "
                         "PostgreSQL; refusing more", st->uq_max);
     }
-    if (st->uq_tail != NULL)
+    if (st->uq_tail != NULL) {
         st->uq_tail->next = r;
-    else
+    } else {
         st->uq_head = r;
+        st->uq_since_ms = mono_ms_now();
+    }
     st->uq_tail = r;
     st->uq_len++;
+    /* The thread learns the deadline of the first record, and comes at
+     * once for a full batch. */
+    kick = st->uq_len == 1 || st->uq_len == USAGE_BATCH;
     pthread_mutex_unlock(&st->uq_mu);
-    wake(st);
+    if (kick)
+        wake(st);
     tp__ok(err);
     return TP_OK;
 }
@@ -3234,6 +3378,10 @@ tp_store_usage_flush(tp_store *st, int timeout_ms, tp_error *err)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
+    pthread_mutex_lock(&st->uq_mu);
+    if (st->uq_len > 0)
+        st->uq_flush = 1;
+    pthread_mutex_unlock(&st->uq_mu);
     wake(st);
     pthread_mutex_lock(&st->uq_mu);
     while (st->uq_len > 0) {

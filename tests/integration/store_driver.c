@@ -530,6 +530,20 @@ test_usage_and_budget(void **state)
     sql("ALTER TABLE turnpolicy.usage_away RENAME TO usage", 0, NULL);
     TP_ASSERT_OK(tp_store_usage_flush(st, 5000, &err), &err);
     assert_int_equal(usage_rows("alice"), 3);
+    /* A row PostgreSQL refuses (a time out of its range) costs only
+     * itself: the rows of the same batch around it are written. */
+    u.user_id = "bound";
+    u.session_id = "1000000000000000004";
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    u.session_id = "1000000000000000005";
+    u.started = u.ended = 100000000000000LL;
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    u.session_id = "1000000000000000006";
+    u.started = tp_now() - 60;
+    u.ended = tp_now();
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    TP_ASSERT_OK(tp_store_usage_flush(st, 5000, &err), &err);
+    assert_int_equal(usage_rows("bound"), 2);
     u.user_id = "bad user";
     TP_ASSERT_STATUS(TP_EINVAL, tp_store_usage_record(st, &u, &err), &err);
     u.user_id = "alice";
