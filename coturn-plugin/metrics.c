@@ -150,9 +150,6 @@ tpd_metrics_render(tpd *d, tpd_buf *b)
                   "Counter calls that failed (Redis).", a.errors);
     rc |= counter(b, "alloc_dropped_total",
                   "Counter calls dropped (queue full).", a.dropped);
-    rc |= counter(b, "alloc_coalesced_total",
-                  "Counter calls not made: a session's acquires and release "
-                  "that cancelled out while queued.", a.coalesced);
     rc |= counter(b, "alloc_batches_total",
                   "Pipelined round trips to Redis for the counters.",
                   a.batches);

@@ -48,9 +48,7 @@
  * calls do blocking Redis I/O (up to 200 ms each), so they run on one
  * worker thread fed by a bounded queue (mu/cv), in pipelined batches;
  * when the queue is full an operation is dropped and counted, never
- * waited for.  A release queued while the session's first acquire is
- * still waiting cancels both (the session never counted: an allocation
- * deleted within milliseconds costs Redis nothing).  An acquire
+ * waited for.  An acquire
  * refused over quota (another node holds the user's quota) hands the
  * session id back to the loop (tpd_allocq_take_over_quota) for the
  * enforcer to cancel.
@@ -104,7 +102,6 @@ typedef struct session {
     int64_t cred_expires;
     int64_t mark;            /* enforce.c's */
     unsigned char dirty;     /* new or traffic since the enforcer looked */
-    unsigned char acquired;  /* an acquire was queued for it */
     int64_t started;
     int64_t expires;
     int64_t ended_at;
@@ -510,7 +507,7 @@ tpd_sessions_sweep(tpd *d, int64_t now, int all)
                 d->n.sessions_lapsed++;
                 counter_id(d, e->id, cid, sizeof(cid));
                 tpd_allocq_push(d->allocq, e->realm, e->user_id, cid,
-                                e->id, 0, 0);
+                                e->id, 0);
                 finish(d, e, e->expires);
             }
         }
@@ -712,7 +709,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user,
         }
         if (!e->ended) {
             mark_ended(e, now);
-            tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0, 0);
+            tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0);
         }
         return 1;
     }
@@ -739,11 +736,9 @@ status_event(tpd *d, session *e, const char *realm, const char *user,
     if (e->ended)
         return 1;
     e->expires = now + (int64_t)lifetime;
-    if (lifetime > 0) {
+    if (lifetime > 0)
         tpd_allocq_push(d->allocq, realm, user_id, cid, id,
-                        (uint32_t)lifetime + d->alloc_slack, !e->acquired);
-        e->acquired = 1;
-    }
+                        (uint32_t)lifetime + d->alloc_slack);
     return 1;
 }
 
@@ -816,14 +811,11 @@ typedef struct alloc_op {
     char session[160];
     uint64_t id;  /* coturn's session id */
     uint32_t ttl; /* 0 = release */
-    unsigned char first; /* the session's first acquire */
-    unsigned char skip;  /* cancelled by a release queued after it */
 } alloc_op;
 
 #define OVER_MAX 4096
 #define BATCH_MAX 256      /* ops per round trip to Redis */
 #define LINGER_US 2000     /* a lone op waits this long for company */
-#define CANCEL_WINDOW 1024 /* queued ops a release looks back over */
 
 struct tpd_allocq {
     tp_store *st;
@@ -950,15 +942,12 @@ worker(void *arg)
             if (pthread_mutex_lock(&q->mu) != 0)
                 break;
         }
-        for (n = 0; q->count > 0 && n < BATCH_MAX;) {
-            if (!q->ops[q->head].skip)
-                b[n++] = q->ops[q->head];
+        for (n = 0; q->count > 0 && n < BATCH_MAX; n++) {
+            b[n] = q->ops[q->head];
             q->head = (q->head + 1) % q->cap;
             q->count--;
         }
         (void)pthread_mutex_unlock(&q->mu);
-        if (n == 0)
-            continue;
 
         for (i = 0; i < n; i++)
             to_op(&b[i], &o[i]);
@@ -1063,42 +1052,15 @@ tpd_allocq_free(tpd_allocq *q, int timeout_ms)
     free(q);
 }
 
-/* With q->mu held: cancel the queued acquires of session id of user_id
- * among the last CANCEL_WINDOW ops.  Returns 1 if one of them was the
- * session's first acquire (then none ever ran: no release is needed). */
-static int
-cancel_acquires(tpd_allocq *q, const char *user_id, uint64_t id)
-{
-    size_t k, i, look = q->count < CANCEL_WINDOW ? q->count : CANCEL_WINDOW;
-    int first = 0;
-    alloc_op *op;
-
-    for (k = 1; k <= look; k++) {
-        i = (q->head + q->count - k) % q->cap;
-        op = &q->ops[i];
-        if (op->id != id || op->ttl == 0 || op->skip ||
-            strcmp(op->user_id, user_id) != 0)
-            continue;
-        op->skip = 1;
-        q->n.coalesced++;
-        first |= op->first;
-    }
-    return first;
-}
-
 void
 tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
-                const char *sid, uint64_t id, uint32_t ttl, int first)
+                const char *sid, uint64_t id, uint32_t ttl)
 {
     alloc_op *op;
 
     if (q == NULL || pthread_mutex_lock(&q->mu) != 0)
         return;
-    if (ttl == 0 && cancel_acquires(q, user_id, id)) {
-        /* The session ended before its first acquire ran: it never
-         * counted, so there is nothing to release either. */
-        q->n.coalesced++;
-    } else if (q->count == q->cap || q->stop) {
+    if (q->count == q->cap || q->stop) {
         q->n.dropped++;
     } else {
         op = &q->ops[(q->head + q->count) % q->cap];
@@ -1107,8 +1069,6 @@ tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
         snprintf(op->session, sizeof(op->session), "%s", sid);
         op->id = id;
         op->ttl = ttl;
-        op->first = ttl > 0 && first;
-        op->skip = 0;
         q->count++;
         (void)pthread_cond_signal(&q->cv);
     }

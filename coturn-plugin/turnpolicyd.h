@@ -171,7 +171,6 @@ typedef struct tpd_alloc_counters {
     uint64_t released;
     uint64_t errors;
     uint64_t dropped;            /* queue full */
-    uint64_t coalesced;          /* ops cancelled before they ran */
     uint64_t batches;            /* round trips to Redis */
 } tpd_alloc_counters;
 
@@ -270,12 +269,10 @@ void tpd_sessions_sweep(tpd *d, int64_t now, int all);
 tpd_allocq *tpd_allocq_new(tp_store *st, size_t cap);
 /* Stop after the queued work or timeout_ms, join, free.  NULL ok. */
 void tpd_allocq_free(tpd_allocq *q, int timeout_ms);
-/* Queue an acquire (ttl > 0; first: the session's first) or a release
- * (ttl == 0) of session id (counter id sid); never blocks.  A release
- * cancels the session's acquires still queued, and is itself dropped
- * when the first one was among them. */
+/* Queue an acquire (ttl > 0) or a release (ttl == 0) of session id
+ * (counter id sid); never blocks. */
 void tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
-                     const char *sid, uint64_t id, uint32_t ttl, int first);
+                     const char *sid, uint64_t id, uint32_t ttl);
 void tpd_allocq_counters(tpd_allocq *q, tpd_alloc_counters *out);
 /* Move into ids (at most cap) the sessions whose acquire was refused
  * over quota since the last call; returns how many. */
