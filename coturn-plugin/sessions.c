@@ -48,10 +48,9 @@
  * calls do blocking Redis I/O (up to 200 ms each), so they run on one
  * worker thread fed by a bounded queue (mu/cv), in pipelined batches;
  * when the queue is full an operation is dropped and counted, never
- * waited for.  An acquire
- * refused over quota (another node holds the user's quota) hands the
- * session id back to the loop (tpd_allocq_take_over_quota) for the
- * enforcer to cancel.
+ * waited for.  An acquire refused over quota (another node holds the
+ * user's quota) hands the session id back to the loop
+ * (tpd_allocq_take_over_quota) for the enforcer to cancel.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -147,10 +146,9 @@ void
 tpd_sessions_free(tpd_sessions *s)
 {
     session *e, *next;
-    size_t i;
-
     user_agg *u, *unext;
     pending_rec *p, *pnext;
+    size_t i;
 
     if (s == NULL)
         return;
@@ -253,8 +251,12 @@ sat_sub(uint64_t a, uint64_t b)
     return a > b ? a - b : 0;
 }
 
+/* Client-side bytes of a session, in + out. */
 static uint64_t
-session_bytes(const struct session *e);
+session_bytes(const session *e)
+{
+    return sat_add(e->bytes_in, e->bytes_out);
+}
 
 void
 tpd_sessions_prune(tpd_sessions *s, uint64_t included)
@@ -393,12 +395,6 @@ tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref)
         return -1;
     make_ref(e, ref);
     return 0;
-}
-
-static uint64_t
-session_bytes(const session *e)
-{
-    return sat_add(e->bytes_in, e->bytes_out);
 }
 
 /* coturn reported the session deleted (or we learned it ended). */
