@@ -7,7 +7,7 @@
  * One event-loop thread owns every socket (coturn's admin CLI included),
  * the session table and the counters; one worker thread does the
  * blocking Redis calls of the live allocation counters
- * (tp_store_alloc_acquire/release) so that no Redis latency ever reaches
+ * (tp_store_alloc_batch, pipelined) so that no Redis latency ever reaches
  * a key lookup.
  *
  *   turnpolicyd.c  configuration, sockets, epoll loop, signals, main()
