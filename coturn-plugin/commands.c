@@ -317,6 +317,48 @@ count_decision(tpd *d, tp_status st)
         d->n.decisions[st]++;
 }
 
+/*
+ * What the snapshot cannot know, for a user the store allows: this node's
+ * live sessions of the user against the user's own quota (else the
+ * realm's) - the shared count in Redis is applied when the allocation is
+ * reported, and an allocation over it is cancelled by the enforcer - and
+ * the byte budget with the bytes of the user's sessions on this node and
+ * of its finished sessions the snapshot does not include yet.  TP_OK,
+ * TP_EQUOTA or TP_EBUDGET (err's message filled).
+ */
+static tp_status
+live_checks(tpd *d, const char *realm, const char *user_id, tp_error *err)
+{
+    uint64_t limit = 0, used = 0, bytes;
+    int64_t quota = 0;
+    size_t live;
+
+    tpd_sessions_user(d->sessions, tp_store_usage_included(d->store), realm,
+                      user_id, &live, &bytes);
+    if (tp_store_user_quota(d->store, realm, user_id, &quota, NULL) ==
+            TP_OK &&
+        quota > 0 && (int64_t)live >= quota) {
+        snprintf(err->message, sizeof(err->message), "%zu live "
+                 "allocations on this node (quota %lld)", live,
+                 (long long)quota);
+        return TP_EQUOTA;
+    }
+    if (tp_store_budget(d->store, realm, user_id, &limit, &used, NULL) ==
+            TP_OK &&
+        limit > 0 && (used >= limit || bytes >= limit - used)) {
+        snprintf(err->message, sizeof(err->message), "%llu bytes of its "
+                 "budget of %llu used (%llu recorded, %llu on this node "
+                 "not yet recorded)",
+                 (unsigned long long)(bytes > UINT64_MAX - used
+                                          ? UINT64_MAX
+                                          : used + bytes),
+                 (unsigned long long)limit, (unsigned long long)used,
+                 (unsigned long long)bytes);
+        return TP_EBUDGET;
+    }
+    return TP_OK;
+}
+
 /* The policy decision for GET turn/realm/<realm>/user/<user>/key. */
 static int
 get_user_key(tpd *d, const char *realm, const char *user, size_t ulen,
@@ -325,10 +367,8 @@ get_user_key(tpd *d, const char *realm, const char *user, size_t ulen,
     char hexkey[TP_LTKEY_HEX_LEN + 1], shown[160];
     char name[TP_USERNAME_MAX + 1];
     tp_username parsed;
-    int64_t quota = 0;
     tp_status st;
     tp_error err;
-    size_t live;
     int rc;
 
     err.message[0] = '\0';
@@ -342,23 +382,8 @@ get_user_key(tpd *d, const char *realm, const char *user, size_t ulen,
         st = tp_store_key(d->store, realm, name, tp_now(), hexkey, &parsed,
                           &err);
     }
-    if (st == TP_OK &&
-        tp_store_user_quota(d->store, realm, parsed.user_id, &quota,
-                            NULL) == TP_OK &&
-        quota > 0) {
-        /* This node's live sessions of the user against the user's own
-         * quota (else the realm's); the shared count in Redis is applied
-         * when the allocation is reported, and an allocation over it is
-         * cancelled by the enforcer. */
-        live = tpd_sessions_count_user(d->sessions, realm,
-                                       parsed.user_id);
-        if ((int64_t)live >= quota) {
-            st = TP_EQUOTA;
-            snprintf(err.message, sizeof(err.message), "%zu live "
-                     "allocations on this node (quota %lld)", live,
-                     (long long)quota);
-        }
-    }
+    if (st == TP_OK)
+        st = live_checks(d, realm, parsed.user_id, &err);
     count_decision(d, st);
     tpd_escape(user, ulen, shown, sizeof(shown));
     if (st != TP_OK) {
@@ -584,6 +609,7 @@ tpd_command(tpd *d, tpd_client *c, const tpd_request *rq, tpd_buf *out)
     int rc;
 
     d->n.commands++;
+    c->report = 0;
     log_command(rq);
     if (arg_is(rq, 0, "quit")) {
         c->close_after_reply = 1;
@@ -615,12 +641,18 @@ tpd_command(tpd *d, tpd_client *c, const tpd_request *rq, tpd_buf *out)
                                            (redis-benchmark asks) */
     if (arg_is(rq, 0, "hgetall") && rq->argc == 2)
         return tpd_reply_array(out, 0); /* oauth keys, admin users */
-    if (arg_is(rq, 0, "publish") && rq->argc == 3)
+    if (arg_is(rq, 0, "publish") && rq->argc == 3) {
+        c->report = is_stats_key(rq->argv[1], rq->len[1]);
         return cmd_publish(d, rq, out);
-    if (arg_is(rq, 0, "set") && rq->argc >= 3)
+    }
+    if (arg_is(rq, 0, "set") && rq->argc >= 3) {
+        c->report = is_stats_key(rq->argv[1], rq->len[1]);
         return cmd_set(rq, out);
-    if (arg_is(rq, 0, "del") && rq->argc >= 2)
+    }
+    if (arg_is(rq, 0, "del") && rq->argc >= 2) {
+        c->report = is_stats_key(rq->argv[1], rq->len[1]);
         return cmd_del(rq, out);
+    }
     if (arg_is(rq, 0, "info")) {
         memset(&info, 0, sizeof(info));
         rc = tpd_metrics_render(d, &info);

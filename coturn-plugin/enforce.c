@@ -21,9 +21,12 @@
  *   - at once, a session whose shared allocation counter was refused
  *     over quota (another node holds the user's quota; sessions.c's
  *     worker hands the id over).
- * The decision is tp_store_key at time t, then tp_store_client_check
- * with the client address coturn reported, then tp_store_budget (bytes
- * of finished sessions in the period + this session's reported bytes).
+ * The decision is tp_store_key at time t (which refuses a user whose
+ * finished sessions spent the budget: TP_EBUDGET, counted as
+ * byte_budget), then tp_store_client_check with the client address
+ * coturn reported, then tp_store_budget (bytes of finished sessions in
+ * the snapshot + what the snapshot lacks of the user: its sessions in
+ * the table and its finished sessions not yet in the snapshot).
  * t is now, except while the credential is expired by less than
  * expiry_grace: then t is the last second it was valid, so the grace
  * applies to expiry alone while revocation, disable, kill switch and
@@ -363,11 +366,15 @@ decide(tpd_enforcer *e, const tpd_session_ref *r)
         tp_addr_parse(r->client, &a, NULL) == TP_OK)
         st = tp_store_client_check(d->store, r->realm, r->user_id, &a,
                                    NULL);
+    /* The budget counts every byte of the user the snapshot lacks, not
+     * only this session's: two sessions may spend it together. */
     if (st == TP_OK &&
         tp_store_budget(d->store, r->realm, r->user_id, &limit, &used,
                         NULL) == TP_OK &&
-        limit > 0 && (used >= limit || r->bytes > limit - used))
+        limit > 0 && (used >= limit || r->user_bytes > limit - used))
         return TPD_CUT_BUDGET;
+    if (st == TP_EBUDGET)
+        return TPD_CUT_BUDGET; /* spent by finished sessions already */
     if (st == TP_ESTALE) {
         if (!e->stale_logged)
             tpd_log(TP_LOG_WARN, "policy stale: live sessions are not "
@@ -891,6 +898,8 @@ tick(tpd_enforcer *e)
     tp_store_info si;
 
     take_over_quota(e);
+    tpd_sessions_prune(e->d->sessions,
+                       tp_store_usage_included(e->d->store));
     tp_store_info_get(e->d->store, &si);
     if (!e->changes_known || si.changes != e->changes) {
         /* policy changed: everything, from the start */

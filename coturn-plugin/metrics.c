@@ -150,6 +150,9 @@ tpd_metrics_render(tpd *d, tpd_buf *b)
                   "Counter calls that failed (Redis).", a.errors);
     rc |= counter(b, "alloc_dropped_total",
                   "Counter calls dropped (queue full).", a.dropped);
+    rc |= counter(b, "alloc_batches_total",
+                  "Pipelined round trips to Redis for the counters.",
+                  a.batches);
     rc |= gauge(b, "store_age_seconds",
                 "Seconds since the policy was last known current.",
                 si.age);

@@ -313,6 +313,13 @@ tpd_reply_error(tpd_buf *b, const char *s)
 int
 tpd_reply_int(tpd_buf *b, long long v)
 {
+    char s[4] = {':', '0', '\r', '\n'};
+
+    /* 0 and 1 answer every PUBLISH and DEL coturn sends: no printf. */
+    if (v == 0 || v == 1) {
+        s[1] = (char)('0' + v);
+        return tpd_buf_append(b, s, sizeof(s));
+    }
     return tpd_buf_printf(b, ":%lld\r\n", v);
 }
 

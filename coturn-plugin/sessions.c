@@ -34,13 +34,23 @@
  * a dirty flag set by "new" and traffic reports, and a mark the enforcer
  * owns.
  *
+ * Per user (realm, user id) the table keeps what a decision adds to the
+ * policy snapshot: the live sessions on this node (the quota at key
+ * lookup) and the bytes the snapshot's budget sums do not have yet - of
+ * the user's sessions in the table, and of its finished sessions whose
+ * usage records the store has not written before its last snapshot load
+ * (tp_store_usage_included; turnpolicyd is the only one recording to its
+ * store, so its own count of accepted records numbers them).  Both are
+ * kept up to date on every event, so a key lookup costs one hash probe,
+ * not a walk of the table.
+ *
  * Threads: the table belongs to the loop thread.  The allocation counter
  * calls do blocking Redis I/O (up to 200 ms each), so they run on one
- * worker thread fed by a bounded queue (mu/cv); when the queue is full
- * an operation is dropped and counted, never waited for.  An acquire
- * refused over quota (another node holds the user's quota) hands the
- * session id back to the loop (tpd_allocq_take_over_quota) for the
- * enforcer to cancel.
+ * worker thread fed by a bounded queue (mu/cv), in pipelined batches;
+ * when the queue is full an operation is dropped and counted, never
+ * waited for.  An acquire refused over quota (another node holds the
+ * user's quota) hands the session id back to the loop
+ * (tpd_allocq_take_over_quota) for the enforcer to cancel.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -52,12 +62,37 @@
 #include "turnpolicyd.h"
 
 #define NBUCKETS 16384
+#define UBUCKETS 4096
 #define DELETED_WAIT 5   /* seconds to wait for total_traffic */
 #define LAPSE_SLACK 60   /* seconds past the lifetime before giving up */
 #define ADOPT_LIFETIME 3600
 
+/* A user with sessions in the table or bytes not in the snapshot. */
+typedef struct user_agg {
+    struct user_agg *next;
+    uint32_t hash;
+    size_t refs;             /* sessions in the table */
+    size_t live;             /* ... not reported deleted */
+    uint64_t bytes;          /* client-side bytes of those in the table */
+    uint64_t pending;        /* bytes of finished sessions whose records
+                                the snapshot does not include yet */
+    size_t npending;
+    char realm[TP_REALM_MAX + 1];
+    char user_id[TP_USER_ID_MAX + 1];
+} user_agg;
+
+/* A finished session's usage record, numbered in the order the store
+ * accepted it, until the snapshot includes it.  FIFO over all users. */
+typedef struct pending_rec {
+    struct pending_rec *next;
+    user_agg *u;
+    uint64_t seq;
+    uint64_t bytes;
+} pending_rec;
+
 typedef struct session {
     struct session *next;
+    user_agg *u;
     uint64_t id;
     char realm[TP_REALM_MAX + 1];
     char user_id[TP_USER_ID_MAX + 1];
@@ -80,6 +115,9 @@ struct tpd_sessions {
     session *buckets[NBUCKETS];
     size_t count;
     size_t max;
+    user_agg *users[UBUCKETS];
+    pending_rec *phead, *ptail;
+    uint64_t recorded;       /* usage records the store accepted */
 };
 
 enum kind {
@@ -108,6 +146,8 @@ void
 tpd_sessions_free(tpd_sessions *s)
 {
     session *e, *next;
+    user_agg *u, *unext;
+    pending_rec *p, *pnext;
     size_t i;
 
     if (s == NULL)
@@ -118,6 +158,16 @@ tpd_sessions_free(tpd_sessions *s)
             free(e);
         }
     }
+    for (i = 0; i < UBUCKETS; i++) {
+        for (u = s->users[i]; u != NULL; u = unext) {
+            unext = u->next;
+            free(u);
+        }
+    }
+    for (p = s->phead; p != NULL; p = pnext) {
+        pnext = p->next;
+        free(p);
+    }
     free(s);
 }
 
@@ -125,6 +175,115 @@ size_t
 tpd_sessions_live(const tpd_sessions *s)
 {
     return s->count;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-user aggregates                                                 */
+/* ------------------------------------------------------------------ */
+
+static uint32_t
+user_hash(const char *realm, const char *user_id)
+{
+    uint32_t h = 2166136261u;
+    const char *p;
+
+    for (p = realm; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = (h ^ 0xffu) * 16777619u; /* a byte no name holds */
+    for (p = user_id; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
+
+/* The aggregate of (realm, user_id); created (zeroed) when create is set
+ * and it does not exist.  NULL if absent, or out of memory. */
+static user_agg *
+user_get(tpd_sessions *s, const char *realm, const char *user_id,
+         int create)
+{
+    uint32_t h = user_hash(realm, user_id);
+    user_agg *u;
+
+    for (u = s->users[h % UBUCKETS]; u != NULL; u = u->next)
+        if (u->hash == h && strcmp(u->user_id, user_id) == 0 &&
+            strcmp(u->realm, realm) == 0)
+            return u;
+    if (!create)
+        return NULL;
+    u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    u->hash = h;
+    snprintf(u->realm, sizeof(u->realm), "%s", realm);
+    snprintf(u->user_id, sizeof(u->user_id), "%s", user_id);
+    u->next = s->users[h % UBUCKETS];
+    s->users[h % UBUCKETS] = u;
+    return u;
+}
+
+/* Free u once nothing refers to it. */
+static void
+user_put(tpd_sessions *s, user_agg *u)
+{
+    user_agg **pp;
+
+    if (u->refs > 0 || u->npending > 0)
+        return;
+    for (pp = &s->users[u->hash % UBUCKETS]; *pp != NULL;
+         pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            free(u);
+            return;
+        }
+    }
+}
+
+static uint64_t
+sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t
+sat_sub(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* Client-side bytes of a session, in + out. */
+static uint64_t
+session_bytes(const session *e)
+{
+    return sat_add(e->bytes_in, e->bytes_out);
+}
+
+void
+tpd_sessions_prune(tpd_sessions *s, uint64_t included)
+{
+    pending_rec *p;
+
+    while ((p = s->phead) != NULL && p->seq <= included) {
+        s->phead = p->next;
+        if (s->phead == NULL)
+            s->ptail = NULL;
+        p->u->pending = sat_sub(p->u->pending, p->bytes);
+        p->u->npending--;
+        user_put(s, p->u);
+        free(p);
+    }
+}
+
+void
+tpd_sessions_user(tpd_sessions *s, uint64_t included, const char *realm,
+                  const char *user_id, size_t *live, uint64_t *bytes)
+{
+    const user_agg *u;
+
+    tpd_sessions_prune(s, included);
+    u = user_get(s, realm, user_id, 0);
+    *live = u != NULL ? u->live : 0;
+    *bytes = u != NULL ? sat_add(u->bytes, u->pending) : 0;
 }
 
 static session *
@@ -150,10 +309,15 @@ create(tpd *d, uint64_t id, const char *realm, const char *username,
         return NULL;
     }
     e = calloc(1, sizeof(*e));
-    if (e == NULL) {
+    if (e != NULL)
+        e->u = user_get(s, realm, un->user_id, 1);
+    if (e == NULL || e->u == NULL) {
+        free(e);
         d->n.sessions_dropped++;
         return NULL;
     }
+    e->u->refs++;
+    e->u->live++;
     e->id = id;
     snprintf(e->realm, sizeof(e->realm), "%s", realm);
     snprintf(e->user_id, sizeof(e->user_id), "%s", un->user_id);
@@ -191,9 +355,8 @@ make_ref(session *e, tpd_session_ref *ref)
     ref->user_id = e->user_id;
     ref->username = e->username;
     ref->client = e->client;
-    ref->bytes = e->bytes_in > UINT64_MAX - e->bytes_out
-                     ? UINT64_MAX
-                     : e->bytes_in + e->bytes_out;
+    ref->bytes = session_bytes(e);
+    ref->user_bytes = sat_add(e->u->bytes, e->u->pending);
     ref->cred_expires = e->cred_expires;
     ref->ended = e->ended;
     ref->dirty = &e->dirty;
@@ -234,27 +397,45 @@ tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref)
     return 0;
 }
 
-size_t
-tpd_sessions_count_user(const tpd_sessions *s, const char *realm,
-                        const char *user_id)
+/* coturn reported the session deleted (or we learned it ended). */
+static void
+mark_ended(session *e, int64_t now)
 {
-    const session *e;
-    size_t i, n = 0;
-
-    if (s->count == 0)
-        return 0;
-    for (i = 0; i < NBUCKETS; i++)
-        for (e = s->buckets[i]; e != NULL; e = e->next)
-            if (!e->ended && strcmp(e->user_id, user_id) == 0 &&
-                strcmp(e->realm, realm) == 0)
-                n++;
-    return n;
+    e->ended = 1;
+    e->ended_at = now;
+    e->u->live--;
 }
 
 static void
 counter_id(const tpd *d, uint64_t id, char *out, size_t cap)
 {
     snprintf(out, cap, "%s:%018" PRIu64, d->node, id);
+}
+
+/* The store accepted one more usage record, of bytes for u: keep the
+ * bytes counted until a snapshot includes the record.  Out of memory:
+ * they are not (the budget is then enforced from the next snapshot). */
+static void
+pending(tpd_sessions *s, user_agg *u, uint64_t bytes)
+{
+    pending_rec *p;
+
+    s->recorded++;
+    if (bytes == 0)
+        return;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return;
+    p->u = u;
+    p->seq = s->recorded;
+    p->bytes = bytes;
+    u->pending = sat_add(u->pending, bytes);
+    u->npending++;
+    if (s->ptail != NULL)
+        s->ptail->next = p;
+    else
+        s->phead = p;
+    s->ptail = p;
 }
 
 /* Write the usage record and forget the session. */
@@ -281,6 +462,7 @@ finish(tpd *d, session *e, int64_t ended)
     st = tp_store_usage_record(d->store, &u, &err);
     if (st == TP_OK) {
         d->n.usage_recorded++;
+        pending(d->sessions, e->u, session_bytes(e));
     } else {
         d->n.usage_failed++;
         tpd_log(TP_LOG_WARN, "usage of session %s (realm %s) not queued: "
@@ -292,6 +474,11 @@ finish(tpd *d, session *e, int64_t ended)
             u.ended - u.started, e->bytes_in, e->bytes_out);
     d->n.sessions_finished++;
     unlink_session(d->sessions, e);
+    e->u->bytes = sat_sub(e->u->bytes, session_bytes(e));
+    e->u->refs--;
+    if (!e->ended)
+        e->u->live--;
+    user_put(d->sessions, e->u);
     free(e);
 }
 
@@ -303,6 +490,7 @@ tpd_sessions_sweep(tpd *d, int64_t now, int all)
     char cid[300];
     size_t i;
 
+    tpd_sessions_prune(s, tp_store_usage_included(d->store));
     if (s->count == 0)
         return;
     for (i = 0; i < NBUCKETS; i++) {
@@ -488,6 +676,16 @@ traffic(const char *v, uint64_t *in, uint64_t *out, int add)
     }
 }
 
+/* traffic() on the client side, keeping the user's sum in step. */
+static void
+client_traffic(session *e, const char *v, int add)
+{
+    uint64_t before = session_bytes(e);
+
+    traffic(v, &e->bytes_in, &e->bytes_out, add);
+    e->u->bytes = sat_add(sat_sub(e->u->bytes, before), session_bytes(e));
+}
+
 static int
 status_event(tpd *d, session *e, const char *realm, const char *user,
              const tp_username *un, uint64_t id, const char *v, int64_t now)
@@ -506,8 +704,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user,
             d->n.sessions_adopted++;
         }
         if (!e->ended) {
-            e->ended = 1;
-            e->ended_at = now;
+            mark_ended(e, now);
             tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0);
         }
         return 1;
@@ -574,11 +771,11 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
             d->n.sessions_adopted++;
         }
         if (kind == K_TRAFFIC) {
-            traffic(val, &e->bytes_in, &e->bytes_out, 1);
+            client_traffic(e, val, 1);
             e->dirty = 1;
-        }
-        else
+        } else {
             traffic(val, &e->peer_in, &e->peer_out, 1);
+        }
         return 1;
     case K_TOTAL:
         if (e == NULL) {
@@ -586,10 +783,9 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
             if (e == NULL)
                 return 1;
             d->n.sessions_adopted++;
-            e->ended = 1;
-            e->ended_at = now;
+            mark_ended(e, now);
         }
-        traffic(val, &e->bytes_in, &e->bytes_out, 0);
+        client_traffic(e, val, 0);
         if (e->ended)
             finish(d, e, e->ended_at);
         return 1;
@@ -614,6 +810,8 @@ typedef struct alloc_op {
 } alloc_op;
 
 #define OVER_MAX 4096
+#define BATCH_MAX 256      /* ops per round trip to Redis */
+#define LINGER_US 2000     /* a lone op waits this long for company */
 
 struct tpd_allocq {
     tp_store *st;
@@ -642,101 +840,154 @@ past(const struct timespec *t)
            (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+static int
+stopping(tpd_allocq *q)
+{
+    int stop = 1;
+
+    if (pthread_mutex_lock(&q->mu) == 0) {
+        stop = q->stop;
+        (void)pthread_mutex_unlock(&q->mu);
+    }
+    return stop;
+}
+
+static void
+to_op(const alloc_op *a, tp_alloc_op *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->realm = a->realm;
+    o->user_id = a->user_id;
+    o->session_id = a->session;
+    o->ttl = a->ttl;
+}
+
 /*
  * A lost release leaves the session counted in the shared Redis set until
  * its TTL (lifetime + slack), where it can wrongly trip the user's quota
- * on other nodes.  So a release that fails because Redis is unreachable is
+ * on other nodes.  So releases that fail because Redis is unreachable are
  * retried for a few seconds (the store's own reconnect backoff runs
  * meanwhile); acquires are not retried: the next refresh acquires again.
  */
-static tp_status
-release_retrying(tpd_allocq *q, const alloc_op *op, tp_error *err)
+static void
+retry_releases(tpd_allocq *q, const alloc_op *b, tp_alloc_op *o, size_t n)
 {
+    tp_alloc_op again[BATCH_MAX];
+    size_t idx[BATCH_MAX], m, i;
     struct timespec pause;
     long ms = 100;
-    tp_status st;
-    int stop;
+    tp_error err;
 
     for (;;) {
-        st = tp_store_alloc_release(q->st, op->realm, op->user_id,
-                                    op->session, err);
-        if (st != TP_EREDIS || ms > 3200)
-            return st;
-        if (pthread_mutex_lock(&q->mu) != 0)
-            return st;
-        stop = q->stop;
-        (void)pthread_mutex_unlock(&q->mu);
-        if (stop)
-            return st;
+        for (i = m = 0; i < n; i++)
+            if (b[i].ttl == 0 && o[i].status == TP_EREDIS) {
+                to_op(&b[i], &again[m]);
+                idx[m++] = i;
+            }
+        if (m == 0 || ms > 3200 || stopping(q))
+            return;
         pause.tv_sec = ms / 1000;
         pause.tv_nsec = (ms % 1000) * 1000000L;
         (void)nanosleep(&pause, NULL);
         ms *= 2;
+        (void)tp_store_alloc_batch(q->st, again, m, tp_now(), &err);
+        for (i = 0; i < m; i++)
+            o[idx[i]].status = again[i].status;
     }
 }
 
+/*
+ * The worker takes up to BATCH_MAX queued ops at a time (after lingering
+ * LINGER_US when fewer are waiting, so that bursts share a round trip)
+ * and runs them with tp_store_alloc_batch: one pipelined round trip to
+ * Redis instead of one (acquire) or two (release) per op.
+ */
 static void *
 worker(void *arg)
 {
+    static const struct timespec linger = {0, LINGER_US * 1000L};
     tpd_allocq *q = arg;
+    alloc_op *b;
+    tp_alloc_op *o;
     int failing = 0;
-    uint32_t count;
-    alloc_op op;
+    size_t n, i;
     tp_error err;
-    tp_status st;
 
+    b = calloc(BATCH_MAX, sizeof(*b));
+    o = calloc(BATCH_MAX, sizeof(*o));
+    if (b == NULL || o == NULL) {
+        tpd_log(TP_LOG_ERROR, "allocation counters: out of memory");
+        free(b);
+        free(o);
+        return NULL;
+    }
     for (;;) {
         if (pthread_mutex_lock(&q->mu) != 0)
-            return NULL;
+            break;
         while (q->count == 0 && !q->stop)
             (void)pthread_cond_wait(&q->cv, &q->mu);
         if (q->count == 0 || (q->stop && past(&q->deadline))) {
             q->n.dropped += q->count;
             q->count = 0;
             (void)pthread_mutex_unlock(&q->mu);
-            return NULL;
+            break;
         }
-        op = q->ops[q->head];
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
+        if (q->count < BATCH_MAX / 4 && !q->stop) {
+            (void)pthread_mutex_unlock(&q->mu);
+            (void)nanosleep(&linger, NULL);
+            if (pthread_mutex_lock(&q->mu) != 0)
+                break;
+        }
+        for (n = 0; q->count > 0 && n < BATCH_MAX; n++) {
+            b[n] = q->ops[q->head];
+            q->head = (q->head + 1) % q->cap;
+            q->count--;
+        }
         (void)pthread_mutex_unlock(&q->mu);
 
-        if (op.ttl > 0)
-            st = tp_store_alloc_acquire(q->st, op.realm, op.user_id,
-                                        op.session, op.ttl, tp_now(),
-                                        &count, &err);
-        else
-            st = release_retrying(q, &op, &err);
-        if (st == TP_EQUOTA) {
-            /* The session exists already: coturn granted it before the
-             * shared count caught up.  The enforcer cancels it (the id
-             * goes back to the loop below). */
-            tpd_log(TP_LOG_WARN, "over quota: realm=%s user=%s session=%s "
-                    "(%" PRIu32 " live in all)", op.realm, op.user_id,
-                    op.session, count);
-        } else if (st != TP_OK && !failing) {
-            tpd_log(TP_LOG_WARN, "allocation counter %s failed: %s",
-                    op.ttl > 0 ? "acquire" : "release", err.message);
-            failing = 1;
-        } else if (st == TP_OK && failing) {
-            tpd_log(TP_LOG_INFO, "allocation counters work again");
-            failing = 0;
+        for (i = 0; i < n; i++)
+            to_op(&b[i], &o[i]);
+        (void)tp_store_alloc_batch(q->st, o, n, tp_now(), &err);
+        retry_releases(q, b, o, n);
+        for (i = 0; i < n; i++) {
+            if (o[i].status == TP_EQUOTA) {
+                /* The session exists already: coturn granted it before
+                 * the shared count caught up.  The enforcer cancels it
+                 * (the id goes back to the loop below). */
+                tpd_log(TP_LOG_WARN, "over quota: realm=%s user=%s "
+                        "session=%s (%" PRIu32 " live in all)", b[i].realm,
+                        b[i].user_id, b[i].session, o[i].count);
+            } else if (o[i].status != TP_OK && !failing) {
+                tpd_log(TP_LOG_WARN, "allocation counter %s failed: %s",
+                        b[i].ttl > 0 ? "acquire" : "release",
+                        tp_strerror(o[i].status));
+                failing = 1;
+            } else if (o[i].status == TP_OK && failing) {
+                tpd_log(TP_LOG_INFO, "allocation counters work again");
+                failing = 0;
+            }
         }
         if (pthread_mutex_lock(&q->mu) != 0)
-            return NULL;
-        if (st == TP_EQUOTA) {
-            q->n.over_quota++;
-            if (q->nover < OVER_MAX)
-                q->over[q->nover++] = op.id;
+            break;
+        for (i = 0; i < n; i++) {
+            if (o[i].status == TP_EQUOTA) {
+                q->n.over_quota++;
+                if (q->nover < OVER_MAX)
+                    q->over[q->nover++] = b[i].id;
+            } else if (o[i].status != TP_OK) {
+                q->n.errors++;
+            } else if (b[i].ttl > 0) {
+                q->n.acquired++;
+            } else {
+                q->n.released++;
+            }
         }
-        else if (st != TP_OK)
-            q->n.errors++;
-        else if (op.ttl > 0)
-            q->n.acquired++;
-        else
-            q->n.released++;
+        q->n.batches++;
         (void)pthread_mutex_unlock(&q->mu);
     }
+    free(b);
+    free(o);
+    return NULL;
 }
 
 tpd_allocq *

@@ -28,6 +28,12 @@
  *   - replies go out in request order; a connection whose unsent output
  *     exceeds OUT_SOFT is not read (nor its buffered requests run) until
  *     it drains, so a client that never reads cannot grow our memory;
+ *   - replies to statsdb reports wait up to DEFER_MS (or DEFER_BYTES):
+ *     coturn sends them on asynchronous hiredis connections and never
+ *     waits for the answers, and each reply sent alone costs a send here
+ *     and a wake-up of a coturn thread there - about ten per allocation.
+ *     Any other request on the connection sends everything at once, so
+ *     a client that waits for an answer never waits for a report's;
  *   - each wake-up reads at most one READ_CHUNK per connection, so no
  *     connection starves the others;
  *   - connections that have not authenticated are closed after
@@ -71,6 +77,8 @@
 #define HTTP_MAX 8192
 #define IDLE_UNAUTH 10
 #define IDLE_HTTP 10
+#define DEFER_MS 10
+#define DEFER_BYTES 4096
 #define EXIT_CONFIG 2
 
 /* ------------------------------------------------------------------ */
@@ -597,6 +605,8 @@ typedef struct conn {
     int64_t last_active;       /* monotonic seconds */
     uint32_t events;           /* epoll mask in force */
     int closing;               /* no more input; close once out drains */
+    int64_t defer_until;       /* monotonic ms; 0 = replies not held */
+    struct conn *dprev, *dnext; /* in loop.deferred while held */
 } conn;
 
 typedef struct loop {
@@ -606,6 +616,7 @@ typedef struct loop {
     handle lresp, lhttp, sig, enf;
     conn *conns;
     size_t nconns;
+    conn *deferred;            /* connections holding report replies */
     int paused;                /* listeners off after EMFILE */
     int stop;
 } loop;
@@ -635,9 +646,35 @@ ep_set(loop *L, int op, handle *h, uint32_t events)
     return 0;
 }
 
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+undefer(loop *L, conn *c)
+{
+    if (c->defer_until == 0)
+        return;
+    if (c->dprev != NULL)
+        c->dprev->dnext = c->dnext;
+    else
+        L->deferred = c->dnext;
+    if (c->dnext != NULL)
+        c->dnext->dprev = c->dprev;
+    c->dprev = c->dnext = NULL;
+    c->defer_until = 0;
+}
+
 static void
 conn_close(loop *L, conn *c)
 {
+    undefer(L, c);
     if (epoll_ctl(L->ep, EPOLL_CTL_DEL, c->h.fd, NULL) != 0 &&
         errno != EBADF && errno != ENOENT)
         tpd_log(TP_LOG_WARN, "epoll_ctl(DEL): %s", strerror(errno));
@@ -666,6 +703,7 @@ conn_flush(loop *L, conn *c)
     size_t pending;
     ssize_t n;
 
+    undefer(L, c);
     while ((pending = tpd_buf_pending(&c->out)) > 0) {
         n = send(c->h.fd, c->out.data + c->out.off, pending, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
@@ -703,7 +741,7 @@ static int
 resp_process(loop *L, conn *c)
 {
     tpd_request *rq;
-    int rc;
+    int rc, reports = 1, ran = 0;
 
     while (!c->closing && tpd_buf_pending(&c->out) < OUT_SOFT) {
         rc = tpd_parser_next(c->parser, &rq);
@@ -726,6 +764,8 @@ resp_process(loop *L, conn *c)
         }
         rc = tpd_command(L->d, &c->client, rq, &c->out);
         tpd_request_free(rq);
+        ran = 1;
+        reports &= c->client.report;
         if (rc != 0) {
             tpd_log(TP_LOG_ERROR, "out of memory answering a request");
             conn_close(L, c);
@@ -734,7 +774,37 @@ resp_process(loop *L, conn *c)
         if (c->client.close_after_reply)
             c->closing = 1;
     }
+    if (ran && reports && !c->closing && c->events == EPOLLIN &&
+        tpd_buf_pending(&c->out) < DEFER_BYTES) {
+        if (c->defer_until == 0) {
+            c->defer_until = mono_ms() + DEFER_MS;
+            c->dprev = NULL;
+            c->dnext = L->deferred;
+            if (L->deferred != NULL)
+                L->deferred->dprev = c;
+            L->deferred = c;
+        }
+        return 0;
+    }
     return conn_flush(L, c);
+}
+
+/* Send the report replies held past their time; returns the epoll
+ * timeout (ms) until the next one is due, at most max_ms. */
+static int
+flush_deferred(loop *L, int max_ms)
+{
+    int64_t now = mono_ms(), wait = max_ms;
+    conn *c, *next;
+
+    for (c = L->deferred; c != NULL; c = next) {
+        next = c->dnext;
+        if (c->defer_until <= now)
+            (void)conn_flush(L, c); /* unlinks it; may close it */
+        else if (c->defer_until - now < wait)
+            wait = c->defer_until - now;
+    }
+    return (int)wait;
 }
 
 static void
@@ -972,7 +1042,9 @@ run_loop(loop *L)
     int n, i;
 
     while (!L->stop) {
-        n = epoll_wait(L->ep, evs, 64, 1000);
+        n = epoll_wait(L->ep, evs, 64,
+                       L->deferred != NULL ? flush_deferred(L, 1000)
+                                           : 1000);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -1012,6 +1084,8 @@ run_loop(loop *L)
                 break;
             }
         }
+        if (L->deferred != NULL)
+            (void)flush_deferred(L, 0);
         if (mono_now() != last_tick) {
             last_tick = mono_now();
             tick(L);

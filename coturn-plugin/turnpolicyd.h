@@ -7,7 +7,7 @@
  * One event-loop thread owns every socket (coturn's admin CLI included),
  * the session table and the counters; one worker thread does the
  * blocking Redis calls of the live allocation counters
- * (tp_store_alloc_acquire/release) so that no Redis latency ever reaches
+ * (tp_store_alloc_batch, pipelined) so that no Redis latency ever reaches
  * a key lookup.
  *
  *   turnpolicyd.c  configuration, sockets, epoll loop, signals, main()
@@ -171,6 +171,7 @@ typedef struct tpd_alloc_counters {
     uint64_t released;
     uint64_t errors;
     uint64_t dropped;            /* queue full */
+    uint64_t batches;            /* round trips to Redis */
 } tpd_alloc_counters;
 
 /* ------------------------------------------------------------------ */
@@ -202,6 +203,10 @@ typedef struct tpd_client {
     int authed;
     unsigned auth_failures;
     int close_after_reply;        /* set by QUIT and repeated bad AUTH */
+    int report;                   /* set by tpd_command when the request
+                                     was a statsdb report (SET, PUBLISH,
+                                     DEL of a session key): its reply may
+                                     wait (see turnpolicyd.c) */
 } tpd_client;
 
 /* Run one request, appending its reply to out.  Returns 0, or -1 when
@@ -218,9 +223,16 @@ size_t tpd_sessions_live(const tpd_sessions *s);
  * Returns 1 if it was a session event, 0 if ignored. */
 int tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
                     size_t vlen, int64_t now);
-/* Live allocations of (realm, user_id) known to this node. */
-size_t tpd_sessions_count_user(const tpd_sessions *s, const char *realm,
-                               const char *user_id);
+/* What a decision about (realm, user_id) adds to the policy snapshot:
+ * *live, its sessions on this node not reported deleted, and *bytes, the
+ * client-side bytes the snapshot's budget sums lack (its sessions in the
+ * table, and finished ones whose usage records are numbered above
+ * included = tp_store_usage_included()).  One hash probe. */
+void tpd_sessions_user(tpd_sessions *s, uint64_t included, const char *realm,
+                       const char *user_id, size_t *live, uint64_t *bytes);
+/* Forget the bytes of usage records numbered up to included (the
+ * snapshot has them). */
+void tpd_sessions_prune(tpd_sessions *s, uint64_t included);
 /* What the enforcer sees of a live session.  The strings and pointers
  * are valid until the table changes (the next statsdb event or sweep). */
 typedef struct tpd_session_ref {
@@ -230,6 +242,10 @@ typedef struct tpd_session_ref {
     const char *username;        /* the whole credential username */
     const char *client;          /* client IP ("" if not reported) */
     uint64_t bytes;              /* client side, in + out, as reported */
+    uint64_t user_bytes;         /* the same for all the user's sessions
+                                    in the table plus its finished ones
+                                    the snapshot lacks (see
+                                    tpd_sessions_user) */
     int64_t cred_expires;        /* the credential's expiry, Unix s */
     int ended;                   /* coturn reported it deleted */
     unsigned char *dirty;        /* set on "new" and traffic reports;

@@ -126,7 +126,9 @@ TP_EXPORT const char *tp_version(void);
       "client address is outside the user's binding")                       \
     X(TP_EBUSY, 46, "queue_full", "queue is full; try again later")         \
     X(TP_EORIGIN, 47, "origin_denied",                                      \
-      "web origin is not allowed for this realm")
+      "web origin is not allowed for this realm")                           \
+    X(TP_EBUDGET, 48, "budget_exhausted",                                   \
+      "user's byte budget for the period is used up")
 
 typedef enum tp_status {
 #define TP_STATUS_ENUM_(name, val, code, msg) name = val,
@@ -732,7 +734,10 @@ TP_EXPORT void tp_store_free(tp_store *st);
 /* Verify a credential against the snapshot: staleness, realm known and
  * not killed, the credential itself (tp_credential_verify), user known
  * and active, credential not revoked and not issued before the user's
- * revocation.  Returns TP_OK or the first failing status. */
+ * revocation, and the user's byte budget not used up (TP_EBUDGET when
+ * the snapshot's bytes of finished sessions in the period reach the
+ * limit; see tp_store_budget for what a caller with live sessions adds).
+ * Returns TP_OK or the first failing status. */
 TP_EXPORT TP_NODISCARD tp_status tp_store_verify(tp_store *st,
                                                  const char *realm,
                                                  const char *username,
@@ -782,6 +787,29 @@ TP_EXPORT tp_status tp_store_alloc_release(tp_store *st, const char *realm,
                                            const char *user_id,
                                            const char *session_id,
                                            tp_error *err);
+
+/* One acquire (ttl > 0) or release (ttl == 0) of tp_store_alloc_batch. */
+typedef struct tp_alloc_op {
+    const char *realm;
+    const char *user_id;
+    const char *session_id;
+    uint32_t ttl;
+    tp_status status;     /* out: what tp_store_alloc_acquire / _release
+                             would have returned for this op alone */
+    uint32_t count;       /* out: an acquire's live count, as *count */
+} tp_alloc_op;
+
+/*
+ * The ops of ops[0..n), in order, as if each were a tp_store_alloc_acquire
+ * or tp_store_alloc_release call, in one pipelined round trip to Redis
+ * (the acquire script by EVALSHA, loaded with EVAL when Redis does not
+ * have it).  Each op's status is set.  Returns TP_OK when every op is
+ * TP_OK or TP_EQUOTA, else the first other status; err describes the
+ * first op that did not succeed.  Blocking Redis I/O, 200 ms timeout.
+ */
+TP_EXPORT tp_status tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops,
+                                         size_t n, int64_t now,
+                                         tp_error *err);
 
 typedef struct tp_store_info {
     uint64_t generation;  /* snapshots loaded so far (1 after new) */
@@ -901,8 +929,11 @@ TP_EXPORT tp_status tp_store_user_quota(tp_store *st, const char *realm,
 
 /* Byte budget of a user: *limit (0 = none) for the realm's
  * budget_period, and *used, the bytes of finished sessions in the current
- * period as of the last snapshot (sessions still live are the caller's
- * to add).  TP_OK, TP_EUNKNOWNREALM, TP_EUNKNOWNUSER, TP_ESTALE. */
+ * period as of the last snapshot (sessions still live, and records given
+ * to tp_store_usage_record that the snapshot does not include yet - see
+ * tp_store_usage_included - are the caller's to add).  tp_store_key and
+ * tp_store_verify refuse with TP_EBUDGET once used >= limit.  TP_OK,
+ * TP_EUNKNOWNREALM, TP_EUNKNOWNUSER, TP_ESTALE. */
 TP_EXPORT tp_status tp_store_budget(tp_store *st, const char *realm,
                                     const char *user_id, uint64_t *limit,
                                     uint64_t *used, tp_error *err);
@@ -929,6 +960,16 @@ typedef struct tp_usage {
 
 TP_EXPORT tp_status tp_store_usage_record(tp_store *st, const tp_usage *u,
                                           tp_error *err);
+
+/* How many of the records tp_store_usage_record accepted (TP_OK) the
+ * snapshot in force accounts for: records are written in the order they
+ * were accepted, and the first N (N = this value) were written - or
+ * refused by PostgreSQL for good - before the snapshot began loading, so
+ * its budget sums (tp_store_budget's *used) include them.  A caller that
+ * numbers the records it recorded 1, 2, ... adds the bytes of those
+ * numbered above N to *used.  One atomic load; may lag the snapshot by
+ * an instant (then a record counts twice, never not at all). */
+TP_EXPORT uint64_t tp_store_usage_included(tp_store *st);
 
 /* Wait up to timeout_ms for the usage queue to drain to PostgreSQL;
  * TP_OK when empty, else TP_EDB (records still queued). */

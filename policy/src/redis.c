@@ -166,6 +166,93 @@ schedule_retry(tp__redis *r)
                                                        : r->backoff_ms * 2;
 }
 
+/* With r->mu held: make sure r->c is up.  0, or -1 (err filled, mu
+ * still held). */
+static int
+ensure_connected(tp__redis *r, tp_error *err)
+{
+    if (r->c != NULL)
+        return 0;
+    if (!due(&r->next_try)) {
+        tp__fail(err, TP_EREDIS, "Redis at %s:%d is unreachable "
+                 "(retrying)", r->host, r->port);
+        return -1;
+    }
+    r->c = tp__redis_connect(r, err);
+    if (r->c == NULL) {
+        if (!r->failing)
+            rlog(r, TP_LOG_ERROR, "%s", err != NULL ? err->message
+                                                    : "Redis is down");
+        r->failing = 1;
+        schedule_retry(r);
+        return -1;
+    }
+    if (r->failing)
+        rlog(r, TP_LOG_INFO, "Redis at %s:%d is back", r->host, r->port);
+    r->failing = 0;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    return 0;
+}
+
+/* With r->mu held: the connection broke; log once, drop it. */
+static void
+broken(tp__redis *r, tp_error *err)
+{
+    tp__fail(err, TP_EREDIS, "Redis at %s:%d: %s", r->host, r->port,
+             r->c->errstr[0] != '\0' ? r->c->errstr : "no reply");
+    if (!r->failing)
+        rlog(r, TP_LOG_ERROR, "Redis at %s:%d: %s", r->host, r->port,
+             r->c->errstr);
+    r->failing = 1;
+    redisFree(r->c);
+    r->c = NULL;
+    schedule_retry(r);
+}
+
+tp_status
+tp__redis_pipeline(tp__redis *r, size_t n, const int *argc,
+                   const char *const *const *argv,
+                   const size_t *const *lens, redisReply **replies,
+                   tp_error *err)
+{
+    size_t i, got = 0;
+    void *rep;
+
+    for (i = 0; i < n; i++)
+        replies[i] = NULL;
+    if (n == 0)
+        return TP_OK;
+    pthread_mutex_lock(&r->mu);
+    if (ensure_connected(r, err) != 0) {
+        pthread_mutex_unlock(&r->mu);
+        return TP_EREDIS;
+    }
+    for (i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(r->c, argc[i], (const char **)argv[i],
+                                   lens[i]) != REDIS_OK)
+            goto fail;
+    }
+    for (got = 0; got < n; got++) {
+        rep = NULL;
+        if (redisGetReply(r->c, &rep) != REDIS_OK || rep == NULL)
+            goto fail;
+        replies[got] = rep;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return TP_OK;
+
+fail:
+    /* Replies still owed would answer the next caller's commands: the
+     * connection cannot be used again. */
+    broken(r, err);
+    pthread_mutex_unlock(&r->mu);
+    for (i = 0; i < got; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    return TP_EREDIS;
+}
+
 redisReply *
 tp__redis_cmd(tp__redis *r, int argc, const char **argv, const size_t *lens,
               tp_error *err)
@@ -173,39 +260,13 @@ tp__redis_cmd(tp__redis *r, int argc, const char **argv, const size_t *lens,
     redisReply *rep = NULL;
 
     pthread_mutex_lock(&r->mu);
-    if (r->c == NULL) {
-        if (!due(&r->next_try)) {
-            pthread_mutex_unlock(&r->mu);
-            tp__fail(err, TP_EREDIS, "Redis at %s:%d is unreachable "
-                     "(retrying)", r->host, r->port);
-            return NULL;
-        }
-        r->c = tp__redis_connect(r, err);
-        if (r->c == NULL) {
-            if (!r->failing)
-                rlog(r, TP_LOG_ERROR, "%s", err != NULL ? err->message
-                                                        : "Redis is down");
-            r->failing = 1;
-            schedule_retry(r);
-            pthread_mutex_unlock(&r->mu);
-            return NULL;
-        }
-        if (r->failing)
-            rlog(r, TP_LOG_INFO, "Redis at %s:%d is back", r->host, r->port);
-        r->failing = 0;
-        r->backoff_ms = BACKOFF_MIN_MS;
+    if (ensure_connected(r, err) != 0) {
+        pthread_mutex_unlock(&r->mu);
+        return NULL;
     }
     rep = redisCommandArgv(r->c, argc, argv, lens);
     if (rep == NULL) {
-        tp__fail(err, TP_EREDIS, "Redis at %s:%d: %s", r->host, r->port,
-                 r->c->errstr[0] != '\0' ? r->c->errstr : "no reply");
-        if (!r->failing)
-            rlog(r, TP_LOG_ERROR, "Redis at %s:%d: %s", r->host, r->port,
-                 r->c->errstr);
-        r->failing = 1;
-        redisFree(r->c);
-        r->c = NULL;
-        schedule_retry(r);
+        broken(r, err);
         pthread_mutex_unlock(&r->mu);
         return NULL;
     }

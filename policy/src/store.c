@@ -53,6 +53,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <openssl/sha.h>
 
 #define HEARTBEAT_MS 1000
 #define BACKOFF_MIN_MS 100
@@ -147,6 +148,7 @@ typedef struct view {
 /* A finished session waiting to be written to turnpolicy.usage. */
 #define USAGE_QUEUE_MAX 100000
 #define USAGE_BATCH 200
+#define USAGE_DELAY_MS 100  /* a record waits this long for company */
 
 typedef struct usage_rec {
     struct usage_rec *next;
@@ -200,7 +202,14 @@ struct tp_store {
     usage_rec *uq_tail;
     size_t uq_len;
     uint64_t uq_written;
+    uint64_t uq_done;         /* records taken off the queue for good
+                                 (written, resent or refused), in order */
+    long long uq_since_ms;    /* CLOCK_MONOTONIC ms the queue stopped
+                                 being empty */
+    int uq_flush;             /* a flush waits: write at once */
     size_t uq_max;
+    atomic_ullong usage_included; /* uq_done when the snapshot in force
+                                     began loading */
 
     tp_jwt_options jwt;       /* copied from the options */
     int jwt_set;
@@ -211,6 +220,7 @@ struct tp_store {
     PGconn *conn;             /* owned by the thread after start */
     int failing;              /* thread only: a failure was logged */
     int usage_failing;        /* thread only: usage refusal logged */
+    long long usage_retry_ms; /* thread only: no write before (refused) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1497,15 +1507,40 @@ sub_read(tp_store *st)
 /* Usage records (queue written by the store thread)                  */
 /* ------------------------------------------------------------------ */
 
-static int
-usage_queued(tp_store *st)
+static long long
+mono_ms_now(void)
 {
-    int q;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* -1 when nothing is queued, 0 when the queue is due to be written (a
+ * batch is full, its first record waited USAGE_DELAY_MS, or a flush
+ * waits), else the ms until it is.  Records are written in batches so
+ * that PostgreSQL sees one statement per batch, not a round trip per
+ * finished session. */
+static int
+usage_wait_ms(tp_store *st)
+{
+    long long age, now = mono_ms_now();
+    int ms;
 
     pthread_mutex_lock(&st->uq_mu);
-    q = st->uq_head != NULL;
+    if (st->uq_head == NULL) {
+        ms = -1;
+    } else if (st->uq_flush || st->uq_len >= USAGE_BATCH) {
+        ms = 0;
+    } else {
+        age = now - st->uq_since_ms;
+        ms = age >= USAGE_DELAY_MS ? 0 : (int)(USAGE_DELAY_MS - age);
+    }
     pthread_mutex_unlock(&st->uq_mu);
-    return q;
+    /* After a refusal, not again before usage_retry_ms. */
+    if (ms == 0 && st->usage_retry_ms > now)
+        ms = (int)(st->usage_retry_ms - now);
+    return ms;
 }
 
 /* Take up to USAGE_BATCH records off the queue (the thread only). */
@@ -1602,14 +1637,119 @@ usage_insert(tp_store *st, const usage_rec *r, int *inserted)
     return 0;
 }
 
-static int
-usage_simple(tp_store *st, const char *sql)
-{
-    PGresult *res = PQexec(st->conn, sql);
-    int ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+/* A growable string for array literals. */
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} strbuf;
 
+static void
+sb_add(strbuf *b, const char *s, size_t n)
+{
+    size_t cap;
+    char *np;
+
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        cap = b->cap != 0 ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* One element of an array literal: quoted (with \ and " escaped), or
+ * NULL. */
+static void
+sb_elem(strbuf *b, const char *v, int first)
+{
+    const char *p;
+
+    sb_add(b, first ? "{" : ",", 1);
+    if (v == NULL) {
+        sb_add(b, "NULL", 4);
+        return;
+    }
+    sb_add(b, "\"", 1);
+    for (p = v; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_add(b, "\\", 1);
+        sb_add(b, p, 1);
+    }
+    sb_add(b, "\"", 1);
+}
+
+/* INSERT a whole batch in one statement (arrays unnested).  0 done
+ * (*written rows, resends not counted), 1 refused (the caller finds the
+ * row by row), -1 the connection broke. */
+static int
+usage_insert_batch(tp_store *st, const usage_rec *batch, size_t *written)
+{
+    strbuf col[9];
+    const char *v[9];
+    char num[24];
+    const usage_rec *r;
+    PGresult *res;
+    int i, rc = 1;
+
+    *written = 0;
+    memset(col, 0, sizeof(col));
+    for (r = batch; r != NULL; r = r->next) {
+        int first = r == batch;
+
+        sb_elem(&col[0], r->node, first);
+        sb_elem(&col[1], r->session, first);
+        sb_elem(&col[2], r->realm, first);
+        sb_elem(&col[3], r->user, first);
+        snprintf(num, sizeof(num), "%" PRId64, r->started);
+        sb_elem(&col[4], num, first);
+        snprintf(num, sizeof(num), "%" PRId64, r->ended);
+        sb_elem(&col[5], num, first);
+        snprintf(num, sizeof(num), "%" PRIu64, r->bytes_in);
+        sb_elem(&col[6], num, first);
+        snprintf(num, sizeof(num), "%" PRIu64, r->bytes_out);
+        sb_elem(&col[7], num, first);
+        sb_elem(&col[8], r->client[0] != '\0' ? r->client : NULL, first);
+    }
+    for (i = 0; i < 9; i++) {
+        sb_add(&col[i], "}", 1);
+        if (col[i].oom)
+            goto out;
+        v[i] = col[i].p;
+    }
+    res = PQexecParams(st->conn,
+                       "INSERT INTO turnpolicy.usage (node, session_id, "
+                       "realm, user_id, started_at, ended_at, bytes_in, "
+                       "bytes_out, client_addr) SELECT n, s, r, u, "
+                       "to_timestamp(a), to_timestamp(b), i, o, c FROM "
+                       "unnest($1::text[], $2::text[], $3::text[], "
+                       "$4::text[], $5::bigint[], $6::bigint[], "
+                       "$7::bigint[], $8::bigint[], $9::inet[]) AS "
+                       "t(n, s, r, u, a, b, i, o, c) "
+                       "ON CONFLICT (node, session_id) DO NOTHING",
+                       9, NULL, v, NULL, NULL, 0);
+    if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        *written = strtoull(PQcmdTuples(res), NULL, 10);
+        rc = 0;
+    } else if (PQstatus(st->conn) != CONNECTION_OK) {
+        rc = -1;
+    }
     PQclear(res);
-    return ok ? 0 : -1;
+out:
+    for (i = 0; i < 9; i++)
+        free(col[i].p);
+    return rc;
 }
 
 /* Free the rows of a written batch and take them off the queue count. */
@@ -1624,16 +1764,20 @@ usage_done(tp_store *st, usage_rec *batch, size_t n, size_t written)
     }
     pthread_mutex_lock(&st->uq_mu);
     st->uq_len -= n;
+    st->uq_done += n;
+    if (st->uq_len == 0)
+        st->uq_flush = 0;
     st->uq_written += written;
     pthread_cond_broadcast(&st->uq_cv);
     pthread_mutex_unlock(&st->uq_mu);
 }
 
 /*
- * Write queued usage rows: each batch in one transaction (one commit, not
- * one per row: with synchronous_commit on, that is one WAL flush per
- * batch).  If a row is refused, the batch is rolled back and written row
- * by row so that only the refused row is dropped.  Returns -1 if the
+ * Write queued usage rows: each batch of up to USAGE_BATCH in one
+ * INSERT of unnested arrays (one round trip and one commit per batch:
+ * with synchronous_commit on, that is one WAL flush).  If the batch is
+ * refused, it is written row by row so that only the refused row is
+ * dropped.  Returns -1 if the
  * connection broke (the unwritten rows are back in the queue; rows of a
  * batch whose COMMIT was lost may be sent again, which ON CONFLICT makes
  * harmless).
@@ -1646,13 +1790,8 @@ usage_write(tp_store *st)
     int rc, ins;
 
     while ((batch = usage_take(st, &n)) != NULL) {
-        written = 0;
-        rc = usage_simple(st, "BEGIN");
-        for (r = batch; rc == 0 && r != NULL; r = r->next) {
-            rc = usage_insert(st, r, &ins);
-            written += (size_t)ins;
-        }
-        if (rc == 0 && usage_simple(st, "COMMIT") == 0) {
+        rc = usage_insert_batch(st, batch, &written);
+        if (rc == 0) {
             usage_done(st, batch, n, written);
             if (st->usage_failing)
                 slog(st, TP_LOG_INFO, "policy store: usage rows are "
@@ -1660,11 +1799,10 @@ usage_write(tp_store *st)
             st->usage_failing = 0;
             continue;
         }
-        if (PQstatus(st->conn) != CONNECTION_OK) {
+        if (rc < 0 || PQstatus(st->conn) != CONNECTION_OK) {
             usage_requeue(st, batch);
             return -1;
         }
-        (void)usage_simple(st, "ROLLBACK");
         /* Slow path: autocommit row by row to isolate the refused one. */
         while (batch != NULL) {
             r = batch;
@@ -1682,6 +1820,7 @@ usage_write(tp_store *st)
                          "refuses usage rows (permissions or schema?); "
                          "keeping them queued and retrying");
                 st->usage_failing = 1;
+                st->usage_retry_ms = mono_ms_now() + 500;
                 return 0;
             }
             if (rc > 0)
@@ -1870,6 +2009,7 @@ store_thread(void *arg)
     struct timespec last_load, last_beat;
     int backoff = BACKOFF_MIN_MS, dirty = 0, sub_ready = 0;
     int first = atomic_load(&st->cur) == NULL; /* background_start */
+    uint64_t done;
     snapshot *s;
     tp_error err;
 
@@ -1896,11 +2036,15 @@ store_thread(void *arg)
             }
             backoff = BACKOFF_MIN_MS;
             dirty = 1; /* changes may have been missed while away */
-        } else if (wait_events(st, st->sub != NULL || st->redis == NULL
-                                       ? HEARTBEAT_MS
-                                       : 100,
-                               &sub_ready)) {
-            break;
+        } else {
+            int ms = st->sub != NULL || st->redis == NULL ? HEARTBEAT_MS
+                                                          : 100;
+            int due = usage_wait_ms(st);
+
+            if (due >= 0 && due < ms)
+                ms = due;
+            if (wait_events(st, ms, &sub_ready))
+                break;
         }
         if (sub_ready && sub_read(st))
             dirty = 1;
@@ -1916,7 +2060,7 @@ store_thread(void *arg)
             dirty = 1;
             PQfreemem(nf);
         }
-        if (usage_queued(st) && usage_write(st) != 0) {
+        if (usage_wait_ms(st) == 0 && usage_write(st) != 0) {
             lost(st, "connection to PostgreSQL lost while writing usage");
             continue;
         }
@@ -1929,6 +2073,10 @@ store_thread(void *arg)
         if (mono_since(&last_load) >= st->reload_interval)
             dirty = 1;
         if (dirty) {
+            /* Usage rows committed before this load are in its sums. */
+            pthread_mutex_lock(&st->uq_mu);
+            done = st->uq_done;
+            pthread_mutex_unlock(&st->uq_mu);
             if (snapshot_load(st->conn, store_jwt(st), &s, &err) != TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
@@ -1943,6 +2091,9 @@ store_thread(void *arg)
                 slog(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
                      "%zu users", s->nrealms, s->nusers);
             publish(st, s);
+            /* After the swap: a reader in between counts a record twice
+             * (refuses early) rather than not at all. */
+            atomic_store(&st->usage_included, done);
             mark_current(st, 1);
             dirty = 0;
             clock_gettime(CLOCK_MONOTONIC, &last_load);
@@ -2172,6 +2323,12 @@ tp_store_changes(tp_store *st)
     return st != NULL ? atomic_load(&st->changes) : 0;
 }
 
+uint64_t
+tp_store_usage_included(tp_store *st)
+{
+    return st != NULL ? atomic_load(&st->usage_included) : 0;
+}
+
 void
 tp_store_info_get(tp_store *st, tp_store_info *info)
 {
@@ -2264,7 +2421,18 @@ realm_lookup(const snapshot *s, const overlay *ov, const char *realm,
     return TP_OK;
 }
 
-/* User and revocation checks after the credential itself verified. */
+/* The byte budget in force for a user (0 = none): its own, else the
+ * realm's, and only when the realm has a budget period. */
+static uint64_t
+budget_limit(const realm_entry *r, const user_entry *ue)
+{
+    int64_t b = ue->user_budget >= 0 ? ue->user_budget : r->user_budget;
+
+    return b > 0 && r->budget_period > 0 ? (uint64_t)b : 0;
+}
+
+/* User, revocation and budget checks after the credential itself
+ * verified. */
 static tp_status
 user_checks(const snapshot *s, const overlay *ov, size_t ri,
             const char *username, const tp_username *u, tp_error *err)
@@ -2272,6 +2440,7 @@ user_checks(const snapshot *s, const overlay *ov, size_t ri,
     const realm_entry *r = &s->realms[ri];
     const user_entry *ue = find_user(s, ri, u->user_id);
     int64_t issued, before = 0;
+    uint64_t limit;
 
     if (ue == NULL)
         return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
@@ -2295,6 +2464,12 @@ user_checks(const snapshot *s, const overlay *ov, size_t ri,
         overlay_has(ov, OV_REVOKE_CRED, r->name, username, NULL))
         return tp__fail(err, TP_EREVOKED, "this credential of user %s has "
                         "been revoked", u->user_id);
+    limit = budget_limit(r, ue);
+    if (limit > 0 && ue->used >= limit)
+        return tp__fail(err, TP_EBUDGET, "user %s of realm %s used %" PRIu64
+                        " of its %" PRIu64 " bytes in the last %" PRId64
+                        " s", u->user_id, r->name, ue->used, limit,
+                        r->budget_period);
     return TP_OK;
 }
 
@@ -2465,133 +2640,329 @@ session_ok(const char *id)
     return 1;
 }
 
+/* Per-op argument storage for a batch. */
+typedef struct alloc_args {
+    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32];
+    char rkey[TP_REALM_MAX + 32];
+    char a1[24], a2[24], a4[24], a5[24], a6[24];
+    const char *argv[11];
+    size_t lens[11];
+    int64_t limit, rlimit;
+    int ncmd;                 /* commands in the pipeline: 0, 1 or 2 */
+} alloc_args;
+
+/* The hex SHA-1 of ALLOC_LUA, for EVALSHA (computed once). */
+static pthread_once_t alloc_sha_once = PTHREAD_ONCE_INIT;
+static char alloc_sha[41];
+
+static void
+alloc_sha_init(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[SHA_DIGEST_LENGTH];
+    int i;
+
+    SHA1((const unsigned char *)ALLOC_LUA, sizeof(ALLOC_LUA) - 1, md);
+    for (i = 0; i < SHA_DIGEST_LENGTH; i++) {
+        alloc_sha[2 * i] = hex[md[i] >> 4];
+        alloc_sha[2 * i + 1] = hex[md[i] & 15];
+    }
+    alloc_sha[40] = '\0';
+}
+
+/* Fill op's status (and err, for the first op that fails) from the
+ * acquire script's reply. */
+static tp_status
+acquire_result(tp_store *st, tp_alloc_op *op, const alloc_args *a,
+               const redisReply *rep, tp_error *err)
+{
+    long long v;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        if (rep != NULL && rep->type == REDIS_REPLY_ERROR && err != NULL) {
+            char shown[120];
+
+            tp__printable(shown, sizeof(shown), rep->str, 100);
+            tp__fail(err, TP_EREDIS, "Redis replied: %s", shown);
+        }
+        return redis_down(st, err);
+    }
+    v = rep->integer;
+    if (v <= -1000000000LL)
+        return tp__fail(err, TP_EQUOTA, "realm %s already has %lld live "
+                        "allocations (total quota %" PRId64 ")", op->realm,
+                        -v - 1000000000LL, a->rlimit);
+    if (v < 0) {
+        op->count = (uint32_t)(-v - 1);
+        return tp__fail(err, TP_EQUOTA, "user %s of realm %s already has "
+                        "%lld live allocation%s (quota %" PRId64 ")",
+                        op->user_id, op->realm, -v - 1,
+                        -v - 1 == 1 ? "" : "s", a->limit);
+    }
+    op->count = (uint32_t)v;
+    return TP_OK;
+}
+
+static int
+is_noscript(const redisReply *rep)
+{
+    return rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+           strncmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Keep the first failure's message in err. */
+static void
+first_error(tp_error *err, int *have, tp_status st, const tp_error *e)
+{
+    if (st == TP_OK || err == NULL || *have)
+        return;
+    *err = *e;
+    err->status = st;
+    *have = 1;
+}
+
+tp_status
+tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
+                     tp_error *err)
+{
+    const user_entry *ue;
+    overlay *ov = NULL;
+    alloc_args *args = NULL;
+    redisReply **rep = NULL, **again = NULL;
+    const char *const **argv = NULL;
+    const size_t **lens = NULL;
+    int *argc = NULL;
+    tp_error e1, epin;
+    tp_status status, rs;
+    snapshot *s;
+    size_t i, k, ncmd = 0, nretry;
+    int parity, have = 0;
+    long ri;
+
+    if (err != NULL)
+        tp__ok(err);
+    if (st == NULL || (ops == NULL && n > 0))
+        return tp__fail(err, TP_EINVAL, "store and operations are required");
+    if (n == 0)
+        return TP_OK;
+    (void)pthread_once(&alloc_sha_once, alloc_sha_init);
+    args = calloc(n, sizeof(*args));
+    rep = calloc(2 * n, sizeof(*rep));
+    argv = calloc(2 * n, sizeof(*argv));
+    lens = calloc(2 * n, sizeof(*lens));
+    argc = calloc(2 * n, sizeof(*argc));
+    if (args == NULL || rep == NULL || argv == NULL || lens == NULL ||
+        argc == NULL) {
+        for (i = 0; i < n; i++)
+            ops[i].status = TP_ENOMEM;
+        status = tp__fail(err, TP_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* Validate, and take the limits from one snapshot. */
+    s = pin(st, &ov, &parity, &status, &epin);
+    for (i = 0; i < n; i++) {
+        tp_alloc_op *op = &ops[i];
+        alloc_args *a = &args[i];
+
+        op->count = 0;
+        op->status = TP_OK;
+        if (!session_ok(op->session_id) ||
+            tp_realm_check(op->realm, NULL) != TP_OK ||
+            tp_user_id_check(op->user_id, NULL) != TP_OK) {
+            op->status = tp__fail(&e1, TP_EINVAL, "a realm, a user id and "
+                                  "a session id (1..128 printable bytes) "
+                                  "are required");
+        } else if (op->ttl > 0 && s == NULL) {
+            op->status = status; /* TP_ESTALE */
+            e1 = epin;
+        } else if (op->ttl > 0) {
+            op->status = realm_lookup(s, ov, op->realm, &ri, &e1);
+            if (op->status == TP_OK) {
+                ue = find_user(s, (size_t)ri, op->user_id);
+                a->limit = ue != NULL && ue->user_quota >= 0
+                               ? ue->user_quota
+                               : s->realms[ri].user_quota;
+                a->rlimit = s->realms[ri].total_quota;
+            }
+        }
+        first_error(err, &have, op->status, &e1);
+    }
+    if (s != NULL)
+        unpin(st, parity);
+    /* The commands: EVALSHA for an acquire, two ZREMs for a release. */
+    for (i = 0; i < n; i++) {
+        tp_alloc_op *op = &ops[i];
+        alloc_args *a = &args[i];
+
+        if (op->status != TP_OK)
+            continue;
+        snprintf(a->key, sizeof(a->key), "turnpolicy:{%s}:alloc:%s",
+                 op->realm, op->user_id);
+        snprintf(a->rkey, sizeof(a->rkey), "turnpolicy:{%s}:alloc",
+                 op->realm);
+        if (op->ttl > 0) {
+            snprintf(a->a1, sizeof(a->a1), "%" PRId64, now);
+            snprintf(a->a2, sizeof(a->a2), "%" PRId64,
+                     now + (int64_t)op->ttl);
+            snprintf(a->a4, sizeof(a->a4), "%" PRId64, a->limit);
+            snprintf(a->a5, sizeof(a->a5), "%" PRIu32, op->ttl + 60);
+            snprintf(a->a6, sizeof(a->a6), "%" PRId64, a->rlimit);
+            a->argv[0] = "EVALSHA";
+            a->argv[1] = alloc_sha;
+            a->argv[2] = "2";
+            a->argv[3] = a->key;
+            a->argv[4] = a->rkey;
+            a->argv[5] = a->a1;
+            a->argv[6] = a->a2;
+            a->argv[7] = op->session_id;
+            a->argv[8] = a->a4;
+            a->argv[9] = a->a5;
+            a->argv[10] = a->a6;
+            for (k = 0; k < 11; k++)
+                a->lens[k] = strlen(a->argv[k]);
+            argc[ncmd] = 11;
+            argv[ncmd] = a->argv;
+            lens[ncmd++] = a->lens;
+            a->ncmd = 1;
+        } else {
+            /* argv[0..2] = ZREM key sid; argv[3..5] = ZREM rkey sid */
+            a->argv[0] = a->argv[3] = "ZREM";
+            a->argv[1] = a->key;
+            a->argv[4] = a->rkey;
+            a->argv[2] = a->argv[5] = op->session_id;
+            for (k = 0; k < 6; k++)
+                a->lens[k] = strlen(a->argv[k]);
+            argc[ncmd] = 3;
+            argv[ncmd] = a->argv;
+            lens[ncmd++] = a->lens;
+            argc[ncmd] = 3;
+            argv[ncmd] = a->argv + 3;
+            lens[ncmd++] = a->lens + 3;
+            a->ncmd = 2;
+        }
+    }
+    if (ncmd == 0)
+        goto done;
+    if (st->redis == NULL)
+        rs = tp__fail(&e1, TP_EREDIS, "no Redis is configured");
+    else
+        rs = tp__redis_pipeline(st->redis, ncmd, argc, argv, lens, rep, &e1);
+    if (rs == TP_OK) {
+        /* Redis lost its script cache (a restart): EVAL those once (then
+         * EVALSHA finds the script again). */
+        for (i = k = nretry = 0; i < n; i++) {
+            if (args[i].ncmd == 1 && is_noscript(rep[k])) {
+                freeReplyObject(rep[k]);
+                rep[k] = NULL;
+                args[i].argv[0] = "EVAL";
+                args[i].argv[1] = ALLOC_LUA;
+                args[i].lens[0] = 4;
+                args[i].lens[1] = sizeof(ALLOC_LUA) - 1;
+                argc[nretry] = 11;
+                argv[nretry] = args[i].argv;
+                lens[nretry++] = args[i].lens;
+            }
+            k += (size_t)args[i].ncmd;
+        }
+        if (nretry > 0) {
+            again = calloc(nretry, sizeof(*again));
+            if (again != NULL &&
+                tp__redis_pipeline(st->redis, nretry, argc, argv, lens,
+                                   again, NULL) == TP_OK) {
+                for (i = k = nretry = 0; i < n; i++) {
+                    if (args[i].ncmd == 1 && rep[k] == NULL)
+                        rep[k] = again[nretry++];
+                    k += (size_t)args[i].ncmd;
+                }
+            }
+            free(again);
+        }
+    }
+    for (i = k = 0; i < n; i++) {
+        tp_alloc_op *op = &ops[i];
+
+        if (args[i].ncmd == 0)
+            continue;
+        e1.status = rs;
+        if (rs != TP_OK) {
+            op->status = redis_down(st, &e1);
+        } else if (args[i].ncmd == 1) {
+            op->status = acquire_result(st, op, &args[i], rep[k], &e1);
+        } else if (rep[k] == NULL || rep[k]->type == REDIS_REPLY_ERROR ||
+                   rep[k + 1] == NULL ||
+                   rep[k + 1]->type == REDIS_REPLY_ERROR) {
+            tp__fail(&e1, TP_EREDIS, "Redis refused ZREM");
+            op->status = redis_down(st, &e1);
+        }
+        first_error(err, &have, op->status, &e1);
+        k += (size_t)args[i].ncmd;
+    }
+done:
+    status = TP_OK;
+    for (i = 0; i < n; i++) {
+        if (ops[i].status != TP_OK && ops[i].status != TP_EQUOTA) {
+            status = ops[i].status;
+            break;
+        }
+    }
+out:
+    if (rep != NULL)
+        for (i = 0; i < 2 * n; i++)
+            freeReplyObject(rep[i]);
+    free(args);
+    free(rep);
+    free(argv);
+    free(lens);
+    free(argc);
+    return status;
+}
+
 tp_status
 tp_store_alloc_acquire(tp_store *st, const char *realm, const char *user_id,
                        const char *session_id, uint32_t ttl, int64_t now,
                        uint32_t *count, tp_error *err)
 {
-    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32], rkey[TP_REALM_MAX + 32],
-        a1[24], a2[24], a4[24], a5[24], a6[24];
-    const char *argv[11];
-    size_t lens[11];
-    const user_entry *ue;
-    overlay *ov = NULL;
-    redisReply *rep;
-    tp_status status;
-    int64_t limit = 0, rlimit = 0;
-    snapshot *s;
-    int parity;
-    long ri;
-    int i;
+    tp_alloc_op op;
 
     if (count != NULL)
         *count = 0;
     if (st == NULL || !session_ok(session_id) || ttl == 0)
         return tp__fail(err, TP_EINVAL, "store, a session id (1..128 "
                         "printable bytes) and a ttl are required");
-    status = tp_user_id_check(user_id, err);
-    if (status != TP_OK)
-        return status;
-    s = pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
-    if (status == TP_OK) {
-        ue = find_user(s, (size_t)ri, user_id);
-        limit = ue != NULL && ue->user_quota >= 0 ? ue->user_quota
-                                                  : s->realms[ri].user_quota;
-        rlimit = s->realms[ri].total_quota;
-    }
-    unpin(st, parity);
-    if (status != TP_OK)
-        return status;
-    if (st->redis == NULL)
-        return redis_down(st, err);
-    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc:%s", realm, user_id);
-    snprintf(rkey, sizeof(rkey), "turnpolicy:{%s}:alloc", realm);
-    snprintf(a1, sizeof(a1), "%" PRId64, now);
-    snprintf(a2, sizeof(a2), "%" PRId64, now + (int64_t)ttl);
-    snprintf(a4, sizeof(a4), "%" PRId64, limit);
-    snprintf(a5, sizeof(a5), "%" PRIu32, ttl + 60);
-    snprintf(a6, sizeof(a6), "%" PRId64, rlimit);
-    argv[0] = "EVAL";
-    argv[1] = ALLOC_LUA;
-    argv[2] = "2";
-    argv[3] = key;
-    argv[4] = rkey;
-    argv[5] = a1;
-    argv[6] = a2;
-    argv[7] = session_id;
-    argv[8] = a4;
-    argv[9] = a5;
-    argv[10] = a6;
-    for (i = 0; i < 11; i++)
-        lens[i] = strlen(argv[i]);
-    rep = tp__redis_cmd(st->redis, 11, argv, lens, err);
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-        freeReplyObject(rep);
-        return redis_down(st, err);
-    }
-    if (rep->integer <= -1000000000LL) {
-        long long m = -rep->integer - 1000000000LL;
-
-        freeReplyObject(rep);
-        return tp__fail(err, TP_EQUOTA, "realm %s already has %lld live "
-                        "allocations (total quota %" PRId64 ")", realm, m,
-                        rlimit);
-    }
-    if (rep->integer < 0) {
-        long long n = -rep->integer - 1;
-
-        freeReplyObject(rep);
-        if (count != NULL)
-            *count = (uint32_t)n;
-        return tp__fail(err, TP_EQUOTA, "user %s of realm %s already has "
-                        "%lld live allocation%s (quota %" PRId64 ")",
-                        user_id, realm, n, n == 1 ? "" : "s", limit);
-    }
+    if (tp_user_id_check(user_id, err) != TP_OK)
+        return err != NULL ? err->status : TP_EINVAL;
+    memset(&op, 0, sizeof(op));
+    op.realm = realm;
+    op.user_id = user_id;
+    op.session_id = session_id;
+    op.ttl = ttl;
+    (void)tp_store_alloc_batch(st, &op, 1, now, err);
     if (count != NULL)
-        *count = (uint32_t)rep->integer;
-    freeReplyObject(rep);
-    tp__ok(err);
-    return TP_OK;
+        *count = op.count;
+    if (op.status == TP_OK && err != NULL)
+        tp__ok(err);
+    return op.status;
 }
 
 tp_status
 tp_store_alloc_release(tp_store *st, const char *realm, const char *user_id,
                        const char *session_id, tp_error *err)
 {
-    char key[TP_REALM_MAX + TP_USER_ID_MAX + 32];
-    const char *argv[3];
-    size_t lens[3];
-    redisReply *rep;
+    tp_alloc_op op;
 
     if (st == NULL || !session_ok(session_id) ||
         tp_realm_check(realm, NULL) != TP_OK ||
         tp_user_id_check(user_id, NULL) != TP_OK)
         return tp__fail(err, TP_EINVAL, "store, realm, user id and session "
                         "id are required");
-    if (st->redis == NULL)
-        return redis_down(st, err);
-    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc:%s", realm, user_id);
-    argv[0] = "ZREM";
-    argv[1] = key;
-    argv[2] = session_id;
-    lens[0] = 4;
-    lens[1] = strlen(key);
-    lens[2] = strlen(session_id);
-    rep = tp__redis_cmd(st->redis, 3, argv, lens, err);
-    if (rep == NULL)
-        return redis_down(st, err);
-    freeReplyObject(rep);
-    snprintf(key, sizeof(key), "turnpolicy:{%s}:alloc", realm);
-    lens[1] = strlen(key);
-    rep = tp__redis_cmd(st->redis, 3, argv, lens, err);
-    if (rep == NULL)
-        return redis_down(st, err);
-    freeReplyObject(rep);
-    tp__ok(err);
-    return TP_OK;
+    memset(&op, 0, sizeof(op));
+    op.realm = realm;
+    op.user_id = user_id;
+    op.session_id = session_id;
+    (void)tp_store_alloc_batch(st, &op, 1, 0, err);
+    if (op.status == TP_OK && err != NULL)
+        tp__ok(err);
+    return op.status;
 }
 
 tp_status
@@ -2920,10 +3291,7 @@ tp_store_budget(tp_store *st, const char *realm, const char *user_id,
         return status;
     status = realm_user(s, realm, user_id, &ri, &ue, err);
     if (status == TP_OK) {
-        int64_t b = ue->user_budget >= 0 ? ue->user_budget
-                                         : s->realms[ri].user_budget;
-
-        *limit = b > 0 && s->realms[ri].budget_period > 0 ? (uint64_t)b : 0;
+        *limit = budget_limit(&s->realms[ri], ue);
         *used = ue->used;
         tp__ok(err);
     }
@@ -2957,6 +3325,7 @@ tp_store_usage_record(tp_store *st, const tp_usage *u, tp_error *err)
 {
     usage_rec *r;
     tp_addr a;
+    int kick;
 
     if (st == NULL || u == NULL)
         return tp__fail(err, TP_EINVAL, "store and record are required");
@@ -2990,14 +3359,20 @@ tp_store_usage_record(tp_store *st, const tp_usage *u, tp_error *err)
         return tp__fail(err, TP_EBUSY, "%zu usage records are waiting for "
                         "PostgreSQL; refusing more", st->uq_max);
     }
-    if (st->uq_tail != NULL)
+    if (st->uq_tail != NULL) {
         st->uq_tail->next = r;
-    else
+    } else {
         st->uq_head = r;
+        st->uq_since_ms = mono_ms_now();
+    }
     st->uq_tail = r;
     st->uq_len++;
+    /* The thread learns the deadline of the first record, and comes at
+     * once for a full batch. */
+    kick = st->uq_len == 1 || st->uq_len == USAGE_BATCH;
     pthread_mutex_unlock(&st->uq_mu);
-    wake(st);
+    if (kick)
+        wake(st);
     tp__ok(err);
     return TP_OK;
 }
@@ -3017,6 +3392,10 @@ tp_store_usage_flush(tp_store *st, int timeout_ms, tp_error *err)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
+    pthread_mutex_lock(&st->uq_mu);
+    if (st->uq_len > 0)
+        st->uq_flush = 1;
+    pthread_mutex_unlock(&st->uq_mu);
     wake(st);
     pthread_mutex_lock(&st->uq_mu);
     while (st->uq_len > 0) {

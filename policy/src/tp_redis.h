@@ -29,4 +29,14 @@ redisContext *tp__redis_connect(const tp__redis *r, tp_error *err);
 redisReply *tp__redis_cmd(tp__redis *r, int argc, const char **argv,
                           const size_t *lens, tp_error *err);
 
+/* Run n argv-style commands in one round trip (pipelined): command i is
+ * argc[i] arguments argv[i][..] of lens[i][..].  replies[i] receives its
+ * reply (error replies included; the caller frees each, NULL ok).
+ * Returns TP_OK when every command was answered, else TP_EREDIS (err
+ * filled; the connection is reset and replies[] are all NULL). */
+tp_status tp__redis_pipeline(tp__redis *r, size_t n, const int *argc,
+                             const char *const *const *argv,
+                             const size_t *const *lens, redisReply **replies,
+                             tp_error *err);
+
 #endif /* TP_REDIS_H */

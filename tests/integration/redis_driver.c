@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis.h>
 #include <libpq-fe.h>
 
 #define REALM "redis.test"
@@ -267,6 +268,71 @@ test_quota_across_nodes(void **state)
     tp_store_free(b);
 }
 
+/* Many acquires and releases in one pipelined round trip: each op gets
+ * the status it would have had alone, in order; a Redis that lost its
+ * script cache (SCRIPT FLUSH, as after a restart) is handled. */
+static void
+test_alloc_batch(void **state)
+{
+    tp_store *a = open_store(0, TP_FAIL_CLOSED, 0, redis_pw);
+    tp_alloc_op ops[6];
+    int64_t now = tp_now();
+    redisContext *rc;
+    redisReply *rep;
+    tp_error err;
+    size_t i;
+
+    (void)state;
+    memset(ops, 0, sizeof(ops));
+    for (i = 0; i < 6; i++) {
+        ops[i].realm = REALM;
+        ops[i].user_id = "erin";
+        ops[i].ttl = 60;
+    }
+    ops[0].session_id = "e-1";
+    ops[1].session_id = "e-2";
+    ops[2].session_id = "e-3";  /* over erin's quota of 2 */
+    ops[3].session_id = "e-1";
+    ops[3].ttl = 0;             /* release */
+    ops[4].session_id = "f-1";
+    ops[4].user_id = "frank";
+    ops[5].session_id = "bad id";
+    TP_ASSERT_STATUS(TP_EINVAL, tp_store_alloc_batch(a, ops, 6, now, &err),
+                     &err);
+    TP_ASSERT_OK(ops[0].status, NULL);
+    assert_int_equal(ops[0].count, 1);
+    TP_ASSERT_OK(ops[1].status, NULL);
+    assert_int_equal(ops[1].count, 2);
+    TP_ASSERT_STATUS(TP_EQUOTA, ops[2].status, NULL);
+    assert_int_equal(ops[2].count, 2);
+    TP_ASSERT_OK(ops[3].status, NULL);
+    TP_ASSERT_OK(ops[4].status, NULL);
+    assert_int_equal(ops[4].count, 1);
+    TP_ASSERT_STATUS(TP_EINVAL, ops[5].status, NULL);
+
+    rc = redisConnect("127.0.0.1", redis_port);
+    assert_true(rc != NULL && rc->err == 0);
+    rep = redisCommand(rc, "AUTH %s", redis_pw);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    rep = redisCommand(rc, "SCRIPT FLUSH");
+    assert_true(rep != NULL && rep->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    redisFree(rc);
+    ops[0].session_id = "e-3";  /* e-1 went: room again */
+    TP_ASSERT_OK(tp_store_alloc_batch(a, ops, 1, now, &err), &err);
+    TP_ASSERT_OK(ops[0].status, NULL);
+    assert_int_equal(ops[0].count, 2);
+    for (i = 0; i < 3; i++)
+        ops[i].ttl = 0;
+    ops[1].session_id = "e-2";
+    ops[2].session_id = "f-1";
+    ops[2].user_id = "frank";
+    TP_ASSERT_OK(tp_store_alloc_batch(a, ops, 3, now, &err), &err);
+    TP_ASSERT_OK(tp_store_alloc_batch(a, NULL, 0, now, &err), &err);
+    tp_store_free(a);
+}
+
 /* The realm's total quota holds across nodes too (small.test: 2). */
 static void
 test_realm_total_quota(void **state)
@@ -389,6 +455,7 @@ main(void)
         cmocka_unit_test(test_fanout_to_replica_reader),
         cmocka_unit_test(test_quota_across_nodes),
         cmocka_unit_test(test_realm_total_quota),
+        cmocka_unit_test(test_alloc_batch),
         cmocka_unit_test(test_issue_rate_limit),
         cmocka_unit_test(test_wrong_redis_password),
         cmocka_unit_test(test_redis_down),

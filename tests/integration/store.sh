@@ -3,7 +3,7 @@
 # snapshot load, LISTEN/NOTIFY refresh within a second, revocations, kill
 # switch, SQL-issued == C-issued credentials, and PostgreSQL stopped
 # mid-run (decide from the snapshot until the bound, then fail closed,
-# recover when it returns).  The checks live in store_driver.c (cmocka,
+# recover when it returns), byte budgets.  The checks live in store_driver.c (cmocka,
 # TAP); this script provides the server and the provisioning.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
@@ -41,6 +41,19 @@ SELECT turnpolicy.rotate_secret('store.test');
 SELECT turnpolicy.create_user('store.test', 'alice');
 SELECT turnpolicy.create_user('store.test', 'bob');
 SELECT turnpolicy.create_user('store.test', 'bound', client_cidr => '203.0.113.0/24');
+-- Byte budgets of 5000 bytes per hour (the realm's budget_period):
+-- 'spent' used them 5 minutes ago, 'almost' all but one byte, 'lapsed'
+-- used them too but two hours ago.
+SELECT turnpolicy.create_user('store.test', u, user_byte_budget => 5000)
+  FROM unnest(ARRAY['spent', 'almost', 'lapsed']) AS u;
+INSERT INTO turnpolicy.usage (node, session_id, realm, user_id, started_at,
+                              ended_at, bytes_in, bytes_out)
+VALUES ('seed', 's1', 'store.test', 'spent', now() - interval '10 min',
+        now() - interval '5 min', 3000, 2000),
+       ('seed', 's2', 'store.test', 'almost', now() - interval '10 min',
+        now() - interval '5 min', 2999, 2000),
+       ('seed', 's3', 'store.test', 'lapsed', now() - interval '3 hours',
+        now() - interval '2 hours', 3000, 2000);
 SELECT turnpolicy.allow_peer('store.test', '127.0.0.0/8');
 SELECT turnpolicy.allow_host('store.test', 'edge.skype.com');
 SELECT turnpolicy.add_jwt_key('store.test', 'app1', 'HS256',

@@ -530,6 +530,20 @@ test_usage_and_budget(void **state)
     sql("ALTER TABLE turnpolicy.usage_away RENAME TO usage", 0, NULL);
     TP_ASSERT_OK(tp_store_usage_flush(st, 5000, &err), &err);
     assert_int_equal(usage_rows("alice"), 3);
+    /* A row PostgreSQL refuses (a time out of its range) costs only
+     * itself: the rows of the same batch around it are written. */
+    u.user_id = "bound";
+    u.session_id = "1000000000000000004";
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    u.session_id = "1000000000000000005";
+    u.started = u.ended = 100000000000000LL;
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    u.session_id = "1000000000000000006";
+    u.started = tp_now() - 60;
+    u.ended = tp_now();
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    TP_ASSERT_OK(tp_store_usage_flush(st, 5000, &err), &err);
+    assert_int_equal(usage_rows("bound"), 2);
     u.user_id = "bad user";
     TP_ASSERT_STATUS(TP_EINVAL, tp_store_usage_record(st, &u, &err), &err);
     u.user_id = "alice";
@@ -550,6 +564,96 @@ test_usage_and_budget(void **state)
     TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
                      tp_store_budget(st, REALM, "ghost", &limit, &used, &err),
                      &err);
+    tp_store_free(st);
+}
+
+/* A user whose byte budget for the period is used up is refused when a
+ * session would start (tp_store_key, tp_store_verify), with the bytes
+ * of finished sessions in the period only; a record given to the store
+ * counts once a snapshot includes it (tp_store_usage_included). */
+static void
+test_budget_exhausted(void **state)
+{
+    char hexkey[TP_LTKEY_HEX_LEN + 1];
+    uint64_t limit = 0, used = 0;
+    tp_credential c;
+    tp_username u;
+    tp_usage rec;
+    tp_error err;
+    tp_status got;
+    tp_store *st = open_store(30);
+    double t0;
+
+    (void)state;
+    TP_ASSERT_OK(tp_store_budget(st, REALM, "spent", &limit, &used, &err),
+                 &err);
+    assert_int_equal(limit, 5000);
+    assert_int_equal(used, 5000);
+    /* Issuing is not refused: the budget is checked when it is used. */
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "spent", 600, tp_now(), &c, &err),
+                 &err);
+    TP_ASSERT_STATUS(TP_EBUDGET,
+                     tp_store_verify(st, REALM, c.username, c.password,
+                                     tp_now(), &u, &err), &err);
+    assert_non_null(strstr(err.message, "5000"));
+    memset(hexkey, 'x', sizeof(hexkey));
+    TP_ASSERT_STATUS(TP_EBUDGET,
+                     tp_store_key(st, REALM, c.username, tp_now(), hexkey, &u,
+                                  &err), &err);
+    assert_int_equal(hexkey[0], '\0'); /* no key handed out */
+    assert_string_equal(tp_reason(TP_EBUDGET), "budget_exhausted");
+    /* Revocation is the stronger reason and is reported first. */
+    sql("SELECT turnpolicy.revoke_credential($1, $2)", 2,
+        (const char *const[]){REALM, c.username});
+    t0 = mono();
+    while (tp_store_key(st, REALM, c.username, tp_now(), hexkey, &u, &err) !=
+               TP_EREVOKED && mono() - t0 < 3.0)
+        usleep(10000);
+    TP_ASSERT_STATUS(TP_EREVOKED,
+                     tp_store_key(st, REALM, c.username, tp_now(), hexkey, &u,
+                                  &err), &err);
+
+    /* Bytes outside the period do not count. */
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "lapsed", 600, tp_now(), &c, &err),
+                 &err);
+    TP_ASSERT_OK(tp_store_key(st, REALM, c.username, tp_now(), hexkey, &u,
+                              &err), &err);
+
+    /* One byte short: allowed, until one more byte is recorded and a
+     * snapshot includes it. */
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "almost", 600, tp_now(), &c, &err),
+                 &err);
+    TP_ASSERT_OK(tp_store_key(st, REALM, c.username, tp_now(), hexkey, &u,
+                              &err), &err);
+    assert_int_equal(tp_store_usage_included(st), 0);
+    memset(&rec, 0, sizeof(rec));
+    rec.node = "node-b";
+    rec.session_id = "2000000000000000001";
+    rec.realm = REALM;
+    rec.user_id = "almost";
+    rec.started = tp_now() - 5;
+    rec.ended = tp_now();
+    rec.bytes_out = 1;
+    TP_ASSERT_OK(tp_store_usage_record(st, &rec, &err), &err);
+    TP_ASSERT_OK(tp_store_usage_flush(st, 5000, &err), &err);
+    /* Written, but no snapshot has loaded since (an INSERT into usage
+     * does not NOTIFY): the caller still adds it. */
+    assert_int_equal(tp_store_usage_included(st), 0);
+    TP_ASSERT_OK(tp_store_key(st, REALM, c.username, tp_now(), hexkey, &u,
+                              &err), &err);
+    tp_store_reload(st);
+    t0 = mono();
+    do {
+        got = tp_store_key(st, REALM, c.username, tp_now(), hexkey, &u, &err);
+        if (got != TP_OK)
+            break;
+        usleep(10000);
+    } while (mono() - t0 < 3.0);
+    TP_ASSERT_STATUS(TP_EBUDGET, got, &err);
+    assert_int_equal(tp_store_usage_included(st), 1);
+    TP_ASSERT_OK(tp_store_budget(st, REALM, "almost", &limit, &used, &err),
+                 &err);
+    assert_int_equal(used, 5000);
     tp_store_free(st);
 }
 
@@ -814,6 +918,7 @@ main(void)
         cmocka_unit_test(test_kill_switch_and_rules),
         cmocka_unit_test(test_coturn_views),
         cmocka_unit_test(test_usage_and_budget),
+        cmocka_unit_test(test_budget_exhausted),
         cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_urls_and_subject),
         cmocka_unit_test(test_concurrent_reload),

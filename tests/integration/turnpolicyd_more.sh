@@ -3,7 +3,9 @@
 # turnpolicyd (issue 4), all on 127.0.0.1, stopped on exit whatever
 # happens:
 #   1. refusals at key lookup with the reason in turnpolicyd's counters:
-#      expired, unknown kid, retired secret, revoked credential, killed realm;
+#      expired, unknown kid, retired secret, revoked credential, killed
+#      realm, byte budget spent (by a session that just ended on this
+#      node, then from the policy snapshot);
 #   2. credentials from the SQL function, the CLI (--database) and the
 #      library (CLI offline, secret file) relay data;
 #   3. peer permissions at CreatePermission (turnpolicyd_perm.py): the
@@ -11,7 +13,9 @@
 #      169.254.169.254, and on an IPv6 allocation (relay-ip=::1)
 #      ::ffff:127.0.0.1 and ::1 with 403; a realm allowing 127.0.0.0/8
 #      accepts 127.0.0.1, and ::ffff:127.0.0.1 on an IPv6 allocation;
-#   4. PostgreSQL and Redis stopped during a relay lose no usage record.
+#   4. PostgreSQL and Redis stopped during a relay lose no usage record;
+#   5. turnpolicyd's gauge of live sessions equals what coturn's CLI lists,
+#      and drops to 0 when coturn cancels them all (no session leaks).
 # Two coturn instances (one per realm: coturn's session realm is its
 # default realm) share one turnpolicyd.  Data is only relayed to
 # turnutils_peer on 127.0.0.1; other peer addresses only appear in
@@ -53,13 +57,14 @@ if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
 fi
 psql_q() { tp_pg_psql -d postgres -At "$@"; }
 if psql_q >"$d/provision.out" 2>&1 <<SQL
-SELECT turnpolicy.create_realm(r, max_ttl => 3600)
+SELECT turnpolicy.create_realm(r, max_ttl => 3600, budget_period => 3600)
   FROM unnest(ARRAY['$realm', '$drealm']) AS r;
 SELECT turnpolicy.rotate_secret(r) FROM unnest(ARRAY['$realm', '$drealm']) AS r;
 SELECT turnpolicy.create_user('$realm', u)
   FROM unnest(ARRAY['exp', 'kid', 'ret', 'rvk', 'kil', 'sql', 'cli', 'lib',
                     'perm', 'pgr', 'rdr', 'after']) AS u;
 SELECT turnpolicy.create_user('$drealm', 'perm');
+SELECT turnpolicy.create_user('$realm', 'bud', user_byte_budget => 2000);
 SELECT turnpolicy.allow_peer('$realm', '127.0.0.0/8');
 SQL
 then
@@ -105,10 +110,11 @@ counter() { # REASON -> turnpolicyd_decisions_total for it (0 if none yet)
 # Two stock coturns, one per realm, both on turnpolicyd.
 peer_port=$(tp_free_port)
 tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
-start_turn() { # NAME REALM -> sets turn_port_NAME
+start_turn() { # NAME REALM -> sets turn_port_NAME, cli_port_NAME; $d/NAME.clipw
     local port cli relay_lo
     port=$(tp_free_port)
     cli=$(tp_free_port)
+    (umask 077; od -An -N8 -tx1 /dev/urandom | tr -d ' \n' >"$d/$1.clipw")
     relay_lo=$(( (port % 100) * 100 + 50000 ))
     cat >"$d/$1.conf" <<CONF
 listening-ip=127.0.0.1
@@ -126,7 +132,7 @@ no-dtls
 allow-loopback-peers
 cli-ip=127.0.0.1
 cli-port=$cli
-cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+cli-password=$(cat "$d/$1.clipw")
 pidfile=$d/$1.pid
 log-file=$d/$1.log
 simple-log
@@ -134,7 +140,7 @@ no-stdout-log
 CONF
     chmod 600 "$d/$1.conf"
     tp_bg "$1" /usr/bin/turnserver -c "$d/$1.conf"
-    eval "turn_port_$1=$port"
+    eval "turn_port_$1=$port cli_port_$1=$cli"
     tp_wait_port "$port" 10
 }
 if ! ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
@@ -212,6 +218,37 @@ refusal "a credential of a killed realm" realm_killed \
     "$(line 1 "$d/kil")" "$(line 2 "$d/kil")"
 psql_q -c "SELECT turnpolicy.unkill_realm('$realm')" >/dev/null
 sleep 1.5
+
+# A byte budget of 2000 bytes per hour: one relay of 20 x 120 bytes each
+# way spends it; the next session is refused at once (bytes of a session
+# that just ended, not yet in the policy snapshot), and still after a
+# reload (from the snapshot, with the usage row in PostgreSQL).
+metric() { rcli INFO | sed -n "s/^turnpolicyd_$1 //p"; }
+issue bud >"$d/bud"
+fin=$(metric sessions_finished_total)
+if relays "$(line 1 "$d/bud")" "$(line 2 "$d/bud")"; then
+    for _ in $(seq 1 50); do
+        [ "$(metric sessions_finished_total)" -gt "$fin" ] 2>/dev/null && break
+        sleep 0.1
+    done
+    ok "user bud (budget 2000 bytes) relays once ($(received) echoed)"
+else
+    not_ok "budget user's first relay" "$(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+fi
+issue bud >"$d/bud2"
+refusal "a user whose byte budget is spent (by a session that just ended)" \
+    budget_exhausted "$(line 1 "$d/bud2")" "$(line 2 "$d/bud2")"
+for _ in $(seq 1 20); do
+    [ "$(psql_q -c "SELECT coalesce(sum(bytes_in + bytes_out), 0) FROM turnpolicy.usage WHERE user_id = 'bud'")" -ge 2000 ] 2>/dev/null && break
+    sleep 0.5
+done
+kill -HUP "$tp_pid_tpd"
+sleep 1
+refusal "... and after its usage row is written and the policy reloaded" \
+    budget_exhausted "$(line 1 "$d/bud2")" "$(line 2 "$d/bud2")"
+grep -q "deny realm=$realm user=[0-9]*:bud:[^ ]* reason=budget_exhausted: " "$d/tpd.out" &&
+    ok "the refusal is logged with its reason (budget_exhausted)" ||
+    not_ok "budget refusal logged" "$(grep budget "$d/tpd.out" | tail -2)"
 
 # --------------------------------------------------------------------
 # 2. Three issuers, one relay each
@@ -380,4 +417,48 @@ live=$(rcli INFO | sed -n 's/^turnpolicyd_sessions_live //p')
 [ -n "$back" ] && [ "$(counter redis_error)" -ge 0 ] &&
     ok "Redis back: new relays work again (attempt $back; sessions_live=${live:-?}, redis_error=$(counter redis_error))" ||
     not_ok "service after Redis restart" "$(tail -2 "$d/uclient.out" | tr '\n' ' ')"
+# --------------------------------------------------------------------
+# 5. turnpolicyd's live sessions are the ones coturn holds
+# --------------------------------------------------------------------
+# turnutils_uclient leaves one allocation of each run behind (coturn
+# lets it expire), so sessions are still live here: the gauge must equal
+# what the coturns' CLIs list, and reach 0 once they are all cancelled.
+ice_py="$TP_ROOT/tests/integration/turnpolicyd_ice.py"
+coturn_cmd() { # NAME COMMAND -> the CLI's answer
+    /usr/bin/python3 "$ice_py" cli --cli "127.0.0.1:$(eval echo "\$cli_port_$1")" \
+        --password-file "$d/$1.clipw" --command "$2" 2>&1
+}
+coturn_total() { # -> sessions listed by both coturns
+    local n t=0 v
+    for n in ta tb; do
+        v=$(coturn_cmd "$n" ps | sed -n 's/.*Total sessions: *//p')
+        t=$((t + ${v:-1000000}))
+    done
+    echo "$t"
+}
+gauge() { rcli INFO | sed -n 's/^turnpolicyd_sessions_live //p'; }
+same=""
+for _ in $(seq 1 5); do
+    g1=$(gauge)
+    t=$(coturn_total)
+    g2=$(gauge)
+    [ "$g1" = "$t" ] && [ "$g2" = "$t" ] && { same=$t; break; }
+    sleep 1
+done
+[ -n "$same" ] && [ "$same" -gt 0 ] &&
+    ok "turnpolicyd_sessions_live ($same) equals the sessions coturn's CLI lists (ps)" ||
+    not_ok "sessions_live equals coturn's ps" "gauge $g1/$g2, coturn $t"
+for n in ta tb; do
+    for id in $(coturn_cmd "$n" ps | sed -n 's/^ *[0-9]*) id=\([0-9]*\),.*/\1/p'); do
+        coturn_cmd "$n" "cs $id" >/dev/null
+    done
+done
+for _ in $(seq 1 100); do
+    [ "$(gauge)" = 0 ] && break
+    sleep 0.1
+done
+t=$(coturn_total)
+[ "$(gauge)" = 0 ] && [ "$t" = 0 ] &&
+    ok "every session cancelled through coturn's CLI: turnpolicyd_sessions_live reaches 0 (finished $(rcli INFO | sed -n 's/^turnpolicyd_sessions_finished_total //p'), lapsed $(rcli INFO | sed -n 's/^turnpolicyd_sessions_lapsed_total //p'))" ||
+    not_ok "no session left in turnpolicyd's table" "gauge $(gauge), coturn $t"
 exit "$tp_failed"
