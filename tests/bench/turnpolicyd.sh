@@ -21,7 +21,12 @@
 #     static-auth-secret.  Same realm, same number of users, credentials
 #     of each side's own kind.  Nothing is relayed: no peer is contacted.
 #     Goal >= 0.95x.  A third coturn with redis-userdb alone (no statsdb)
-#     shows what the key lookups cost apart from the session reports.
+#     shows what the key lookups cost apart from the session reports.  A
+#     fourth has the first one's configuration pointed at the stock
+#     redis-server of (a) instead, preloaded with every bench
+#     credential's long-term key (computed by `turnpolicy key`): what
+#     coturn's statsdb reporting leaves of static-auth-secret's rate with
+#     any backend (the ceiling), and turnpolicyd's rate against it.
 # shellcheck disable=SC2154  # tp_tmpdir, tp_pid_* come from lib.sh
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
@@ -174,12 +179,40 @@ for i in range(1, n + 1):
     print(u, p.decode())
 PY
 
+# The fourth setup's database: every bench credential's long-term key in
+# the stock redis-server, as coturn's redis-userdb reads it.  Passwords go
+# to `turnpolicy key` on stdin, keys only into a private file and Redis.
+resp() {
+    local a
+    printf '*%d\r\n' "$#"
+    for a in "$@"; do printf '$%d\r\n%s\r\n' "${#a}" "$a"; done
+}
+(umask 077; : >"$d/keys.resp")
+while read -r u p; do
+    k=$(printf '%s\n' "$p" | "$TP_BIN/turnpolicy" key --realm "$realm" \
+        --username "$u" --password - 2>"$d/key.err") ||
+        fail "turnpolicy key for $u: $(cat "$d/key.err")"
+    [ "$u" != "$user1" ] || [ "$k" = "$hexkey" ] ||
+        fail "turnpolicy key and turnpolicyd disagree on the key of $u"
+    resp SET "turn/realm/$realm/user/$u/key" "$k" >>"$d/keys.resp"
+done <"$d/creds.tpd"
+export REDISCLI_AUTH=$base_pw # redis-cli's password, kept out of ps(1)
+redis-cli -h 127.0.0.1 -p "$base_port" --pipe <"$d/keys.resp" \
+    >"$d/pipe.out" 2>&1 || fail "loading keys: $(tail -3 "$d/pipe.out")"
+grep -q "errors: 0, replies: $NUSERS\$" "$d/pipe.out" ||
+    fail "loading keys: $(tail -3 "$d/pipe.out")"
+[ "$(redis-cli -h 127.0.0.1 -p "$base_port" DBSIZE)" = "$NUSERS" ] ||
+    fail "the stock redis-server does not hold exactly the $NUSERS keys"
+redis-cli -h 127.0.0.1 -p "$base_port" CONFIG RESETSTAT >/dev/null
+unset REDISCLI_AUTH
+
 # coturn NAME AUTH-LINES... -> starts it; sets port_NAME.  Both relay
 # from ports 2000-19999: below tp_free_port's range and below the
 # ephemeral ports (a collision costs coturn a retry), and wide, because
 # coturn keeps a deleted allocation's port for about a second: a 4000-port
 # range capped both sides at 4000 allocations/s (508 Insufficient
-# Capacity).  Only one of them allocates at a time.
+# Capacity).  Only one of them allocates at a time.  Nothing but the
+# AUTH-LINES differs between them.
 coturn() {
     local name=$1 port
     shift
@@ -211,6 +244,9 @@ coturn turn_tpd lt-cred-mech \
 coturn turn_static use-auth-secret "static-auth-secret=$static_secret"
 coturn turn_userdb lt-cred-mech \
     "redis-userdb=\"ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2\""
+coturn turn_redis lt-cred-mech \
+    "redis-userdb=\"ip=127.0.0.1 port=$base_port password=$base_pw connect_timeout=2\"" \
+    "redis-statsdb=\"ip=127.0.0.1 port=$base_port password=$base_pw connect_timeout=2\""
 sleep 1 # coturn's userdb connections and realm reload
 
 # CPU ticks (user + system, with reaped children) of PID and its live
@@ -231,11 +267,11 @@ alloc() {
     local out="$d/alloc.out" port coturn_pid before after n
     port=$(eval "echo \$port_$1")
     coturn_pid=$(eval "echo \$tp_pid_$1")
-    before="$(cpu "$coturn_pid") $(cpu "$tp_pid_tpd") $(cpu "$redis_pid") $(cpu "$pg_pid")"
+    before="$(cpu "$coturn_pid") $(cpu "$tp_pid_tpd") $(cpu "$redis_pid") $(cpu "$pg_pid") $(cpu "$tp_pid_redis_base")"
     "$d/alloc" 127.0.0.1 "$port" "$realm" "$2" "$ALLOC_CONC" "$ALLOC_SECONDS" 1 \
         >"$out" 2>"$d/alloc.err" ||
         fail "allocations via $1: $(cat "$out" "$d/alloc.err" | tail -4)"
-    after="$(cpu "$coturn_pid") $(cpu "$tp_pid_tpd") $(cpu "$redis_pid") $(cpu "$pg_pid")"
+    after="$(cpu "$coturn_pid") $(cpu "$tp_pid_tpd") $(cpu "$redis_pid") $(cpu "$pg_pid") $(cpu "$tp_pid_redis_base")"
     sed -n 's/.*rate=\([0-9.]*\)\/s.*p99=\([0-9.]*\) ms.*/\1 \2/p' "$out"
     grep -q ' fail=0 timeout=0 ' "$out" ||
         echo "# $1: $(cat "$out") $(head -2 "$d/alloc.err" | tr '\n' ' ')" >&2
@@ -243,20 +279,26 @@ alloc() {
     echo "$n $before $after" >>"$d/cpu.$1"
 }
 # cpu_line NAME -> CPU ms per 1000 allocations (warm-up included) by
-# coturn, turnpolicyd, Redis, PostgreSQL
+# coturn, turnpolicyd, turnpolicyd's Redis, PostgreSQL, the stock
+# redis-server (the fourth setup's userdb + statsdb)
 cpu_line() {
     awk -v hz="$(getconf CLK_TCK)" '
         { n += $1
-          for (i = 0; i < 4; i++) t[i] += $(6 + i) - $(2 + i) }
+          for (i = 0; i < 5; i++) t[i] += $(7 + i) - $(2 + i) }
         END { f = 1000 * 1000 / hz / n
-              printf "coturn %.0f, turnpolicyd %.0f, redis %.0f, postgres %.0f",
-                  t[0] * f, t[1] * f, t[2] * f, t[3] * f }' "$d/cpu.$1"
+              printf "coturn %.0f, turnpolicyd %.0f, redis %.0f, postgres %.0f, stock redis-server %.0f",
+                  t[0] * f, t[1] * f, t[2] * f, t[3] * f, t[4] * f }' "$d/cpu.$1"
+}
+# range: "min-max" of the numbers on stdin
+range() {
+    sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { printf "%.2f-%.2f", a, b }'
 }
 # Rounds: static-auth-secret, turnpolicyd (userdb + statsdb, the
 # deployment of turnserver.conf.snippet), turnpolicyd (userdb only: what
-# the key lookups alone cost).
+# the key lookups alone cost), stock redis-server (userdb + statsdb).
 : >"$d/as" && : >"$d/asp" && : >"$d/at" && : >"$d/atp" && : >"$d/ar" &&
-    : >"$d/au" && : >"$d/aup" && : >"$d/aur"
+    : >"$d/au" && : >"$d/aup" && : >"$d/aur" && : >"$d/ad" &&
+    : >"$d/adp" && : >"$d/adr" && : >"$d/atd"
 for _ in $(seq "$ROUNDS"); do
     res=$(alloc turn_static "$d/creds.static") || exit 1
     read -r srate sp99 <<<"$res"
@@ -267,6 +309,9 @@ for _ in $(seq "$ROUNDS"); do
     res=$(alloc turn_userdb "$d/creds.tpd") || exit 1
     read -r urate up99 <<<"$res"
     sleep 1
+    res=$(alloc turn_redis "$d/creds.tpd") || exit 1
+    read -r drate dp99 <<<"$res"
+    sleep 1
     echo "$srate" >>"$d/as"
     echo "$sp99" >>"$d/asp"
     echo "$trate" >>"$d/at"
@@ -275,6 +320,10 @@ for _ in $(seq "$ROUNDS"); do
     echo "$up99" >>"$d/aup"
     echo "$trate $srate" | awk '{ print $1 / $2 }' >>"$d/ar"
     echo "$urate $srate" | awk '{ print $1 / $2 }' >>"$d/aur"
+    echo "$drate" >>"$d/ad"
+    echo "$dp99" >>"$d/adp"
+    echo "$drate $srate" | awk '{ print $1 / $2 }' >>"$d/adr"
+    echo "$trate $drate" | awk '{ print $1 / $2 }' >>"$d/atd"
 done
 printf 'coturn_alloc: with turnpolicyd %.0f/s (p99 %.2f ms), static-auth-secret %.0f/s (p99 %.2f ms), ratio %.2fx (goal >= 0.95x; medians of %d x %d s, %d concurrent clients)\n' \
     "$(median <"$d/at")" "$(median <"$d/atp")" "$(median <"$d/as")" \
@@ -282,9 +331,27 @@ printf 'coturn_alloc: with turnpolicyd %.0f/s (p99 %.2f ms), static-auth-secret 
     "$ALLOC_CONC"
 printf 'coturn_alloc_userdb_only: with turnpolicyd as redis-userdb alone %.0f/s (p99 %.2f ms), ratio %.2fx to static-auth-secret\n' \
     "$(median <"$d/au")" "$(median <"$d/aup")" "$(median <"$d/aur")"
-for n in turn_static turn_tpd turn_userdb; do
+printf 'coturn_alloc_redis: coturn with stock redis-server as userdb+statsdb %.0f/s (p99 %.2f ms), ratio %.2fx to static-auth-secret (rounds %s; the ceiling for any statsdb backend here)\n' \
+    "$(median <"$d/ad")" "$(median <"$d/adp")" "$(median <"$d/adr")" \
+    "$(range <"$d/adr")"
+printf 'coturn_alloc: turnpolicyd vs stock redis-server (same coturn config): %.2fx (rounds %s; goal >= 0.95x: turnpolicyd as cheap as Redis there)\n' \
+    "$(median <"$d/atd")" "$(range <"$d/atd")"
+for n in turn_static turn_tpd turn_userdb turn_redis; do
     echo "# CPU ms per 1000 allocations, $n: $(cpu_line $n)"
 done
+# The fourth setup went through the stock redis-server: a key found for
+# every allocation, and statsdb reports arriving.  (Its misses are
+# coturn's reads of realm options, at startup and at each realm reload:
+# unset here, so coturn uses its defaults.)
+info=$(REDISCLI_AUTH=$base_pw redis-cli -h 127.0.0.1 -p "$base_port" INFO all)
+calls() { echo "$info" | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p" | tr -d '\r'; }
+st() { echo "$info" | sed -n "s/^$1:\([0-9]*\).*/\1/p" | tr -d '\r'; }
+n_alloc=$(awk '{ n += $1 } END { print n + 0 }' "$d/cpu.turn_redis")
+n_hit=$(st keyspace_hits) n_set=$(calls set)
+echo "# stock redis-server during the allocation runs: ${n_hit:-0} keys found for $n_alloc allocations, $(st keyspace_misses) misses, ${n_set:-0} SET, $(calls del) DEL, $(calls publish) PUBLISH"
+[ "$n_alloc" -gt 0 ] && [ "${n_hit:-0}" -ge "$n_alloc" ] &&
+    [ "${n_set:-0}" -gt 0 ] ||
+    fail "coturn turn_redis did not look its keys up in, or report to, the stock redis-server"
 info=$(redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning INFO)
 m() { echo "$info" | sed -n "s/^turnpolicyd_$1 //p"; }
 n_ok=$(echo "$info" | sed -n 's/^turnpolicyd_decisions_total{decision="allow",reason="ok"} //p')
