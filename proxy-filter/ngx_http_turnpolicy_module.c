@@ -544,7 +544,24 @@ ngx_http_turnpolicy_path_safe(u_char *p, u_char *end)
 {
     u_char  *q, *seg;
 
+    /*
+     * The bytes that need a closer look: controls, space, DEL, '\\', '%'
+     * and '/'.  A path is mostly other bytes (a token segment is 200 or
+     * more), passed with one table lookup each.
+     */
+    static uint32_t  look[] = {
+        0xffffffff, /* 0x00-0x1f */
+        0x00008021, /* ' ' '%' '/' */
+        0x10000000, /* '\\' */
+        0x80000000, /* DEL */
+        0, 0, 0, 0  /* non-ASCII passes, as in the request line nginx took */
+    };
+
     for (q = p; q < end; q++) {
+
+        if (!(look[*q >> 5] & (1U << (*q & 0x1f)))) {
+            continue;
+        }
 
         if (*q < 0x21 || *q == 0x7f || *q == '\\') {
             return NGX_DECLINED;
