@@ -240,6 +240,30 @@ expect_err "create_realm: budget without period" t_admin 22023 "budget_period" \
     "SELECT turnpolicy.create_realm('r2', user_byte_budget => 1000)"
 expect_err "direct INSERT obeys the same CHECKs" t_admin 23514 "realms_max_ttl_range" \
     "INSERT INTO turnpolicy.realms (name, max_ttl) VALUES ('r2', 700000)"
+# 004: origins and TURN URIs after create_realm (restored afterwards)
+prev=$(as t_admin "SELECT allowed_origins FROM turnpolicy.realms WHERE name = '$R'")
+expect_ok "set_allowed_origins returns the previous list" t_admin \
+    "SELECT turnpolicy.set_allowed_origins('$R', ARRAY['https://b.example.org:8443'])" "$prev"
+expect_ok "... and the realm has the new one" t_admin \
+    "SELECT allowed_origins FROM turnpolicy.realms WHERE name = '$R'" \
+    "{https://b.example.org:8443}"
+expect_ok "... and back" t_admin \
+    "SELECT turnpolicy.set_allowed_origins('$R', '$prev')" "{https://b.example.org:8443}"
+expect_err "set_allowed_origins: a path is not an origin" t_admin 22023 "allowed_origins" \
+    "SELECT turnpolicy.set_allowed_origins('$R', ARRAY['https://app.example.org/x'])"
+expect_err "set_allowed_origins: NULL" t_admin 22004 "required" \
+    "SELECT turnpolicy.set_allowed_origins('$R', NULL)"
+expect_err "set_allowed_origins: unknown realm" t_admin P0002 "does not exist" \
+    "SELECT turnpolicy.set_allowed_origins('nope.example', '{}')"
+expect_err "set_allowed_origins: not for the issuer role" t_issuer 42501 "permission denied" \
+    "SELECT turnpolicy.set_allowed_origins('$R', '{}')"
+prev=$(as t_admin "SELECT turn_urls FROM turnpolicy.realms WHERE name = '$R'")
+expect_ok "set_turn_urls returns the previous list" t_admin \
+    "SELECT turnpolicy.set_turn_urls('$R', ARRAY['turns:relay.example.org:5349?transport=tcp'])" "$prev"
+expect_ok "... and back" t_admin \
+    "SELECT turnpolicy.set_turn_urls('$R', '$prev')" "{turns:relay.example.org:5349?transport=tcp}"
+expect_err "set_turn_urls: an http: URL" t_admin 22023 "turn_urls" \
+    "SELECT turnpolicy.set_turn_urls('$R', ARRAY['http://x'])"
 
 # ---------------------------------------------------------------------------
 # 4. users

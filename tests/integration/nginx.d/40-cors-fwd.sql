@@ -1,8 +1,5 @@
--- 40-cors-fwd: web origins per realm (no SQL function sets them after
--- create_realm yet: an admin UPDATE, which NOTIFY carries like any change),
--- and users for the issuance rate limit and credentials via CORS.
-UPDATE turnpolicy.realms SET allowed_origins = ARRAY['https://app.acs.test']
- WHERE name = 'acs.test';
-UPDATE turnpolicy.realms SET allowed_origins = ARRAY['https://app.closed.test']
- WHERE name = 'closed.test';
+-- 40-cors-fwd: web origins per realm, and users for the issuance rate
+-- limit and credentials via CORS.
+SELECT turnpolicy.set_allowed_origins('acs.test', ARRAY['https://app.acs.test']);
+SELECT turnpolicy.set_allowed_origins('closed.test', ARRAY['https://app.closed.test']);
 SELECT turnpolicy.create_user('acs.test', u) FROM unnest(ARRAY['erin', 'gina']) AS u;
