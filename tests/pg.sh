@@ -8,6 +8,12 @@
 #                        files; also runs on exit, whatever happens
 #   tp_pg_psql ARGS...   psql as the superuser over the server's socket,
 #                        quiet, -X, ON_ERROR_STOP, no .psqlrc
+#   tp_pg_superuser_db [DBNAME]   print a libpq connection string for the
+#                        superuser over TCP: "$TP_PG_CONN dbname=DBNAME
+#                        passfile=$tp_tmpdir/pgpass" (DBNAME: postgres if
+#                        not given).  The password is only in that passfile
+#                        (mode 0600), which the first call writes; a test
+#                        may append its own roles' lines to it
 # and, once started, these variables:
 #   TP_PG_PORT           the TCP port on 127.0.0.1
 #   TP_PG_SOCKDIR        the unix socket directory (mode 0700)
@@ -113,6 +119,16 @@ tp_pg_stop() {
 tp_pg_psql() {
     PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning" \
         psql -X -q -v ON_ERROR_STOP=1 "$@"
+}
+
+tp_pg_superuser_db() {
+    local passfile="$tp_tmpdir/pgpass"
+    if [ ! -e "$passfile" ]; then
+        (umask 077
+         printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
+             "$TP_PG_PASSWORD" >"$passfile")
+    fi
+    echo "$TP_PG_CONN dbname=${1:-postgres} passfile=$passfile"
 }
 
 # Chain tp_pg_stop in front of whatever the EXIT trap already does

@@ -4,12 +4,16 @@
 # 127.0.0.1 on a free port, with a random password and no persistence, in
 # $tp_tmpdir/redis; it is always stopped on exit.  It sets
 #   TP_REDIS_PORT, TP_REDIS_PASSWORD
+#   TP_REDIS_PASSWORD_FILE  the password and a newline, in a file (mode
+#                        0600), for the *_password_file settings of
+#                        turnpolicyd, the nginx module and the CLI
 #   TP_REDIS_STOP_CMD, TP_REDIS_START_CMD  shell commands that stop it and
 #                        bring it back on the same port (failure tests;
 #                        usable from a child process)
 
 TP_REDIS_PORT=""
 TP_REDIS_PASSWORD=""
+TP_REDIS_PASSWORD_FILE=""
 TP_REDIS_STOP_CMD=""
 TP_REDIS_START_CMD=""
 
@@ -18,6 +22,8 @@ tp_redis_start() {
     TP_REDIS_PORT=$(tp_free_port)
     TP_REDIS_PASSWORD="r-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
     mkdir -p "$dir"
+    TP_REDIS_PASSWORD_FILE="$dir/password"
+    (umask 077; printf '%s\n' "$TP_REDIS_PASSWORD" >"$TP_REDIS_PASSWORD_FILE")
     cat >"$dir/redis.conf" <<CONF
 bind 127.0.0.1
 port $TP_REDIS_PORT
