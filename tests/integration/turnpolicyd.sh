@@ -15,6 +15,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
 . "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
 realm=tpd.test
@@ -33,10 +34,7 @@ if ! tp_redis_start; then
     exit 1
 fi
 ok "PostgreSQL on 127.0.0.1:$TP_PG_PORT, Redis on 127.0.0.1:$TP_REDIS_PORT"
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+db=$(tp_pg_superuser_db)
 if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
         >"$d/migrate.out" 2>&1; then
     not_ok "migrate" "$(cat "$d/migrate.out")"
@@ -64,24 +62,10 @@ fi
 tpd_port=$(tp_free_port)
 metrics_port=$(tp_free_port)
 pw="tpd-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-(umask 077; printf '%s\n' "$pw" >"$d/tpd.pw"
- printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw")
-cat >"$d/turnpolicy.conf" <<CONF
-database_url = "$db"
-
-[turnpolicyd]
-listen = 127.0.0.1:$tpd_port
-metrics = 127.0.0.1:$metrics_port
-password_file = $d/tpd.pw
-redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
-node = itest
-max_connections = 64
-max_request = 65536
-max_staleness = 3
-log_level = debug
-CONF
-chmod 600 "$d/turnpolicy.conf"
+(umask 077; printf '%s\n' "$pw" >"$d/tpd.pw")
+tp_turnpolicyd_conf "$d/turnpolicy.conf" "$db" "$tpd_port" "$d/tpd.pw" itest \
+    "metrics = 127.0.0.1:$metrics_port" "max_connections = 64" \
+    "max_request = 65536" "max_staleness = 3" "log_level = debug"
 
 start_tpd() { # NAME
     tp_bg "$1" "$tpd_bin" --config "$d/turnpolicy.conf"
@@ -226,33 +210,12 @@ done
 turn_port=$(tp_free_port)
 cli_port=$(tp_free_port)
 peer_port=$(tp_free_port)
-relay_lo=$(( (turn_port % 100) * 100 + 50000 ))
-cat >"$d/turnserver.conf" <<CONF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$turn_port
-min-port=$relay_lo
-max-port=$((relay_lo + 99))
-lt-cred-mech
-realm=$realm
-redis-userdb="ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2"
-redis-statsdb="ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2"
-no-tls
-no-dtls
-allow-loopback-peers
-cli-ip=127.0.0.1
-cli-port=$cli_port
-cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-pidfile=$d/turnserver.pid
-log-file=$d/turnserver.log
-simple-log
-no-stdout-log
-verbose
-CONF
-chmod 600 "$d/turnserver.conf"
-tp_bg turnserver /usr/bin/turnserver -c "$d/turnserver.conf"
+tp_coturn_conf turnserver "$turn_port" "$realm" \
+    "$(tp_coturn_redis_auth "$tpd_port" "$pw")" allow-loopback-peers \
+    cli-ip=127.0.0.1 "cli-port=$cli_port" \
+    "cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" verbose
 tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
-if ! tp_wait_port "$turn_port" 10; then
+if ! tp_coturn_start turnserver "$turn_port"; then
     not_ok "coturn starts" "$(tail -5 "$d/turnserver.out")"
     exit 1
 fi
