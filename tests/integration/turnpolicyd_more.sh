@@ -24,6 +24,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
 . "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
 realm=more.test    # allows 127.0.0.0/8
@@ -46,10 +47,7 @@ port = $TP_PG_PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$TP_PG_SOCKDIR'
 CONF
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+db=$(tp_pg_superuser_db)
 if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
         >"$d/migrate.out" 2>&1; then
     not_ok "migrate" "$(cat "$d/migrate.out")"
@@ -78,21 +76,9 @@ fi
 # PostgreSQL is stopped (section 4).
 tpd_port=$(tp_free_port)
 pw="tpd-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-(umask 077; printf '%s\n' "$pw" >"$d/tpd.pw"
- printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw")
-cat >"$d/turnpolicy.conf" <<CONF
-database_url = "$db"
-
-[turnpolicyd]
-listen = 127.0.0.1:$tpd_port
-password_file = $d/tpd.pw
-redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
-node = more
-max_staleness = 30
-log_level = debug
-CONF
-chmod 600 "$d/turnpolicy.conf"
+(umask 077; printf '%s\n' "$pw" >"$d/tpd.pw")
+tp_turnpolicyd_conf "$d/turnpolicy.conf" "$db" "$tpd_port" "$d/tpd.pw" more \
+    "max_staleness = 30" "log_level = debug"
 tp_bg tpd "$tpd_bin" --config "$d/turnpolicy.conf"
 if ! tp_wait_port "$tpd_port" 15; then
     not_ok "turnpolicyd starts" "$(tail -5 "$d/tpd.out")"
@@ -111,37 +97,15 @@ counter() { # REASON -> turnpolicyd_decisions_total for it (0 if none yet)
 peer_port=$(tp_free_port)
 tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
 start_turn() { # NAME REALM -> sets turn_port_NAME, cli_port_NAME; $d/NAME.clipw
-    local port cli relay_lo
+    local port cli
     port=$(tp_free_port)
     cli=$(tp_free_port)
     (umask 077; od -An -N8 -tx1 /dev/urandom | tr -d ' \n' >"$d/$1.clipw")
-    relay_lo=$(( (port % 100) * 100 + 50000 ))
-    cat >"$d/$1.conf" <<CONF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-relay-ip=::1
-listening-port=$port
-min-port=$relay_lo
-max-port=$((relay_lo + 99))
-lt-cred-mech
-realm=$2
-redis-userdb="ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2"
-redis-statsdb="ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2"
-no-tls
-no-dtls
-allow-loopback-peers
-cli-ip=127.0.0.1
-cli-port=$cli
-cli-password=$(cat "$d/$1.clipw")
-pidfile=$d/$1.pid
-log-file=$d/$1.log
-simple-log
-no-stdout-log
-CONF
-    chmod 600 "$d/$1.conf"
-    tp_bg "$1" /usr/bin/turnserver -c "$d/$1.conf"
+    tp_coturn_conf "$1" "$port" "$2" relay-ip=::1 \
+        "$(tp_coturn_redis_auth "$tpd_port" "$pw")" allow-loopback-peers \
+        cli-ip=127.0.0.1 "cli-port=$cli" "cli-password=$(cat "$d/$1.clipw")"
     eval "turn_port_$1=$port cli_port_$1=$cli"
-    tp_wait_port "$port" 10
+    tp_coturn_start "$1" "$port"
 }
 if ! ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
     not_ok "::1 on lo (IPv6 relay address of the coturns)" "$(ip -6 addr show lo 2>&1)"
