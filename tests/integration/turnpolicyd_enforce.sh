@@ -17,6 +17,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
 . "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
 realm=enf.test
@@ -37,10 +38,7 @@ if ! tp_redis_start; then
     not_ok "Redis starts" "$(tail -5 "$d/redis/redis.log" 2>/dev/null)"
     exit 1
 fi
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+db=$(tp_pg_superuser_db)
 if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
         >"$d/migrate.out" 2>&1; then
     not_ok "migrate" "$(cat "$d/migrate.out")"
@@ -75,54 +73,22 @@ clipw="cli-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 (umask 077
  printf '%s\n' "$pw" >"$d/tpd.pw"
  printf '%s\n' "$clipw" >"$d/cli.pw"
- printf 'not-%s\n' "$clipw" >"$d/wrong.pw"
- printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw")
+ printf 'not-%s\n' "$clipw" >"$d/wrong.pw")
 
 tpd_conf() { # N CLI_PORT [PASSWORD_FILE] -> $d/tpdN.conf
-    cat >"$d/tpd$1.conf" <<CONF
-database_url = "$db"
-
-[turnpolicyd]
-listen = 127.0.0.1:$(eval echo "\$tpd_port$1")
-password_file = $d/tpd.pw
-redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
-node = enf$1
-max_staleness = 5
-expiry_grace = $grace
-coturn_cli = 127.0.0.1:$2
-coturn_cli_password_file = ${3:-$d/cli.pw}
-log_level = debug
-CONF
-    chmod 600 "$d/tpd$1.conf"
+    tp_turnpolicyd_conf "$d/tpd$1.conf" "$db" "$(eval echo "\$tpd_port$1")" \
+        "$d/tpd.pw" "enf$1" "max_staleness = 5" "expiry_grace = $grace" \
+        "coturn_cli = 127.0.0.1:$2" \
+        "coturn_cli_password_file = ${3:-$d/cli.pw}" "log_level = debug"
 }
-coturn_conf() { # N
-    local tport cport lo
+coturn_conf() { # N -> $d/turnserverN.conf, on turnpolicyd N
+    local tport cport tpd
     tport=$(eval echo "\$turn_port$1")
     cport=$(eval echo "\$cli_port$1")
-    lo=$(( (tport % 100) * 100 + 50000 ))
-    cat >"$d/turnserver$1.conf" <<CONF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$tport
-min-port=$lo
-max-port=$((lo + 99))
-lt-cred-mech
-realm=$realm
-redis-userdb="ip=127.0.0.1 port=$(eval echo "\$tpd_port$1") password=$pw connect_timeout=2"
-redis-statsdb="ip=127.0.0.1 port=$(eval echo "\$tpd_port$1") password=$pw connect_timeout=2"
-no-tls
-no-dtls
-allow-loopback-peers
-cli-ip=127.0.0.1
-cli-port=$cport
-cli-password=$clipw
-pidfile=$d/turnserver$1.pid
-log-file=$d/turnserver$1.log
-simple-log
-no-stdout-log
-CONF
-    chmod 600 "$d/turnserver$1.conf"
+    tpd=$(eval echo "\$tpd_port$1")
+    tp_coturn_conf "turnserver$1" "$tport" "$realm" \
+        "$(tp_coturn_redis_auth "$tpd" "$pw")" allow-loopback-peers \
+        cli-ip=127.0.0.1 "cli-port=$cport" "cli-password=$clipw"
 }
 for n in 1 2; do
     eval "tpd_port$n=$(tp_free_port) turn_port$n=$(tp_free_port) cli_port$n=$(tp_free_port)"
@@ -134,15 +100,13 @@ coturn_conf 2
 
 # Node 1: coturn first.  Node 2: turnpolicyd first, so its CLI is
 # unreachable for a while (logged once, retried with backoff).
-tp_bg turnserver1 /usr/bin/turnserver -c "$d/turnserver1.conf"
-tp_wait_port "$cli_port1" 10 || not_ok "coturn 1 CLI listens" "$(tail -3 "$d/turnserver1.out")"
+tp_coturn_start turnserver1 "$cli_port1" || not_ok "coturn 1 CLI listens" "$(tail -3 "$d/turnserver1.out")"
 tp_bg tpd1 "$tpd_bin" --config "$d/tpd1.conf"
 tp_bg tpd2 "$tpd_bin" --config "$d/tpd2.conf"
 tp_wait_port "$tpd_port1" 15 && tp_wait_port "$tpd_port2" 15 ||
     { not_ok "turnpolicyd 1 and 2 start" "$(tail -3 "$d/tpd1.out" "$d/tpd2.out")"; exit 1; }
 sleep 1
-tp_bg turnserver2 /usr/bin/turnserver -c "$d/turnserver2.conf"
-tp_wait_port "$turn_port1" 10 && tp_wait_port "$turn_port2" 10 ||
+tp_coturn_start turnserver2 "$turn_port2" && tp_wait_port "$turn_port1" 10 ||
     { not_ok "coturn 1 and 2 start" "$(tail -3 "$d/turnserver2.out")"; exit 1; }
 
 rcli() { # N ARGS: redis-cli against turnpolicyd N
