@@ -7,12 +7,12 @@
 # throwaway directory, stopped on exit) and relays real data with
 # turnutils_uclient: client -> coturn relay -> peer on 127.0.0.1 -> back.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
 turn_port=$(tp_free_port)
 cli_port=$(tp_free_port)
 peer_port=$(tp_free_port)
-relay_lo=$(( (turn_port % 100) * 100 + 50000 ))
 secret="ci-secret-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 
 printf '%s\n' "$secret" >"$d/k1.secret"
@@ -26,32 +26,14 @@ urls = turn:127.0.0.1:$turn_port?transport=udp
 CONF
 
 # The same secret as coturn's static-auth-secret: compat with stock coturn.
-cat >"$d/turnserver.conf" <<CONF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$turn_port
-min-port=$relay_lo
-max-port=$((relay_lo + 99))
-use-auth-secret
-static-auth-secret=$secret
-realm=test.turnpolicy
-no-tls
-no-dtls
-allow-loopback-peers
-cli-ip=127.0.0.1
-cli-port=$cli_port
-cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-userdb=$d/turndb
-pidfile=$d/turnserver.pid
-log-file=$d/turnserver.log
-simple-log
-no-stdout-log
-CONF
-chmod 600 "$d/turnserver.conf"
+tp_coturn_conf turnserver "$turn_port" test.turnpolicy \
+    use-auth-secret "static-auth-secret=$secret" allow-loopback-peers \
+    cli-ip=127.0.0.1 "cli-port=$cli_port" \
+    "cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" \
+    "userdb=$d/turndb"
 
-tp_bg turnserver /usr/bin/turnserver -c "$d/turnserver.conf"
 tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
-if ! tp_wait_port "$turn_port" 10; then
+if ! tp_coturn_start turnserver "$turn_port"; then
     not_ok "coturn starts" "$(tail -5 "$d/turnserver.out")"
     exit 1
 fi
