@@ -11,6 +11,7 @@
 # shellcheck disable=SC2154 # tp_tmpdir, tp_failed come from lib.sh
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
+. "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
 DB=tp
@@ -857,33 +858,14 @@ CR=compat.test
 turn_port=$(tp_free_port)
 cli_port=$(tp_free_port)
 peer_port=$(tp_free_port)
-relay_lo=$(( (turn_port % 100) * 100 + 50000 ))
 as t_admin "SELECT turnpolicy.create_realm('$CR', 600, 3600), turnpolicy.create_user('$CR', 'dana'),
                    turnpolicy.rotate_secret('$CR')" >/dev/null
-cat >"$d/turnserver.conf" <<CONF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$turn_port
-min-port=$relay_lo
-max-port=$((relay_lo + 99))
-use-auth-secret
-realm=$CR
-psql-userdb="$CONNINFO"
-no-tls
-no-dtls
-allow-loopback-peers
-cli-ip=127.0.0.1
-cli-port=$cli_port
-cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-pidfile=$d/turnserver.pid
-log-file=$d/turnserver.log
-simple-log
-no-stdout-log
-CONF
-chmod 600 "$d/turnserver.conf"
-tp_bg turnserver /usr/bin/turnserver -c "$d/turnserver.conf"
+tp_coturn_conf turnserver "$turn_port" "$CR" \
+    use-auth-secret "psql-userdb=\"$CONNINFO\"" allow-loopback-peers \
+    cli-ip=127.0.0.1 "cli-port=$cli_port" \
+    "cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
-if ! tp_wait_port "$turn_port" 10; then
+if ! tp_coturn_start turnserver "$turn_port"; then
     not_ok "coturn starts with psql-userdb" "$(tail -3 "$d/turnserver.out" "$d/turnserver.log" 2>/dev/null)"
     exit "$tp_failed"
 fi
