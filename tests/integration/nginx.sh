@@ -20,6 +20,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
 . "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
 tp_cli="$TP_BIN/turnpolicy"
@@ -59,10 +60,7 @@ if ! tp_redis_start; then
 fi
 ok "PostgreSQL on 127.0.0.1:$TP_PG_PORT, Redis on 127.0.0.1:$TP_REDIS_PORT"
 
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+db=$(tp_pg_superuser_db)
 if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
         >"$d/migrate.out" 2>&1; then
     not_ok "migrate" "$(cat "$d/migrate.out")"
@@ -234,7 +232,6 @@ else
 fi
 
 (umask 077
- printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw"
  printf '127.0.0.1:%s:*:nginx_reader:%s\n' "$TP_PG_PORT" "$reader_pw" \
      >"$d/reader.pgpass")
 cat >"$d/turnpolicy.conf" <<CONF
@@ -245,7 +242,7 @@ jwt_leeway = 5
 
 [nginx]
 redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
+redis_password_file = $TP_REDIS_PASSWORD_FILE
 max_staleness = 30
 issue_per_minute = 5
 CONF

@@ -9,43 +9,13 @@ turn_port=$port4
 (umask 077
  printf 'tpd-%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$d/tpd.pw")
 tpd_pw=$(cat "$d/tpd.pw")
-cat >"$d/tpd.conf" <<CONF
-database_url = "$db"
-
-[turnpolicyd]
-listen = 127.0.0.1:$tpd_port
-password_file = $d/tpd.pw
-redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
-node = nginx-relay
-CONF
-chmod 600 "$d/tpd.conf"
+tp_turnpolicyd_conf "$d/tpd.conf" "$db" "$tpd_port" "$d/tpd.pw" nginx-relay
 tp_bg tpd "$TP_BIN/turnpolicyd" --config "$d/tpd.conf"
 peer_port=$(tp_free_port)
 tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
-relay_lo=$(( (turn_port % 100) * 100 + 50000 ))
-cat >"$d/turn.conf" <<CONF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$turn_port
-min-port=$relay_lo
-max-port=$((relay_lo + 99))
-lt-cred-mech
-realm=acs.test
-redis-userdb="ip=127.0.0.1 port=$tpd_port password=$tpd_pw connect_timeout=2"
-redis-statsdb="ip=127.0.0.1 port=$tpd_port password=$tpd_pw connect_timeout=2"
-no-tls
-no-dtls
-no-cli
-allow-loopback-peers
-pidfile=$d/turn.pid
-log-file=$d/turn.log
-simple-log
-no-stdout-log
-CONF
-chmod 600 "$d/turn.conf"
-if tp_wait_port "$tpd_port" 15 && { tp_bg turn /usr/bin/turnserver -c "$d/turn.conf"
-                                    tp_wait_port "$turn_port" 10; }; then
+tp_coturn_conf turn "$turn_port" acs.test \
+    "$(tp_coturn_redis_auth "$tpd_port" "$tpd_pw")" no-cli allow-loopback-peers
+if tp_wait_port "$tpd_port" 15 && tp_coturn_start turn "$turn_port"; then
     tok_frank=$(jwt --kid app1 --sub frank --realm acs.test --ttl 600)
     req /credentials-relay -H "Authorization: Bearer $tok_frank"
     # host port username credential, from the JSON as a client reads it
