@@ -19,12 +19,10 @@ if ! tp_pg_start; then
 fi
 ok "PostgreSQL 15 started on 127.0.0.1:$TP_PG_PORT"
 ISS_PW="iss-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-{
-    printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" "$TP_PG_PASSWORD"
-    printf '127.0.0.1:%s:*:iss:%s\n' "$TP_PG_PORT" "$ISS_PW"
-} >"$d/pgpass"
-chmod 600 "$d/pgpass"
-DB="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=tp passfile=$d/pgpass connect_timeout=5"
+DB="$(tp_pg_superuser_db tp) connect_timeout=5"
+# Its passfile ($d/pgpass) also holds the password of the role iss
+# (created below).
+printf '127.0.0.1:%s:*:iss:%s\n' "$TP_PG_PORT" "$ISS_PW" >>"$d/pgpass"
 q() { tp_pg_psql -d tp -At -c "$1"; }
 tp_pg_psql -d postgres -c "CREATE DATABASE tp"
 "$tp" migrate --database "$DB" --schema-dir "$TP_ROOT/schema" >"$d/out" 2>&1 &&

@@ -14,10 +14,7 @@ if ! tp_pg_start; then
     exit 1
 fi
 ok "PostgreSQL 15 started on 127.0.0.1:$TP_PG_PORT"
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-conn() { echo "host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=$1 passfile=$d/pgpass connect_timeout=5"; }
+conn() { echo "$(tp_pg_superuser_db "$1") connect_timeout=5"; }
 q() { tp_pg_psql -d "$1" -At -c "$2"; }
 nfiles=$(ls "$TP_ROOT"/schema/[0-9]*_*.sql | wc -l)
 

@@ -16,10 +16,7 @@ if ! tp_redis_start; then
     exit 1
 fi
 ok "PostgreSQL on 127.0.0.1:$TP_PG_PORT, Redis on 127.0.0.1:$TP_REDIS_PORT"
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+db=$(tp_pg_superuser_db)
 if ! "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema" >"$d/migrate.out" 2>&1; then
     not_ok "migrate" "$(cat "$d/migrate.out")"
     exit 1

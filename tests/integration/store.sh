@@ -21,10 +21,7 @@ port = $TP_PG_PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$TP_PG_SOCKDIR'
 CONF
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+db=$(tp_pg_superuser_db)
 
 if ! "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema" >"$d/migrate.out" 2>&1; then
     not_ok "migrate" "$(cat "$d/migrate.out")"
