@@ -31,6 +31,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
 . "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../coturn.sh"
 
 ROUNDS=${ROUNDS:-3}
 GET_N=${GET_N:-100000}            # requests per redis-benchmark run
@@ -67,10 +68,7 @@ cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
 # --------------------------------------------------------------------
 tp_pg_start || fail "PostgreSQL did not start"
 tp_redis_start || fail "Redis did not start"
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-db="host=127.0.0.1 port=$TP_PG_PORT user=$TP_PG_SUPERUSER dbname=postgres passfile=$d/pgpass"
+db=$(tp_pg_superuser_db)
 "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
     >"$d/migrate.out" 2>&1 || fail "migrate: $(cat "$d/migrate.out")"
 tp_pg_psql -d postgres -v nusers="$NUSERS" >"$d/provision.out" 2>&1 <<SQL ||
@@ -90,21 +88,9 @@ SQL
 
 tpd_port=$(tp_free_port)
 pw="tpd-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-(umask 077; printf '%s\n' "$pw" >"$d/tpd.pw"
- printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw")
-cat >"$d/turnpolicy.conf" <<CONF
-database_url = "$db"
-
-[turnpolicyd]
-listen = 127.0.0.1:$tpd_port
-password_file = $d/tpd.pw
-redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
-node = bench
-max_connections = 256
-log_level = warn
-CONF
-chmod 600 "$d/turnpolicy.conf"
+(umask 077; printf '%s\n' "$pw" >"$d/tpd.pw")
+tp_turnpolicyd_conf "$d/turnpolicy.conf" "$db" "$tpd_port" "$d/tpd.pw" bench \
+    "max_connections = 256" "log_level = warn"
 tp_bg tpd "$TP_BIN/turnpolicyd" --config "$d/turnpolicy.conf"
 tp_wait_port "$tpd_port" 15 || fail "turnpolicyd: $(tail -5 "$d/tpd.out")"
 
@@ -212,7 +198,8 @@ unset REDISCLI_AUTH
 # coturn keeps a deleted allocation's port for about a second: a 4000-port
 # range capped both sides at 4000 allocations/s (508 Insufficient
 # Capacity).  Only one of them allocates at a time.  Nothing but the
-# AUTH-LINES differs between them.
+# AUTH-LINES differs between them.  (Not tp_coturn_conf: its 100 relay
+# ports would cap the rates measured here.)
 coturn() {
     local name=$1 port
     shift
@@ -234,19 +221,14 @@ coturn() {
         echo "no-stdout-log"
     } >"$d/$name.conf"
     chmod 600 "$d/$name.conf"
-    tp_bg "$name" /usr/bin/turnserver -c "$d/$name.conf"
-    tp_wait_port "$port" 10 || fail "coturn $name: $(tail -5 "$d/$name.out")"
+    tp_coturn_start "$name" "$port" || fail "coturn $name: $(tail -5 "$d/$name.out")"
     eval "port_$name=$port"
 }
-coturn turn_tpd lt-cred-mech \
-    "redis-userdb=\"ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2\"" \
-    "redis-statsdb=\"ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2\""
+coturn turn_tpd "$(tp_coturn_redis_auth "$tpd_port" "$pw")"
 coturn turn_static use-auth-secret "static-auth-secret=$static_secret"
 coturn turn_userdb lt-cred-mech \
     "redis-userdb=\"ip=127.0.0.1 port=$tpd_port password=$pw connect_timeout=2\""
-coturn turn_redis lt-cred-mech \
-    "redis-userdb=\"ip=127.0.0.1 port=$base_port password=$base_pw connect_timeout=2\"" \
-    "redis-statsdb=\"ip=127.0.0.1 port=$base_port password=$base_pw connect_timeout=2\""
+coturn turn_redis "$(tp_coturn_redis_auth "$base_port" "$base_pw")"
 sleep 1 # coturn's userdb connections and realm reload
 
 # CPU ticks (user + system, with reaped children) of PID and its live
