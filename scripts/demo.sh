@@ -13,6 +13,7 @@
 . "$(dirname "$0")/../tests/lib.sh"
 . "$(dirname "$0")/../tests/pg.sh"
 . "$(dirname "$0")/../tests/redis.sh"
+. "$(dirname "$0")/../tests/coturn.sh"
 
 d=$tp_tmpdir
 tp="$TP_BIN/turnpolicy"
@@ -28,10 +29,7 @@ say "1. Throwaway PostgreSQL 15 and Redis 7 on 127.0.0.1"
 tp_pg_start || { echo "PostgreSQL did not start"; exit 1; }
 tp_redis_start || { echo "Redis did not start"; exit 1; }
 echo "PostgreSQL on 127.0.0.1:$TP_PG_PORT, Redis on 127.0.0.1:$TP_REDIS_PORT"
-printf '127.0.0.1:%s:*:%s:%s\n' "$TP_PG_PORT" "$TP_PG_SUPERUSER" \
-    "$TP_PG_PASSWORD" >"$d/pgpass"
-chmod 600 "$d/pgpass"
-db="host=127.0.0.1 port=$TP_PG_PORT dbname=postgres user=$TP_PG_SUPERUSER passfile=$d/pgpass"
+db=$(tp_pg_superuser_db)
 export TURNPOLICY_DATABASE=$db
 
 say "2. Apply the schema (forward-only migrations, recorded; safe to re-run)"
@@ -41,7 +39,6 @@ run "$tp" migrate --schema-dir "$TP_ROOT/schema"
 turn_port=$(tp_free_port)
 cli_port=$(tp_free_port)
 peer_port=$(tp_free_port)
-relay_lo=$(( (turn_port % 100) * 100 + 50000 ))
 
 say "3. Provision with SQL: a realm, its first secret, a user, a peer rule"
 sql "SELECT turnpolicy.create_realm('demo.example', default_ttl => 600, max_ttl => 3600,
@@ -71,30 +68,13 @@ say "6. A stock coturn 4.6.1 reads the same policy (compat views) and relays rea
 cpw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 tp_pg_psql -d postgres -c "CREATE ROLE coturn LOGIN IN ROLE turnpolicy_coturn PASSWORD '$cpw'" >/dev/null
 (umask 077; printf '127.0.0.1:%s:postgres:coturn:%s\n' "$TP_PG_PORT" "$cpw" >"$d/coturn.pgpass")
-cat >"$d/turnserver.conf" <<CONF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$turn_port
-min-port=$relay_lo
-max-port=$((relay_lo + 99))
-use-auth-secret
-realm=demo.example
-psql-userdb="host=127.0.0.1 port=$TP_PG_PORT dbname=postgres user=coturn passfile=$d/coturn.pgpass options='-c search_path=turnpolicy_coturn'"
-no-tls
-no-dtls
-allow-loopback-peers
-cli-ip=127.0.0.1
-cli-port=$cli_port
-cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-pidfile=$d/turnserver.pid
-log-file=$d/turnserver.log
-simple-log
-no-stdout-log
-CONF
-chmod 600 "$d/turnserver.conf"
-tp_bg turnserver /usr/bin/turnserver -c "$d/turnserver.conf"
+coturn_db="host=127.0.0.1 port=$TP_PG_PORT dbname=postgres user=coturn passfile=$d/coturn.pgpass options='-c search_path=turnpolicy_coturn'"
+tp_coturn_conf turnserver "$turn_port" demo.example \
+    use-auth-secret "psql-userdb=\"$coturn_db\"" allow-loopback-peers \
+    cli-ip=127.0.0.1 "cli-port=$cli_port" \
+    "cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
-tp_wait_port "$turn_port" 10 || { echo "coturn did not start"; exit 1; }
+tp_coturn_start turnserver "$turn_port" || { echo "coturn did not start"; exit 1; }
 echo "coturn on 127.0.0.1:$turn_port (psql-userdb -> turnpolicy_coturn views), echo peer on 127.0.0.1:$peer_port"
 relay() {
     timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
@@ -111,49 +91,19 @@ say "6b. The same coturn, unmodified, with turnpolicyd as its user database"
 tpd_port=$(tp_free_port)
 turn2_port=$(tp_free_port)
 cli2_port=$(tp_free_port)
-relay2_lo=$(( (turn2_port % 100) * 100 + 50000 ))
 (umask 077
  od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$d/tpd.pw"
- od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$d/cli.pw"
- printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw")
-cat >"$d/turnpolicyd.conf" <<CONF
-database_url = "$db"
-[turnpolicyd]
-listen = 127.0.0.1:$tpd_port
-password_file = $d/tpd.pw
-redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
-node = demo1
-coturn_cli = 127.0.0.1:$cli2_port
-coturn_cli_password_file = $d/cli.pw
-log_level = info
-CONF
-cat >"$d/turnserver2.conf" <<CONF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$turn2_port
-min-port=$relay2_lo
-max-port=$((relay2_lo + 99))
-lt-cred-mech
-realm=demo.example
-redis-userdb="ip=127.0.0.1 port=$tpd_port password=$(cat "$d/tpd.pw") connect_timeout=2"
-redis-statsdb="ip=127.0.0.1 port=$tpd_port password=$(cat "$d/tpd.pw") connect_timeout=2"
-no-tls
-no-dtls
-allow-loopback-peers
-cli-ip=127.0.0.1
-cli-port=$cli2_port
-cli-password=$(cat "$d/cli.pw")
-pidfile=$d/turnserver2.pid
-log-file=$d/turnserver2.log
-simple-log
-no-stdout-log
-CONF
-chmod 600 "$d/turnpolicyd.conf" "$d/turnserver2.conf"
+ od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$d/cli.pw")
+tp_turnpolicyd_conf "$d/turnpolicyd.conf" "$db" "$tpd_port" "$d/tpd.pw" demo1 \
+    "coturn_cli = 127.0.0.1:$cli2_port" "coturn_cli_password_file = $d/cli.pw" \
+    "log_level = info"
+tp_coturn_conf turnserver2 "$turn2_port" demo.example \
+    "$(tp_coturn_redis_auth "$tpd_port" "$(cat "$d/tpd.pw")")" \
+    allow-loopback-peers cli-ip=127.0.0.1 "cli-port=$cli2_port" \
+    "cli-password=$(cat "$d/cli.pw")"
 tp_bg turnpolicyd "$TP_BIN/turnpolicyd" --config "$d/turnpolicyd.conf"
 tp_wait_port "$tpd_port" 10 || { echo "turnpolicyd did not start"; cat "$d/turnpolicyd.out"; exit 1; }
-tp_bg turnserver2 /usr/bin/turnserver -c "$d/turnserver2.conf"
-tp_wait_port "$turn2_port" 10 || { echo "coturn did not start"; exit 1; }
+tp_coturn_start turnserver2 "$turn2_port" || { echo "coturn did not start"; exit 1; }
 echo "turnpolicyd on 127.0.0.1:$tpd_port; coturn (lt-cred-mech + redis-userdb -> turnpolicyd) on 127.0.0.1:$turn2_port"
 relay2() { # USER PASS [COUNT [MS]]; output in $d/uclient2.out (or $out2)
     timeout 60 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
@@ -170,10 +120,8 @@ sleep 2
 say "7. Revoke the user: every node refuses within a second, live media is cut"
 echo "Two nodes watch the credential: A LISTENs on PostgreSQL; B reads as if"
 echo "from a hot-standby replica (no NOTIFY there) and learns through Redis."
-printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw"
-chmod 600 "$d/redis.pw"
 watch_args=(--realm demo.example --username "$user" --password "$pass" --seconds 4
-            --redis "127.0.0.1:$TP_REDIS_PORT" --redis-password-file "$d/redis.pw")
+            --redis "127.0.0.1:$TP_REDIS_PORT" --redis-password-file "$TP_REDIS_PASSWORD_FILE")
 "$tp" watch "${watch_args[@]}" >"$d/nodeA.out" 2>&1 &
 wa=$!
 "$tp" watch "${watch_args[@]}" --no-listen >"$d/nodeB.out" 2>&1 &
@@ -241,7 +189,7 @@ jwt_issuer = https://backend.demo
 jwt_key.app = HS256 $d/app.jwtkey
 [nginx]
 redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
+redis_password_file = $TP_REDIS_PASSWORD_FILE
 CONF
 chmod 600 "$d/proxy.conf"
 mkdir -p "$d/nginx/logs" "$d/nginx/tmp"
