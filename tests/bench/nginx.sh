@@ -149,7 +149,6 @@ tp_bg dnsmasq dnsmasq --keep-in-foreground --port="$dns_port" \
     --log-facility="$d/dnsmasq.log"
 
 (umask 077
- printf '%s\n' "$TP_REDIS_PASSWORD" >"$d/redis.pw"
  printf '127.0.0.1:%s:*:nginx_reader:%s\n' "$TP_PG_PORT" "$reader_pw" \
      >"$d/reader.pgpass")
 cat >"$d/turnpolicy.conf" <<CONF
@@ -160,7 +159,7 @@ jwt_leeway = 5
 
 [nginx]
 redis = 127.0.0.1:$TP_REDIS_PORT
-redis_password_file = $d/redis.pw
+redis_password_file = $TP_REDIS_PASSWORD_FILE
 max_staleness = 30
 CONF
 chmod 600 "$d/turnpolicy.conf"
