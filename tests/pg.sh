@@ -22,6 +22,10 @@
 #                        the socket uses trust, and only its owner can enter it)
 #   TP_PG_DIR            the server's directory (data/, log, socket)
 #   TP_PG_CONN           "host=127.0.0.1 port=... user=postgres" (TCP)
+#   TP_PG_STOP_CMD, TP_PG_START_CMD  shell commands that stop the server
+#                        (pg_ctl -m fast) and start it again on the same
+#                        port and socket (failure tests; usable from a
+#                        child process; run as the data directory's owner)
 #   PGHOST PGPORT PGUSER exported for psql and libpq (socket); PGDATABASE
 #                        is left to the caller
 #
@@ -38,6 +42,8 @@ TP_PG_PORT=""
 TP_PG_SOCKDIR=""
 TP_PG_PASSWORD=""
 TP_PG_CONN=""
+TP_PG_STOP_CMD=""
+TP_PG_START_CMD=""
 tp__pg_running=0
 
 # Run a server-side command as the user that owns the data directory.
@@ -50,7 +56,7 @@ tp__pg_as() {
 }
 
 tp_pg_start() {
-    local pw
+    local pw pgctl
     if [ ! -x "$TP_PG_BIN/initdb" ]; then
         echo "# no PostgreSQL server binaries in $TP_PG_BIN" >&2
         return 1
@@ -79,6 +85,17 @@ tp_pg_start() {
     fi
     rm -f "$pw"
     TP_PG_PORT=$(tp_free_port)
+    # The same settings as the -o options below, for a plain `pg_ctl
+    # start` (TP_PG_START_CMD) to come back on the same port and socket.
+    tp__pg_as sh -c "cat >>'$TP_PG_DIR/data/postgresql.conf'" <<CONF
+port = $TP_PG_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$TP_PG_SOCKDIR'
+CONF
+    pgctl="$TP_PG_BIN/pg_ctl -D $TP_PG_DIR/data -l $TP_PG_DIR/server.log -w -t 30 -s"
+    [ "$(id -u)" = 0 ] && pgctl="runuser -u postgres -- $pgctl"
+    TP_PG_STOP_CMD="$pgctl -m fast stop"
+    TP_PG_START_CMD="$pgctl start"
     # Stop at exit from here on, even if start fails half-way.
     tp__pg_running=1
     if ! tp__pg_as "$TP_PG_BIN/pg_ctl" -D "$TP_PG_DIR/data" \

@@ -14,13 +14,6 @@ if ! tp_pg_start; then
     exit 1
 fi
 ok "PostgreSQL 15 started on 127.0.0.1:$TP_PG_PORT"
-# Let a plain `pg_ctl start` (used by the driver) come back on the same
-# port and socket.
-tp__pg_as sh -c "cat >>'$TP_PG_DIR/data/postgresql.conf'" <<CONF
-port = $TP_PG_PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$TP_PG_SOCKDIR'
-CONF
 db=$(tp_pg_superuser_db)
 
 if ! "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema" >"$d/migrate.out" 2>&1; then
@@ -62,14 +55,7 @@ SQL
 [ $? = 0 ] && ok "realms and users provisioned with SQL" ||
     { not_ok "provisioning" "$(cat "$d/provision.out")"; exit 1; }
 
-pgctl="$TP_PG_BIN/pg_ctl -D $TP_PG_DIR/data -l $TP_PG_DIR/server.log -w -t 30 -s"
-if [ "$(id -u)" = 0 ]; then
-    export TP_TEST_PG_STOP="runuser -u postgres -- $pgctl -m fast stop"
-    export TP_TEST_PG_START="runuser -u postgres -- $pgctl start"
-else
-    export TP_TEST_PG_STOP="$pgctl -m fast stop"
-    export TP_TEST_PG_START="$pgctl start"
-fi
+export TP_TEST_PG_STOP="$TP_PG_STOP_CMD" TP_TEST_PG_START="$TP_PG_START_CMD"
 TP_TEST_DB="$db" CMOCKA_MESSAGE_OUTPUT=TAP "$TP_ROOT/$BUILD/itests/store_driver"
 rc=$?
 [ $rc = 0 ] || tp_failed=$((tp_failed + 1))

@@ -381,16 +381,10 @@ cat "$d"/tpd*.out | sed -n 's/.* cmd \([A-Za-z]*\)\(.*\)/\1\2/p' |
 # 7. PostgreSQL down past max_staleness (3 s): key lookups fail closed,
 #    the peer lists coturn polls stay what they were, /health says 503;
 #    PostgreSQL back: lookups work again.
-tp__pg_as sh -c "cat >>'$TP_PG_DIR/data/postgresql.conf'" <<CONF
-port = $TP_PG_PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$TP_PG_SOCKDIR'
-CONF
-pgctl="$TP_PG_BIN/pg_ctl -D $TP_PG_DIR/data -l $TP_PG_DIR/server.log -w -t 30 -s"
 issue alice >"$d/alice4"
 a4=$(sed -n 1p "$d/alice4")
 denied_before=$(rcli SMEMBERS "turn/realm/$realm/denied-peer-ip" | sort | md5sum)
-tp__pg_as $pgctl -m fast stop
+eval "$TP_PG_STOP_CMD"
 sleep 5
 [ -z "$(rcli GET "turn/realm/$realm/user/$a4/key")" ] &&
 [ "$(counter policy_stale)" -ge 1 ] 2>/dev/null &&
@@ -402,7 +396,7 @@ sleep 5
     not_ok "denied set kept while stale" "cached=$(metric cached_answers_total)"
 [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$metrics_port/health")" = 503 ] &&
     ok "... and /health answers 503" || not_ok "/health 503 when stale"
-tp__pg_as $pgctl start
+eval "$TP_PG_START_CMD"
 key=""
 for _ in $(seq 1 40); do
     key=$(rcli GET "turn/realm/$realm/user/$a4/key")

@@ -41,12 +41,6 @@ if ! tp_redis_start; then
     not_ok "Redis starts" "$(tail -5 "$d/redis/redis.log" 2>/dev/null)"
     exit 1
 fi
-# Let a plain `pg_ctl start` come back on the same port and socket.
-tp__pg_as sh -c "cat >>'$TP_PG_DIR/data/postgresql.conf'" <<CONF
-port = $TP_PG_PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$TP_PG_SOCKDIR'
-CONF
 db=$(tp_pg_superuser_db)
 if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
         >"$d/migrate.out" 2>&1; then
@@ -332,12 +326,11 @@ slow_relay() { # USER PASS OUT: ~2 s of sending, end time in OUT.end
         -r "$peer_port" -p "$turn_port_ta" -n 60 -l 120 -z 30 127.0.0.1 \
         >"$3" 2>&1; date +%s.%N >"$3.end") &
 }
-pgctl="$TP_PG_BIN/pg_ctl -D $TP_PG_DIR/data -l $TP_PG_DIR/server.log -w -t 30 -s"
 issue pgr >"$d/pgr"
 slow_relay "$(line 1 "$d/pgr")" "$(line 2 "$d/pgr")" "$d/pgr.out"
 rpid=$!
 sleep 1
-tp__pg_as $pgctl -m fast stop
+eval "$TP_PG_STOP_CMD"
 t_stop=$(date +%s.%N)
 wait "$rpid"
 sleep 2     # turnpolicyd gets the session's end while PostgreSQL is down
@@ -347,7 +340,7 @@ if [ "$(received "$d/pgr.out")" -gt 0 ] 2>/dev/null &&
 else
     not_ok "relay across the PostgreSQL stop" "recv=$(received "$d/pgr.out")"
 fi
-tp__pg_as $pgctl start
+eval "$TP_PG_START_CMD"
 wait_usage pgr 20 &&
     ok "PostgreSQL back: the queued usage row of that session is written" ||
     not_ok "usage row after PostgreSQL restart" "$(grep -iE 'usage|queue' "$d/tpd.out" | tail -3 | tr '\n' ' ')"
