@@ -119,7 +119,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(STATIC_LIB) tests/unit/tp_test.h
 	    $(LDFLAGS_ALL) $(TEST_LDFLAGS) $(DEPS_LIBS) $(CMOCKA_LIBS)
 
 # Drivers that integration scripts run against servers they started.
-$(BUILD)/itests/%: tests/integration/%.c $(STATIC_LIB) tests/unit/tp_test.h
+$(BUILD)/itests/%: tests/integration/%.c $(STATIC_LIB) tests/unit/tp_test.h \
+    tests/integration/tp_itest.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(STATIC_LIB) \
 	    $(LDFLAGS_ALL) $(DEPS_LIBS) $(CMOCKA_LIBS)

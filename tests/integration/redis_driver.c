@@ -19,35 +19,14 @@
 #include <hiredis.h>
 #include <libpq-fe.h>
 
+#include "tp_itest.h"
+
 #define REALM "redis.test"
 
 static const char *db;
 static PGconn *admin;
 static int redis_port;
 static const char *redis_pw;
-
-static double
-mono(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sql(const char *q, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(admin, q, n, NULL, params, NULL, NULL, 0);
-
-    if (r == NULL || (PQresultStatus(r) != PGRES_TUPLES_OK &&
-                      PQresultStatus(r) != PGRES_COMMAND_OK)) {
-        print_error("SQL failed: %s: %s\n", q, PQerrorMessage(admin));
-        PQclear(r);
-        fail();
-    }
-    PQclear(r);
-}
 
 static tp_store *
 open_store(int no_listen, tp_fail_mode mode, uint32_t per_minute,
@@ -148,7 +127,7 @@ test_fanout_to_replica_reader(void **state)
                                 &err), &err);
     TP_ASSERT_OK(tp_store_verify(b, REALM, c.username, c.password, tp_now(),
                                  NULL, &err), &err);
-    sql("SELECT turnpolicy.revoke_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.revoke_user($1, $2)", 2, p);
     took = wait_status(b, &c, TP_EREVOKED, 1.0);
     print_message("replica reader refused the revoked user after %.3f s\n",
                   took);
@@ -173,7 +152,7 @@ test_fanout_to_replica_reader(void **state)
     {
         const char *q[2] = {REALM, c2.username};
 
-        sql("SELECT turnpolicy.revoke_credential($1, $2)", 2, q);
+        tp_itest_sql(admin, "SELECT turnpolicy.revoke_credential($1, $2)", 2, q);
     }
     assert_true(wait_status(b, &c2, TP_EREVOKED, 1.0) >= 0);
     /* A different ttl, so not the same username as the revoked one even
@@ -183,9 +162,9 @@ test_fanout_to_replica_reader(void **state)
     {
         const char *q[2] = {REALM, "bob"};
 
-        sql("SELECT turnpolicy.disable_user($1, $2)", 2, q);
+        tp_itest_sql(admin, "SELECT turnpolicy.disable_user($1, $2)", 2, q);
         assert_true(wait_status(b, &c2, TP_EDISABLED, 1.0) >= 0);
-        sql("SELECT turnpolicy.enable_user($1, $2)", 2, q);
+        tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, q);
         if (wait_status(b, &c2, TP_OK, 1.0) < 0) {
             tp_status s2 = tp_store_verify(b, REALM, c2.username,
                                            c2.password, tp_now(), NULL,
@@ -424,7 +403,7 @@ test_redis_down(void **state)
                                             60, tp_now(), &n, &err), &err);
     TP_ASSERT_OK(tp_store_alloc_acquire(open_, REALM, "carol", "z-1", 60,
                                         tp_now(), &n, &err), &err);
-    sql("SELECT turnpolicy.revoke_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.revoke_user($1, $2)", 2, p);
     assert_true(wait_status(closed, &c, TP_EREVOKED, 1.0) >= 0);
 
     assert_int_equal(system(getenv("TP_TEST_REDIS_START")), 0);

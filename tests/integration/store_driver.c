@@ -20,33 +20,12 @@
 
 #include <libpq-fe.h>
 
+#include "tp_itest.h"
+
 #define REALM "store.test"
 
 static const char *db;
 static PGconn *admin;
-
-static double
-mono(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sql(const char *q, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(admin, q, n, NULL, params, NULL, NULL, 0);
-
-    if (r == NULL || (PQresultStatus(r) != PGRES_TUPLES_OK &&
-                      PQresultStatus(r) != PGRES_COMMAND_OK)) {
-        print_error("SQL failed: %s: %s\n", q, PQerrorMessage(admin));
-        PQclear(r);
-        fail();
-    }
-    PQclear(r);
-}
 
 static uint32_t queue_max;
 static long usage_rows(const char *user);
@@ -180,14 +159,14 @@ test_notify_disable_within_1s(void **state)
     (void)state;
     TP_ASSERT_OK(tp_store_issue(st, REALM, "bob", 600, tp_now(), &c, &err),
                  &err);
-    sql("SELECT turnpolicy.disable_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.disable_user($1, $2)", 2, p);
     took = wait_for(st, &c, TP_EDISABLED, 1.0);
     print_message("disabled user refused after %.3f s\n", took);
     assert_true(took >= 0);
     TP_ASSERT_STATUS(TP_EDISABLED,
                      tp_store_verify(st, REALM, c.username, c.password,
                                      tp_now(), NULL, &err), &err);
-    sql("SELECT turnpolicy.enable_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, p);
     took = wait_for(st, &c, TP_OK, 1.0);
     assert_true(took >= 0);
     tp_store_free(st);
@@ -203,7 +182,7 @@ test_revocations(void **state)
     int64_t now = tp_now();
 
     (void)state;
-    sql("SELECT turnpolicy.create_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.create_user($1, $2)", 2, p);
     tp_store_reload(st);
     /* Wait for the new user to appear, then issue two credentials. */
     {
@@ -221,13 +200,13 @@ test_revocations(void **state)
     {
         const char *q[2] = {REALM, c.username};
 
-        sql("SELECT turnpolicy.revoke_credential($1, $2)", 2, q);
+        tp_itest_sql(admin, "SELECT turnpolicy.revoke_credential($1, $2)", 2, q);
     }
     assert_true(wait_for(st, &c, TP_EREVOKED, 1.0) >= 0);
     TP_ASSERT_OK(tp_store_verify(st, REALM, c2.username, c2.password,
                                  tp_now(), NULL, &err), &err);
     /* Revoke the user: everything issued before now is refused. */
-    sql("SELECT turnpolicy.revoke_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.revoke_user($1, $2)", 2, p);
     assert_true(wait_for(st, &c2, TP_EREVOKED, 1.0) >= 0);
     TP_ASSERT_STATUS(TP_EREVOKED,
                      tp_store_verify(st, REALM, c2.username, c2.password,
@@ -265,7 +244,7 @@ test_kill_switch_and_rules(void **state)
 
     TP_ASSERT_OK(tp_store_issue(st, "other.test", "dave", 600, tp_now(), &c,
                                 &err), &err);
-    sql("SELECT turnpolicy.kill_realm($1)", 1, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.kill_realm($1)", 1, p);
     t0 = mono();
     while (tp_store_verify(st, "other.test", c.username, c.password,
                            tp_now(), NULL, &err) != TP_EREALMKILLED) {
@@ -275,7 +254,7 @@ test_kill_switch_and_rules(void **state)
     TP_ASSERT_STATUS(TP_EREALMKILLED,
                      tp_store_issue(st, "other.test", "dave", 600, tp_now(),
                                     &c, &err), &err);
-    sql("SELECT turnpolicy.unkill_realm($1)", 1, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.unkill_realm($1)", 1, p);
     tp_store_free(st);
 }
 
@@ -523,11 +502,11 @@ test_usage_and_budget(void **state)
     /* PostgreSQL refusing for a reason that is not the row's (here the
      * table is missing): the record stays queued until it can be
      * written. */
-    sql("ALTER TABLE turnpolicy.usage RENAME TO usage_away", 0, NULL);
+    tp_itest_sql(admin, "ALTER TABLE turnpolicy.usage RENAME TO usage_away", 0, NULL);
     u.session_id = "1000000000000000003";
     TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
     TP_ASSERT_STATUS(TP_EDB, tp_store_usage_flush(st, 500, &err), &err);
-    sql("ALTER TABLE turnpolicy.usage_away RENAME TO usage", 0, NULL);
+    tp_itest_sql(admin, "ALTER TABLE turnpolicy.usage_away RENAME TO usage", 0, NULL);
     TP_ASSERT_OK(tp_store_usage_flush(st, 5000, &err), &err);
     assert_int_equal(usage_rows("alice"), 3);
     /* A row PostgreSQL refuses (a time out of its range) costs only
@@ -603,7 +582,7 @@ test_budget_exhausted(void **state)
     assert_int_equal(hexkey[0], '\0'); /* no key handed out */
     assert_string_equal(tp_reason(TP_EBUDGET), "budget_exhausted");
     /* Revocation is the stronger reason and is reported first. */
-    sql("SELECT turnpolicy.revoke_credential($1, $2)", 2,
+    tp_itest_sql(admin, "SELECT turnpolicy.revoke_credential($1, $2)", 2,
         (const char *const[]){REALM, c.username});
     t0 = mono();
     while (tp_store_key(st, REALM, c.username, tp_now(), hexkey, &u, &err) !=
@@ -746,7 +725,7 @@ test_urls_and_subject(void **state)
                                      4, &n, &err), &err);
     assert_int_equal(n, 0);
 
-    sql("SELECT turnpolicy.create_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.create_user($1, $2)", 2, p);
     t0 = mono();
     while (tp_store_subject_check(st, REALM, "sam", iat, &err) != TP_OK) {
         assert_true(mono() - t0 < 1.0);
@@ -755,7 +734,7 @@ test_urls_and_subject(void **state)
     TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
                      tp_store_subject_check(st, REALM, "ghost", iat, &err),
                      &err);
-    sql("SELECT turnpolicy.revoke_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.revoke_user($1, $2)", 2, p);
     t0 = mono();
     while (tp_store_subject_check(st, REALM, "sam", iat, &err) !=
            TP_EREVOKED) {
@@ -765,7 +744,7 @@ test_urls_and_subject(void **state)
     /* A token issued after the revocation is fine. */
     TP_ASSERT_OK(tp_store_subject_check(st, REALM, "sam", tp_now() + 2,
                                         &err), &err);
-    sql("SELECT turnpolicy.disable_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.disable_user($1, $2)", 2, p);
     t0 = mono();
     while (tp_store_subject_check(st, REALM, "sam", 0, &err) !=
            TP_EDISABLED) {
@@ -830,7 +809,7 @@ test_concurrent_reload(void **state)
     t0 = mono();
     i = 0;
     while (mono() - t0 < 1.5) {
-        sql(i++ % 2 ? "SELECT turnpolicy.enable_user($1, $2)"
+        tp_itest_sql(admin, i++ % 2 ? "SELECT turnpolicy.enable_user($1, $2)"
                     : "SELECT turnpolicy.disable_user($1, $2)", 2, p);
         tp_store_reload(st);
         usleep(20000);
@@ -846,7 +825,7 @@ test_concurrent_reload(void **state)
     assert_true(info.changes >= 20);
     assert_true(h[0].ok > 0 && h[1].ok > 0);
     assert_int_equal(h[0].other + h[1].other, 0); /* alice never changed */
-    sql("SELECT turnpolicy.enable_user($1, $2)", 2, p);
+    tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, p);
     tp_store_free(st);
 }
 
