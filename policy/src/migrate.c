@@ -422,6 +422,9 @@ tp_db_migrate(const char *conninfo, const char *schema_dir, tp_log_fn log,
     if (conninfo == NULL || schema_dir == NULL)
         return tp__fail(err, TP_EINVAL, "connection string and schema "
                         "directory are required");
+    st = tp__conninfo_check(conninfo, err);
+    if (st != TP_OK)
+        return st;
     st = scan_dir(schema_dir, &set, err);
     if (st != TP_OK)
         return st;

@@ -601,6 +601,15 @@ load_query(PGconn *c, const char *sql, PGresult **out, tp_error *err)
 
 /* Wipe the text of every value in column col before the result is
  * cleared (it held secret bytes in hex). */
+/* The connection string may hold a password. */
+static void
+free_conninfo(char *s)
+{
+    if (s != NULL)
+        tp__wipe(s, strlen(s));
+    free(s);
+}
+
 static void
 wipe_column(PGresult *r, int col)
 {
@@ -2167,6 +2176,8 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
         tp__fail(err, TP_EINVAL, "a database connection string is required");
         return NULL;
     }
+    if (tp__conninfo_check(opts->database, err) != TP_OK)
+        return NULL;
     st = calloc(1, sizeof(*st));
     if (st == NULL) {
         tp__fail(err, TP_ENOMEM, "out of memory");
@@ -2185,14 +2196,14 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
                                        : USAGE_QUEUE_MAX;
     st->sub_backoff = 100;
     if (st->database == NULL || pthread_mutex_init(&st->mu, NULL) != 0) {
-        free(st->database);
+        free_conninfo(st->database);
         free(st);
         tp__fail(err, TP_ENOMEM, "out of memory");
         return NULL;
     }
     if (pthread_mutex_init(&st->uq_mu, NULL) != 0) {
         pthread_mutex_destroy(&st->mu);
-        free(st->database);
+        free_conninfo(st->database);
         free(st);
         tp__fail(err, TP_ENOMEM, "out of memory");
         return NULL;
@@ -2200,7 +2211,7 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
     if (pthread_cond_init(&st->uq_cv, NULL) != 0) {
         pthread_mutex_destroy(&st->uq_mu);
         pthread_mutex_destroy(&st->mu);
-        free(st->database);
+        free_conninfo(st->database);
         free(st);
         tp__fail(err, TP_ENOMEM, "out of memory");
         return NULL;
@@ -2302,7 +2313,7 @@ tp_store_free(tp_store *st)
     pthread_cond_destroy(&st->uq_cv);
     pthread_mutex_destroy(&st->uq_mu);
     pthread_mutex_destroy(&st->mu);
-    free(st->database);
+    free_conninfo(st->database);
     free(st);
 }
 

@@ -64,4 +64,10 @@ long tp__b64url_encode(const unsigned char *in, size_t len, char *out,
 tp_status tp__read_file(const char *path, size_t max, int check_perms,
                         char **buf, size_t *len, tp_error *err);
 
+/* TP_OK if libpq can parse conninfo (a conninfo string or URI; a plain
+ * database name always can).  libpq's own parse errors quote the faulty
+ * part, which may be the password: the caller reports this one instead
+ * (TP_EINVAL, nothing of the string shown) and never libpq's. */
+tp_status tp__conninfo_check(const char *conninfo, tp_error *err);
+
 #endif /* TP_INTERNAL_H */

@@ -6,6 +6,7 @@
  */
 #include "tp_internal.h"
 
+#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <stdint.h>
 #include <string.h>
@@ -163,4 +164,25 @@ tp__b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap)
     }
     out[o] = '\0';
     return (long)o;
+}
+
+tp_status
+tp__conninfo_check(const char *conninfo, tp_error *err)
+{
+    PQconninfoOption *opts;
+    char *perr = NULL;
+
+    if (conninfo == NULL)
+        return tp__fail(err, TP_EINVAL, "no database connection string");
+    if (strchr(conninfo, '=') == NULL &&
+        strncmp(conninfo, "postgresql://", 13) != 0 &&
+        strncmp(conninfo, "postgres://", 11) != 0)
+        return TP_OK; /* a database name */
+    opts = PQconninfoParse(conninfo, &perr);
+    PQfreemem(perr);
+    if (opts == NULL)
+        return tp__fail(err, TP_EINVAL, "the database connection string is "
+                        "malformed (not shown: it may hold a password)");
+    PQconninfoFree(opts);
+    return TP_OK;
 }

@@ -844,6 +844,19 @@ test_connect_failure(void **state)
     assert_null(tp_store_new(&o, &err));
     assert_int_equal(err.status, TP_EINVAL);
     tp_store_free(NULL);
+    /* libpq quotes the faulty part of a malformed string: the password */
+    o.database = "postgresql://u:hunter2%zz@127.0.0.1:1/db";
+    assert_null(tp_store_new(&o, &err));
+    assert_int_equal(err.status, TP_EINVAL);
+    assert_null(strstr(err.message, "hunter2"));
+    assert_non_null(strstr(err.message, "malformed"));
+    o.database = "host=127.0.0.1 password='hunter2";
+    assert_null(tp_store_new(&o, &err));
+    assert_null(strstr(err.message, "hunter2"));
+    TP_ASSERT_STATUS(TP_EINVAL,
+                     tp_db_migrate("postgresql://u:hunter2%zz@h/db",
+                                   "schema", NULL, NULL, NULL, &err), &err);
+    assert_null(strstr(err.message, "hunter2"));
 }
 
 /* background_start: no I/O in tp_store_new; closed until loaded. */
