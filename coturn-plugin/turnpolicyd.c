@@ -1255,6 +1255,7 @@ out:
         conn_close(&L, L.conns);
     tpd_enforcer_free(d.enforcer); /* closes L.enf.fd */
     OPENSSL_cleanse(s.cli_pw, sizeof(s.cli_pw));
+    OPENSSL_cleanse(redis_pw, sizeof(redis_pw)); /* settings may fail late */
     if (d.sessions != NULL && d.store != NULL)
         tpd_sessions_sweep(&d, tp_now(), 1);
     tpd_allocq_free(d.allocq, 2000);

@@ -947,16 +947,20 @@ cmd_watch(int argc, char **argv)
         return tp_cli_usage_error(usage_watch, "cannot read the password");
     if (db == NULL)
         db = database_url();
-    if (db == NULL)
-        return tp_cli_usage_error(usage_watch, "no database: use --database, "
-                           "$TURNPOLICY_DATABASE or database_url");
+    if (db == NULL) {
+        rc = tp_cli_usage_error(usage_watch, "no database: use --database, "
+                                "$TURNPOLICY_DATABASE or database_url");
+        goto out;
+    }
     if (redis != NULL) {
         const char *colon = strrchr(redis, ':');
         int64_t port;
 
         if (colon == NULL || (size_t)(colon - redis) >= sizeof(host) ||
-            tp_cli_parse_int64(colon + 1, 1, 65535, &port) != 0)
-            return tp_cli_usage_error(usage_watch, "--redis wants HOST:PORT");
+            tp_cli_parse_int64(colon + 1, 1, 65535, &port) != 0) {
+            rc = tp_cli_usage_error(usage_watch, "--redis wants HOST:PORT");
+            goto out;
+        }
         memcpy(host, redis, (size_t)(colon - redis));
         host[colon - redis] = '\0';
         so.redis_host = host;
@@ -966,8 +970,10 @@ cmd_watch(int argc, char **argv)
         size_t n = 0;
 
         if (tp_secret_file_read(rpw_file, rpw, sizeof(rpw) - 1, &n, &err) !=
-            TP_OK)
-            return fail_err("redis password", &err);
+            TP_OK) {
+            rc = fail_err("redis password", &err);
+            goto out;
+        }
         rpw[n] = '\0';
         so.redis_password = rpw;
     }

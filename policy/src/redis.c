@@ -75,6 +75,8 @@ tp__redis_new(const char *host, int port, const char *password,
     if (r->host == NULL || (password != NULL && r->password == NULL) ||
         pthread_mutex_init(&r->mu, NULL) != 0) {
         free(r->host);
+        if (r->password != NULL)
+            tp__wipe(r->password, strlen(r->password));
         free(r->password);
         free(r);
         return NULL;

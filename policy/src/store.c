@@ -725,6 +725,7 @@ load_secrets(PGconn *c, snapshot *s, tp_error *err)
         len = PQgetisnull(r, i, 2) ? 0 : unhex(PQgetvalue(r, i, 2), key,
                                                sizeof(key));
         if (len < 0) {
+            tp__wipe(key, sizeof(key)); /* unhex may have written part */
             st = tp__fail(err, TP_EDB, "loading the policy: bad secret "
                           "encoding");
             break;
@@ -747,6 +748,7 @@ load_secrets(PGconn *c, snapshot *s, tp_error *err)
         ri = realm_of(s, r, i, err);
         len = ri < 0 ? -1 : unhex(PQgetvalue(r, i, 1), key, sizeof(key));
         if (len < 0) {
+            tp__wipe(key, sizeof(key)); /* unhex may have written part */
             st = ri < 0 ? TP_EDB
                         : tp__fail(err, TP_EDB, "loading the policy: bad "
                                    "legacy secret encoding");
@@ -1075,7 +1077,7 @@ load_jwt_keys(PGconn *c, snapshot *s, tp_error *err)
                     "FROM turnpolicy.jwt_keys", &r, err);
     if (st != TP_OK)
         return st;
-    key = malloc(16384 + 1);
+    key = calloc(1, 16384 + 1);
     if (key == NULL) {
         st = tp__fail(err, TP_ENOMEM, "out of memory loading JWT keys");
         goto out;
@@ -1103,6 +1105,8 @@ load_jwt_keys(PGconn *c, snapshot *s, tp_error *err)
 out:
     wipe_column(r, 3);
     PQclear(r);
+    if (key != NULL)
+        tp__wipe(key, 16384); /* a row refused after unhex left bytes */
     free(key);
     return st;
 }
@@ -2673,7 +2677,11 @@ alloc_sha_init(void)
     unsigned char md[SHA_DIGEST_LENGTH];
     int i;
 
-    SHA1((const unsigned char *)ALLOC_LUA, sizeof(ALLOC_LUA) - 1, md);
+    if (SHA1((const unsigned char *)ALLOC_LUA, sizeof(ALLOC_LUA) - 1, md) ==
+        NULL) {
+        /* no SHA-1: an unknown sha makes every EVALSHA fall back to EVAL */
+        memset(md, 0, sizeof(md));
+    }
     for (i = 0; i < SHA_DIGEST_LENGTH; i++) {
         alloc_sha[2 * i] = hex[md[i] >> 4];
         alloc_sha[2 * i + 1] = hex[md[i] & 15];
@@ -2976,6 +2984,26 @@ tp_store_alloc_release(tp_store *st, const char *realm, const char *user_id,
     return op.status;
 }
 
+/* May user_id of realm be issued a credential (pinned snapshot s)? */
+static tp_status
+issue_check(const snapshot *s, const overlay *ov, const char *realm,
+            const char *user_id, long *ri, const user_entry **ue,
+            tp_error *err)
+{
+    tp_status status = realm_lookup(s, ov, realm, ri, err);
+
+    if (status != TP_OK)
+        return status;
+    *ue = find_user(s, (size_t)*ri, user_id);
+    if (*ue == NULL)
+        return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
+                        "in realm %s", user_id, realm);
+    if (!(*ue)->active || overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
+        return tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
+                        "disabled", user_id, realm);
+    return TP_OK;
+}
+
 tp_status
 tp_store_issue(tp_store *st, const char *realm, const char *user_id,
                uint32_t ttl, int64_t now, tp_credential *out, tp_error *err)
@@ -2992,28 +3020,30 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
     status = tp_user_id_check(user_id, err);
     if (status != TP_OK)
         return status;
+    if (st->issue_per_minute > 0) {
+        /* Count only for a user who may be issued one, and not while
+         * pinned: the Redis round trip (up to its timeout) would hold
+         * back the store thread's snapshot swaps. */
+        s = pin(st, &ov, &parity, &status, err);
+        if (s == NULL)
+            return status;
+        status = issue_check(s, ov, realm, user_id, &ri, &ue, err);
+        unpin(st, parity);
+        if (status == TP_OK)
+            status = rate_check(st, realm, user_id, now, err);
+        if (status != TP_OK)
+            return status;
+    }
     s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
-    if (status == TP_OK) {
-        ue = find_user(s, (size_t)ri, user_id);
-        if (ue == NULL)
-            status = tp__fail(err, TP_EUNKNOWNUSER, "user %s is not "
-                              "provisioned in realm %s", user_id, realm);
-        else if (!ue->active ||
-                 overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
-            status = tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
-                              "disabled", user_id, realm);
-    }
+    status = issue_check(s, ov, realm, user_id, &ri, &ue, err);
     /* Just after revoke_user (revoked_before is the next whole second),
      * date the credential at the revocation so it is not born revoked;
      * the SQL issue_credential does the same. */
     if (status == TP_OK && ue->revoked_before > now &&
         ue->revoked_before - now <= 1)
         now = ue->revoked_before;
-    if (status == TP_OK)
-        status = rate_check(st, realm, user_id, now, err);
     if (status == TP_OK)
         status = tp_credential_issue(s->realms[ri].kr, user_id, ttl, now,
                                      out, err);
