@@ -1088,8 +1088,8 @@ cmd_migrate(int argc, char **argv)
 
 /* ------------------------------------------------------------------ */
 
-int
-main(int argc, char **argv)
+static int
+run_command(int argc, char **argv)
 {
     int i = 1, rc;
     const char *cmd;
@@ -1153,4 +1153,19 @@ main(int argc, char **argv)
     }
     fprintf(stderr, "turnpolicy: unknown command %s\n%s", cmd, usage_main);
     return EXIT_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+    int rc = run_command(argc, argv);
+
+    /* A credential, key or new kid printed into a full disk or a closed
+     * pipe is lost: never report success for it. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (rc == 0)
+            fputs("turnpolicy: cannot write the output\n", stderr);
+        return rc == 0 ? EXIT_FAILURE : rc;
+    }
+    return rc;
 }
