@@ -819,6 +819,8 @@ struct tpd_allocq {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     alloc_op *ops;
+    alloc_op *batch;          /* the worker's: BATCH_MAX each */
+    tp_alloc_op *batch_ops;
     size_t cap;
     size_t head;
     size_t count;
@@ -913,14 +915,10 @@ worker(void *arg)
     size_t n, i;
     tp_error err;
 
-    b = calloc(BATCH_MAX, sizeof(*b));
-    o = calloc(BATCH_MAX, sizeof(*o));
-    if (b == NULL || o == NULL) {
-        tpd_log(TP_LOG_ERROR, "allocation counters: out of memory");
-        free(b);
-        free(o);
-        return NULL;
-    }
+    /* allocated by tpd_allocq_new: a worker that cannot start its
+     * batches must fail the daemon's start, not drop every push later */
+    b = q->batch;
+    o = q->batch_ops;
     for (;;) {
         if (pthread_mutex_lock(&q->mu) != 0)
             break;
@@ -985,8 +983,6 @@ worker(void *arg)
         q->n.batches++;
         (void)pthread_mutex_unlock(&q->mu);
     }
-    free(b);
-    free(o);
     return NULL;
 }
 
@@ -1001,7 +997,9 @@ tpd_allocq_new(tp_store *st, size_t cap)
     q->st = st;
     q->cap = cap;
     q->ops = calloc(cap, sizeof(*q->ops));
-    if (q->ops == NULL)
+    q->batch = calloc(BATCH_MAX, sizeof(*q->batch));
+    q->batch_ops = calloc(BATCH_MAX, sizeof(*q->batch_ops));
+    if (q->ops == NULL || q->batch == NULL || q->batch_ops == NULL)
         goto fail;
     if (pthread_mutex_init(&q->mu, NULL) != 0)
         goto fail;
@@ -1019,6 +1017,8 @@ fail:
     if (mu)
         pthread_mutex_destroy(&q->mu);
     free(q->ops);
+    free(q->batch);
+    free(q->batch_ops);
     free(q);
     return NULL;
 }
@@ -1045,6 +1045,8 @@ tpd_allocq_free(tpd_allocq *q, int timeout_ms)
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
     free(q->ops);
+    free(q->batch);
+    free(q->batch_ops);
     free(q);
 }
 
