@@ -117,6 +117,8 @@ typedef struct {
     unsigned                   cached:1;         /* ... from the cache */
     unsigned                   cors:1;           /* add CORS headers */
     unsigned                   redirect_refused:1;
+    unsigned                   redirect_sent:1;  /* the JSON is on its way */
+    unsigned                   redacted:1;       /* request_line has no token */
 } ngx_http_turnpolicy_ctx_t;
 
 

@@ -182,7 +182,13 @@ ngx_http_turnpolicy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_turnpolicy_module);
 
-    if (ctx == NULL || !ctx->redirect_refused || r != r->main) {
+    if (ctx == NULL || !ctx->redirect_refused || r != r->main
+        || in == NULL || ctx->redirect_sent)
+    {
+        /*
+         * in == NULL: nginx pushing out what is still buffered (our JSON,
+         * when the client was slow) - it must reach the write filter.
+         */
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -217,6 +223,8 @@ ngx_http_turnpolicy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     out.buf = b;
     out.next = NULL;
+
+    ctx->redirect_sent = 1;
 
     return ngx_http_next_body_filter(r, &out);
 }

@@ -123,6 +123,9 @@ req "/t/$tok_alice/$e/redirect?code=302&to=$(rd_enc https://evil.com/)&size=3000
 rd_denied "a refused redirect with a 300 KB body (buffered to a file): swallowed"
 req "/tnb/$tok_alice/$e/redirect?code=302&to=$(rd_enc https://evil.com/)&size=100000"
 rd_denied "... and with proxy_buffering off"
+req "/tslow/$tok_alice/$e/redirect?code=302&to=$(rd_enc https://evil.com/)&size=0" \
+    --max-time 20
+rd_denied "... and to a slow client (limit_rate: the JSON is sent in pieces)"
 rd /h 302 "https://evil.com:$up_port/x" -H "X-Turnpolicy-Token: $tok_alice" \
     -H "X-Upstream: $e"
 rd_denied "upstream from turnpolicy_upstream: evil.com refused too"
