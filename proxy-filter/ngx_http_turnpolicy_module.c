@@ -88,7 +88,7 @@ static char *ngx_http_turnpolicy_forward_auth(ngx_conf_t *cf,
 static ngx_uint_t ngx_http_turnpolicy_header(ngx_http_request_t *r,
     const ngx_str_t *name, ngx_str_t *value);
 static void ngx_http_turnpolicy_redact(ngx_http_request_t *r,
-    const ngx_str_t *token);
+    ngx_http_turnpolicy_ctx_t *ctx, const ngx_str_t *token);
 static ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token);
 static ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
@@ -463,7 +463,7 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
         }
     }
 
-    ngx_http_turnpolicy_redact(r, &token);
+    ngx_http_turnpolicy_redact(r, ctx, &token);
 
     if (token.len == 0) {
         return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_UNAUTHORIZED,
@@ -1079,39 +1079,62 @@ ngx_http_turnpolicy_add_header(ngx_http_request_t *r, const char *key,
 /*
  * A token in the path or the query is part of the request line, which
  * nginx writes into $request and into every error message about the
- * request ("request: ..."): from here on, those show "[token]" instead.
- * The request itself (r->unparsed_uri, r->args) is not changed.
+ * request ("request: ..."): from here on, those show "[token]" instead of
+ * every copy of it (the SDK's nested URLs carry it twice).  The request
+ * itself (r->unparsed_uri, r->args) is not changed.  A request refused
+ * before its token is known loses its whole request line instead (see
+ * ngx_http_turnpolicy_refuse).
  */
 static void
-ngx_http_turnpolicy_redact(ngx_http_request_t *r, const ngx_str_t *token)
+ngx_http_turnpolicy_redact(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, const ngx_str_t *token)
 {
-    u_char  *p, *start, *end;
+    u_char      *p, *q, *start, *end, *found;
+    ngx_uint_t   n;
 
     static u_char  mark[] = "[token]";
 
     start = r->request_line.data;
     end = start + r->request_line.len;
 
-    if (token->len == 0 || start == NULL
-        || token->data < start || token->data + token->len > end)
-    {
+    ctx->redacted = 1;
+
+    if (token->len == 0 || start == NULL) {
         return;
     }
 
-    p = ngx_pnalloc(r->pool, r->request_line.len - token->len
-                             + sizeof(mark) - 1);
+    n = 0;
+
+    for (q = start;
+         (found = memmem(q, end - q, token->data, token->len)) != NULL;
+         q = found + token->len)
+    {
+        n++;
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    p = ngx_pnalloc(r->pool, r->request_line.len
+                             - n * (token->len - (sizeof(mark) - 1)));
     if (p == NULL) {
-        /* a failed allocation is logged with the line; keep it short */
+        /* a failed allocation is logged with the line; drop it */
         r->request_line.len = 0;
         return;
     }
 
     r->request_line.data = p;
 
-    p = ngx_cpymem(p, start, token->data - start);
-    p = ngx_cpymem(p, mark, sizeof(mark) - 1);
-    p = ngx_cpymem(p, token->data + token->len,
-                   end - token->data - token->len);
+    for (q = start;
+         (found = memmem(q, end - q, token->data, token->len)) != NULL;
+         q = found + token->len)
+    {
+        p = ngx_cpymem(p, q, found - q);
+        p = ngx_cpymem(p, mark, sizeof(mark) - 1);
+    }
+
+    p = ngx_cpymem(p, q, end - q);
 
     r->request_line.len = p - r->request_line.data;
 }
@@ -1788,6 +1811,16 @@ ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_INFO, &log, 0,
                   "turnpolicy: %ui %s: %s, client: %V", status, reason,
                   detail, &r->connection->addr_text);
+
+    if (!ctx->redacted) {
+        /*
+         * Refused before its token was read (a bad path, no policy, a bad
+         * preflight): the request line may still hold a token, in the
+         * path or the query.  $request and later messages get none of it.
+         */
+        ngx_str_set(&r->request_line, "[request not shown]");
+        ctx->redacted = 1;
+    }
 
     ctx->reason.data = (u_char *) reason;
     ctx->reason.len = ngx_strlen(reason);

@@ -73,3 +73,31 @@ elif grep -q "request: \"GET /t/\[token\]/edge.skype.com:$closed_port/x HTTP/1.1
 else
     not_ok "redacted request line" "$(head -2 "$d/closed.log")"
 fi
+
+# The SDK's nested URL carries the token twice: neither copy in the error
+# message about the failed upstream.
+req "/t/$tok_alice/proxy.test:$ngx_port/t/$tok_alice/edge.skype.com:$closed_port/nested"
+sleep 0.2
+if [ "$code" = 502 ] && grep -F '/nested' "$ngx/logs/error.log" >"$d/nested.log" &&
+   ! grep -qF "$tok_alice" "$d/nested.log" &&
+   grep -q 'request: "GET /t/\[token\]/proxy.test:[0-9]*/t/\[token\]/edge' "$d/nested.log"; then
+    ok "a nested URL's two copies of the token are both [token] in nginx's messages"
+else
+    not_ok "nested URL redaction" "HTTP $code $(sed "s/$tok_alice/TOKEN/g" "$d/nested.log" | head -2)"
+fi
+# $request in an access log ("combined"): refused requests too, even
+# before the module read the token (a bad path).  (Lines nginx's parser
+# refused above, before any module ran, are nginx's own: not counted.)
+n0=$(wc -l <"$ngx/logs/request.log")
+req "/t/$tok_bob2/$e/../x"
+req "/t/$tok_bob2/evil.com:$up_port/x"
+sleep 0.2
+tail -n +"$((n0 + 1))" "$ngx/logs/request.log" >"$d/request.tail"
+if grep -qF -e "$tok_bob2" -e "$tok_alice" "$d/request.tail"; then
+    not_ok "no token in \$request (combined access log)" "$(grep -F -e "$tok_bob2" -e "$tok_alice" "$d/request.tail" | head -3 | sed -e "s/$tok_bob2/BOB2/g" -e "s/$tok_alice/ALICE/g" | cut -c1-200)"
+elif grep -q '"\[request not shown\]" 403' "$d/request.tail" &&
+     grep -q '"GET /t/\[token\]/evil.com' "$d/request.tail"; then
+    ok "no token in \$request: [token] once read, the line withheld before"
+else
+    not_ok "\$request redaction" "$(tail -2 "$d/request.tail")"
+fi
