@@ -130,6 +130,9 @@ extern ngx_module_t  ngx_http_turnpolicy_module;
 ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len, const char *reason);
 ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
+/* push a response header (key: a string that outlives the request) */
+ngx_int_t ngx_http_turnpolicy_add_header(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value);
 
 
 /*

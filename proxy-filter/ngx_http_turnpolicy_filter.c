@@ -74,18 +74,12 @@ static ngx_int_t ngx_http_turnpolicy_cors(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx);
 static ngx_uint_t ngx_http_turnpolicy_named(ngx_table_elt_t *h,
     ngx_str_t *name);
-static ngx_int_t ngx_http_turnpolicy_push_header(ngx_http_request_t *r,
-    ngx_str_t *key, ngx_str_t *value);
-
-
 static ngx_str_t  ngx_http_turnpolicy_hdr_acao =
     ngx_string("Access-Control-Allow-Origin");
 static ngx_str_t  ngx_http_turnpolicy_hdr_acac =
     ngx_string("Access-Control-Allow-Credentials");
-static ngx_str_t  ngx_http_turnpolicy_hdr_vary = ngx_string("Vary");
 static ngx_str_t  ngx_http_turnpolicy_hdr_location = ngx_string("Location");
 static ngx_str_t  ngx_http_turnpolicy_hdr_origin = ngx_string("Origin");
-static ngx_str_t  ngx_http_turnpolicy_hdr_cc = ngx_string("Cache-Control");
 static ngx_str_t  ngx_http_turnpolicy_no_store = ngx_string("no-store");
 
 
@@ -589,8 +583,8 @@ ngx_http_turnpolicy_redirect_deny(ngx_http_request_t *r,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->allow_ranges = 0;
 
-    if (ngx_http_turnpolicy_push_header(r, &ngx_http_turnpolicy_hdr_cc,
-                                        &ngx_http_turnpolicy_no_store)
+    if (ngx_http_turnpolicy_add_header(r, "Cache-Control",
+                                       &ngx_http_turnpolicy_no_store)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -656,11 +650,11 @@ ngx_http_turnpolicy_cors(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ngx_http_turnpolicy_push_header(r, &ngx_http_turnpolicy_hdr_acao,
-                                        &ctx->origin)
+    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Origin",
+                                       &ctx->origin)
            != NGX_OK
-        || ngx_http_turnpolicy_push_header(r, &ngx_http_turnpolicy_hdr_vary,
-                                           &ngx_http_turnpolicy_hdr_origin)
+        || ngx_http_turnpolicy_add_header(r, "Vary",
+                                          &ngx_http_turnpolicy_hdr_origin)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -683,21 +677,3 @@ ngx_http_turnpolicy_named(ngx_table_elt_t *h, ngx_str_t *name)
  * Add a response header; key and value must live as long as the request.
  * Returns NGX_OK or NGX_ERROR.
  */
-static ngx_int_t
-ngx_http_turnpolicy_push_header(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key = *key;
-    h->value = *value;
-    h->lowcase_key = NULL;
-
-    return NGX_OK;
-}

@@ -79,8 +79,6 @@ static tp_status ngx_http_turnpolicy_any_origin(void *ud, const char *origin,
     const char *realm);
 static ngx_int_t ngx_http_turnpolicy_origin(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx);
-static ngx_int_t ngx_http_turnpolicy_add_header(ngx_http_request_t *r,
-    const char *key, ngx_str_t *value);
 static ngx_int_t ngx_http_turnpolicy_forward_auth_handler(
     ngx_http_request_t *r);
 static char *ngx_http_turnpolicy_forward_auth(ngx_conf_t *cf,
@@ -1056,7 +1054,7 @@ ngx_http_turnpolicy_origin(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_turnpolicy_add_header(ngx_http_request_t *r, const char *key,
     ngx_str_t *value)
 {
@@ -1071,6 +1069,7 @@ ngx_http_turnpolicy_add_header(ngx_http_request_t *r, const char *key,
     h->key.data = (u_char *) key;
     h->key.len = ngx_strlen(key);
     h->value = *value;
+    h->lowcase_key = NULL;
 
     return NGX_OK;
 }
@@ -1389,10 +1388,9 @@ static ngx_int_t
 ngx_http_turnpolicy_limit(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx)
 {
-    u_char           *p;
-    time_t            retry_after;
-    ngx_int_t         rc;
-    ngx_table_elt_t  *h;
+    time_t      retry_after;
+    ngx_str_t   value;
+    ngx_int_t   rc;
 
     rc = ngx_http_turnpolicy_limit_check(r, lcf->limit, &ctx->realm,
                                          &ctx->sub, &retry_after);
@@ -1405,17 +1403,16 @@ ngx_http_turnpolicy_limit(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-
-    if (h == NULL || p == NULL) {
+    value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (value.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.data = p;
-    h->value.len = ngx_sprintf(p, "%T", retry_after) - p;
+    value.len = ngx_sprintf(value.data, "%T", retry_after) - value.data;
+
+    if (ngx_http_turnpolicy_add_header(r, "Retry-After", &value) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_TOO_MANY_REQUESTS,
                                     tp_reason(TP_ERATELIMIT),
@@ -1940,15 +1937,16 @@ ngx_http_turnpolicy_send_json(ngx_http_request_t *r, ngx_uint_t status,
         r->header_only = 1;
     }
 
+    /* before the header goes: a 500 after it could not be sent */
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     b->pos = body;
