@@ -392,7 +392,8 @@ get_user_key(tpd *d, const char *realm, const char *user, size_t ulen,
                 err.message);
         return tpd_reply_nil(out);
     }
-    tpd_log(TP_LOG_DEBUG, "allow realm=%s user=%s", realm, shown);
+    tpd_log(TP_LOG_DEBUG, "key served realm=%s user=%s", realm, shown);
+    tpd_sessions_key_served(d, realm, name, tp_now());
     rc = tpd_reply_bulk(out, hexkey, TP_LTKEY_HEX_LEN);
     OPENSSL_cleanse(hexkey, sizeof(hexkey));
     return rc;

@@ -21,13 +21,43 @@
  * turnpolicy never grants a username with '%', but the parsing here
  * trusts nothing: every field is bounded and validated.
  *
- * Life of a session: "new" (or the first report of a session we did not
- * see start: "adopted") -> tp_store_alloc_acquire for lifetime + slack,
- * again on every "refreshed" -> "deleted": release, then the usage record
- * once total_traffic arrives (or 5 s later without it).  A session whose
+ * Who may enter the table (the rule that keeps a client without the
+ * password from touching anybody's quota, budget or live count):
+ * coturn reports a session's traffic whether or not it ever
+ * authenticated - a client that sends Allocate with a known user's name
+ * and a wrong password, an expired or a revoked credential gets a 401,
+ * yet its coturn session still reports "traffic" under that username
+ * when it is closed (max-allocate-timeout later, 60 s by default).
+ * Only the status reports prove an allocation: coturn sends "new" and
+ * "refreshed" from turn_report_allocation_set, and "deleted" from
+ * clear_allocation only when a->is_valid, i.e. after MESSAGE-INTEGRITY
+ * was checked against the key we served.  So:
+ *   - "new" or "refreshed" (a session we did not see start, e.g. after a
+ *     turnpolicyd restart: "adopted") put a session in the table, live;
+ *   - "deleted" of an id we do not have keeps a tombstone (ended, never
+ *     live) for the total_traffic that follows, so an allocation that
+ *     outlived our memory of it is still metered to its user;
+ *   - traffic and total_traffic of an id not in the table are counted
+ *     (statsdb_unattributed_total) and go no further: never a session,
+ *     a counter acquire, a usage record or a user's bytes.
+ * What coturn's CLI lists is the truth when in doubt: the enforcer drops
+ * a session from the table once coturn confirms it does not list it
+ * (tpd_sessions_gone).
+ *
+ * Life of a session: "new" (or "adopted" on "refreshed") ->
+ * tp_store_alloc_acquire for lifetime + slack, again on every
+ * "refreshed" -> "deleted": release, then the usage record once
+ * total_traffic arrives (or 5 s later without it).  A session whose
  * lifetime passes without a refresh (coturn restarted) lapses the same
  * way.  Usage session ids are "<coturn id>-<start>" so that ids coturn
  * reuses after a restart stay distinct; counter ids are "<node>:<id>".
+ *
+ * Served keys: every key turnpolicyd hands coturn is remembered (a hash
+ * of realm and username, and when) for KEY_WINDOW seconds.  A "new"
+ * report of that username within the window confirms it; one that never
+ * comes was a wrong password (coturn checks MESSAGE-INTEGRITY after we
+ * answer), or a client that went away: counted as
+ * auth_failed_or_abandoned.  Metrics only: decisions never depend on it.
  *
  * Each session also keeps what the enforcer (enforce.c) needs to decide
  * again whether it may live: the whole credential username, its expiry,
@@ -66,6 +96,17 @@
 #define DELETED_WAIT 5   /* seconds to wait for total_traffic */
 #define LAPSE_SLACK 60   /* seconds past the lifetime before giving up */
 #define ADOPT_LIFETIME 3600
+#define KEY_WINDOW 10    /* seconds for a served key to become a session */
+#define KEY_MAX 65536    /* served keys remembered at most */
+#define KBUCKETS 4096
+
+/* A key served to coturn, waiting for its session's "new" report. */
+typedef struct served_key {
+    struct served_key *next;         /* bucket chain */
+    struct served_key *older, *newer; /* FIFO over all */
+    uint64_t hash;
+    int64_t at;
+} served_key;
 
 /* A user with sessions in the table or bytes not in the snapshot. */
 typedef struct user_agg {
@@ -118,6 +159,10 @@ struct tpd_sessions {
     user_agg *users[UBUCKETS];
     pending_rec *phead, *ptail;
     uint64_t recorded;       /* usage records the store accepted */
+    served_key *keys[KBUCKETS];
+    served_key *koldest, *knewest;
+    size_t nkeys;
+    size_t nlive;            /* sessions not reported deleted */
 };
 
 enum kind {
@@ -168,13 +213,117 @@ tpd_sessions_free(tpd_sessions *s)
         pnext = p->next;
         free(p);
     }
+    while (s->koldest != NULL) {
+        served_key *k = s->koldest;
+
+        s->koldest = k->newer;
+        free(k);
+    }
     free(s);
 }
 
 size_t
 tpd_sessions_live(const tpd_sessions *s)
 {
-    return s->count;
+    return s->nlive;
+}
+
+/* ------------------------------------------------------------------ */
+/* Served keys                                                         */
+/* ------------------------------------------------------------------ */
+
+static uint64_t
+key_hash(const char *realm, const char *username)
+{
+    uint64_t h = 14695981039346656037ull;
+    const char *p;
+
+    for (p = realm; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull; /* a byte no name holds */
+    for (p = username; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static void
+key_unlink(tpd_sessions *s, served_key *k)
+{
+    served_key **pp;
+
+    for (pp = &s->keys[k->hash % KBUCKETS]; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    if (k->older != NULL)
+        k->older->newer = k->newer;
+    else
+        s->koldest = k->newer;
+    if (k->newer != NULL)
+        k->newer->older = k->older;
+    else
+        s->knewest = k->older;
+    s->nkeys--;
+    free(k);
+}
+
+void
+tpd_sessions_key_served(tpd *d, const char *realm, const char *username,
+                        int64_t now)
+{
+    tpd_sessions *s = d->sessions;
+    served_key *k;
+
+    if (s->nkeys >= KEY_MAX) { /* the oldest cannot be confirmed now */
+        d->n.keys_abandoned++;
+        key_unlink(s, s->koldest);
+    }
+    k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return;
+    k->hash = key_hash(realm, username);
+    k->at = now;
+    k->next = s->keys[k->hash % KBUCKETS];
+    s->keys[k->hash % KBUCKETS] = k;
+    k->older = s->knewest;
+    if (s->knewest != NULL)
+        s->knewest->newer = k;
+    else
+        s->koldest = k;
+    s->knewest = k;
+    s->nkeys++;
+}
+
+/* A session of username started: the oldest key served for it is
+ * confirmed.  Nothing if none is waiting (e.g. served before a
+ * restart). */
+static void
+key_confirm(tpd *d, const char *realm, const char *username)
+{
+    tpd_sessions *s = d->sessions;
+    uint64_t h = key_hash(realm, username);
+    served_key *k, *oldest = NULL;
+
+    for (k = s->keys[h % KBUCKETS]; k != NULL; k = k->next)
+        if (k->hash == h)
+            oldest = k; /* chains are newest first */
+    if (oldest == NULL)
+        return;
+    d->n.keys_confirmed++;
+    key_unlink(s, oldest);
+}
+
+/* Keys served more than KEY_WINDOW seconds ago never became a session. */
+static void
+keys_expire(tpd *d, int64_t now)
+{
+    tpd_sessions *s = d->sessions;
+
+    while (s->koldest != NULL && now - s->koldest->at > KEY_WINDOW) {
+        d->n.keys_abandoned++;
+        key_unlink(s, s->koldest);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -318,6 +467,7 @@ create(tpd *d, uint64_t id, const char *realm, const char *username,
     }
     e->u->refs++;
     e->u->live++;
+    s->nlive++;
     e->id = id;
     snprintf(e->realm, sizeof(e->realm), "%s", realm);
     snprintf(e->user_id, sizeof(e->user_id), "%s", un->user_id);
@@ -358,6 +508,7 @@ make_ref(session *e, tpd_session_ref *ref)
     ref->bytes = session_bytes(e);
     ref->user_bytes = sat_add(e->u->bytes, e->u->pending);
     ref->cred_expires = e->cred_expires;
+    ref->started = e->started;
     ref->ended = e->ended;
     ref->dirty = &e->dirty;
     ref->mark = &e->mark;
@@ -397,19 +548,33 @@ tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref)
     return 0;
 }
 
-/* coturn reported the session deleted (or we learned it ended). */
+/* coturn reported the session deleted (or its CLI no longer lists it). */
 static void
-mark_ended(session *e, int64_t now)
+mark_ended(tpd_sessions *s, session *e, int64_t now)
 {
     e->ended = 1;
     e->ended_at = now;
     e->u->live--;
+    s->nlive--;
 }
 
 static void
 counter_id(const tpd *d, uint64_t id, char *out, size_t cap)
 {
     snprintf(out, cap, "%s:%018" PRIu64, d->node, id);
+}
+
+void
+tpd_sessions_gone(tpd *d, uint64_t id, const char *username, int64_t now)
+{
+    session *e = find(d->sessions, id);
+    char cid[300];
+
+    if (e == NULL || e->ended || strcmp(e->username, username) != 0)
+        return;
+    mark_ended(d->sessions, e, now);
+    counter_id(d, id, cid, sizeof(cid));
+    tpd_allocq_push(d->allocq, e->realm, e->user_id, cid, id, 0);
 }
 
 /* The store accepted one more usage record, of bytes for u: keep the
@@ -476,8 +641,10 @@ finish(tpd *d, session *e, int64_t ended)
     unlink_session(d->sessions, e);
     e->u->bytes = sat_sub(e->u->bytes, session_bytes(e));
     e->u->refs--;
-    if (!e->ended)
+    if (!e->ended) {
         e->u->live--;
+        d->sessions->nlive--;
+    }
     user_put(d->sessions, e->u);
     free(e);
 }
@@ -491,6 +658,7 @@ tpd_sessions_sweep(tpd *d, int64_t now, int all)
     size_t i;
 
     tpd_sessions_prune(s, tp_store_usage_included(d->store));
+    keys_expire(d, now);
     if (s->count == 0)
         return;
     for (i = 0; i < NBUCKETS; i++) {
@@ -704,7 +872,7 @@ status_event(tpd *d, session *e, const char *realm, const char *user,
             d->n.sessions_adopted++;
         }
         if (!e->ended) {
-            mark_ended(e, now);
+            mark_ended(d->sessions, e, now);
             tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0);
         }
         return 1;
@@ -717,10 +885,12 @@ status_event(tpd *d, session *e, const char *realm, const char *user,
         e = create(d, id, realm, user, un, now);
         if (e == NULL)
             return 1;
-        if (is_new)
+        if (is_new) {
             d->n.sessions_started++;
-        else
+            key_confirm(d, realm, user);
+        } else {
             d->n.sessions_adopted++;
+        }
         field_client(v, e->client, sizeof(e->client));
         tpd_log(TP_LOG_INFO, "session %018" PRIu64 " %s: realm=%s user=%s "
                 "client=%s lifetime=%" PRIu64, id,
@@ -764,30 +934,26 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
         return status_event(d, e, realm, user, &un, id, val, now);
     case K_TRAFFIC:
     case K_TRAFFIC_PEER:
+    case K_TOTAL:
         if (e == NULL) {
-            e = create(d, id, realm, user, &un, now);
-            if (e == NULL)
-                return 1;
-            d->n.sessions_adopted++;
+            /* No allocation coturn reported: maybe a client that never
+             * authenticated (see the head comment).  Nobody's.  (The
+             * peer side of a session we finished a moment ago, or of
+             * one we never had, is not worth a count.) */
+            if (kind != K_TRAFFIC_PEER)
+                d->n.statsdb_unattributed++;
+            return 1;
         }
         if (kind == K_TRAFFIC) {
             client_traffic(e, val, 1);
             e->dirty = 1;
-        } else {
+        } else if (kind == K_TRAFFIC_PEER) {
             traffic(val, &e->peer_in, &e->peer_out, 1);
+        } else {
+            client_traffic(e, val, 0);
+            if (e->ended)
+                finish(d, e, e->ended_at);
         }
-        return 1;
-    case K_TOTAL:
-        if (e == NULL) {
-            e = create(d, id, realm, user, &un, now);
-            if (e == NULL)
-                return 1;
-            d->n.sessions_adopted++;
-            mark_ended(e, now);
-        }
-        client_traffic(e, val, 0);
-        if (e->ended)
-            finish(d, e, e->ended_at);
         return 1;
     case K_TOTAL_PEER:
         if (e != NULL)

@@ -52,6 +52,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,21 +111,138 @@ tpd_log_enabled(tp_log_level level)
     return level <= log_max;
 }
 
+/*
+ * Flood control.  Whatever a client makes us log (a refused key lookup
+ * per forged username, say) must not be able to fill the disk or bury
+ * what matters, so every call site - its format string - may log
+ * LOG_BURST lines per LOG_WINDOW seconds; the lines past that are
+ * counted and summed up in one line when the window is over
+ * (tpd_log_flush, from the loop's tick, or the site's next line).
+ * Debug lines are not limited: an operator asked for all of them.
+ * Any thread may log (the allocation worker does): under log_mu.
+ */
+#define LOG_SITES 128
+#define LOG_BURST 50
+#define LOG_WINDOW 10
+
+typedef struct log_site {
+    const char *fmt;
+    tp_log_level level;
+    int64_t start;               /* monotonic s */
+    unsigned lines;
+    uint64_t suppressed;
+} log_site;
+
+static log_site log_sites[LOG_SITES];
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_write(tp_log_level level, const char *msg);
+
+static int64_t
+log_clock(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec;
+}
+
+/* Under log_mu: the summary line of a site whose window is over. */
+static void
+log_site_close(log_site *ls, int64_t now)
+{
+    char msg[1024];
+
+    if (ls->suppressed > 0) {
+        (void)snprintf(msg, sizeof(msg), "%" PRIu64 " more lines like "
+                       "\"%.200s\" in the last %" PRId64 " s were not "
+                       "logged", ls->suppressed, ls->fmt,
+                       now - ls->start);
+        log_write(ls->level, msg);
+    }
+    ls->start = now;
+    ls->lines = 0;
+    ls->suppressed = 0;
+}
+
+/* 1 if a line of fmt may be written now. */
+static int
+log_admit(tp_log_level level, const char *fmt)
+{
+    uintptr_t h = ((uintptr_t)fmt >> 3) % LOG_SITES;
+    int64_t now = log_clock();
+    log_site *ls = NULL;
+    int admit = 1;
+    size_t i;
+
+    if (pthread_mutex_lock(&log_mu) != 0)
+        return 1;
+    for (i = 0; i < LOG_SITES; i++) {
+        log_site *c = &log_sites[(h + i) % LOG_SITES];
+
+        if (c->fmt == fmt || c->fmt == NULL) {
+            ls = c;
+            break;
+        }
+    }
+    if (ls != NULL) { /* a full table limits nothing more */
+        if (ls->fmt == NULL) {
+            ls->fmt = fmt;
+            ls->level = level;
+            ls->start = now;
+        } else if (now - ls->start >= LOG_WINDOW) {
+            log_site_close(ls, now);
+        }
+        if (++ls->lines > LOG_BURST) {
+            ls->suppressed++;
+            admit = 0;
+        }
+    }
+    (void)pthread_mutex_unlock(&log_mu);
+    return admit;
+}
+
+void
+tpd_log_flush(void)
+{
+    int64_t now = log_clock();
+    size_t i;
+
+    if (pthread_mutex_lock(&log_mu) != 0)
+        return;
+    for (i = 0; i < LOG_SITES; i++)
+        if (log_sites[i].fmt != NULL && log_sites[i].suppressed > 0 &&
+            now - log_sites[i].start >= LOG_WINDOW)
+            log_site_close(&log_sites[i], now);
+    (void)pthread_mutex_unlock(&log_mu);
+}
+
 void
 tpd_log(tp_log_level level, const char *fmt, ...)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    static const int prio[] = {3, 4, 6, 7};
-    char msg[1024], ts[32];
-    struct tm tm;
-    time_t t;
+    char msg[1024];
     va_list ap;
 
     if (level > log_max || (unsigned)level > TP_LOG_DEBUG)
         return;
+    if (level < TP_LOG_DEBUG && !log_admit(level, fmt))
+        return;
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    log_write(level, msg);
+}
+
+static void
+log_write(tp_log_level level, const char *msg)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const int prio[] = {3, 4, 6, 7};
+    char ts[32];
+    struct tm tm;
+    time_t t;
+
     if (log_journal) {
         (void)fprintf(stderr, "<%d>%s\n", prio[level], msg);
         return;
@@ -1005,6 +1123,7 @@ tick(loop *L)
             conn_close(L, c);
     }
     tpd_sessions_sweep(L->d, tp_now(), 0);
+    tpd_log_flush();
     if (L->paused)
         set_listeners(L, 1);
 }

@@ -49,6 +49,10 @@
 void tpd_log_init(tp_log_level max);
 void tpd_log(tp_log_level level, const char *fmt, ...) TPD_PRINTF(2, 3);
 int tpd_log_enabled(tp_log_level level);
+/* Write the summaries of call sites whose lines were held back by the
+ * flood control (at most LOG_BURST per LOG_WINDOW s each) once their
+ * window is over.  Called from the loop's tick. */
+void tpd_log_flush(void);
 /* A tp_log_fn for the library (ud unused). */
 void tpd_lib_log(void *ud, tp_log_level level, const char *msg);
 /* Copy s (n bytes) into out as printable ASCII: other bytes become \xNN,
@@ -131,8 +135,11 @@ void tpd_request_free(tpd_request *rq);
 #define TPD_CUT_SLOTS (TP_STATUS_COUNT_ + 1)
 
 typedef struct tpd_counters {
-    uint64_t decisions[TP_STATUS_COUNT_]; /* key lookups by tp_status */
+    uint64_t decisions[TP_STATUS_COUNT_]; /* key lookups by tp_status
+                                     (TP_OK: a key was served) */
     uint64_t key_malformed;      /* GET .../key we could not even parse */
+    uint64_t keys_confirmed;     /* served keys that became a session */
+    uint64_t keys_abandoned;     /* ... that did not within KEY_WINDOW */
     uint64_t commands;
     uint64_t unknown_commands;
     uint64_t auth_ok;
@@ -145,6 +152,7 @@ typedef struct tpd_counters {
     uint64_t conns_open;
     uint64_t statsdb_events;
     uint64_t statsdb_ignored;
+    uint64_t statsdb_unattributed; /* reports of no allocation we know */
     uint64_t sessions_started;
     uint64_t sessions_adopted;   /* first seen after their "new" event */
     uint64_t sessions_finished;
@@ -247,6 +255,7 @@ typedef struct tpd_session_ref {
                                     the snapshot lacks (see
                                     tpd_sessions_user) */
     int64_t cred_expires;        /* the credential's expiry, Unix s */
+    int64_t started;             /* first reported, Unix s */
     int ended;                   /* coturn reported it deleted */
     unsigned char *dirty;        /* set on "new" and traffic reports;
                                     the enforcer clears it */
@@ -260,6 +269,16 @@ int tpd_sessions_scan(tpd_sessions *s, size_t *cursor, size_t budget,
                       tpd_session_fn fn, void *ud);
 /* The session with this id: 0 and *ref filled, or -1. */
 int tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref);
+/* coturn's CLI confirmed it does not list session id (of username): it
+ * ends now (no longer live, its shared counter released); its usage is
+ * recorded when coturn's totals come or a few seconds later. */
+void tpd_sessions_gone(tpd *d, uint64_t id, const char *username,
+                       int64_t now);
+/* A key for username (realm) was served to coturn at now: remembered a
+ * few seconds for the metrics of what became of it (keys_confirmed,
+ * keys_abandoned).  Loop thread. */
+void tpd_sessions_key_served(tpd *d, const char *realm,
+                             const char *username, int64_t now);
 /* Finish what is finished: deleted sessions whose totals did not come
  * within a few seconds, and sessions past their lifetime.  all != 0 (at
  * shutdown): every deleted session now. */

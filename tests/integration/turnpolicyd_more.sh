@@ -81,9 +81,9 @@ fi
 rcli() {
     redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning "$@"
 }
-counter() { # REASON -> turnpolicyd_decisions_total for it (0 if none yet)
+counter() { # RESULT -> turnpolicyd_key_lookups_total for it (0 if none yet)
     local n
-    n=$(rcli INFO | sed -n "s/^turnpolicyd_decisions_total{decision=\"[a-z]*\",reason=\"$1\"} //p")
+    n=$(rcli INFO | sed -n "s/^turnpolicyd_key_lookups_total{result=\"$1\"} //p")
     echo "${n:-0}"
 }
 
