@@ -147,7 +147,8 @@ FUZZ_CFLAGS   = $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
                 -Ipolicy/src -Icoturn-plugin $(DEPS_CFLAGS)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_TPD_OBJS := $(DAEMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
-FUZZ_BINS     := $(FUZZ_DIR)/fuzz_resp $(FUZZ_DIR)/fuzz_username
+FUZZ_BINS     := $(FUZZ_DIR)/fuzz_resp $(FUZZ_DIR)/fuzz_username \
+                 $(FUZZ_DIR)/fuzz_statsdb $(FUZZ_DIR)/fuzz_cli_ps
 
 fuzzers: $(FUZZ_BINS)
 
@@ -160,6 +161,13 @@ $(FUZZ_DIR)/obj/coturn-plugin/turnpolicyd.o: FUZZ_CFLAGS += \
     -Dmain=turnpolicyd_main -Wno-missing-prototypes
 
 $(FUZZ_DIR)/fuzz_resp: tests/fuzz/fuzz_resp.c $(FUZZ_TPD_OBJS) $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_TPD_OBJS) \
+	    $(FUZZ_LIB_OBJS) -Wl,--wrap=tpd_log $(DEPS_LIBS)
+
+# coturn-plugin parsers: statsdb reports (sessions.c), CLI replies
+# (enforce.c); tpd_log dropped as in fuzz_resp.
+$(FUZZ_DIR)/fuzz_statsdb $(FUZZ_DIR)/fuzz_cli_ps: $(FUZZ_DIR)/fuzz_%: \
+    tests/fuzz/fuzz_%.c $(FUZZ_TPD_OBJS) $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_TPD_OBJS) \
 	    $(FUZZ_LIB_OBJS) -Wl,--wrap=tpd_log $(DEPS_LIBS)
 

@@ -672,10 +672,9 @@ cli_decode(cli *c, const unsigned char *p, size_t n)
     return 0;
 }
 
-/* In a `ps <name>` reply: is id listed, how many are, and the total. */
-static void
-parse_ps(const char *s, uint64_t id, int *found, uint64_t *listed,
-         uint64_t *total)
+void
+tpd_cli_parse_ps(const char *s, uint64_t id, int *found, uint64_t *listed,
+                 uint64_t *total)
 {
     const char *line, *p, *colon;
     uint64_t v;
@@ -725,7 +724,8 @@ cli_reply(tpd_enforcer *e, cli *c, int64_t now)
     if (t == NULL)
         return; /* given up meanwhile */
     if (kind == CMD_PS) {
-        parse_ps(c->in.data + c->in.off, t->id, &found, &listed, &total);
+        tpd_cli_parse_ps(c->in.data + c->in.off, t->id, &found, &listed,
+                         &total);
         if (found && t->cs_sent > 0 && t->delay[ci] < RECHECK_MAX_MS) {
             /* `cs` takes a moment: look again before saying it twice */
             t->st[ci] = T_RECHECK;

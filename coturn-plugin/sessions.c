@@ -91,14 +91,15 @@
 
 #include "turnpolicyd.h"
 
-#define NBUCKETS 16384
-#define UBUCKETS 4096
+/* Hash tables are sized from max_sessions: about 2 sessions (users,
+ * served keys) a bucket when full, a power of two between these. */
+#define BUCKETS_MIN 16
+#define BUCKETS_MAX (1u << 20)
 #define DELETED_WAIT 5   /* seconds to wait for total_traffic */
 #define LAPSE_SLACK 60   /* seconds past the lifetime before giving up */
 #define ADOPT_LIFETIME 3600
 #define KEY_WINDOW 10    /* seconds for a served key to become a session */
 #define KEY_MAX 65536    /* served keys remembered at most */
-#define KBUCKETS 4096
 
 /* A key served to coturn, waiting for its session's "new" report. */
 typedef struct served_key {
@@ -153,24 +154,25 @@ typedef struct session {
 } session;
 
 struct tpd_sessions {
-    session *buckets[NBUCKETS];
+    size_t nb;               /* buckets of each table, a power of 2 */
+    session **buckets;
     size_t count;
     size_t max;
-    user_agg *users[UBUCKETS];
+    user_agg **users;
     pending_rec *phead, *ptail;
     uint64_t recorded;       /* usage records the store accepted */
-    served_key *keys[KBUCKETS];
+    served_key **keys;
     served_key *koldest, *knewest;
     size_t nkeys;
     size_t nlive;            /* sessions not reported deleted */
 };
 
 enum kind {
-    K_STATUS,
-    K_TRAFFIC,
-    K_TRAFFIC_PEER,
-    K_TOTAL,
-    K_TOTAL_PEER
+    K_STATUS = TPD_REPORT_STATUS,
+    K_TRAFFIC = TPD_REPORT_TRAFFIC,
+    K_TRAFFIC_PEER = TPD_REPORT_TRAFFIC_PEER,
+    K_TOTAL = TPD_REPORT_TOTAL,
+    K_TOTAL_PEER = TPD_REPORT_TOTAL_PEER
 };
 
 /* ------------------------------------------------------------------ */
@@ -182,8 +184,19 @@ tpd_sessions_new(size_t max_sessions)
 {
     tpd_sessions *s = calloc(1, sizeof(*s));
 
-    if (s != NULL)
-        s->max = max_sessions;
+    if (s == NULL)
+        return NULL;
+    s->max = max_sessions;
+    for (s->nb = BUCKETS_MIN; s->nb < BUCKETS_MAX && s->nb < max_sessions / 2;
+         s->nb *= 2)
+        ;
+    s->buckets = calloc(s->nb, sizeof(*s->buckets));
+    s->users = calloc(s->nb, sizeof(*s->users));
+    s->keys = calloc(s->nb, sizeof(*s->keys));
+    if (s->buckets == NULL || s->users == NULL || s->keys == NULL) {
+        tpd_sessions_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -197,13 +210,13 @@ tpd_sessions_free(tpd_sessions *s)
 
     if (s == NULL)
         return;
-    for (i = 0; i < NBUCKETS; i++) {
+    for (i = 0; s->buckets != NULL && i < s->nb; i++) {
         for (e = s->buckets[i]; e != NULL; e = next) {
             next = e->next;
             free(e);
         }
     }
-    for (i = 0; i < UBUCKETS; i++) {
+    for (i = 0; s->users != NULL && i < s->nb; i++) {
         for (u = s->users[i]; u != NULL; u = unext) {
             unext = u->next;
             free(u);
@@ -219,6 +232,9 @@ tpd_sessions_free(tpd_sessions *s)
         s->koldest = k->newer;
         free(k);
     }
+    free(s->buckets);
+    free(s->users);
+    free(s->keys);
     free(s);
 }
 
@@ -251,7 +267,7 @@ key_unlink(tpd_sessions *s, served_key *k)
 {
     served_key **pp;
 
-    for (pp = &s->keys[k->hash % KBUCKETS]; *pp != NULL; pp = &(*pp)->next)
+    for (pp = &s->keys[k->hash & (s->nb - 1)]; *pp != NULL; pp = &(*pp)->next)
         if (*pp == k) {
             *pp = k->next;
             break;
@@ -284,8 +300,8 @@ tpd_sessions_key_served(tpd *d, const char *realm, const char *username,
         return;
     k->hash = key_hash(realm, username);
     k->at = now;
-    k->next = s->keys[k->hash % KBUCKETS];
-    s->keys[k->hash % KBUCKETS] = k;
+    k->next = s->keys[k->hash & (s->nb - 1)];
+    s->keys[k->hash & (s->nb - 1)] = k;
     k->older = s->knewest;
     if (s->knewest != NULL)
         s->knewest->newer = k;
@@ -305,7 +321,7 @@ key_confirm(tpd *d, const char *realm, const char *username)
     uint64_t h = key_hash(realm, username);
     served_key *k, *oldest = NULL;
 
-    for (k = s->keys[h % KBUCKETS]; k != NULL; k = k->next)
+    for (k = s->keys[h & (s->nb - 1)]; k != NULL; k = k->next)
         if (k->hash == h)
             oldest = k; /* chains are newest first */
     if (oldest == NULL)
@@ -353,7 +369,7 @@ user_get(tpd_sessions *s, const char *realm, const char *user_id,
     uint32_t h = user_hash(realm, user_id);
     user_agg *u;
 
-    for (u = s->users[h % UBUCKETS]; u != NULL; u = u->next)
+    for (u = s->users[h & (s->nb - 1)]; u != NULL; u = u->next)
         if (u->hash == h && strcmp(u->user_id, user_id) == 0 &&
             strcmp(u->realm, realm) == 0)
             return u;
@@ -365,8 +381,8 @@ user_get(tpd_sessions *s, const char *realm, const char *user_id,
     u->hash = h;
     snprintf(u->realm, sizeof(u->realm), "%s", realm);
     snprintf(u->user_id, sizeof(u->user_id), "%s", user_id);
-    u->next = s->users[h % UBUCKETS];
-    s->users[h % UBUCKETS] = u;
+    u->next = s->users[h & (s->nb - 1)];
+    s->users[h & (s->nb - 1)] = u;
     return u;
 }
 
@@ -378,7 +394,7 @@ user_put(tpd_sessions *s, user_agg *u)
 
     if (u->refs > 0 || u->npending > 0)
         return;
-    for (pp = &s->users[u->hash % UBUCKETS]; *pp != NULL;
+    for (pp = &s->users[u->hash & (s->nb - 1)]; *pp != NULL;
          pp = &(*pp)->next) {
         if (*pp == u) {
             *pp = u->next;
@@ -440,7 +456,7 @@ find(tpd_sessions *s, uint64_t id)
 {
     session *e;
 
-    for (e = s->buckets[id % NBUCKETS]; e != NULL; e = e->next)
+    for (e = s->buckets[id & (s->nb - 1)]; e != NULL; e = e->next)
         if (e->id == id)
             return e;
     return NULL;
@@ -476,8 +492,8 @@ create(tpd *d, uint64_t id, const char *realm, const char *username,
     e->dirty = 1;
     e->started = now;
     e->expires = now + ADOPT_LIFETIME;
-    e->next = s->buckets[id % NBUCKETS];
-    s->buckets[id % NBUCKETS] = e;
+    e->next = s->buckets[id & (s->nb - 1)];
+    s->buckets[id & (s->nb - 1)] = e;
     s->count++;
     return e;
 }
@@ -487,7 +503,7 @@ unlink_session(tpd_sessions *s, session *e)
 {
     session **pp;
 
-    for (pp = &s->buckets[e->id % NBUCKETS]; *pp != NULL;
+    for (pp = &s->buckets[e->id & (s->nb - 1)]; *pp != NULL;
          pp = &(*pp)->next) {
         if (*pp == e) {
             *pp = e->next;
@@ -522,7 +538,7 @@ tpd_sessions_scan(tpd_sessions *s, size_t *cursor, size_t budget,
     size_t i, seen = 0;
     session *e;
 
-    for (i = *cursor; i < NBUCKETS; i++) {
+    for (i = *cursor; i < s->nb; i++) {
         if (seen >= budget) {
             *cursor = i;
             return 0;
@@ -661,7 +677,7 @@ tpd_sessions_sweep(tpd *d, int64_t now, int all)
     keys_expire(d, now);
     if (s->count == 0)
         return;
-    for (i = 0; i < NBUCKETS; i++) {
+    for (i = 0; i < s->nb; i++) {
         for (e = s->buckets[i]; e != NULL; e = next) {
             next = e->next;
             if (e->ended) {
@@ -828,83 +844,110 @@ field_client(const char *v, char *out, size_t cap)
     memcpy(out, tmp, n + 1);
 }
 
-static void
-traffic(const char *v, uint64_t *in, uint64_t *out, int add)
+int
+tpd_report_parse(const char *key, size_t klen, const char *val,
+                 tpd_report *r)
 {
-    uint64_t rcvb, sentb;
+    enum kind kind;
 
-    if (field_u64(v, "rcvb", &rcvb) != 0 || field_u64(v, "sentb", &sentb))
-        return;
-    if (add) {
-        *in = rcvb > UINT64_MAX - *in ? UINT64_MAX : *in + rcvb;
-        *out = sentb > UINT64_MAX - *out ? UINT64_MAX : *out + sentb;
-    } else {
-        *in = rcvb;
-        *out = sentb;
+    memset(r, 0, sizeof(*r));
+    if (parse_key(key, klen, r->realm, r->username, &r->id, &kind) != 0)
+        return -1;
+    /* Only sessions of usernames turnpolicy could have granted. */
+    if (tp_realm_check(r->realm, NULL) != TP_OK ||
+        tp_username_parse(r->username, &r->un, NULL) != TP_OK)
+        return -1;
+    r->kind = (int)kind;
+    if (kind != K_STATUS) {
+        r->has_traffic = field_u64(val, "rcvb", &r->rcvb) == 0 &&
+                         field_u64(val, "sentb", &r->sentb) == 0;
+        return 0;
     }
+    if (strcmp(val, "deleted") == 0) {
+        r->status = TPD_STATUS_DELETED;
+    } else if (strncmp(val, "new ", 4) == 0 ||
+               strncmp(val, "refreshed ", 10) == 0) {
+        if (field_u64(val, "lifetime", &r->lifetime) != 0 ||
+            r->lifetime > 86400 * 7)
+            return 0; /* TPD_STATUS_OTHER */
+        r->status = val[0] == 'n' ? TPD_STATUS_NEW : TPD_STATUS_REFRESHED;
+        field_client(val, r->client, sizeof(r->client));
+    }
+    return 0;
 }
 
-/* traffic() on the client side, keeping the user's sum in step. */
+/* A traffic report on the client side, keeping the user's sum in step:
+ * add (a delta since the last report) or set (the session's totals). */
 static void
-client_traffic(session *e, const char *v, int add)
+client_traffic(session *e, const tpd_report *r, int add)
 {
     uint64_t before = session_bytes(e);
 
-    traffic(v, &e->bytes_in, &e->bytes_out, add);
+    if (!r->has_traffic)
+        return;
+    e->bytes_in = add ? sat_add(e->bytes_in, r->rcvb) : r->rcvb;
+    e->bytes_out = add ? sat_add(e->bytes_out, r->sentb) : r->sentb;
     e->u->bytes = sat_add(sat_sub(e->u->bytes, before), session_bytes(e));
 }
 
-static int
-status_event(tpd *d, session *e, const char *realm, const char *user,
-             const tp_username *un, uint64_t id, const char *v, int64_t now)
+static void
+peer_traffic(session *e, const tpd_report *r, int add)
 {
-    const char *user_id = un->user_id;
-    uint64_t lifetime = 0;
-    char cid[300];
-    int is_new = strncmp(v, "new ", 4) == 0;
+    if (!r->has_traffic)
+        return;
+    e->peer_in = add ? sat_add(e->peer_in, r->rcvb) : r->rcvb;
+    e->peer_out = add ? sat_add(e->peer_out, r->sentb) : r->sentb;
+}
 
-    counter_id(d, id, cid, sizeof(cid));
-    if (strcmp(v, "deleted") == 0) {
+static int
+status_event(tpd *d, session *e, const tpd_report *r, int64_t now)
+{
+    const char *user_id = r->un.user_id;
+    int is_new = r->status == TPD_STATUS_NEW;
+    char cid[300];
+
+    counter_id(d, r->id, cid, sizeof(cid));
+    if (r->status == TPD_STATUS_DELETED) {
         if (e == NULL) {
-            e = create(d, id, realm, user, un, now);
+            /* an allocation we did not see (coturn sends "deleted"
+             * only for a valid one): a tombstone for its totals */
+            e = create(d, r->id, r->realm, r->username, &r->un, now);
             if (e == NULL)
                 return 1;
             d->n.sessions_adopted++;
         }
         if (!e->ended) {
             mark_ended(d->sessions, e, now);
-            tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0);
+            tpd_allocq_push(d->allocq, r->realm, user_id, cid, r->id, 0);
         }
         return 1;
     }
-    if (!is_new && strncmp(v, "refreshed ", 10) != 0)
-        return 0;
-    if (field_u64(v, "lifetime", &lifetime) != 0 || lifetime > 86400 * 7)
+    if (r->status != TPD_STATUS_NEW && r->status != TPD_STATUS_REFRESHED)
         return 0;
     if (e == NULL) {
-        e = create(d, id, realm, user, un, now);
+        e = create(d, r->id, r->realm, r->username, &r->un, now);
         if (e == NULL)
             return 1;
         if (is_new) {
             d->n.sessions_started++;
-            key_confirm(d, realm, user);
+            key_confirm(d, r->realm, r->username);
         } else {
             d->n.sessions_adopted++;
         }
-        field_client(v, e->client, sizeof(e->client));
+        snprintf(e->client, sizeof(e->client), "%s", r->client);
         tpd_log(TP_LOG_INFO, "session %018" PRIu64 " %s: realm=%s user=%s "
-                "client=%s lifetime=%" PRIu64, id,
-                is_new ? "new" : "adopted", realm, user_id,
-                e->client[0] ? e->client : "-", lifetime);
+                "client=%s lifetime=%" PRIu64, r->id,
+                is_new ? "new" : "adopted", r->realm, user_id,
+                e->client[0] ? e->client : "-", r->lifetime);
     } else if (e->client[0] == '\0') {
-        field_client(v, e->client, sizeof(e->client));
+        snprintf(e->client, sizeof(e->client), "%s", r->client);
     }
     if (e->ended)
         return 1;
-    e->expires = now + (int64_t)lifetime;
-    if (lifetime > 0)
-        tpd_allocq_push(d->allocq, realm, user_id, cid, id,
-                        (uint32_t)lifetime + d->alloc_slack);
+    e->expires = now + (int64_t)r->lifetime;
+    if (r->lifetime > 0)
+        tpd_allocq_push(d->allocq, r->realm, user_id, cid, r->id,
+                        (uint32_t)r->lifetime + d->alloc_slack);
     return 1;
 }
 
@@ -912,26 +955,19 @@ int
 tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
                 size_t vlen, int64_t now)
 {
-    char realm[TP_REALM_MAX + 1], user[TP_USERNAME_MAX + 1];
-    tp_username un;
-    enum kind kind;
-    uint64_t id;
+    tpd_report r;
     session *e;
 
     (void)vlen;
-    if (parse_key(key, klen, realm, user, &id, &kind) != 0)
+    if (tpd_report_parse(key, klen, val, &r) != 0)
         return 0;
-    /* Only sessions of usernames turnpolicy could have granted. */
-    if (tp_realm_check(realm, NULL) != TP_OK ||
-        tp_username_parse(user, &un, NULL) != TP_OK)
-        return 0;
-    e = find(d->sessions, id);
-    if (e != NULL && (strcmp(e->realm, realm) != 0 ||
-                      strcmp(e->username, user) != 0))
+    e = find(d->sessions, r.id);
+    if (e != NULL && (strcmp(e->realm, r.realm) != 0 ||
+                      strcmp(e->username, r.username) != 0))
         return 0; /* another coturn reusing the id: not ours to mix */
-    switch (kind) {
+    switch ((enum kind)r.kind) {
     case K_STATUS:
-        return status_event(d, e, realm, user, &un, id, val, now);
+        return status_event(d, e, &r, now);
     case K_TRAFFIC:
     case K_TRAFFIC_PEER:
     case K_TOTAL:
@@ -940,24 +976,24 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
              * authenticated (see the head comment).  Nobody's.  (The
              * peer side of a session we finished a moment ago, or of
              * one we never had, is not worth a count.) */
-            if (kind != K_TRAFFIC_PEER)
+            if (r.kind != K_TRAFFIC_PEER)
                 d->n.statsdb_unattributed++;
             return 1;
         }
-        if (kind == K_TRAFFIC) {
-            client_traffic(e, val, 1);
+        if (r.kind == K_TRAFFIC) {
+            client_traffic(e, &r, 1);
             e->dirty = 1;
-        } else if (kind == K_TRAFFIC_PEER) {
-            traffic(val, &e->peer_in, &e->peer_out, 1);
+        } else if (r.kind == K_TRAFFIC_PEER) {
+            peer_traffic(e, &r, 1);
         } else {
-            client_traffic(e, val, 0);
+            client_traffic(e, &r, 0);
             if (e->ended)
                 finish(d, e, e->ended_at);
         }
         return 1;
     case K_TOTAL_PEER:
         if (e != NULL)
-            traffic(val, &e->peer_in, &e->peer_out, 0);
+            peer_traffic(e, &r, 0);
         return 1;
     }
     return 0;

@@ -227,6 +227,39 @@ void tpd_cache_free(tpd_cache *c);
 tpd_sessions *tpd_sessions_new(size_t max_sessions);
 void tpd_sessions_free(tpd_sessions *s);
 size_t tpd_sessions_live(const tpd_sessions *s);
+/* One coturn statsdb report, taken apart (tpd_report_parse): the key
+ * turn/realm/<realm>/user/<username>/allocation/<id>/<kind> and what
+ * the value says for that kind. */
+enum {
+    TPD_REPORT_STATUS,          /* .../status */
+    TPD_REPORT_TRAFFIC,         /* .../traffic: a delta */
+    TPD_REPORT_TRAFFIC_PEER,    /* .../traffic/peer */
+    TPD_REPORT_TOTAL,           /* .../total_traffic: the totals */
+    TPD_REPORT_TOTAL_PEER       /* .../total_traffic/peer */
+};
+enum {
+    TPD_STATUS_OTHER,           /* not a status we act on */
+    TPD_STATUS_NEW,             /* "new lifetime=N, ..., remote=IP:P" */
+    TPD_STATUS_REFRESHED,       /* "refreshed lifetime=N, ..." */
+    TPD_STATUS_DELETED          /* "deleted" */
+};
+typedef struct tpd_report {
+    char realm[TP_REALM_MAX + 1];
+    char username[TP_USERNAME_MAX + 1];
+    tp_username un;             /* username, parsed */
+    uint64_t id;                /* coturn's session id */
+    int kind;                   /* TPD_REPORT_* */
+    int status;                 /* TPD_STATUS_* (kind STATUS) */
+    uint64_t lifetime;          /* new, refreshed: seconds, <= 7 days */
+    char client[64];            /* new, refreshed: the client IP, or "" */
+    int has_traffic;            /* traffic kinds: rcvb and sentb found */
+    uint64_t rcvb, sentb;
+} tpd_report;
+/* Take a report apart; val is NUL-terminated.  0 (r filled), or -1
+ * when it is not about a username turnpolicy could have issued (a
+ * malformed key, realm or username).  Pure: no table, no I/O. */
+int tpd_report_parse(const char *key, size_t klen, const char *val,
+                     tpd_report *r);
 /* One statsdb event: key and value of a PUBLISH (or SET) coturn sent.
  * Returns 1 if it was a session event, 0 if ignored. */
 int tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
@@ -297,6 +330,12 @@ void tpd_allocq_counters(tpd_allocq *q, tpd_alloc_counters *out);
  * over quota since the last call; returns how many. */
 size_t tpd_allocq_take_over_quota(tpd_allocq *q, uint64_t *ids,
                                   size_t cap);
+
+/* In a reply of coturn's CLI to `ps <name>`: is id listed (*found), how
+ * many sessions are listed and the "Total sessions" it gives.  s is
+ * NUL-terminated; pure. */
+void tpd_cli_parse_ps(const char *s, uint64_t id, int *found,
+                      uint64_t *listed, uint64_t *total);
 
 /* Enforcer (enforce.c): loop thread only. */
 #define TPD_MAX_CLI 8
