@@ -21,12 +21,12 @@
  *   - at once, a session whose shared allocation counter was refused
  *     over quota (another node holds the user's quota; sessions.c's
  *     worker hands the id over).
- * The decision is tp_store_key at time t (which refuses a user whose
- * finished sessions spent the budget: TP_EBUDGET, counted as
- * byte_budget), then tp_store_client_check with the client address
- * coturn reported, then tp_store_budget (bytes of finished sessions in
- * the snapshot + what the snapshot lacks of the user: its sessions in
- * the table and its finished sessions not yet in the snapshot).
+ * The decision is the library's: tp_store_key at time t (which refuses
+ * a user whose finished sessions spent the budget: TP_EBUDGET, counted
+ * as byte_budget), then tp_store_session_check - the rule the key lookup
+ * applies too - with the client address coturn reported and what the
+ * snapshot lacks of the user's bytes (its sessions in the table and its
+ * finished sessions not yet in the snapshot).
  * t is now, except while the credential is expired by less than
  * expiry_grace: then t is the last second it was valid, so the grace
  * applies to expiry alone while revocation, disable, kill switch and
@@ -362,7 +362,7 @@ decide(tpd_enforcer *e, const tpd_session_ref *r)
     char hexkey[TP_LTKEY_HEX_LEN + 1];
     tpd *d = e->d;
     int64_t t = e->now_s;
-    uint64_t limit = 0, used = 0;
+    tp_session_use use;
     tp_username un;
     tp_addr a;
     tp_status st;
@@ -373,19 +373,22 @@ decide(tpd_enforcer *e, const tpd_session_ref *r)
     st = tp_store_key(d->store, r->realm, r->username, t, hexkey, &un,
                       NULL);
     OPENSSL_cleanse(hexkey, sizeof(hexkey));
-    if (st == TP_OK && r->client[0] != '\0' &&
-        tp_addr_parse(r->client, &a, NULL) == TP_OK)
-        st = tp_store_client_check(d->store, r->realm, r->user_id, &a,
-                                   NULL);
-    /* The budget counts every byte of the user the snapshot lacks, not
-     * only this session's: two sessions may spend it together. */
-    if (st == TP_OK &&
-        tp_store_budget(d->store, r->realm, r->user_id, &limit, &used,
-                        NULL) == TP_OK &&
-        limit > 0 && (used >= limit || r->user_bytes > limit - used))
-        return TPD_CUT_BUDGET;
+    if (st == TP_OK) {
+        /* The same rule as the key lookup, with what this node knows:
+         * every byte of the user the snapshot lacks (two sessions may
+         * spend the budget together) and the client address.  Not the
+         * node-local count: a living session is over quota only when the
+         * shared counter refused it (take_over_quota). */
+        memset(&use, 0, sizeof(use));
+        use.bytes = r->user_bytes;
+        if (r->client[0] != '\0' &&
+            tp_addr_parse(r->client, &a, NULL) == TP_OK)
+            use.client = &a;
+        st = tp_store_session_check(d->store, r->realm, r->user_id, &use,
+                                    NULL);
+    }
     if (st == TP_EBUDGET)
-        return TPD_CUT_BUDGET; /* spent by finished sessions already */
+        return TPD_CUT_BUDGET;
     if (st == TP_ESTALE) {
         if (!e->stale_logged)
             tpd_log(TP_LOG_WARN, "policy stale: live sessions are not "

@@ -920,6 +920,41 @@ TP_EXPORT TP_NODISCARD tp_status tp_store_subject_check(
     tp_store *st, const char *realm, const char *user_id, int64_t issued_at,
     tp_error *err);
 
+/*
+ * What the node deciding about a session knows that the snapshot does
+ * not (turnpolicyd's session table): tp_store_session_check's input.
+ */
+typedef struct tp_session_use {
+    size_t live;             /* the user's live sessions on this node,
+                                not counting the one decided about */
+    uint64_t bytes;          /* the user's client-side bytes the
+                                snapshot's budget sums lack: its sessions
+                                on this node (the one decided about
+                                included) and its finished ones not yet
+                                in the snapshot (tp_store_usage_included) */
+    const tp_addr *client;   /* the client's address, or NULL if unknown */
+} tp_session_use;
+
+/*
+ * May this user have this session, given what the node adds (use)?  The
+ * one rule for a session starting (turnpolicyd's key lookup) and a
+ * session living (its enforcer):
+ *   - quota: refused when use->live reaches the user's quota (the user's
+ *     user_quota, else the realm's; 0 = unlimited): TP_EQUOTA;
+ *   - budget: refused once the bytes of finished sessions in the
+ *     snapshot plus use->bytes reach the user's byte budget (its own,
+ *     else the realm's, in the realm's budget_period): TP_EBUDGET;
+ *   - client binding: refused when use->client is outside the user's
+ *     client_cidr: TP_ECLIENTADDR.
+ * The credential and the user themselves are tp_store_key's (call it
+ * first).  err's message says which limit and by how much.  TP_OK, one
+ * of the above, TP_EUNKNOWNREALM, TP_EUNKNOWNUSER, TP_ESTALE, TP_EINVAL.
+ * No I/O, lock-free.
+ */
+TP_EXPORT TP_NODISCARD tp_status tp_store_session_check(
+    tp_store *st, const char *realm, const char *user_id,
+    const tp_session_use *use, tp_error *err);
+
 /* The live-allocation quota in force for a user: the user's user_quota,
  * else the realm's (0 = unlimited).  TP_OK, TP_EUNKNOWNREALM,
  * TP_EUNKNOWNUSER, TP_ESTALE. */
