@@ -30,8 +30,11 @@ BUILD   ?= build
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
 
-VERSION  := 0.1.0
-SOMAJOR  := 0
+# The version is written once, in turnpolicy.h.
+tp_version_part = $(shell sed -n 's/^\#define TP_VERSION_$(1) *\([0-9][0-9]*\).*/\1/p' \
+                    policy/include/turnpolicy.h)
+VERSION  := $(call tp_version_part,MAJOR).$(call tp_version_part,MINOR).$(call tp_version_part,PATCH)
+SOMAJOR  := $(call tp_version_part,MAJOR)
 
 DEPS_PKGS := openssl libjwt jansson libpq hiredis
 DEPS_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS_PKGS) 2>/dev/null)

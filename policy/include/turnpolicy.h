@@ -46,10 +46,14 @@ extern "C" {
 #define TP_NODISCARD
 #endif
 
+/* The one place the version is written (the Makefile reads it here). */
 #define TP_VERSION_MAJOR 0
 #define TP_VERSION_MINOR 1
 #define TP_VERSION_PATCH 0
-#define TP_VERSION_STRING "0.1.0"
+#define TP_VERSION_STR_(a, b, c) #a "." #b "." #c
+#define TP_VERSION_XSTR_(a, b, c) TP_VERSION_STR_(a, b, c)
+#define TP_VERSION_STRING                                                  \
+    TP_VERSION_XSTR_(TP_VERSION_MAJOR, TP_VERSION_MINOR, TP_VERSION_PATCH)
 
 /* Returns the library's version string ("0.1.0"); static storage. */
 TP_EXPORT const char *tp_version(void);
