@@ -3456,7 +3456,8 @@ tp_store_usage_flush(tp_store *st, int timeout_ms, tp_error *err)
 /* The realm claim of a token, before verification: only to choose the
  * key set.  0 and name filled; -1 when the payload cannot be read (not
  * base64url or not JSON, a NUL in a string: the verifier would call it
- * malformed too); -2 when it names no realm. */
+ * malformed too); -2 when it names no realm; -3 when the claim is not a
+ * realm name's string (a number, too long). */
 static int
 unverified_realm(const char *token, size_t len, const char *claim,
                  char *name, size_t cap)
@@ -3488,6 +3489,8 @@ unverified_realm(const char *token, size_t len, const char *claim,
         v = c != NULL ? json_string_value(c) : NULL;
         if (v != NULL && tp__strlcpy(name, v, cap) == 0)
             rc = 0;
+        else if (c != NULL)
+            rc = -3;
         else if (j != NULL)
             rc = -2;
         json_decref(j);
@@ -3523,6 +3526,10 @@ tp_store_jwt_verify(tp_store *st, const char *realm, const char *token,
         if (rc == -1)
             return tp__fail(err, TP_EJWTMALFORMED, "token payload is not "
                             "base64url JSON (or holds a NUL character)");
+        if (rc == -3)
+            return tp__fail(err, TP_EJWTCLAIM, "token realm claim \"%s\" is "
+                            "not a string of 1 to %d bytes", claim,
+                            TP_REALM_MAX);
         if (rc != 0)
             return tp__fail(err, TP_EUNKNOWNREALM, "token names no realm "
                             "(claim \"%s\")", claim);

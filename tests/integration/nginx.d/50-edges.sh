@@ -151,6 +151,9 @@ expect "iat 2 days ago, exp in 10 min: 401 token_lifetime_exceeded" 401 \
     token_lifetime_exceeded "/t/$tok_old/$e/x"
 expect "a NUL in sub: 401 token_malformed (not unknown_realm)" 401 \
     token_malformed "/t/$tok_nul/$e/x"
+tok_numrealm=$(mint "{\"iss\":\"https://backend.test\",\"aud\":\"turnpolicy\",\"realm\":5,\"sub\":\"alice\",\"exp\":$((now + 600))}")
+expect "a realm claim that is a number: 401 token_bad_claim (not unknown_realm)" \
+    401 token_bad_claim "/t/$tok_numrealm/$e/x"
 out=$("$tp_cli" --config "$d/cli.conf" jwt verify "$tok_2d" 2>&1)
 rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q token_lifetime_exceeded &&
