@@ -649,11 +649,6 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
 
 
 /*
- * The token from a header ("Bearer " is stripped), a cookie or a query
- * argument.  Returns NGX_OK (token->len may be 0: none) or NGX_ERROR when
- * the header is given more than once.
- */
-/*
  * The request a forward-auth caller asks about: its URI from the one
  * header the front sets itself (turnpolicy_forward_auth uri=, default
  * X-Original-URI: nginx auth_request; X-Forwarded-Uri for Traefik and
@@ -1112,6 +1107,11 @@ ngx_http_turnpolicy_header(ngx_http_request_t *r, const ngx_str_t *name,
 }
 
 
+/*
+ * The token from a header ("Bearer " is stripped), a cookie or a query
+ * argument.  Returns NGX_OK (token->len may be 0: none) or NGX_ERROR when
+ * the header is given more than once.
+ */
 static ngx_int_t
 ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token)
