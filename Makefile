@@ -174,6 +174,8 @@ $(FUZZ_DIR)/fuzz_uri: tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c \
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iproxy-filter -fsanitize=fuzzer -o $@ \
 	    tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c
+# (tests/unit/test_uri.c compiles them in)
+$(BUILD)/tests/test_uri: proxy-filter/tp_uri.c proxy-filter/tp_uri.h
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) \
          $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TPD_OBJS:.o=.d)
