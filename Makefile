@@ -169,6 +169,7 @@ $(FUZZ_DIR)/fuzz_username: tests/fuzz/fuzz_username.c $(FUZZ_LIB_OBJS)
 
 # the nginx module's URI helpers: plain C, no library, no nginx
 FUZZ_BINS     += $(FUZZ_DIR)/fuzz_uri
+fuzzers: $(FUZZ_DIR)/fuzz_uri
 $(FUZZ_DIR)/fuzz_uri: tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c \
                       proxy-filter/tp_uri.h
 	@mkdir -p $(dir $@)
