@@ -178,6 +178,17 @@ $(FUZZ_DIR)/fuzz_username: tests/fuzz/fuzz_username.c $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) \
 	    $(DEPS_LIBS)
 
+# the nginx module's URI helpers: plain C, no library, no nginx
+FUZZ_BINS     += $(FUZZ_DIR)/fuzz_uri
+fuzzers: $(FUZZ_DIR)/fuzz_uri
+$(FUZZ_DIR)/fuzz_uri: tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c \
+                      proxy-filter/tp_uri.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iproxy-filter -fsanitize=fuzzer -o $@ \
+	    tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c
+# (tests/unit/test_uri.c compiles them in)
+$(BUILD)/tests/test_uri: proxy-filter/tp_uri.c proxy-filter/tp_uri.h
+
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) \
          $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TPD_OBJS:.o=.d)
 

@@ -132,7 +132,9 @@ TP_EXPORT const char *tp_version(void);
     X(TP_EORIGIN, 47, "origin_denied",                                      \
       "web origin is not allowed for this realm")                           \
     X(TP_EBUDGET, 48, "budget_exhausted",                                   \
-      "user's byte budget for the period is used up")
+      "user's byte budget for the period is used up")                       \
+    X(TP_EJWTLIFETIME, 49, "token_lifetime_exceeded",                       \
+      "token lifetime exceeds the allowed maximum")
 
 typedef enum tp_status {
 #define TP_STATUS_ENUM_(name, val, code, msg) name = val,
@@ -476,11 +478,17 @@ typedef struct tp_jwt_options {
     const char *realm_claim; /* claim naming the realm; NULL = "realm" */
     uint32_t leeway;         /* seconds of clock tolerance for exp/nbf/iat */
     int require_exp;         /* 1 (default when options are NULL) */
+    uint32_t max_lifetime;   /* longest exp - iat (without iat: exp - now)
+                                accepted, seconds; 0 = 86400 */
 } tp_jwt_options;
 
+#define TP_JWT_LIFETIME_DEFAULT 86400   /* 24 h, the ACS tokens' own */
+#define TP_JWT_LIFETIME_MAX 2592000     /* 30 days */
+
 /* opts may be NULL for defaults.  An empty issuer, audience or
- * realm_claim (use NULL instead) and a leeway above TP_TTL_MAX are
- * refused with TP_EINVAL.  Returns NULL on error (err filled). */
+ * realm_claim (use NULL instead), a leeway above TP_TTL_MAX and a
+ * max_lifetime above TP_JWT_LIFETIME_MAX are refused with TP_EINVAL.
+ * Returns NULL on error (err filled). */
 TP_EXPORT tp_jwt_keys *tp_jwt_keys_new(const tp_jwt_options *opts,
                                        tp_error *err);
 TP_EXPORT void tp_jwt_keys_free(tp_jwt_keys *jk);
@@ -508,8 +516,11 @@ typedef struct tp_jwt_claims {
 /* Verify token (len bytes, need not be NUL-terminated) at time now.
  * Returns TP_OK and fills claims, or one of TP_ETOOLONG,
  * TP_EJWTMALFORMED, TP_EJWTALG, TP_EJWTKID, TP_EJWTSIG, TP_EJWTEXPIRED,
- * TP_EJWTNBF, TP_EJWTISS, TP_EJWTAUD, TP_EJWTCLAIM (or TP_EINVAL,
- * TP_ENOMEM, TP_ECRYPTO).  claims may be NULL; on failure it is zeroed. */
+ * TP_EJWTNBF, TP_EJWTLIFETIME (exp - iat above max_lifetime, or without
+ * iat exp further than max_lifetime + leeway from now; times beyond the
+ * 64-bit range count as the end of it), TP_EJWTISS, TP_EJWTAUD,
+ * TP_EJWTCLAIM (or TP_EINVAL, TP_ENOMEM, TP_ECRYPTO).  claims may be
+ * NULL; on failure it is zeroed. */
 TP_EXPORT TP_NODISCARD tp_status tp_jwt_verify(const tp_jwt_keys *jk,
                                                const char *token, size_t len,
                                                int64_t now,
@@ -529,7 +540,8 @@ typedef struct tp_jwt_issue_params {
 /* Issue a signed token (via libjwt).  *token receives a malloc'd
  * NUL-terminated string the caller frees with tp_free().  RS256/ES256 need
  * a private key for the kid (TP_EKEY otherwise); an unknown kid is
- * TP_EJWTKID; ttl above TP_TTL_MAX is TP_ETTL. */
+ * TP_EJWTKID; ttl above TP_TTL_MAX or the keys' max_lifetime is TP_ETTL
+ * (the verifier would refuse the token). */
 TP_EXPORT tp_status tp_jwt_issue(const tp_jwt_keys *jk,
                                  const tp_jwt_issue_params *p, char **token,
                                  tp_error *err);
@@ -611,8 +623,19 @@ TP_EXPORT tp_hostlist *tp_hostlist_from_config(const tp_config *cfg,
                                                const char *realm,
                                                tp_error *err);
 
-/* Build JWT keys from the global section:
- *   jwt_issuer, jwt_audience, jwt_realm_claim, jwt_leeway
+/* The claim checks of the global section, the one mapping every consumer
+ * (CLI, nginx module) uses:
+ *   jwt_issuer, jwt_audience, jwt_realm_claim   strings (none: unchecked)
+ *   jwt_leeway        0..3600 s, default 30
+ *   jwt_max_lifetime  60..TP_JWT_LIFETIME_MAX s, default
+ *                     TP_JWT_LIFETIME_DEFAULT (24 h)
+ * require_exp is 1.  The strings point into cfg (valid while it lives).
+ * Returns TP_OK or TP_ECONFIG (err names the key). */
+TP_EXPORT tp_status tp_jwt_options_from_config(const tp_config *cfg,
+                                               tp_jwt_options *out,
+                                               tp_error *err);
+
+/* Build JWT keys from the global section: the options above, and
  *   jwt_key.<kid> = <ALG> <path>    (kid "-" = the kid-less key)
  */
 TP_EXPORT tp_jwt_keys *tp_jwt_keys_from_config(const tp_config *cfg,

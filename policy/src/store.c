@@ -3538,7 +3538,10 @@ tp_store_usage_flush(tp_store *st, int timeout_ms, tp_error *err)
 }
 
 /* The realm claim of a token, before verification: only to choose the
- * key set.  0 and name filled, or -1. */
+ * key set.  0 and name filled; -1 when the payload cannot be read (not
+ * base64url or not JSON, a NUL in a string: the verifier would call it
+ * malformed too); -2 when it names no realm; -3 when the claim is not a
+ * realm name's string (a number, too long). */
 static int
 unverified_realm(const char *token, size_t len, const char *claim,
                  char *name, size_t cap)
@@ -3563,11 +3566,17 @@ unverified_realm(const char *token, size_t len, const char *claim,
         return -1;
     n = tp__b64url_decode(p1 + 1, (size_t)(p2 - p1 - 1), buf, TP_JWT_MAX);
     if (n > 0) {
-        j = json_loadb((const char *)buf, (size_t)n, 0, &jerr);
+        /* integers as reals, as the verifier reads them: 1e30 is JSON */
+        j = json_loadb((const char *)buf, (size_t)n, JSON_DECODE_INT_AS_REAL,
+                       &jerr);
         c = j != NULL ? json_object_get(j, claim) : NULL;
         v = c != NULL ? json_string_value(c) : NULL;
         if (v != NULL && tp__strlcpy(name, v, cap) == 0)
             rc = 0;
+        else if (c != NULL)
+            rc = -3;
+        else if (j != NULL)
+            rc = -2;
         json_decref(j);
     }
     free(buf);
@@ -3596,7 +3605,16 @@ tp_store_jwt_verify(tp_store *st, const char *realm, const char *token,
         const char *claim = st->jwt.realm_claim != NULL ? st->jwt.realm_claim
                                                         : "realm";
 
-        if (unverified_realm(token, len, claim, name, sizeof(name)) != 0)
+        int rc = unverified_realm(token, len, claim, name, sizeof(name));
+
+        if (rc == -1)
+            return tp__fail(err, TP_EJWTMALFORMED, "token payload is not "
+                            "base64url JSON (or holds a NUL character)");
+        if (rc == -3)
+            return tp__fail(err, TP_EJWTCLAIM, "token realm claim \"%s\" is "
+                            "not a string of 1 to %d bytes", claim,
+                            TP_REALM_MAX);
+        if (rc != 0)
             return tp__fail(err, TP_EUNKNOWNREALM, "token names no realm "
                             "(claim \"%s\")", claim);
         realm = name;

@@ -748,9 +748,19 @@ test_jwt(void **state)
     TP_ASSERT_STATUS(TP_EJWTEXPIRED,
                      tp_store_jwt_verify(st, NULL, tok, strlen(tok),
                                          tp_now() + 3600, &cl, &err), &err);
-    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+    /* No realm to choose keys by: a payload that does not parse is
+     * malformed (not an unknown realm); a token without the claim names
+     * no realm. */
+    TP_ASSERT_STATUS(TP_EJWTMALFORMED,
                      tp_store_jwt_verify(st, NULL, "a.b.c", 5, tp_now(), &cl,
                                          &err), &err);
+    tp_free(other);
+    ip.kid = "app1";
+    ip.realm = NULL;
+    TP_ASSERT_OK(tp_jwt_issue(jk, &ip, &other, &err), &err);
+    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+                     tp_store_jwt_verify(st, NULL, other, strlen(other),
+                                         tp_now(), &cl, &err), &err);
     tp_free(tok);
     tp_free(other);
     tp_free(wrongkid);
