@@ -92,12 +92,8 @@ typedef struct settings {
     socklen_t metrics_len;    /* 0 = no metrics port */
     char listen_text[80];
     char metrics_text[80];
-    const char *database;     /* owned by the tp_config */
-    char redis_host[256];
-    int redis_port;
-    tp_fail_mode fail_mode;
-    uint32_t max_staleness;
-    uint32_t reload_interval;
+    tp_store_options so;      /* the library's mapping of the file */
+    tp_store_config hold;     /* what so points at; wiped at exit */
     size_t max_connections;
     size_t max_request;
     size_t max_sessions;
@@ -298,19 +294,19 @@ load_enforce(const tp_config *cfg, const char *path, settings *s,
  */
 static int
 load_settings(const tp_config *cfg, const char *path, settings *s, tpd *d,
-              char *redis_pw, size_t redis_pw_cap, tp_log_level *level)
+              tp_log_level *level)
 {
     static const char *const known[] = {
         "listen", "allow_remote", "listen_unix", "metrics",
         "password_file", "database", "redis", "redis_password_file",
         "redis_fail_mode", "node", "max_connections", "max_request",
-        "max_sessions", "max_staleness", "reload_interval",
+        "max_sessions", "max_staleness", "reload_interval", "no_listen",
         "expiry_grace", "alloc_slack", "log_level", "coturn_cli",
         "coturn_cli_password_file", "enforce_interval", NULL
     };
     unsigned char pw[1024];
     unsigned int mdlen = 0;
-    const char *v, *key, *colon;
+    const char *v, *key;
     int64_t x;
     size_t i, j, pwlen = 0;
     tp_error err;
@@ -390,49 +386,16 @@ load_settings(const tp_config *cfg, const char *path, settings *s, tpd *d,
         goto out;
     }
 
-    s->database = tp_config_get(cfg, SECTION, "database");
-    if (s->database == NULL)
-        s->database = tp_config_get(cfg, "", "database_url");
-    if (s->database == NULL) {
-        cfg_fail(path, "database (or the global database_url) is "
-                 "required");
+    /* database, Redis, staleness and reloads: the library's mapping,
+     * the same for every consumer of the file */
+    if (tp_store_options_from_config(cfg, SECTION, &s->so, &s->hold,
+                                     &err) != TP_OK) {
+        tpd_log(TP_LOG_ERROR, "%s", err.message);
         goto out;
     }
-
-    v = tp_config_get(cfg, SECTION, "redis");
-    if (v != NULL) {
-        colon = strrchr(v, ':');
-        if (colon == NULL || colon == v ||
-            (size_t)(colon - v) >= sizeof(s->redis_host)) {
-            cfg_fail(path, "redis must be HOST:PORT");
-            goto out;
-        }
-        memcpy(s->redis_host, v, (size_t)(colon - v));
-        s->redis_host[colon - v] = '\0';
-        s->redis_port = atoi(colon + 1);
-        if (s->redis_port <= 0 || s->redis_port > 65535) {
-            cfg_fail(path, "redis: bad port in \"%s\"", v);
-            goto out;
-        }
-    }
-    v = tp_config_get(cfg, SECTION, "redis_password_file");
-    redis_pw[0] = '\0';
-    if (v != NULL) {
-        if (tp_secret_file_read(v, redis_pw, redis_pw_cap - 1, &pwlen,
-                                &err) != TP_OK) {
-            tpd_log(TP_LOG_ERROR, "%s: redis_password_file: %s", path,
-                    err.message);
-            goto out;
-        }
-        redis_pw[pwlen] = '\0';
-    }
-    v = tp_config_get(cfg, SECTION, "redis_fail_mode");
-    if (v == NULL || strcmp(v, "closed") == 0) {
-        s->fail_mode = TP_FAIL_CLOSED;
-    } else if (strcmp(v, "open") == 0) {
-        s->fail_mode = TP_FAIL_OPEN;
-    } else {
-        cfg_fail(path, "redis_fail_mode must be closed or open");
+    if (s->so.database == NULL) {
+        cfg_fail(path, "database (or the global database_url) is "
+                 "required");
         goto out;
     }
 
@@ -459,12 +422,6 @@ load_settings(const tp_config *cfg, const char *path, settings *s, tpd *d,
     if (get_uint(cfg, path, "max_sessions", 16, 10000000, 1000000, &x) != 0)
         goto out;
     s->max_sessions = (size_t)x;
-    if (get_uint(cfg, path, "max_staleness", 0, 86400, 0, &x) != 0)
-        goto out;
-    s->max_staleness = (uint32_t)x;
-    if (get_uint(cfg, path, "reload_interval", 0, 86400, 0, &x) != 0)
-        goto out;
-    s->reload_interval = (uint32_t)x;
     if (get_uint(cfg, path, "expiry_grace", 0, 86400, 60, &x) != 0)
         goto out;
     d->expiry_grace = (uint32_t)x;
@@ -735,7 +692,7 @@ http_respond(loop *L, conn *c)
         }
     } else if (strncmp(req, "GET /health ", 12) == 0) {
         tp_store_info_get(L->d->store, &si);
-        stale = L->s->max_staleness != 0 ? L->s->max_staleness : 30;
+        stale = L->s->so.max_staleness;
         if (si.age <= (double)stale) {
             status = "200 OK";
             ok = tpd_buf_printf(&body, "ok\n") == 0;
@@ -1022,10 +979,8 @@ main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}
     };
-    char redis_pw[1024];
     const char *path = NULL;
     tp_config *cfg = NULL;
-    tp_store_options so;
     tp_log_level level = TP_LOG_INFO;
     settings s;
     sigset_t mask;
@@ -1037,7 +992,6 @@ main(int argc, char **argv)
     memset(&s, 0, sizeof(s));
     memset(&d, 0, sizeof(d));
     memset(&L, 0, sizeof(L));
-    redis_pw[0] = '\0';
     L.ep = L.lresp.fd = L.lhttp.fd = L.sig.fd = L.enf.fd = -1;
     tpd_log_init(TP_LOG_INFO);
 
@@ -1080,22 +1034,13 @@ main(int argc, char **argv)
         tpd_log(TP_LOG_ERROR, "configuration: %s", err.message);
         goto out;
     }
-    if (load_settings(cfg, path, &s, &d, redis_pw, sizeof(redis_pw),
-                      &level) != 0)
+    if (load_settings(cfg, path, &s, &d, &level) != 0)
         goto out;
     rc = EXIT_FAILURE;
 
-    memset(&so, 0, sizeof(so));
-    so.database = s.database;
-    so.max_staleness = s.max_staleness;
-    so.reload_interval = s.reload_interval;
-    so.redis_host = s.redis_host[0] != '\0' ? s.redis_host : NULL;
-    so.redis_port = s.redis_port;
-    so.redis_password = redis_pw[0] != '\0' ? redis_pw : NULL;
-    so.redis_fail_mode = s.fail_mode;
-    so.log = tpd_lib_log;
-    d.store = tp_store_new(&so, &err);
-    OPENSSL_cleanse(redis_pw, sizeof(redis_pw));
+    s.so.log = tpd_lib_log;
+    d.store = tp_store_new(&s.so, &err);
+    tp_store_config_clear(&s.hold);
     if (d.store == NULL) {
         tpd_log(TP_LOG_ERROR, "policy store: %s", err.message);
         goto out;
@@ -1162,7 +1107,7 @@ out:
         conn_close(&L, L.conns);
     tpd_enforcer_free(d.enforcer); /* closes L.enf.fd */
     OPENSSL_cleanse(s.cli_pw, sizeof(s.cli_pw));
-    OPENSSL_cleanse(redis_pw, sizeof(redis_pw)); /* settings may fail late */
+    tp_store_config_clear(&s.hold); /* settings may fail late */
     if (d.sessions != NULL && d.store != NULL)
         tpd_sessions_sweep(&d, tp_now(), 1);
     tpd_allocq_free(d.allocq, 2000);

@@ -155,8 +155,10 @@ static char *ngx_http_turnpolicy_turn_urls(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static const char *ngx_http_turnpolicy_strdup(ngx_conf_t *cf,
     const char *s);
+static ngx_int_t ngx_http_turnpolicy_secret_dup(ngx_conf_t *cf,
+    const char *s, const char **out);
 static ngx_int_t ngx_http_turnpolicy_strdup_opt(ngx_conf_t *cf,
-    const tp_config *tc, const char *key, const char **out);
+    const char *s, const char **out);
 
 static ngx_int_t ngx_http_turnpolicy_init_process(ngx_cycle_t *cycle);
 static void ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle);
@@ -2441,25 +2443,27 @@ ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 /*
  * turnpolicy_config <file>: the shared turnpolicy.conf.  Read here, in the
  * master (it may name files only root can read); the store options it
- * gives are used by each worker.  From the global section: database_url,
- * and the JWT claim checks as tp_jwt_options_from_config maps them for
- * every consumer (jwt_issuer, jwt_audience, jwt_realm_claim, jwt_leeway,
- * jwt_max_lifetime); from [nginx]:
- * database (instead of database_url), redis = HOST:PORT,
- * redis_password_file, redis_fail_mode = closed|open, max_staleness,
- * reload_interval, no_listen = yes|no.
+ * gives are used by each worker.  What the keys mean, their defaults and
+ * ranges, is the library's (tp_store_options_from_config, the mapping
+ * turnpolicyd and the CLI use): from [nginx] database (else the global
+ * database_url), redis, redis_password_file, redis_fail_mode, no_listen,
+ * max_staleness, reload_interval, issue_per_minute; from the global
+ * section the JWT claim checks (jwt_issuer, jwt_audience,
+ * jwt_realm_claim, jwt_leeway, jwt_max_lifetime).  Here the result is
+ * only copied into the configuration pool.
  */
 static char *
 ngx_http_turnpolicy_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_turnpolicy_main_conf_t *mcf = conf;
 
-    char         *rv;
-    ngx_str_t    *value, file;
-    tp_error      err;
-    tp_config    *tc;
-    const char   *v;
-    tp_jwt_keys  *jk;
+    char              *rv;
+    ngx_str_t         *value, file;
+    tp_error           err;
+    tp_config         *tc;
+    tp_jwt_keys       *jk;
+    tp_store_config    hold;
+    tp_store_options   so;
 
     if (mcf->file.len) {
         return "is duplicate";
@@ -2488,60 +2492,67 @@ ngx_http_turnpolicy_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     rv = NGX_CONF_ERROR;
 
-    v = tp_config_get(tc, "nginx", "database");
-    if (v == NULL) {
-        v = tp_config_get(tc, "", "database_url");
-    }
-
-    if (v == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "turnpolicy_config: \"%V\" sets no database_url",
-                           &mcf->file);
+    if (ngx_http_turnpolicy_config_nginx(cf, mcf, tc) != NGX_CONF_OK) {
         goto done;
     }
 
-    mcf->store.database = ngx_http_turnpolicy_strdup(cf, v);
-    if (mcf->store.database == NULL) {
-        goto done;
-    }
-
-    /* the library's one mapping, as the CLI's (then the strings copied) */
-
-    if (tp_jwt_options_from_config(tc, &mcf->jwt, &err) != TP_OK) {
+    if (tp_store_options_from_config(tc, "nginx", &so, &hold, &err)
+        != TP_OK)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "turnpolicy_config: %s",
                            err.message);
         goto done;
     }
 
-    if (ngx_http_turnpolicy_strdup_opt(cf, tc, "jwt_issuer",
-                                       &mcf->jwt.issuer)
-           != NGX_OK
-        || ngx_http_turnpolicy_strdup_opt(cf, tc, "jwt_audience",
-                                          &mcf->jwt.audience)
-           != NGX_OK
-        || ngx_http_turnpolicy_strdup_opt(cf, tc, "jwt_realm_claim",
-                                          &mcf->jwt.realm_claim)
-           != NGX_OK)
-    {
+    if (so.database == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "turnpolicy_config: \"%V\" sets no database_url",
+                           &mcf->file);
+        tp_store_config_clear(&hold);
         goto done;
     }
 
     /* the claim checks the store will make: refuse bad ones now */
 
-    jk = tp_jwt_keys_new(&mcf->jwt, &err);
+    jk = tp_jwt_keys_new(&hold.jwt, &err);
     if (jk == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "turnpolicy_config: \"%V\": %s", &mcf->file,
                            err.message);
+        tp_store_config_clear(&hold);
         goto done;
     }
 
     tp_jwt_keys_free(jk);
 
+    /* copied into the pool: tc and hold go away */
+
+    mcf->store = so;
+    mcf->jwt = hold.jwt;
     mcf->store.jwt = &mcf->jwt;
     mcf->store.log = ngx_http_turnpolicy_store_log;
 
-    rv = ngx_http_turnpolicy_config_nginx(cf, mcf, tc);
+    if (ngx_http_turnpolicy_strdup_opt(cf, so.database,
+                                       &mcf->store.database) != NGX_OK
+        || ngx_http_turnpolicy_strdup_opt(cf, so.redis_host,
+                                          &mcf->store.redis_host) != NGX_OK
+        || ngx_http_turnpolicy_strdup_opt(cf, hold.jwt.issuer,
+                                          &mcf->jwt.issuer) != NGX_OK
+        || ngx_http_turnpolicy_strdup_opt(cf, hold.jwt.audience,
+                                          &mcf->jwt.audience) != NGX_OK
+        || ngx_http_turnpolicy_strdup_opt(cf, hold.jwt.realm_claim,
+                                          &mcf->jwt.realm_claim) != NGX_OK
+        || ngx_http_turnpolicy_secret_dup(cf, so.redis_password,
+                                          &mcf->store.redis_password)
+           != NGX_OK)
+    {
+        tp_store_config_clear(&hold);
+        goto done;
+    }
+
+    tp_store_config_clear(&hold);
+
+    rv = NGX_CONF_OK;
 
 done:
 
@@ -2551,7 +2562,7 @@ done:
 }
 
 
-/* The [nginx] section of turnpolicy_config. */
+/* The [nginx] section of turnpolicy_config holds store keys only. */
 static char *
 ngx_http_turnpolicy_config_nginx(ngx_conf_t *cf,
     ngx_http_turnpolicy_main_conf_t *mcf, const tp_config *tc)
@@ -2562,15 +2573,8 @@ ngx_http_turnpolicy_config_nginx(ngx_conf_t *cf,
         NULL
     };
 
-    char                 pw[1024];
-    u_char              *host;
-    size_t               i, j, len;
-    int64_t              n;
-    ngx_int_t            port;
-    tp_error             err;
-    const char          *v, *key, *colon;
-    ngx_str_t           *wipe;
-    ngx_pool_cleanup_t  *cln;
+    size_t       i, j;
+    const char  *v, *key;
 
     for (i = 0; (key = tp_config_key_at(tc, "nginx", i, &v)) != NULL; i++) {
         for (j = 0; known[j] && ngx_strcmp(known[j], key) != 0; j++) {
@@ -2585,153 +2589,63 @@ ngx_http_turnpolicy_config_nginx(ngx_conf_t *cf,
         }
     }
 
-    v = tp_config_get(tc, "nginx", "redis");
-    if (v) {
-        colon = strrchr(v, ':');
-        port = colon ? ngx_atoi((u_char *) colon + 1, ngx_strlen(colon + 1))
-                     : NGX_ERROR;
-
-        if (colon == NULL || colon == v || port < 1 || port > 65535) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "turnpolicy_config: \"%V\": redis must be "
-                               "HOST:PORT, not \"%s\"", &mcf->file, v);
-            return NGX_CONF_ERROR;
-        }
-
-        host = ngx_pnalloc(cf->pool, colon - v + 1);
-        if (host == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(host, v, colon - v);
-        host[colon - v] = '\0';
-
-        mcf->store.redis_host = (char *) host;
-        mcf->store.redis_port = (int) port;
-    }
-
-    v = tp_config_get(tc, "nginx", "redis_password_file");
-    if (v) {
-        /* read by the master: the workers need not be able to */
-
-        if (tp_secret_file_read(v, pw, sizeof(pw) - 1, &len, &err)
-            != TP_OK)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "turnpolicy_config: redis_password_file: %s",
-                               err.message);
-            return NGX_CONF_ERROR;
-        }
-
-        pw[len] = '\0';
-
-        cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_str_t));
-        if (cln == NULL) {
-            ngx_explicit_memzero(pw, sizeof(pw));
-            return NGX_CONF_ERROR;
-        }
-
-        wipe = cln->data;
-        wipe->len = len + 1;
-        wipe->data = ngx_pnalloc(cf->pool, len + 1);
-
-        if (wipe->data == NULL) {
-            ngx_explicit_memzero(pw, sizeof(pw));
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(wipe->data, pw, len + 1);
-        ngx_explicit_memzero(pw, sizeof(pw));
-        cln->handler = ngx_http_turnpolicy_wipe;
-
-        mcf->store.redis_password = (char *) wipe->data;
-    }
-
-    v = tp_config_get(tc, "nginx", "redis_fail_mode");
-    if (v == NULL || ngx_strcmp(v, "closed") == 0) {
-        mcf->store.redis_fail_mode = TP_FAIL_CLOSED;
-
-    } else if (ngx_strcmp(v, "open") == 0) {
-        mcf->store.redis_fail_mode = TP_FAIL_OPEN;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "turnpolicy_config: \"%V\": redis_fail_mode must "
-                           "be closed or open", &mcf->file);
-        return NGX_CONF_ERROR;
-    }
-
-    v = tp_config_get(tc, "nginx", "no_listen");
-    if (v == NULL || ngx_strcmp(v, "no") == 0) {
-        mcf->store.no_listen = 0;
-
-    } else if (ngx_strcmp(v, "yes") == 0) {
-        mcf->store.no_listen = 1;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "turnpolicy_config: \"%V\": no_listen must be "
-                           "yes or no", &mcf->file);
-        return NGX_CONF_ERROR;
-    }
-
-    if (tp_config_get_int(tc, "nginx", "max_staleness", 1, 86400, 30, &n,
-                          &err)
-        != TP_OK)
-    {
-        goto bad_int;
-    }
-
-    mcf->store.max_staleness = (uint32_t) n;
-
-    /* credentials per subject per minute from the credentials endpoint,
-     * counted in Redis across workers and nodes; 0 = no limit */
-    if (tp_config_get_int(tc, "nginx", "issue_per_minute", 0, 1000000, 0,
-                          &n, &err)
-        != TP_OK)
-    {
-        goto bad_int;
-    }
-
-    mcf->store.issue_per_minute = (uint32_t) n;
-
-    if (tp_config_get_int(tc, "nginx", "reload_interval", 1, 86400, 60, &n,
-                          &err)
-        != TP_OK)
-    {
-        goto bad_int;
-    }
-
-    mcf->store.reload_interval = (uint32_t) n;
-
     return NGX_CONF_OK;
-
-bad_int:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "turnpolicy_config: %s",
-                       err.message);
-
-    return NGX_CONF_ERROR;
 }
 
 
-/* A copy of the global key's value, if set; NGX_ERROR: out of memory. */
+/* A copy of s (NULL stays NULL) in the configuration pool. */
 static ngx_int_t
-ngx_http_turnpolicy_strdup_opt(ngx_conf_t *cf, const tp_config *tc,
-    const char *key, const char **out)
+ngx_http_turnpolicy_strdup_opt(ngx_conf_t *cf, const char *s,
+    const char **out)
 {
-    const char  *v;
-
-    v = tp_config_get(tc, "", key);
-
-    if (v == NULL) {
+    if (s == NULL) {
         *out = NULL;
         return NGX_OK;
     }
 
-    *out = ngx_http_turnpolicy_strdup(cf, v);
+    *out = ngx_http_turnpolicy_strdup(cf, s);
 
     return *out ? NGX_OK : NGX_ERROR;
+}
+
+
+/* The same for a secret: wiped when the pool goes. */
+static ngx_int_t
+ngx_http_turnpolicy_secret_dup(ngx_conf_t *cf, const char *s,
+    const char **out)
+{
+    size_t               len;
+    ngx_str_t           *wipe;
+    ngx_pool_cleanup_t  *cln;
+
+    *out = NULL;
+
+    if (s == NULL) {
+        return NGX_OK;
+    }
+
+    len = ngx_strlen(s) + 1;
+
+    cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_str_t));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    wipe = cln->data;
+    wipe->len = len;
+    wipe->data = ngx_pnalloc(cf->pool, len);
+
+    if (wipe->data == NULL) {
+        wipe->len = 0;
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(wipe->data, s, len);
+    cln->handler = ngx_http_turnpolicy_wipe;
+
+    *out = (const char *) wipe->data;
+
+    return NGX_OK;
 }
 
 

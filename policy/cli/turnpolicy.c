@@ -462,6 +462,7 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
     }
     if (db != NULL) {
         tp_store_options so;
+        tp_store_config hold;
 
         if (realm == NULL && cfg != NULL)
             realm = tp_config_get(cfg, "", "default_realm");
@@ -469,10 +470,20 @@ cmd_verify_or_key(int argc, char **argv, int key_mode)
             rc = tp_cli_usage_error(usage, "--realm is required");
             goto out;
         }
+        /* the file's store settings and JWT checks mean here what they
+         * mean to turnpolicyd and nginx: the library maps them ([cli]) */
         memset(&so, 0, sizeof(so));
+        memset(&hold, 0, sizeof(hold));
+        if (cfg != NULL &&
+            tp_store_options_from_config(cfg, "cli", &so, &hold, &err) !=
+                TP_OK) {
+            rc = fail_err("configuration", &err);
+            goto out;
+        }
         so.database = db;
         so.log = log_stderr;
         store = tp_store_new(&so, &err);
+        tp_store_config_clear(&hold);
         if (store == NULL) {
             rc = fail_err("database", &err);
             goto out;

@@ -749,6 +749,48 @@ typedef struct tp_store_options {
                                   loops that must not block) */
 } tp_store_options;
 
+/*
+ * What tp_store_options_from_config points an options struct at that the
+ * configuration does not hold as it is: the Redis host (split from
+ * HOST:PORT), the Redis password (read from its file) and the JWT
+ * options.  Caller-owned (no allocation); it must outlive the
+ * tp_store_new call that reads the options (which copies them), then be
+ * wiped with tp_store_config_clear.
+ */
+typedef struct tp_store_config {
+    char redis_host[256];
+    char redis_password[1024];
+    tp_jwt_options jwt;
+} tp_store_config;
+
+/*
+ * The one mapping of the shared configuration file (turnpolicy.conf) to
+ * store options, for every consumer (turnpolicyd, the nginx module, the
+ * CLI), with one default and one range per key.  From [section]:
+ *   database             libpq string; else the global database_url
+ *                        (NULL if neither: the caller may have another
+ *                        source, and tp_store_new refuses none)
+ *   redis                HOST:PORT (Redis for fan-out and counters)
+ *   redis_password_file  a file holding Redis's password
+ *   redis_fail_mode      closed (default) | open
+ *   no_listen            no (default) | yes (a hot-standby replica)
+ *   max_staleness        seconds, 1..86400, default 30
+ *   reload_interval      seconds, 1..86400, default 60
+ *   issue_per_minute     0..1000000, default 0 (no limit)
+ * and from the global section the JWT options (tp_jwt_options_from_
+ * config).  Other keys of the section are the consumer's own: this does
+ * not refuse them.  *out is zeroed first; log, log_ud and
+ * background_start are the caller's to set.  TP_OK, or TP_ECONFIG /
+ * TP_EINVAL / TP_EIO naming the file, line and key.
+ */
+TP_EXPORT tp_status tp_store_options_from_config(const tp_config *cfg,
+                                                 const char *section,
+                                                 tp_store_options *out,
+                                                 tp_store_config *hold,
+                                                 tp_error *err);
+/* Wipe hold (the Redis password).  NULL ok. */
+TP_EXPORT void tp_store_config_clear(tp_store_config *hold);
+
 /* Connect, load the first snapshot (blocking, bounded by the connection
  * string's connect_timeout) and start the background thread.  NULL and
  * err filled (TP_EDB, TP_EINVAL, TP_ENOMEM) on failure.  With

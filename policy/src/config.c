@@ -827,6 +827,118 @@ tp_jwt_options_from_config(const tp_config *cfg, tp_jwt_options *out,
     return TP_OK;
 }
 
+/* A yes/no key of section: *out 0 or 1 (default 0).  TP_OK or
+ * TP_ECONFIG. */
+static tp_status
+get_bool(const tp_config *cfg, const char *section, const char *key,
+         int *out, tp_error *err)
+{
+    const char *v = tp_config_get(cfg, section, key);
+
+    *out = 0;
+    if (v == NULL || strcmp(v, "no") == 0)
+        return TP_OK;
+    if (strcmp(v, "yes") == 0) {
+        *out = 1;
+        return TP_OK;
+    }
+    return tp__fail(err, TP_ECONFIG, "%s:%u: %s must be yes or no",
+                    cfg->name, entry_line(cfg, section, key), key);
+}
+
+tp_status
+tp_store_options_from_config(const tp_config *cfg, const char *section,
+                             tp_store_options *out, tp_store_config *hold,
+                             tp_error *err)
+{
+    const char *v, *colon;
+    int64_t n;
+    size_t len;
+    tp_status st;
+
+    if (cfg == NULL || section == NULL || out == NULL || hold == NULL)
+        return tp__fail(err, TP_EINVAL, "configuration, section, options "
+                        "and holder are required");
+    memset(out, 0, sizeof(*out));
+    memset(hold, 0, sizeof(*hold));
+    out->database = tp_config_get(cfg, section, "database");
+    if (out->database == NULL)
+        out->database = tp_config_get(cfg, "", "database_url");
+    v = tp_config_get(cfg, section, "redis");
+    if (v != NULL) {
+        colon = strrchr(v, ':');
+        if (colon == NULL || colon == v ||
+            (size_t)(colon - v) >= sizeof(hold->redis_host) ||
+            tp__parse_u64(colon + 1, strlen(colon + 1), &n) != 0 ||
+            n < 1 || n > 65535)
+            return tp__fail(err, TP_ECONFIG, "%s:%u: redis must be "
+                            "HOST:PORT, not \"%s\"", cfg->name,
+                            entry_line(cfg, section, "redis"), v);
+        memcpy(hold->redis_host, v, (size_t)(colon - v));
+        hold->redis_host[colon - v] = '\0';
+        out->redis_host = hold->redis_host;
+        out->redis_port = (int)n;
+    }
+    v = tp_config_get(cfg, section, "redis_password_file");
+    if (v != NULL) {
+        st = tp_secret_file_read(v, hold->redis_password,
+                                 sizeof(hold->redis_password) - 1, &len, err);
+        if (st != TP_OK) {
+            tp_store_config_clear(hold);
+            return st;
+        }
+        hold->redis_password[len] = '\0';
+        out->redis_password = hold->redis_password;
+    }
+    v = tp_config_get(cfg, section, "redis_fail_mode");
+    if (v == NULL || strcmp(v, "closed") == 0) {
+        out->redis_fail_mode = TP_FAIL_CLOSED;
+    } else if (strcmp(v, "open") == 0) {
+        out->redis_fail_mode = TP_FAIL_OPEN;
+    } else {
+        st = tp__fail(err, TP_ECONFIG, "%s:%u: redis_fail_mode must be "
+                      "closed or open", cfg->name,
+                      entry_line(cfg, section, "redis_fail_mode"));
+        goto fail;
+    }
+    st = get_bool(cfg, section, "no_listen", &out->no_listen, err);
+    if (st != TP_OK)
+        goto fail;
+    st = tp_config_get_int(cfg, section, "max_staleness", 1, 86400, 30, &n,
+                           err);
+    if (st != TP_OK)
+        goto fail;
+    out->max_staleness = (uint32_t)n;
+    st = tp_config_get_int(cfg, section, "reload_interval", 1, 86400, 60, &n,
+                           err);
+    if (st != TP_OK)
+        goto fail;
+    out->reload_interval = (uint32_t)n;
+    st = tp_config_get_int(cfg, section, "issue_per_minute", 0, 1000000, 0,
+                           &n, err);
+    if (st != TP_OK)
+        goto fail;
+    out->issue_per_minute = (uint32_t)n;
+    st = tp_jwt_options_from_config(cfg, &hold->jwt, err);
+    if (st != TP_OK)
+        goto fail;
+    out->jwt = &hold->jwt;
+    tp__ok(err);
+    return TP_OK;
+
+fail:
+    tp_store_config_clear(hold);
+    out->redis_password = NULL;
+    return st;
+}
+
+void
+tp_store_config_clear(tp_store_config *hold)
+{
+    if (hold != NULL)
+        tp__wipe(hold->redis_password, sizeof(hold->redis_password));
+}
+
 tp_jwt_keys *
 tp_jwt_keys_from_config(const tp_config *cfg, tp_error *err)
 {

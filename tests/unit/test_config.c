@@ -329,6 +329,108 @@ test_jwt_options(void **state)
     tp_config_free(cfg);
 }
 
+/* The store options: one mapping, one default and one range per key, for
+ * turnpolicyd, nginx and the CLI alike. */
+static void
+test_store_options(void **state)
+{
+    char text[1024];
+    const char *pw;
+    tp_store_options so;
+    tp_store_config hold;
+    tp_config *cfg;
+    tp_error err;
+
+    (void)state;
+    /* defaults; database from the global section */
+    TP_ASSERT_OK(tp_config_parse("database_url = \"dbname=x\"\n", 25, "t",
+                                 &cfg, &err), &err);
+    TP_ASSERT_OK(tp_store_options_from_config(cfg, "nginx", &so, &hold,
+                                              &err), &err);
+    assert_string_equal(so.database, "dbname=x");
+    assert_int_equal(so.max_staleness, 30);
+    assert_int_equal(so.reload_interval, 60);
+    assert_int_equal(so.issue_per_minute, 0);
+    assert_int_equal(so.no_listen, 0);
+    assert_int_equal(so.redis_fail_mode, TP_FAIL_CLOSED);
+    assert_null(so.redis_host);
+    assert_null(so.redis_password);
+    assert_non_null(so.jwt);
+    assert_int_equal(so.jwt->leeway, 30);
+    tp_store_config_clear(&hold);
+    tp_config_free(cfg);
+
+    /* every key of a section */
+    pw = write_file("redis.pw", "redis-secret-42\n", 0600);
+    snprintf(text, sizeof(text),
+             "database_url = \"dbname=global\"\n"
+             "jwt_leeway = 7\n"
+             "[turnpolicyd]\n"
+             "database = \"dbname=own\"\n"
+             "redis = 127.0.0.1:6380\n"
+             "redis_password_file = %s\n"
+             "redis_fail_mode = open\n"
+             "no_listen = yes\n"
+             "max_staleness = 5\n"
+             "reload_interval = 600\n"
+             "issue_per_minute = 12\n", pw);
+    TP_ASSERT_OK(tp_config_parse(text, strlen(text), "t", &cfg, &err), &err);
+    TP_ASSERT_OK(tp_store_options_from_config(cfg, "turnpolicyd", &so,
+                                              &hold, &err), &err);
+    assert_string_equal(so.database, "dbname=own");
+    assert_string_equal(so.redis_host, "127.0.0.1");
+    assert_int_equal(so.redis_port, 6380);
+    assert_string_equal(so.redis_password, "redis-secret-42");
+    assert_int_equal(so.redis_fail_mode, TP_FAIL_OPEN);
+    assert_int_equal(so.no_listen, 1);
+    assert_int_equal(so.max_staleness, 5);
+    assert_int_equal(so.reload_interval, 600);
+    assert_int_equal(so.issue_per_minute, 12);
+    assert_int_equal(so.jwt->leeway, 7);
+    tp_store_config_clear(&hold);
+    assert_int_equal(hold.redis_password[0], '\0'); /* wiped */
+    /* another section does not see those keys */
+    TP_ASSERT_OK(tp_store_options_from_config(cfg, "nginx", &so, &hold,
+                                              &err), &err);
+    assert_string_equal(so.database, "dbname=global");
+    assert_null(so.redis_host);
+    tp_config_free(cfg);
+
+    /* refusals name the key */
+    {
+        static const char *const bad[] = {
+            "[s]\nredis = nocolon\n", "[s]\nredis = h:0\n",
+            "[s]\nredis = h:65536\n", "[s]\nredis = :6379\n",
+            "[s]\nredis_fail_mode = maybe\n", "[s]\nno_listen = 1\n",
+            "[s]\nmax_staleness = 0\n", "[s]\nreload_interval = 86401\n",
+            "[s]\nissue_per_minute = -1\n", "jwt_leeway = 3601\n",
+            "[s]\nredis_password_file = /nonexistent/pw\n",
+        };
+        static const char *const key[] = {
+            "redis", "redis", "redis", "redis", "redis_fail_mode",
+            "no_listen", "max_staleness", "reload_interval",
+            "issue_per_minute", "jwt_leeway", "/nonexistent/pw",
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            TP_ASSERT_OK(tp_config_parse(bad[i], strlen(bad[i]), "t", &cfg,
+                                         &err), &err);
+            assert_int_not_equal(tp_store_options_from_config(cfg, "s", &so,
+                                                              &hold, &err),
+                                 TP_OK);
+            if (strstr(err.message, key[i]) == NULL)
+                fail_msg("%s: message \"%s\" does not name %s", bad[i],
+                         err.message, key[i]);
+            tp_config_free(cfg);
+        }
+    }
+    TP_ASSERT_STATUS(TP_EINVAL,
+                     tp_store_options_from_config(NULL, "s", &so, &hold,
+                                                  &err), &err);
+    tp_store_config_clear(NULL);
+}
+
 int
 main(void)
 {
@@ -339,6 +441,7 @@ main(void)
         cmocka_unit_test(test_builders),
         cmocka_unit_test(test_builder_secret_perms),
         cmocka_unit_test(test_jwt_options),
+        cmocka_unit_test(test_store_options),
     };
 
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
