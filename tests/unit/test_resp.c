@@ -126,6 +126,8 @@ expect_error(size_t max_request, const char *s, size_t n, int err)
 
 #define BAD(lit) expect_error(65536, (lit), sizeof(lit) - 1, TPD_PARSE_ERROR)
 
+static size_t build(char *out, size_t cap, int argc, const size_t *lens);
+
 /* ------------------------------------------------------------------ */
 /* well-formed requests                                                */
 /* ------------------------------------------------------------------ */
@@ -361,6 +363,42 @@ huge_bulk(const char *head)
     feed(p, junk, sizeof(junk));
     expect_next(p, TPD_PARSE_TOO_LARGE);
     expect_latched(p, TPD_PARSE_TOO_LARGE);
+    tpd_parser_free(p);
+}
+
+/* turnpolicyd.h: "After TPD_PARSE_TOO_LARGE bytes are still accepted and
+ * ignored": whichever bound was passed, feeding more succeeds, buffers
+ * nothing, and the error stays. */
+static void
+test_too_large_feed(void **state)
+{
+    static const size_t l[] = {65};
+    char req[256], junk[4096];
+    tpd_parser *p;
+    size_t n;
+    int i;
+
+    memset(junk, 'x', sizeof(junk));
+    /* an argument over the bound (refused inside hiredis's reader) */
+    p = parser(64);
+    n = build(req, sizeof(req), 1, l);
+    feed(p, req, n);
+    expect_next(p, TPD_PARSE_TOO_LARGE);
+    for (i = 0; i < 100; i++)
+        feed(p, junk, sizeof(junk));
+    feed(p, PING, sizeof(PING) - 1);
+    expect_next(p, TPD_PARSE_TOO_LARGE);
+    tpd_parser_free(p);
+
+    /* what waits for the rest over the bound (refused by the parser) */
+    p = parser(64);
+    FEED(p, "*1\r\n$1000\r\n");
+    feed(p, junk, 100);
+    expect_next(p, TPD_PARSE_TOO_LARGE);
+    for (i = 0; i < 100; i++)
+        feed(p, junk, sizeof(junk));
+    feed(p, PING, sizeof(PING) - 1);
+    expect_next(p, TPD_PARSE_TOO_LARGE);
     tpd_parser_free(p);
 }
 
@@ -662,6 +700,7 @@ main(void)
         cmocka_unit_test(test_not_requests),
         cmocka_unit_test(test_bulk_overrun),
         cmocka_unit_test(test_error_latched),
+        cmocka_unit_test(test_too_large_feed),
         cmocka_unit_test(test_huge_counts),
         cmocka_unit_test(test_max_request),
         cmocka_unit_test(test_buffered_bound),
