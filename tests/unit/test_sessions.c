@@ -243,6 +243,9 @@ test_report_malformed(void **state)
         "turn/realm/" REALM "/user/" USER "/allocaton/1/status",
         "turn/realm/" REALM "/user/" USER "/1/status",
         "/status",
+        /* "/allocation/" overlapping the prefix's last slash */
+        "turn/realm/allocation/1/status",
+        "turn/realm/allocation/1/traffic",
         "turn/realm//user/" USER "/allocation/1/status",
         "turn/realm/" REALM "/usr/" USER "/allocation/1/status",
         "turn/realm/" REALM "/" USER "/allocation/1/status",
