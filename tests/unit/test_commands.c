@@ -601,5 +601,5 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unknown, setup, teardown),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
 }

@@ -709,5 +709,5 @@ main(void)
         cmocka_unit_test(test_buf_consume),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("resp", tests, NULL, NULL);
 }

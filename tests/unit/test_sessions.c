@@ -765,5 +765,5 @@ main(void)
         cmocka_unit_test(test_keys_served),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("sessions", tests, NULL, NULL);
 }
