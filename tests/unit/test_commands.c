@@ -577,6 +577,41 @@ test_unknown(void **state)
     assert_int_equal(f->d->n.commands, 8);
 }
 
+/* Usernames and keys reach log lines only through tpd_escape: printable
+ * ASCII, everything else (and the backslash) as \xNN, cut to fit. */
+static void
+test_escape(void **state)
+{
+    char out[64], big[300];
+    size_t cap;
+
+    assert_string_equal(tpd_escape("ana", 3, out, sizeof(out)), "ana");
+    assert_string_equal(tpd_escape("a\0b\r\n\x1b[0m\\\x7f\xff", 12, out,
+                                   sizeof(out)),
+                        "a\\x00b\\x0d\\x0a\\x1b[0m\\x5c\\x7f\\xff");
+    assert_string_equal(tpd_escape("", 0, out, sizeof(out)), "");
+    /* cut, and always terminated within cap */
+    memset(big, 'u', sizeof(big));
+    for (cap = 0; cap <= sizeof(out); cap++) {
+        memset(out, '#', sizeof(out));
+        (void)tpd_escape(big, sizeof(big), out, cap);
+        if (cap == 0) {
+            assert_int_equal(out[0], '#'); /* nothing written */
+            continue;
+        }
+        assert_non_null(memchr(out, '\0', cap));
+        if (cap >= 8) {
+            assert_true(strlen(out) >= 3);
+            assert_string_equal(out + strlen(out) - 3, "...");
+        }
+    }
+    for (cap = 8; cap <= sizeof(out); cap++) {
+        (void)tpd_escape("\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n", 16, out, cap);
+        assert_true(strlen(out) < cap);
+        assert_null(strchr(out, '\n'));
+    }
+}
+
 int
 main(void)
 {
@@ -599,6 +634,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statsdb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown, setup, teardown),
+        cmocka_unit_test(test_escape),
     };
 
     return cmocka_run_group_tests_name("commands", tests, NULL, NULL);

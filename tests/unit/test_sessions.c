@@ -744,6 +744,95 @@ test_keys_served(void **state)
     tpd_test_free(d);
 }
 
+/* Past KEY_MAX (65536) remembered keys, the oldest is given up. */
+static void
+test_keys_max(void **state)
+{
+    tpd *d = tpd_test_new(64);
+    char user[64];
+    int i;
+
+    for (i = 0; i < 65536; i++) {
+        snprintf(user, sizeof(user), "1700003600:u%d:k1:1700000000", i);
+        tpd_sessions_key_served(d, REALM, user, NOW);
+    }
+    assert_int_equal(d->n.keys_abandoned, 0);
+    tpd_sessions_key_served(d, REALM, USER, NOW);
+    assert_int_equal(d->n.keys_abandoned, 1);
+    /* the oldest (u0) was the one given up: its "new" confirms nothing */
+    assert_int_equal(event(d, "turn/realm/" REALM "/user/1700003600:u0:k1:"
+                           "1700000000/allocation/1/status", NEW_V4, NOW),
+                     1);
+    assert_int_equal(d->n.keys_confirmed, 0);
+    assert_int_equal(event(d, "turn/realm/" REALM "/user/1700003600:u1:k1:"
+                           "1700000000/allocation/2/status", NEW_V4, NOW),
+                     1);
+    assert_int_equal(d->n.keys_confirmed, 1);
+    /* the rest (u2..u65535 and ana's) after the window */
+    tpd_sessions_sweep(d, NOW + 11, 0);
+    assert_int_equal(d->n.keys_abandoned, 1 + 65534 + 1);
+    tpd_test_free(d);
+}
+
+/* The enforcer walks the table in slices: every session once. */
+typedef struct seen {
+    uint64_t ids[200];
+    size_t n;
+} seen;
+
+static void
+visit(void *ud, const tpd_session_ref *ref)
+{
+    seen *s = ud;
+    size_t i;
+
+    for (i = 0; i < s->n; i++)
+        assert_true(s->ids[i] != ref->id);
+    assert_true(s->n < 200);
+    assert_string_equal(ref->username, USER);
+    s->ids[s->n++] = ref->id;
+}
+
+static void
+test_scan(void **state)
+{
+    tpd *d = tpd_test_new(1000);
+    char key[200];
+    size_t cursor = 0, rounds = 0;
+    seen s;
+    int i, done = 0;
+
+    for (i = 1; i <= 150; i++) {
+        snprintf(key, sizeof(key), KEY(USER, "%d", "status"), i);
+        assert_int_equal(event(d, key, NEW_V4, NOW), 1);
+    }
+    assert_int_equal(tpd_sessions_live(d->sessions), 150);
+    memset(&s, 0, sizeof(s));
+    while (!done) {
+        size_t before = s.n;
+
+        done = tpd_sessions_scan(d->sessions, &cursor, 10, visit, &s);
+        rounds++;
+        assert_true(rounds < 1000);
+        /* at least the budget per slice, unless the table ends */
+        if (!done)
+            assert_true(s.n - before >= 10);
+    }
+    assert_int_equal(cursor, 0);
+    assert_int_equal(s.n, 150);
+    assert_true(rounds > 1);
+    /* an empty table: done at once */
+    tpd_sessions_sweep(d, NOW, 0);
+    tpd_test_free(d);
+    d = tpd_test_new(16);
+    memset(&s, 0, sizeof(s));
+    cursor = 0;
+    assert_int_equal(tpd_sessions_scan(d->sessions, &cursor, 10, visit, &s),
+                     1);
+    assert_int_equal(s.n, 0);
+    tpd_test_free(d);
+}
+
 int
 main(void)
 {
@@ -763,6 +852,8 @@ main(void)
         cmocka_unit_test(test_table_lapse),
         cmocka_unit_test(test_table_full),
         cmocka_unit_test(test_keys_served),
+        cmocka_unit_test(test_keys_max),
+        cmocka_unit_test(test_scan),
     };
 
     return cmocka_run_group_tests_name("sessions", tests, NULL, NULL);
