@@ -139,6 +139,8 @@ $(TPD_UNIT_BINS): $(BUILD)/tests/%: tests/unit/%.c $(TPD_UNIT_OBJS) \
 	    $(TPD_UNIT_OBJS) $(STATIC_LIB) $(LDFLAGS_ALL) -Wl,--wrap=tpd_log \
 	    $(DEPS_LIBS) $(CMOCKA_LIBS)
 
+-include $(BUILD)/obj/coturn-plugin/turnpolicyd-nomain.d
+
 # Drivers that integration scripts run against servers they started.
 $(BUILD)/itests/%: tests/integration/%.c $(STATIC_LIB) tests/unit/tp_test.h \
     tests/integration/tp_itest.h
