@@ -121,6 +121,29 @@ $(BUILD)/tests/%: tests/unit/%.c $(STATIC_LIB) tests/unit/tp_test.h
 	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(STATIC_LIB) \
 	    $(LDFLAGS_ALL) $(TEST_LDFLAGS) $(DEPS_LIBS) $(CMOCKA_LIBS)
 
+# Unit tests of turnpolicyd's pure parts (resp.c, commands.c, sessions.c)
+# link its objects too: turnpolicyd.c again with main() renamed, and
+# tpd_log replaced by the test's (-Wl,--wrap=tpd_log), as in the fuzzers.
+TPD_UNIT_BINS := $(BUILD)/tests/test_resp $(BUILD)/tests/test_commands \
+                 $(BUILD)/tests/test_sessions
+TPD_UNIT_OBJS := $(filter-out %/turnpolicyd.o,$(DAEMON_OBJS)) \
+                 $(BUILD)/obj/coturn-plugin/turnpolicyd-nomain.o
+
+$(BUILD)/obj/coturn-plugin/turnpolicyd-nomain.o: coturn-plugin/turnpolicyd.c \
+    coturn-plugin/turnpolicyd.h policy/include/turnpolicy.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Dmain=turnpolicyd_main -Wno-missing-prototypes \
+	    -MMD -MP -c $< -o $@
+
+$(TPD_UNIT_BINS): $(BUILD)/tests/%: tests/unit/%.c $(TPD_UNIT_OBJS) \
+    $(STATIC_LIB) tests/unit/tp_test.h tests/unit/tpd_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -Icoturn-plugin -o $@ $< \
+	    $(TPD_UNIT_OBJS) $(STATIC_LIB) $(LDFLAGS_ALL) -Wl,--wrap=tpd_log \
+	    $(DEPS_LIBS) $(CMOCKA_LIBS)
+
+-include $(BUILD)/obj/coturn-plugin/turnpolicyd-nomain.d
+
 # Drivers that integration scripts run against servers they started.
 $(BUILD)/itests/%: tests/integration/%.c $(STATIC_LIB) tests/unit/tp_test.h \
     tests/integration/tp_itest.h

@@ -161,6 +161,8 @@ tpd_parser_free(tpd_parser *p)
 int
 tpd_parser_feed(tpd_parser *p, const char *buf, size_t n)
 {
+    if (p->too_large)
+        return 0; /* refused already: ignored, never buffered */
     if (p->rd->err != 0)
         return -1;
     return redisReaderFeed(p->rd, buf, n) == REDIS_OK ? 0 : -1;

@@ -737,7 +737,8 @@ parse_key(const char *key, size_t n, char realm[TP_REALM_MAX + 1],
             break;
         }
     }
-    if (a == NULL)
+    /* in "turn/realm/allocation/..." it overlaps the prefix */
+    if (a == NULL || a < key + sizeof(pfx) - 1)
         return -1;
     p = a + sizeof(alloc) - 1;
     if (p == key + cut || (size_t)(key + cut - p) > 20)
