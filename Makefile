@@ -201,14 +201,16 @@ $(FUZZ_DIR)/fuzz_username: tests/fuzz/fuzz_username.c $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) \
 	    $(DEPS_LIBS)
 
-# the nginx module's URI helpers: plain C, no library, no nginx
+# the nginx module's URI helpers: plain C, no nginx (the library's
+# tp_path_safe is their one call into it)
 FUZZ_BINS     += $(FUZZ_DIR)/fuzz_uri
 fuzzers: $(FUZZ_DIR)/fuzz_uri
 $(FUZZ_DIR)/fuzz_uri: tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c \
-                      proxy-filter/tp_uri.h
+                      proxy-filter/tp_uri.h $(FUZZ_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iproxy-filter -fsanitize=fuzzer -o $@ \
-	    tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c
+	    tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c $(FUZZ_LIB_OBJS) \
+	    $(DEPS_LIBS)
 # (tests/unit/test_uri.c compiles them in)
 $(BUILD)/tests/test_uri: proxy-filter/tp_uri.c proxy-filter/tp_uri.h
 

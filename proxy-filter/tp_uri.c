@@ -7,7 +7,8 @@
  *
  * Why here and not in the module: these decide what reaches the upstream
  * and the logs from bytes a hostile client chooses, so they are fuzzed
- * (tests/fuzz/fuzz_uri.c) without nginx.  Nothing here allocates, logs or
+ * (tests/fuzz/fuzz_uri.c) without nginx; the one library call is
+ * tp_path_safe, the rule host rules share.  Nothing here allocates, logs or
  * keeps state; every read stays inside the [p, p + len) it was given.
  *
  * Invariants of tp_uri_split's result, which the fuzzer checks:
@@ -20,6 +21,8 @@
  */
 
 #include <string.h>
+
+#include <turnpolicy.h>
 
 #include "tp_uri.h"
 
@@ -65,57 +68,8 @@ tp_uri_casecmp(const unsigned char *a, const unsigned char *b, size_t n)
 int
 tp_uri_path_safe(const unsigned char *p, size_t len)
 {
-    const unsigned char  *q, *seg, *end;
-
-    /*
-     * The bytes that need a closer look: controls, space, DEL, '\\', '%'
-     * and '/'.  A path is mostly other bytes (a token segment is 200 or
-     * more), passed with one table lookup each.
-     */
-    static const unsigned int  look[] = {
-        0xffffffff, /* 0x00-0x1f */
-        0x00008021, /* ' ' '%' '/' */
-        0x10000000, /* '\\' */
-        0x80000000, /* DEL */
-        0, 0, 0, 0  /* non-ASCII passes, as in the request line nginx took */
-    };
-
-    end = p + len;
-
-    for (q = p; q < end; q++) {
-
-        if (!(look[*q >> 5] & (1U << (*q & 0x1f)))) {
-            continue;
-        }
-
-        if (*q < 0x21 || *q == 0x7f || *q == '\\') {
-            return -1;
-        }
-
-        if (*q == '%' && end - q >= 3
-            && ((q[1] == '2' && (q[2] == 'f' || q[2] == 'F'
-                                 || q[2] == 'e' || q[2] == 'E'))
-                || (q[1] == '5' && (q[2] == 'c' || q[2] == 'C'))
-                || (q[1] == '0' && q[2] == '0')))
-        {
-            return -1;
-        }
-
-        if (*q != '/') {
-            continue;
-        }
-
-        seg = q + 1;
-
-        if (seg < end && *seg == '.'
-            && (seg + 1 == end || seg[1] == '/'
-                || (seg[1] == '.' && (seg + 2 == end || seg[2] == '/'))))
-        {
-            return -1;
-        }
-    }
-
-    return 0;
+    /* the library's one rule, the host rules' too */
+    return tp_path_safe((const char *) p, len) ? 0 : -1;
 }
 
 

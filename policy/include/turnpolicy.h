@@ -350,9 +350,20 @@ typedef struct tp_host_match {
     const char *rule;   /* its text as added (owned by hl), NULL if none */
 } tp_host_match;
 
+/*
+ * The one rule for a raw (undecoded) request path that may be passed on
+ * to an upstream or compared with a path prefix: 1 if none of its len
+ * bytes is a control byte, space, DEL or '\\', it has no encoded '/',
+ * '\\', '.' or NUL (%2f %5c %2e %00, either case) and no segment is "."
+ * or ".." - so what an upstream decodes or normalizes stays under the
+ * prefix that was checked.  "//" and "a..b" are fine.  Used by host rules
+ * and the nginx module alike.  Pure; no allocation.
+ */
+TP_EXPORT int tp_path_safe(const char *p, size_t len);
+
 /* Check host (no port), port (0 = none given) and path (may be NULL: the
  * path is then not checked against path-prefix rules, which then do not
- * match; a path with "..", "//", '\\', control bytes or %2f %5c %2e %00
+ * match; a path that does not start with '/' or is not tp_path_safe
  * never matches them either).  The first matching rule wins.  Returns
  * TP_OK (allowed), TP_EHOSTDENIED, TP_EBADHOST, or TP_EINVAL (hl NULL,
  * port > 65535).  Allocates nothing. */

@@ -28,12 +28,13 @@
  *     label not numeric (so no IPv4 literal in any spelling is a name),
  *     only ASCII (IDNs must be given as xn-- A-labels);
  *   - no two rules have the same (wildcard, name, port, path);
- *   - a request path containing "..", "//", a backslash, a control byte or
- *     the escapes %2f %5c %2e %00 (any case) never matches a rule with a
- *     path; rules with a path must not contain them either.  This is
- *     deliberately blunt: it refuses some harmless paths rather than
- *     reason about how an upstream decodes them.  The caller passes the
- *     path without the query string.
+ *   - a request path that is not tp_path_safe (the one rule the nginx
+ *     module applies too: no "." or ".." segment, no backslash, control
+ *     byte or space, no escapes %2f %5c %2e %00 in any case) never
+ *     matches a rule with a path; rules with a path must be safe too and
+ *     hold no "//" or ".." at all.  Blunt on purpose: it refuses some
+ *     harmless paths rather than reason about how an upstream decodes
+ *     them.  The caller passes the path without the query string.
  *
  * Workload: built once from configuration (tp_hostlist_add), then read by
  * many threads per request (tp_hostlist_check).  Lookups do not allocate:
@@ -203,33 +204,64 @@ tp_host_normalize(const char *host, char *out, size_t cap, tp_error *err)
     return TP_OK;
 }
 
+int
+tp_path_safe(const char *path, size_t len)
+{
+    /* The bytes that need a closer look: controls, space, '%', '/', '\\'
+     * and DEL; a path is mostly other bytes (an SDK token segment is 200
+     * or more), passed with one table lookup each. */
+    static const unsigned int look[8] = {
+        0xffffffffu, /* 0x00-0x1f */
+        0x00008021u, /* ' ' '%' '/' */
+        0x10000000u, /* '\\' */
+        0x80000000u, /* DEL */
+        0, 0, 0, 0   /* non-ASCII passes */
+    };
+    const unsigned char *p = (const unsigned char *)path, *end = p + len;
+    const unsigned char *q, *seg;
+
+    if (path == NULL)
+        return 0;
+    for (q = p; q < end; q++) {
+        if (!(look[*q >> 5] & (1u << (*q & 0x1f))))
+            continue;
+        if (*q < 0x21 || *q == 0x7f || *q == '\\')
+            return 0;
+        if (*q == '%' && end - q >= 3 &&
+            ((q[1] == '2' && (q[2] == 'f' || q[2] == 'F' || q[2] == 'e' ||
+                              q[2] == 'E')) ||
+             (q[1] == '5' && (q[2] == 'c' || q[2] == 'C')) ||
+             (q[1] == '0' && q[2] == '0')))
+            return 0;
+        if (*q != '/')
+            continue;
+        seg = q + 1;
+        if (seg < end && *seg == '.' &&
+            (seg + 1 == end || seg[1] == '/' ||
+             (seg[1] == '.' && (seg + 2 == end || seg[2] == '/'))))
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 if c appears twice in a row in p[0..len). */
+static int
+has_pair(const char *p, size_t len, char c)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < len; i++)
+        if (p[i] == c && p[i + 1] == c)
+            return 1;
+    return 0;
+}
+
 /* Returns 1 if the path (len bytes) may be compared with a path prefix:
  * see the invariants in the file comment. */
 static int
 path_is_safe(const char *p, size_t len)
 {
-    size_t i;
-
-    if (len == 0 || p[0] != '/')
-        return 0;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-
-        if (c < 0x20 || c == 0x7f || c == '\\')
-            return 0;
-        if (i + 1 < len && c == '.' && p[i + 1] == '.')
-            return 0;
-        if (i + 1 < len && c == '/' && p[i + 1] == '/')
-            return 0;
-        if (c == '%' && i + 2 < len) {
-            char a = p[i + 1], b = (char)(p[i + 2] | 0x20);
-
-            if ((a == '2' && (b == 'f' || b == 'e')) ||
-                (a == '5' && b == 'c') || (a == '0' && b == '0'))
-                return 0;
-        }
-    }
-    return 1;
+    return len > 0 && p[0] == '/' && tp_path_safe(p, len);
 }
 
 /* Parse a rule port ("443", "*"); returns 0 and sets *port, or -1. */
@@ -350,7 +382,11 @@ tp_hostlist_add(tp_hostlist *hl, const char *rule, tp_error *err)
     }
     if (slash != NULL) {
         r.path_len = len - hostport_len;
+        /* a rule's own prefix is written by an operator: no "//" or
+         * "a..b" either, which only a typo would put there */
         if (!path_is_safe(slash, r.path_len) ||
+            has_pair(slash, r.path_len, '/') ||
+            has_pair(slash, r.path_len, '.') ||
             memchr(slash, '?', r.path_len) != NULL ||
             memchr(slash, '#', r.path_len) != NULL ||
             memchr(slash, ' ', r.path_len) != NULL)

@@ -250,7 +250,12 @@ test_paths(void **state)
     expect(hl, "p.example.com", 0, "", TP_EHOSTDENIED, -1);
     /* Unsafe paths never match a path rule. */
     expect(hl, "p.example.com", 0, "/api/../admin", TP_EHOSTDENIED, -1);
-    expect(hl, "p.example.com", 0, "/api//x", TP_EHOSTDENIED, -1);
+    expect(hl, "p.example.com", 0, "/api/./x", TP_EHOSTDENIED, -1);
+    expect(hl, "p.example.com", 0, "/api/.", TP_EHOSTDENIED, -1);
+    expect(hl, "p.example.com", 0, "/api/x y", TP_EHOSTDENIED, -1);
+    /* ... but "//" and "a..b" are no escape from the prefix */
+    expect(hl, "p.example.com", 0, "/api//x", TP_OK, 0);
+    expect(hl, "p.example.com", 0, "/api/a..b", TP_OK, 0);
     expect(hl, "p.example.com", 0, "/api/%2F..", TP_EHOSTDENIED, -1);
     expect(hl, "p.example.com", 0, "/api/%2fx", TP_EHOSTDENIED, -1);
     expect(hl, "p.example.com", 0, "/api/%5cx", TP_EHOSTDENIED, -1);
