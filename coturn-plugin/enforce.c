@@ -13,7 +13,9 @@
  *   - all of them, whenever tp_store_info's `changes` moves (new
  *     snapshot after a NOTIFY or reload: revocation, disable, kill
  *     switch, retired secret, binding or budget change; or a change
- *     fanned out through Redis);
+ *     fanned out through Redis): at once, woken by the store's change
+ *     descriptor (tp_store_change_fd, tpd_enforcer_watch), with the
+ *     periodic tick as the fallback;
  *   - every enforce_interval ms, those with something new: started or
  *     traffic reported since the last look (client binding, byte
  *     budget), a credential expired more than expiry_grace ago, or a
@@ -112,6 +114,7 @@
 #define SCAN_CHUNK 20000
 #define TARGETS_MAX 65536
 #define TIMER_TAG TPD_MAX_CLI   /* epoll tag of the timerfd */
+#define CHANGE_TAG (TPD_MAX_CLI + 1) /* ... of the store's change fd */
 #define MARK_QUEUED (-1)        /* session mark: a target exists */
 
 enum cli_state {
@@ -172,6 +175,7 @@ typedef struct cli {
 struct tpd_enforcer {
     int ep;
     int tfd;
+    int change_fd;               /* the store's; -1 until watched */
     size_t ncli;
     cli c[TPD_MAX_CLI];
     char pw[TPD_CLI_PASSWORD_MAX + 1];
@@ -945,15 +949,15 @@ tick(tpd_enforcer *e)
 void
 tpd_enforcer_run(tpd_enforcer *e, tpd *d)
 {
-    struct epoll_event evs[TPD_MAX_CLI + 1];
+    struct epoll_event evs[TPD_MAX_CLI + 2];
     char shown[160];
     uint64_t expirations;
     int64_t now;
     size_t i, k, gave_up = 0;
-    int n;
+    int n, changed = 0;
 
     e->d = d;
-    n = epoll_wait(e->ep, evs, TPD_MAX_CLI + 1, 0);
+    n = epoll_wait(e->ep, evs, TPD_MAX_CLI + 2, 0);
     if (n < 0 && errno != EINTR)
         tpd_log(TP_LOG_ERROR, "epoll_wait (enforcer): %s", strerror(errno));
     e->now_ms = now = mono_ms();
@@ -963,6 +967,12 @@ tpd_enforcer_run(tpd_enforcer *e, tpd *d)
             if (read(e->tfd, &expirations, sizeof(expirations)) < 0 &&
                 errno != EAGAIN)
                 tpd_log(TP_LOG_DEBUG, "timerfd: %s", strerror(errno));
+        } else if (evs[i].data.u32 == CHANGE_TAG) {
+            /* the policy moved: decide again now, not at the next tick */
+            if (read(e->change_fd, &expirations, sizeof(expirations)) < 0 &&
+                errno != EAGAIN)
+                tpd_log(TP_LOG_DEBUG, "change fd: %s", strerror(errno));
+            changed = 1;
         } else if (evs[i].data.u32 < e->ncli) {
             cli_io(e, &e->c[evs[i].data.u32], evs[i].events, now);
         }
@@ -980,7 +990,7 @@ tpd_enforcer_run(tpd_enforcer *e, tpd *d)
                      c->state == C_CONNECTING ? CONNECT_TIMEOUT_MS
                                               : CMD_TIMEOUT_MS);
     }
-    if (now >= e->next_tick) {
+    if (changed || now >= e->next_tick) {
         tick(e);
         e->next_tick = now + e->interval;
     }
@@ -1032,7 +1042,7 @@ tpd_enforcer_new(const tpd_enforce_options *o)
         tpd_log(TP_LOG_ERROR, "out of memory");
         return NULL;
     }
-    e->ep = e->tfd = -1;
+    e->ep = e->tfd = e->change_fd = -1;
     for (i = 0; i < TPD_MAX_CLI; i++)
         e->c[i].fd = -1;
     e->ncli = o->ncli;
@@ -1094,6 +1104,24 @@ tpd_enforcer_free(tpd_enforcer *e)
     free(e->t);
     OPENSSL_cleanse(e, sizeof(*e));
     free(e);
+}
+
+int
+tpd_enforcer_watch(tpd_enforcer *e, int fd)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.u32 = CHANGE_TAG;
+    if (fd < 0 || epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        tpd_log(TP_LOG_ERROR, "enforcer: cannot watch the policy's "
+                "changes (%s); deciding every enforce_interval only",
+                fd < 0 ? "no descriptor" : strerror(errno));
+        return -1;
+    }
+    e->change_fd = fd;
+    return 0;
 }
 
 int

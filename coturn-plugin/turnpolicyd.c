@@ -1083,6 +1083,7 @@ main(int argc, char **argv)
         OPENSSL_cleanse(s.cli_pw, sizeof(s.cli_pw));
         if (d.enforcer == NULL)
             goto out;
+        (void)tpd_enforcer_watch(d.enforcer, tp_store_change_fd(d.store));
         L.enf.type = H_ENFORCE;
         L.enf.fd = tpd_enforcer_fd(d.enforcer);
         if (ep_set(&L, EPOLL_CTL_ADD, &L.enf, EPOLLIN) != 0)

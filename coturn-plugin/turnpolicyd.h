@@ -361,6 +361,10 @@ typedef struct tpd_enforcer_status {
 tpd_enforcer *tpd_enforcer_new(const tpd_enforce_options *o);
 /* Close the connections, wipe the password, free.  NULL ok. */
 void tpd_enforcer_free(tpd_enforcer *e);
+/* Decide live sessions again as soon as fd (tp_store_change_fd) is
+ * readable, instead of at the next enforce_interval tick.  0, or -1
+ * (logged: the periodic tick still works). */
+int tpd_enforcer_watch(tpd_enforcer *e, int fd);
 /* One descriptor for the event loop: when it is readable, call
  * tpd_enforcer_run. */
 int tpd_enforcer_fd(const tpd_enforcer *e);

@@ -915,6 +915,14 @@ TP_EXPORT void tp_store_info_get(tp_store *st, tp_store_info *info);
  * NULL). */
 TP_EXPORT uint64_t tp_store_changes(tp_store *st);
 
+/* A descriptor (owned by the store; do not close it) that becomes
+ * readable whenever tp_store_changes() moves: a new snapshot, or a
+ * revocation, disable or kill switch fanned out through Redis.  For event
+ * loops that act on changes at once (turnpolicyd's enforcer): watch it
+ * for reading, drain it (read 8 bytes; non-blocking), then look at the
+ * policy.  -1 for NULL. */
+TP_EXPORT int tp_store_change_fd(tp_store *st);
+
 /* Ask the background thread to reload now (for tools and tests); returns
  * at once.  Decisions see the new snapshot when it is loaded. */
 TP_EXPORT void tp_store_reload(tp_store *st);

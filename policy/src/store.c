@@ -45,6 +45,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,7 @@ struct tp_store {
     int jwt_set;
 
     int wake[2];              /* pipe: wakes the thread's poll */
+    int change_fd;            /* eventfd: readable when changes moves */
     pthread_t thread;
     int thread_started;
     PGconn *conn;             /* owned by the thread after start */
@@ -545,6 +547,22 @@ overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
  * matching entries (an enable cancels a disable, an unkill a kill).
  * Called by the store thread only.
  */
+/* The policy decisions see moved: count it and wake whoever watches
+ * tp_store_change_fd (the eventfd never blocks: a full counter already
+ * wakes them). */
+static void
+changed(tp_store *st)
+{
+    uint64_t one = 1;
+    ssize_t r;
+
+    atomic_fetch_add(&st->changes, 1);
+    if (st->change_fd >= 0) {
+        r = write(st->change_fd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
 static void
 overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
                const char *cancel_realm, const char *cancel_key)
@@ -577,7 +595,7 @@ overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
         o->e[n++] = *add;
     o->n = n;
     atomic_store(&st->ov, o);
-    atomic_fetch_add(&st->changes, 1);
+    changed(st);
     synchronize_readers(st);
     overlay_free(old);
 }
@@ -1946,7 +1964,7 @@ publish(tp_store *st, snapshot *s)
 
     old = atomic_load(&st->cur);
     atomic_store(&st->cur, s);
-    atomic_fetch_add(&st->changes, 1);
+    changed(st);
     pthread_mutex_lock(&st->mu);
     st->generation++;
     pthread_mutex_unlock(&st->mu);
@@ -2188,6 +2206,11 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
         return NULL;
     }
     st->wake[0] = st->wake[1] = -1;
+    st->change_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (st->change_fd < 0) {
+        tp__fail(err, TP_EIO, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
     st->database = strdup(opts->database);
     st->max_staleness = opts->max_staleness ? opts->max_staleness : 30;
     st->reload_interval = opts->reload_interval ? opts->reload_interval : 60;
@@ -2310,6 +2333,8 @@ tp_store_free(tp_store *st)
         close(st->wake[0]);
     if (st->wake[1] >= 0)
         close(st->wake[1]);
+    if (st->change_fd >= 0)
+        close(st->change_fd);
     usage_free_all(st);
     free((char *)(uintptr_t)st->jwt.issuer);
     free((char *)(uintptr_t)st->jwt.audience);
@@ -2330,6 +2355,12 @@ tp_store_reload(tp_store *st)
     st->reload_requested = 1;
     pthread_mutex_unlock(&st->mu);
     wake(st);
+}
+
+int
+tp_store_change_fd(tp_store *st)
+{
+    return st != NULL ? st->change_fd : -1;
 }
 
 uint64_t

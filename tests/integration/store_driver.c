@@ -12,6 +12,7 @@
  */
 #include "tp_test.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -151,15 +152,37 @@ static void
 test_notify_disable_within_1s(void **state)
 {
     const char *p[2] = {REALM, "bob"};
+    struct pollfd pfd;
     tp_credential c;
+    uint64_t drain, before;
     tp_error err;
     tp_store *st = open_store(30);
-    double took;
+    double took, t0;
+    int fd;
 
     (void)state;
     TP_ASSERT_OK(tp_store_issue(st, REALM, "bob", 600, tp_now(), &c, &err),
                  &err);
+    /* the change descriptor: quiet (drained), then readable when the
+     * change has landed, with the store already deciding on it */
+    fd = tp_store_change_fd(st);
+    assert_true(fd >= 0);
+    assert_int_equal(tp_store_change_fd(NULL), -1);
+    while (read(fd, &drain, sizeof(drain)) > 0)
+        ;
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    assert_int_equal(poll(&pfd, 1, 0), 0);
+    before = tp_store_changes(st);
     tp_itest_sql(admin, "SELECT turnpolicy.disable_user($1, $2)", 2, p);
+    t0 = mono();
+    assert_int_equal(poll(&pfd, 1, 1000), 1);
+    print_message("change descriptor readable after %.3f s\n", mono() - t0);
+    assert_true(read(fd, &drain, sizeof(drain)) == sizeof(drain));
+    assert_true(tp_store_changes(st) > before);
+    TP_ASSERT_STATUS(TP_EDISABLED,
+                     tp_store_verify(st, REALM, c.username, c.password,
+                                     tp_now(), NULL, &err), &err);
     took = wait_for(st, &c, TP_EDISABLED, 1.0);
     print_message("disabled user refused after %.3f s\n", took);
     assert_true(took >= 0);
