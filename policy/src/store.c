@@ -35,8 +35,7 @@
  * Secret bytes pass through PGresult buffers (hex) during a load; those
  * are wiped before PQclear.
  */
-#include "tp_internal.h"
-#include "tp_redis.h"
+#include "store_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,180 +58,10 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
-typedef struct realm_entry {
-    char *name;
-    tp_keyring *kr;
-    tp_hostlist *hl;
-    tp_peerset *ps;
-    tp_jwt_keys *jk;
-    int killed;
-    uint32_t max_ttl;
-    uint32_t default_ttl;
-    int64_t user_quota;  /* live allocations per user; 0 = unlimited */
-    int64_t total_quota; /* live allocations per realm; 0 = unlimited */
-    int64_t max_bps;     /* 0 = unlimited */
-    int64_t user_budget; /* bytes per user per budget_period; 0 = none */
-    int64_t budget_period;
-    char **urls;         /* TURN URIs, in order */
-    size_t nurls;
-} realm_entry;
-
-typedef struct user_entry {
-    size_t realm;        /* index into realms */
-    char *user_id;
-    int active;
-    int64_t revoked_before; /* Unix seconds; 0 = never revoked */
-    int64_t user_quota;  /* -1 = the realm's */
-    int64_t user_budget; /* -1 = the realm's */
-    uint64_t used;       /* bytes of finished sessions in the period */
-    int has_cidr;        /* client_cidr binding */
-    tp_addr cidr;
-    int cidr_len;
-} user_entry;
-
-typedef struct origin_entry {
-    char *origin;
-    size_t realm;
-} origin_entry;
-
-typedef struct revoked_entry {
-    size_t realm;
-    char *username;
-} revoked_entry;
-
-typedef struct snapshot {
-    int64_t loaded_at;      /* Unix seconds */
-    realm_entry *realms;
-    size_t nrealms;
-    user_entry *users;
-    size_t nusers;
-    revoked_entry *revoked;
-    size_t nrevoked;
-    uint32_t *uhash;        /* open addressing: index + 1 into users */
-    size_t uhash_mask;      /* capacity - 1 (a power of two) */
-    origin_entry *origins;  /* sorted by origin, then realm index */
-    size_t norigins;
-} snapshot;
-
-/*
- * Changes learned through Redis before the snapshot has them (a node on a
- * replica).  Immutable once published, like snapshots; entries expire on
- * the monotonic clock.  Revocations are monotonic and kept for the realm's
- * max_ttl; disables and kill switches for OVERLAY_SHORT seconds, by when
- * any replica has caught up (and an enable / unkill removes them).
- */
-#define OVERLAY_SHORT 120
-#define OVERLAY_MAX 4096
 #define CHANNEL "turnpolicy:changes"
 
-enum ov_kind { OV_REVOKE_USER, OV_REVOKE_CRED, OV_DISABLE, OV_KILL };
-
-typedef struct ov_entry {
-    enum ov_kind kind;
-    char realm[TP_REALM_MAX + 1];
-    char key[TP_USERNAME_MAX + 1]; /* user id or username */
-    int64_t before;                /* OV_REVOKE_USER */
-    double until;                  /* monotonic seconds */
-} ov_entry;
-
-typedef struct overlay {
-    ov_entry *e;
-    size_t n;
-} overlay;
-
-typedef struct view {
-    snapshot *s;
-    overlay *o;
-} view;
-
-/* A finished session waiting to be written to turnpolicy.usage. */
-#define USAGE_QUEUE_MAX 100000
-#define USAGE_BATCH 200
-#define USAGE_DELAY_MS 100  /* a record waits this long for company */
-
-typedef struct usage_rec {
-    struct usage_rec *next;
-    char node[256];
-    char session[129];
-    char realm[TP_REALM_MAX + 1];
-    char user[TP_USER_ID_MAX + 1];
-    char client[64];
-    int64_t started;
-    int64_t ended;
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-} usage_rec;
-
-struct tp_store {
-    char *database;
-    uint32_t max_staleness;
-    uint32_t reload_interval;
-    int no_listen;
-    tp_log_fn log;
-    void *log_ud;
-
-    pthread_mutex_t mu;
-    _Atomic(snapshot *) cur;  /* read lock-free; swapped by the thread */
-    _Atomic(overlay *) ov;    /* likewise; may be NULL */
-    atomic_uint epoch;        /* read-side parity (grace periods) */
-    atomic_long readers[2];   /* readers inside, per parity */
-    atomic_llong current_ms;  /* CLOCK_MONOTONIC ms: last known current */
-    struct timespec current_at; /* guarded by mu: the same, for info */
-    uint64_t generation;      /* guarded by mu */
-    int connected;            /* guarded by mu */
-    int stop;                 /* guarded by mu */
-    int reload_requested;     /* guarded by mu */
-
-    int sub_up;               /* guarded by mu */
-
-    tp__redis *redis;         /* command connection; NULL = no Redis */
-    redisContext *sub;        /* thread only: the subscription */
-    struct timespec sub_retry; /* thread only */
-    int sub_backoff;          /* thread only, ms */
-    int sub_failing;          /* thread only */
-    tp_fail_mode fail_mode;
-    uint32_t issue_per_minute;
-
-    atomic_ullong changes;    /* policy in force changed (snapshot or
-                                 overlay swapped) */
-
-    pthread_mutex_t uq_mu;    /* the usage queue */
-    pthread_cond_t uq_cv;     /* signalled when records are written */
-    usage_rec *uq_head;       /* guarded by uq_mu */
-    usage_rec *uq_tail;
-    size_t uq_len;
-    uint64_t uq_written;
-    uint64_t uq_done;         /* records taken off the queue for good
-                                 (written, resent or refused), in order */
-    long long uq_since_ms;    /* CLOCK_MONOTONIC ms the queue stopped
-                                 being empty */
-    int uq_flush;             /* a flush waits: write at once */
-    size_t uq_max;
-    atomic_ullong usage_included; /* uq_done when the snapshot in force
-                                     began loading */
-
-    tp_jwt_options jwt;       /* copied from the options */
-    int jwt_set;
-
-    int wake[2];              /* pipe: wakes the thread's poll */
-    pthread_t thread;
-    int thread_started;
-    PGconn *conn;             /* owned by the thread after start */
-    int failing;              /* thread only: a failure was logged */
-    int usage_failing;        /* thread only: usage refusal logged */
-    long long usage_retry_ms; /* thread only: no write before (refused) */
-};
-
-/* ------------------------------------------------------------------ */
-/* Small helpers                                                       */
-/* ------------------------------------------------------------------ */
-
-static void
-slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
-    TP__PRINTF(3, 4);
-
-static void
-slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
+void
+tp__store_log(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -243,16 +72,6 @@ slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     st->log(st->log_ud, lvl, msg);
-}
-
-static double
-mono_since(const struct timespec *t)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t->tv_sec) +
-           (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
 static int
@@ -286,8 +105,8 @@ unhex(const char *s, unsigned char *out, size_t cap)
 }
 
 /* One line of the server's (or libpq's) error, for messages. */
-static void
-pg_message(PGconn *c, const PGresult *r, char *buf, size_t cap)
+void
+tp__pg_message(PGconn *c, const PGresult *r, char *buf, size_t cap)
 {
     const char *m = NULL;
     size_t n;
@@ -302,12 +121,8 @@ pg_message(PGconn *c, const PGresult *r, char *buf, size_t cap)
         buf[--n] = '\0';
 }
 
-/* ------------------------------------------------------------------ */
-/* Snapshots                                                           */
-/* ------------------------------------------------------------------ */
-
-static void
-snapshot_free(snapshot *s)
+void
+tp__snapshot_free(snapshot *s)
 {
     size_t i, j;
 
@@ -337,28 +152,12 @@ snapshot_free(snapshot *s)
     free(s);
 }
 
-/* Read side: enter / leave.  Returns the parity to leave with. */
-static int
-read_enter(tp_store *st)
-{
-    int p = (int)(atomic_load(&st->epoch) & 1u);
-
-    atomic_fetch_add(&st->readers[p], 1);
-    return p;
-}
-
-static void
-read_leave(tp_store *st, int p)
-{
-    atomic_fetch_sub(&st->readers[p], 1);
-}
-
 /* Writer side (the store thread only): wait until no reader can still
  * hold a pointer read before the last swap.  Two phases, because a reader
  * may have read the epoch just before a flip and counted itself under
  * the parity the first phase does not wait for. */
-static void
-synchronize_readers(tp_store *st)
+void
+tp__synchronize_readers(tp_store *st)
 {
     int phase;
 
@@ -372,15 +171,15 @@ synchronize_readers(tp_store *st)
     }
 }
 
-static int
-cmp_realm(const void *a, const void *b)
+int
+tp__cmp_realm(const void *a, const void *b)
 {
     return strcmp(((const realm_entry *)a)->name,
                   ((const realm_entry *)b)->name);
 }
 
-static int
-cmp_user(const void *a, const void *b)
+int
+tp__cmp_user(const void *a, const void *b)
 {
     const user_entry *x = a, *y = b;
 
@@ -389,8 +188,8 @@ cmp_user(const void *a, const void *b)
     return strcmp(x->user_id, y->user_id);
 }
 
-static int
-cmp_revoked(const void *a, const void *b)
+int
+tp__cmp_revoked(const void *a, const void *b)
 {
     const revoked_entry *x = a, *y = b;
 
@@ -399,8 +198,8 @@ cmp_revoked(const void *a, const void *b)
     return strcmp(x->username, y->username);
 }
 
-static long
-find_realm(const snapshot *s, const char *name)
+long
+tp__find_realm(const snapshot *s, const char *name)
 {
     size_t lo = 0, hi = s->nrealms;
 
@@ -434,8 +233,8 @@ user_hash(size_t realm, const char *user_id)
 
 /* Users are looked up on every decision: a hash table with a load factor
  * of at most 1/2 over the sorted array. */
-static int
-build_user_hash(snapshot *s)
+int
+tp__build_user_hash(snapshot *s)
 {
     size_t cap = 16, i, j;
 
@@ -455,8 +254,8 @@ build_user_hash(snapshot *s)
     return 0;
 }
 
-static const user_entry *
-find_user(const snapshot *s, size_t realm, const char *user_id)
+const user_entry *
+tp__find_user(const snapshot *s, size_t realm, const char *user_id)
 {
     size_t j;
 
@@ -473,32 +272,19 @@ find_user(const snapshot *s, size_t realm, const char *user_id)
     return NULL;
 }
 
-static int
-is_revoked(const snapshot *s, size_t realm, const char *username)
+int
+tp__is_revoked(const snapshot *s, size_t realm, const char *username)
 {
     revoked_entry key;
 
     key.realm = realm;
     key.username = (char *)(uintptr_t)username;
     return bsearch(&key, s->revoked, s->nrevoked, sizeof(*s->revoked),
-                   cmp_revoked) != NULL;
+                   tp__cmp_revoked) != NULL;
 }
 
-/* ------------------------------------------------------------------ */
-/* Overlay: changes received through Redis                             */
-/* ------------------------------------------------------------------ */
-
-static double
-mono_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-overlay_free(overlay *o)
+void
+tp__overlay_free(overlay *o)
 {
     if (o != NULL) {
         free(o->e);
@@ -516,8 +302,8 @@ ov_same(const ov_entry *a, enum ov_kind kind, const char *realm,
 
 /* Is there an entry of kind for (realm, key)?  For OV_REVOKE_USER,
  * *before receives the latest revocation time. */
-static int
-overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
+int
+tp__overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
             const char *key, int64_t *before)
 {
     double now;
@@ -545,8 +331,8 @@ overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
  * matching entries (an enable cancels a disable, an unkill a kill).
  * Called by the store thread only.
  */
-static void
-overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
+void
+tp__overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
                const char *cancel_realm, const char *cancel_key)
 {
     overlay *old, *o;
@@ -578,8 +364,8 @@ overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
     o->n = n;
     atomic_store(&st->ov, o);
     atomic_fetch_add(&st->changes, 1);
-    synchronize_readers(st);
-    overlay_free(old);
+    tp__synchronize_readers(st);
+    tp__overlay_free(old);
 }
 
 /* Run a query in the load transaction. */
@@ -591,7 +377,7 @@ load_query(PGconn *c, const char *sql, PGresult **out, tp_error *err)
 
     if (r == NULL || (PQresultStatus(r) != PGRES_TUPLES_OK &&
                       PQresultStatus(r) != PGRES_COMMAND_OK)) {
-        pg_message(c, r, msg, sizeof(msg));
+        tp__pg_message(c, r, msg, sizeof(msg));
         PQclear(r);
         return tp__fail(err, TP_EDB, "loading the policy: %s", msg);
     }
@@ -599,8 +385,6 @@ load_query(PGconn *c, const char *sql, PGresult **out, tp_error *err)
     return TP_OK;
 }
 
-/* Wipe the text of every value in column col before the result is
- * cleared (it held secret bytes in hex). */
 /* The connection string may hold a password. */
 static void
 free_conninfo(char *s)
@@ -610,6 +394,8 @@ free_conninfo(char *s)
     free(s);
 }
 
+/* Wipe the text of every value in column col before the result is
+ * cleared (it held secret bytes in hex). */
 static void
 wipe_column(PGresult *r, int col)
 {
@@ -625,7 +411,7 @@ wipe_column(PGresult *r, int col)
 static long
 realm_of(const snapshot *s, PGresult *r, int row, tp_error *err)
 {
-    long ri = find_realm(s, PQgetvalue(r, row, 0));
+    long ri = tp__find_realm(s, PQgetvalue(r, row, 0));
 
     if (ri < 0)
         tp__fail(err, TP_EDB, "loading the policy: row for unknown realm "
@@ -692,7 +478,7 @@ load_realms(PGconn *c, const tp_jwt_options *jo, snapshot *s,
                                           ? TP_PEER_DENY
                                           : TP_PEER_ALLOW);
     }
-    qsort(s->realms, s->nrealms, sizeof(*s->realms), cmp_realm);
+    qsort(s->realms, s->nrealms, sizeof(*s->realms), tp__cmp_realm);
 out:
     PQclear(r);
     return st;
@@ -763,8 +549,8 @@ load_secrets(PGconn *c, snapshot *s, tp_error *err)
 }
 
 /* "a.b.c.d/n" or "x::/n" (PostgreSQL's cidr text) -> address, length. */
-static int
-parse_cidr(const char *text, tp_addr *a, int *len)
+int
+tp__parse_cidr(const char *text, tp_addr *a, int *len)
 {
     char buf[64];
     const char *slash = strchr(text, '/');
@@ -818,8 +604,8 @@ cidr_contains(const tp_addr *net, int len, const tp_addr *addr)
     return 1;
 }
 
-static int
-cmp_origin(const void *a, const void *b)
+int
+tp__cmp_origin(const void *a, const void *b)
 {
     const origin_entry *x = a, *y = b;
     int c = strcmp(x->origin, y->origin);
@@ -896,7 +682,7 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
         s->norigins++;
     }
     if (s->norigins > 1)
-        qsort(s->origins, s->norigins, sizeof(*s->origins), cmp_origin);
+        qsort(s->origins, s->norigins, sizeof(*s->origins), tp__cmp_origin);
     /* A realm listing an origin twice: keep one pair. */
     for (i = 0, o = 0; i < s->norigins; i++) {
         if (o > 0 && s->origins[o - 1].realm == s->origins[i].realm &&
@@ -921,9 +707,9 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
         return st;
     n = PQntuples(r);
     for (k = 0; k < n; k++) {
-        ri = find_realm(s, PQgetvalue(r, k, 0));
+        ri = tp__find_realm(s, PQgetvalue(r, k, 0));
         if (ri >= 0) {
-            user_entry *u = (user_entry *)(uintptr_t)find_user(
+            user_entry *u = (user_entry *)(uintptr_t)tp__find_user(
                 s, (size_t)ri, PQgetvalue(r, k, 1));
 
             if (u != NULL)
@@ -975,11 +761,11 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
         u->user_quota = strtoll(PQgetvalue(r, i, 4), NULL, 10);
         u->user_budget = strtoll(PQgetvalue(r, i, 5), NULL, 10);
         if (!PQgetisnull(r, i, 6) &&
-            parse_cidr(PQgetvalue(r, i, 6), &u->cidr, &u->cidr_len) == 0)
+            tp__parse_cidr(PQgetvalue(r, i, 6), &u->cidr, &u->cidr_len) == 0)
             u->has_cidr = 1;
     }
-    qsort(s->users, s->nusers, sizeof(*s->users), cmp_user);
-    if (s->nusers > UINT32_MAX - 1 || build_user_hash(s) != 0) {
+    qsort(s->users, s->nusers, sizeof(*s->users), tp__cmp_user);
+    if (s->nusers > UINT32_MAX - 1 || tp__build_user_hash(s) != 0) {
         st = tp__fail(err, TP_ENOMEM, "out of memory indexing users");
         goto out;
     }
@@ -1013,7 +799,7 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
         }
         s->nrevoked++;
     }
-    qsort(s->revoked, s->nrevoked, sizeof(*s->revoked), cmp_revoked);
+    qsort(s->revoked, s->nrevoked, sizeof(*s->revoked), tp__cmp_revoked);
 out:
     PQclear(r);
     return st;
@@ -1112,8 +898,8 @@ out:
 }
 
 /* Load a complete snapshot in one consistent read-only transaction. */
-static tp_status
-snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
+tp_status
+tp__snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
               tp_error *err)
 {
     snapshot *s;
@@ -1152,13 +938,9 @@ snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
     *out = s;
     return TP_OK;
 fail:
-    snapshot_free(s);
+    tp__snapshot_free(s);
     return st;
 }
-
-/* ------------------------------------------------------------------ */
-/* Redis fan-out (store thread)                                        */
-/* ------------------------------------------------------------------ */
 
 static void
 publish_event(tp_store *st, json_t *ev)
@@ -1221,15 +1003,15 @@ remember_revocation(tp_store *st, const char *realm, const char *kind,
 static const user_entry *
 find_user_by_name(const snapshot *s, const char *realm, const char *user_id)
 {
-    long ri = find_realm(s, realm);
+    long ri = tp__find_realm(s, realm);
 
-    return ri < 0 ? NULL : find_user(s, (size_t)ri, user_id);
+    return ri < 0 ? NULL : tp__find_user(s, (size_t)ri, user_id);
 }
 
 /* Publish what changed from old to new that other nodes must apply at
  * once: revocations, disables/enables, kill switches. */
-static void
-publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
+void
+tp__publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
 {
     size_t i;
 
@@ -1237,7 +1019,7 @@ publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
         return;
     for (i = 0; i < new->nrealms; i++) {
         const realm_entry *r = &new->realms[i];
-        long oi = find_realm(old, r->name);
+        long oi = tp__find_realm(old, r->name);
         int was = oi >= 0 && old->realms[oi].killed;
 
         if (r->killed != was)
@@ -1270,9 +1052,9 @@ publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
     for (i = 0; i < new->nrevoked; i++) {
         const revoked_entry *v = &new->revoked[i];
         const char *realm = new->realms[v->realm].name;
-        long oi = find_realm(old, realm);
+        long oi = tp__find_realm(old, realm);
 
-        if (oi >= 0 && is_revoked(old, (size_t)oi, v->username))
+        if (oi >= 0 && tp__is_revoked(old, (size_t)oi, v->username))
             continue;
         remember_revocation(st, realm, "rc", v->username, 1,
                             new->realms[v->realm].max_ttl);
@@ -1316,27 +1098,27 @@ handle_message(tp_store *st, const char *payload, size_t len)
         e.kind = OV_REVOKE_USER;
         memcpy(e.key, user, strlen(user) + 1);
         e.before = before;
-        overlay_update(st, &e, -1, NULL, NULL);
+        tp__overlay_update(st, &e, -1, NULL, NULL);
     } else if (strcmp(t, "revoke_cred") == 0 && username != NULL &&
                strlen(username) <= TP_USERNAME_MAX) {
         e.kind = OV_REVOKE_CRED;
         memcpy(e.key, username, strlen(username) + 1);
-        overlay_update(st, &e, -1, NULL, NULL);
+        tp__overlay_update(st, &e, -1, NULL, NULL);
     } else if ((strcmp(t, "disable") == 0 || strcmp(t, "enable") == 0) &&
                user != NULL && tp_user_id_check(user, NULL) == TP_OK) {
         e.kind = OV_DISABLE;
         memcpy(e.key, user, strlen(user) + 1);
         e.until = mono_now() + OVERLAY_SHORT;
         if (t[0] == 'd')
-            overlay_update(st, &e, -1, NULL, NULL);
+            tp__overlay_update(st, &e, -1, NULL, NULL);
         else
-            overlay_update(st, NULL, OV_DISABLE, realm, user);
+            tp__overlay_update(st, NULL, OV_DISABLE, realm, user);
     } else if (strcmp(t, "kill") == 0) {
         e.kind = OV_KILL;
         e.until = mono_now() + OVERLAY_SHORT;
-        overlay_update(st, &e, -1, NULL, NULL);
+        tp__overlay_update(st, &e, -1, NULL, NULL);
     } else if (strcmp(t, "unkill") == 0) {
-        overlay_update(st, NULL, OV_KILL, realm, "");
+        tp__overlay_update(st, NULL, OV_KILL, realm, "");
     }
     json_decref(j);
     return 1;
@@ -1354,7 +1136,7 @@ static void
 sub_drop(tp_store *st, const char *why)
 {
     if (!st->sub_failing)
-        slog(st, TP_LOG_ERROR, "policy store: Redis subscription lost (%s); "
+        tp__store_log(st, TP_LOG_ERROR, "policy store: Redis subscription lost (%s); "
              "revocations still come from PostgreSQL, retrying", why);
     st->sub_failing = 1;
     if (st->sub != NULL)
@@ -1436,14 +1218,14 @@ sub_seed(tp_store *st)
                 e.kind = OV_REVOKE_USER;
                 e.before = strtoll(v->str, NULL, 10);
                 if (e.before > 0 &&
-                    !overlay_has(atomic_load(&st->ov), OV_REVOKE_USER,
+                    !tp__overlay_has(atomic_load(&st->ov), OV_REVOKE_USER,
                                  e.realm, e.key, NULL))
-                    overlay_update(st, &e, -1, NULL, NULL);
+                    tp__overlay_update(st, &e, -1, NULL, NULL);
             } else if (rb[3] == 'c') {
                 e.kind = OV_REVOKE_CRED;
-                if (!overlay_has(atomic_load(&st->ov), OV_REVOKE_CRED,
+                if (!tp__overlay_has(atomic_load(&st->ov), OV_REVOKE_CRED,
                                  e.realm, e.key, NULL))
-                    overlay_update(st, &e, -1, NULL, NULL);
+                    tp__overlay_update(st, &e, -1, NULL, NULL);
             }
             freeReplyObject(v);
         }
@@ -1453,8 +1235,8 @@ sub_seed(tp_store *st)
 
 /* (Re)subscribe when due.  Returns 1 if a reload is wanted (we may have
  * missed messages while away). */
-static int
-sub_ensure(tp_store *st)
+int
+tp__sub_ensure(tp_store *st)
 {
     const char *argv[2] = {"SUBSCRIBE", CHANNEL};
     size_t lens[2] = {9, strlen(CHANNEL)};
@@ -1477,7 +1259,7 @@ sub_ensure(tp_store *st)
     freeReplyObject(rep);
     sub_seed(st);
     if (st->sub_failing)
-        slog(st, TP_LOG_INFO, "policy store: Redis subscription restored");
+        tp__store_log(st, TP_LOG_INFO, "policy store: Redis subscription restored");
     st->sub_failing = 0;
     st->sub_backoff = 100;
     sub_set(st, 1);
@@ -1485,8 +1267,8 @@ sub_ensure(tp_store *st)
 }
 
 /* Read what the subscription has; returns 1 if a reload is wanted. */
-static int
-sub_read(tp_store *st)
+int
+tp__sub_read(tp_store *st)
 {
     void *reply = NULL;
     int want = 0;
@@ -1516,26 +1298,13 @@ sub_read(tp_store *st)
     return want;
 }
 
-/* ------------------------------------------------------------------ */
-/* Usage records (queue written by the store thread)                  */
-/* ------------------------------------------------------------------ */
-
-static long long
-mono_ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* -1 when nothing is queued, 0 when the queue is due to be written (a
  * batch is full, its first record waited USAGE_DELAY_MS, or a flush
  * waits), else the ms until it is.  Records are written in batches so
  * that PostgreSQL sees one statement per batch, not a round trip per
  * finished session. */
-static int
-usage_wait_ms(tp_store *st)
+int
+tp__usage_wait_ms(tp_store *st)
 {
     long long age, now = mono_ms_now();
     int ms;
@@ -1795,8 +1564,8 @@ usage_done(tp_store *st, usage_rec *batch, size_t n, size_t written)
  * batch whose COMMIT was lost may be sent again, which ON CONFLICT makes
  * harmless).
  */
-static int
-usage_write(tp_store *st)
+int
+tp__usage_write(tp_store *st)
 {
     usage_rec *batch, *r;
     size_t n, written, dropped = 0;
@@ -1807,7 +1576,7 @@ usage_write(tp_store *st)
         if (rc == 0) {
             usage_done(st, batch, n, written);
             if (st->usage_failing)
-                slog(st, TP_LOG_INFO, "policy store: usage rows are "
+                tp__store_log(st, TP_LOG_INFO, "policy store: usage rows are "
                      "written again");
             st->usage_failing = 0;
             continue;
@@ -1829,7 +1598,7 @@ usage_write(tp_store *st)
                  * later turn, say so once. */
                 usage_requeue(st, batch);
                 if (!st->usage_failing)
-                    slog(st, TP_LOG_ERROR, "policy store: PostgreSQL "
+                    tp__store_log(st, TP_LOG_ERROR, "policy store: PostgreSQL "
                          "refuses usage rows (permissions or schema?); "
                          "keeping them queued and retrying");
                 st->usage_failing = 1;
@@ -1843,7 +1612,7 @@ usage_write(tp_store *st)
             usage_done(st, r, 1, (size_t)ins);
         }
         if (dropped > 0)
-            slog(st, TP_LOG_ERROR, "policy store: %zu usage record%s "
+            tp__store_log(st, TP_LOG_ERROR, "policy store: %zu usage record%s "
                  "refused by PostgreSQL and dropped", dropped,
                  dropped == 1 ? "" : "s");
         dropped = 0;
@@ -1851,13 +1620,13 @@ usage_write(tp_store *st)
     return 0;
 }
 
-static void
-usage_free_all(tp_store *st)
+void
+tp__usage_free_all(tp_store *st)
 {
     usage_rec *r = st->uq_head, *next;
 
     if (st->uq_len > 0)
-        slog(st, TP_LOG_ERROR, "policy store: %zu usage record%s could not "
+        tp__store_log(st, TP_LOG_ERROR, "policy store: %zu usage record%s could not "
              "be written to PostgreSQL before shutdown", st->uq_len,
              st->uq_len == 1 ? "" : "s");
     for (; r != NULL; r = next) {
@@ -1867,10 +1636,6 @@ usage_free_all(tp_store *st)
     st->uq_head = st->uq_tail = NULL;
     st->uq_len = 0;
 }
-
-/* ------------------------------------------------------------------ */
-/* Background thread                                                   */
-/* ------------------------------------------------------------------ */
 
 /* Server notices on the store's connection go to the host's log. */
 static void
@@ -1902,7 +1667,7 @@ store_connect(tp_store *st, tp_error *err)
     vals[3] = NULL;
     c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
-        pg_message(c, NULL, msg, sizeof(msg));
+        tp__pg_message(c, NULL, msg, sizeof(msg));
         tp__fail(err, TP_EDB, "cannot connect to PostgreSQL: %s", msg);
         PQfinish(c);
         return NULL;
@@ -1912,7 +1677,7 @@ store_connect(tp_store *st, tp_error *err)
         PGresult *r = PQexec(c, "LISTEN turnpolicy");
 
         if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-            pg_message(c, r, msg, sizeof(msg));
+            tp__pg_message(c, r, msg, sizeof(msg));
             tp__fail(err, TP_EDB, "LISTEN turnpolicy failed: %s", msg);
             PQclear(r);
             PQfinish(c);
@@ -1939,8 +1704,8 @@ mark_current(tp_store *st, int connected)
 
 /* Publish s as the current snapshot; the store keeps one pin.  A node
  * that LISTENs tells the others (Redis) what changed. */
-static void
-publish(tp_store *st, snapshot *s)
+void
+tp__store_publish(tp_store *st, snapshot *s)
 {
     snapshot *old;
 
@@ -1952,17 +1717,16 @@ publish(tp_store *st, snapshot *s)
     pthread_mutex_unlock(&st->mu);
     mark_current(st, 1);
     if (!st->no_listen)
-        publish_diff(st, old, s);
-    synchronize_readers(st);
-    snapshot_free(old);
+        tp__publish_diff(st, old, s);
+    tp__synchronize_readers(st);
+    tp__snapshot_free(old);
 }
-
 
 static void
 lost(tp_store *st, const char *why)
 {
     if (!st->failing)
-        slog(st, TP_LOG_ERROR, "policy store: %s; deciding from the last "
+        tp__store_log(st, TP_LOG_ERROR, "policy store: %s; deciding from the last "
              "snapshot for up to %" PRIu32 " s, reconnecting", why,
              st->max_staleness);
     st->failing = 1;
@@ -2029,7 +1793,7 @@ store_thread(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &last_load);
     last_beat = last_load;
     for (;;) {
-        if (sub_ensure(st))
+        if (tp__sub_ensure(st))
             dirty = 1;
         if (st->conn == NULL) {
             /* (a background start tries at once, then backs off) */
@@ -2037,11 +1801,11 @@ store_thread(void *arg)
                 break;
             first = 0;
             if (sub_ready)
-                sub_read(st);
+                tp__sub_read(st);
             st->conn = store_connect(st, &err);
             if (st->conn == NULL) {
                 if (!st->failing)
-                    slog(st, TP_LOG_ERROR, "policy store: %s", err.message);
+                    tp__store_log(st, TP_LOG_ERROR, "policy store: %s", err.message);
                 st->failing = 1;
                 backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                        : backoff * 2;
@@ -2052,14 +1816,14 @@ store_thread(void *arg)
         } else {
             int ms = st->sub != NULL || st->redis == NULL ? HEARTBEAT_MS
                                                           : 100;
-            int due = usage_wait_ms(st);
+            int due = tp__usage_wait_ms(st);
 
             if (due >= 0 && due < ms)
                 ms = due;
             if (wait_events(st, ms, &sub_ready))
                 break;
         }
-        if (sub_ready && sub_read(st))
+        if (sub_ready && tp__sub_read(st))
             dirty = 1;
         if (!PQconsumeInput(st->conn) || PQstatus(st->conn) != CONNECTION_OK) {
             lost(st, "connection to PostgreSQL lost");
@@ -2073,7 +1837,7 @@ store_thread(void *arg)
             dirty = 1;
             PQfreemem(nf);
         }
-        if (usage_wait_ms(st) == 0 && usage_write(st) != 0) {
+        if (tp__usage_wait_ms(st) == 0 && tp__usage_write(st) != 0) {
             lost(st, "connection to PostgreSQL lost while writing usage");
             continue;
         }
@@ -2090,20 +1854,20 @@ store_thread(void *arg)
             pthread_mutex_lock(&st->uq_mu);
             done = st->uq_done;
             pthread_mutex_unlock(&st->uq_mu);
-            if (snapshot_load(st->conn, store_jwt(st), &s, &err) != TP_OK) {
+            if (tp__snapshot_load(st->conn, store_jwt(st), &s, &err) != TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
                 } else if (!st->failing) {
-                    slog(st, TP_LOG_ERROR, "policy store: %s; keeping the "
+                    tp__store_log(st, TP_LOG_ERROR, "policy store: %s; keeping the "
                          "previous snapshot", err.message);
                     st->failing = 1;
                 }
                 continue;
             }
             if (atomic_load(&st->cur) == NULL)
-                slog(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
+                tp__store_log(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
                      "%zu users", s->nrealms, s->nusers);
-            publish(st, s);
+            tp__store_publish(st, s);
             /* After the swap: a reader in between counts a record twice
              * (refuses early) rather than not at all. */
             atomic_store(&st->usage_included, done);
@@ -2112,7 +1876,7 @@ store_thread(void *arg)
             clock_gettime(CLOCK_MONOTONIC, &last_load);
             last_beat = last_load;
             if (st->failing)
-                slog(st, TP_LOG_INFO, "policy store: recovered; snapshot "
+                tp__store_log(st, TP_LOG_INFO, "policy store: recovered; snapshot "
                      "reloaded");
             st->failing = 0;
             continue;
@@ -2148,10 +1912,6 @@ store_thread(void *arg)
     st->sub = NULL;
     return NULL;
 }
-
-/* ------------------------------------------------------------------ */
-/* Public API                                                          */
-/* ------------------------------------------------------------------ */
 
 /* *dst = a copy of src (NULL stays NULL); -1 when out of memory. */
 static int
@@ -2263,9 +2023,9 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
         st->conn = store_connect(st, err);
         if (st->conn == NULL)
             goto fail;
-        if (snapshot_load(st->conn, store_jwt(st), &s, err) != TP_OK)
+        if (tp__snapshot_load(st->conn, store_jwt(st), &s, err) != TP_OK)
             goto fail;
-        publish(st, s);
+        tp__store_publish(st, s);
         mark_current(st, 1);
     }
     if (pthread_create(&st->thread, NULL, store_thread, st) != 0) {
@@ -2280,8 +2040,8 @@ fail:
     return NULL;
 }
 
-static void
-wake(tp_store *st)
+void
+tp__store_wake(tp_store *st)
 {
     ssize_t r = write(st->wake[1], "x", 1);
 
@@ -2297,20 +2057,20 @@ tp_store_free(tp_store *st)
         pthread_mutex_lock(&st->mu);
         st->stop = 1;
         pthread_mutex_unlock(&st->mu);
-        wake(st);
+        tp__store_wake(st);
         pthread_join(st->thread, NULL);
     }
     PQfinish(st->conn);
     if (st->sub != NULL)
         redisFree(st->sub);
-    snapshot_free(atomic_load(&st->cur));
-    overlay_free(atomic_load(&st->ov));
+    tp__snapshot_free(atomic_load(&st->cur));
+    tp__overlay_free(atomic_load(&st->ov));
     tp__redis_free(st->redis);
     if (st->wake[0] >= 0)
         close(st->wake[0]);
     if (st->wake[1] >= 0)
         close(st->wake[1]);
-    usage_free_all(st);
+    tp__usage_free_all(st);
     free((char *)(uintptr_t)st->jwt.issuer);
     free((char *)(uintptr_t)st->jwt.audience);
     free((char *)(uintptr_t)st->jwt.realm_claim);
@@ -2329,7 +2089,7 @@ tp_store_reload(tp_store *st)
     pthread_mutex_lock(&st->mu);
     st->reload_requested = 1;
     pthread_mutex_unlock(&st->mu);
-    wake(st);
+    tp__store_wake(st);
 }
 
 uint64_t
@@ -2381,8 +2141,8 @@ tp_store_info_get(tp_store *st, tp_store_info *info)
 /* Enter the read side and take the current snapshot and overlay, or fail
  * closed when the snapshot is too old.  On success the caller must call
  * unpin with *parity. */
-static snapshot *
-pin(tp_store *st, overlay **ov, int *parity, tp_status *status,
+snapshot *
+tp__pin(tp_store *st, overlay **ov, int *parity, tp_status *status,
     tp_error *err)
 {
     struct timespec now;
@@ -2412,25 +2172,25 @@ pin(tp_store *st, overlay **ov, int *parity, tp_status *status,
     return s;
 }
 
-static void
-unpin(tp_store *st, int parity)
+void
+tp__unpin(tp_store *st, int parity)
 {
     read_leave(st, parity);
 }
 
-static tp_status
-realm_lookup(const snapshot *s, const overlay *ov, const char *realm,
+tp_status
+tp__realm_lookup(const snapshot *s, const overlay *ov, const char *realm,
              long *ri, tp_error *err)
 {
     char shown[48];
 
-    *ri = realm != NULL ? find_realm(s, realm) : -1;
+    *ri = realm != NULL ? tp__find_realm(s, realm) : -1;
     if (*ri < 0) {
         tp__printable(shown, sizeof(shown), realm, 40);
         return tp__fail(err, TP_EUNKNOWNREALM, "realm \"%s\" is not "
                         "provisioned", shown);
     }
-    if (s->realms[*ri].killed || overlay_has(ov, OV_KILL, realm, "", NULL))
+    if (s->realms[*ri].killed || tp__overlay_has(ov, OV_KILL, realm, "", NULL))
         return tp__fail(err, TP_EREALMKILLED, "realm %s is switched off",
                         realm);
     return TP_OK;
@@ -2458,22 +2218,22 @@ subject_checks(const snapshot *s, const overlay *ov, const char *realm,
                const char *user_id, int64_t issued, long *ri,
                const user_entry **ue, tp_error *err)
 {
-    tp_status status = realm_lookup(s, ov, realm, ri, err);
+    tp_status status = tp__realm_lookup(s, ov, realm, ri, err);
     int64_t before = 0;
 
     if (status != TP_OK)
         return status;
-    *ue = user_id != NULL ? find_user(s, (size_t)*ri, user_id) : NULL;
+    *ue = user_id != NULL ? tp__find_user(s, (size_t)*ri, user_id) : NULL;
     if (*ue == NULL)
         return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
                         "in realm %s", user_id != NULL ? user_id : "",
                         realm);
-    if (!(*ue)->active || overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
+    if (!(*ue)->active || tp__overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
         return tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
                         "disabled", user_id, realm);
     if (issued <= 0)
         return TP_OK;
-    if (!overlay_has(ov, OV_REVOKE_USER, realm, user_id, &before) ||
+    if (!tp__overlay_has(ov, OV_REVOKE_USER, realm, user_id, &before) ||
         before < (*ue)->revoked_before)
         before = (*ue)->revoked_before;
     if (before != 0 && issued < before)
@@ -2496,7 +2256,7 @@ user_checks(const snapshot *s, const overlay *ov, const char *realm,
     uint64_t limit;
     long ri;
 
-    status = realm_lookup(s, ov, realm, &ri, err);
+    status = tp__realm_lookup(s, ov, realm, &ri, err);
     if (status != TP_OK)
         return status;
     r = &s->realms[ri];
@@ -2509,8 +2269,8 @@ user_checks(const snapshot *s, const overlay *ov, const char *realm,
                             &ri, &ue, err);
     if (status != TP_OK)
         return status;
-    if (is_revoked(s, ri, username) ||
-        overlay_has(ov, OV_REVOKE_CRED, r->name, username, NULL))
+    if (tp__is_revoked(s, ri, username) ||
+        tp__overlay_has(ov, OV_REVOKE_CRED, r->name, username, NULL))
         return tp__fail(err, TP_EREVOKED, "this credential of user %s has "
                         "been revoked", u->user_id);
     limit = budget_limit(r, ue);
@@ -2536,16 +2296,16 @@ tp_store_verify(tp_store *st, const char *realm, const char *username,
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
+    status = tp__realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_credential_verify(s->realms[ri].kr, username, password,
                                       now, &u, err);
     if (status == TP_OK)
         status = user_checks(s, ov, realm, username, &u, err);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     if (status == TP_OK && parsed != NULL)
         *parsed = u;
     return status;
@@ -2565,26 +2325,22 @@ tp_store_key(tp_store *st, const char *realm, const char *username,
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
+    status = tp__realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_credential_key(s->realms[ri].kr, username, now, hexkey,
                                    &u, err);
     if (status == TP_OK)
         status = user_checks(s, ov, realm, username, &u, err);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     if (status != TP_OK && hexkey != NULL)
         tp__wipe(hexkey, TP_LTKEY_HEX_LEN + 1);
     if (status == TP_OK && parsed != NULL)
         *parsed = u;
     return status;
 }
-
-/* ------------------------------------------------------------------ */
-/* Counters (Redis)                                                    */
-/* ------------------------------------------------------------------ */
 
 /* What a counter does when Redis cannot answer. */
 static tp_status
@@ -2609,8 +2365,8 @@ static const char RATE_LUA[] =
     "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
     "return n";
 
-static tp_status
-rate_check(tp_store *st, const char *realm, const char *user_id,
+tp_status
+tp__rate_check(tp_store *st, const char *realm, const char *user_id,
            int64_t now, tp_error *err)
 {
     char key[TP_REALM_MAX + TP_USER_ID_MAX + 64];
@@ -2812,7 +2568,7 @@ tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
         goto out;
     }
     /* Validate, and take the limits from one snapshot. */
-    s = pin(st, &ov, &parity, &status, &epin);
+    s = tp__pin(st, &ov, &parity, &status, &epin);
     for (i = 0; i < n; i++) {
         tp_alloc_op *op = &ops[i];
         alloc_args *a = &args[i];
@@ -2829,9 +2585,9 @@ tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
             op->status = status; /* TP_ESTALE */
             e1 = epin;
         } else if (op->ttl > 0) {
-            op->status = realm_lookup(s, ov, op->realm, &ri, &e1);
+            op->status = tp__realm_lookup(s, ov, op->realm, &ri, &e1);
             if (op->status == TP_OK) {
-                ue = find_user(s, (size_t)ri, op->user_id);
+                ue = tp__find_user(s, (size_t)ri, op->user_id);
                 a->limit = ue != NULL && ue->user_quota >= 0
                                ? ue->user_quota
                                : s->realms[ri].user_quota;
@@ -2841,7 +2597,7 @@ tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
         first_error(err, &have, op->status, &e1);
     }
     if (s != NULL)
-        unpin(st, parity);
+        tp__unpin(st, parity);
     /* The commands: EVALSHA for an acquire, two ZREMs for a release. */
     for (i = 0; i < n; i++) {
         tp_alloc_op *op = &ops[i];
@@ -3047,17 +2803,17 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
         /* Count only for a user who may be issued one, and not while
          * pinned: the Redis round trip (up to its timeout) would hold
          * back the store thread's snapshot swaps. */
-        s = pin(st, &ov, &parity, &status, err);
+        s = tp__pin(st, &ov, &parity, &status, err);
         if (s == NULL)
             return status;
         status = issue_check(s, ov, realm, user_id, &ri, &ue, err);
-        unpin(st, parity);
+        tp__unpin(st, parity);
         if (status == TP_OK)
-            status = rate_check(st, realm, user_id, now, err);
+            status = tp__rate_check(st, realm, user_id, now, err);
         if (status != TP_OK)
             return status;
     }
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = issue_check(s, ov, realm, user_id, &ri, &ue, err);
@@ -3070,7 +2826,7 @@ tp_store_issue(tp_store *st, const char *realm, const char *user_id,
     if (status == TP_OK)
         status = tp_credential_issue(s->realms[ri].kr, user_id, ttl, now,
                                      out, err);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3086,13 +2842,13 @@ tp_store_peer_check(tp_store *st, const char *realm, const tp_addr *addr,
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
+    status = tp__realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_peerset_check(s->realms[ri].ps, addr, dec, err);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3109,10 +2865,10 @@ tp_store_host_check(tp_store *st, const char *realm, const char *host,
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
+    status = tp__realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_hostlist_check(s->realms[ri].hl, host, port, path,
                                    match, err);
@@ -3120,13 +2876,9 @@ tp_store_host_check(tp_store *st, const char *realm, const char *host,
      * once unpinned: do not hand it out. */
     if (match != NULL)
         match->rule = NULL;
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
-
-/* ------------------------------------------------------------------ */
-/* What turnpolicyd serves coturn                                      */
-/* ------------------------------------------------------------------ */
 
 tp_status
 tp_store_realm_options(tp_store *st, const char *realm, tp_realm_options *out,
@@ -3141,12 +2893,12 @@ tp_store_realm_options(tp_store *st, const char *realm, tp_realm_options *out,
 
     if (st == NULL || out == NULL)
         return tp__fail(err, TP_EINVAL, "store and output are required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    ri = realm != NULL ? find_realm(s, realm) : -1;
+    ri = realm != NULL ? tp__find_realm(s, realm) : -1;
     if (ri < 0) {
-        unpin(st, parity);
+        tp__unpin(st, parity);
         return tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
     }
     r = &s->realms[ri];
@@ -3155,8 +2907,8 @@ tp_store_realm_options(tp_store *st, const char *realm, tp_realm_options *out,
     out->total_quota = r->total_quota;
     out->default_ttl = r->default_ttl;
     out->max_ttl = r->max_ttl;
-    out->killed = r->killed || overlay_has(ov, OV_KILL, r->name, "", NULL);
-    unpin(st, parity);
+    out->killed = r->killed || tp__overlay_has(ov, OV_KILL, r->name, "", NULL);
+    tp__unpin(st, parity);
     tp__ok(err);
     return TP_OK;
 }
@@ -3172,12 +2924,12 @@ tp_store_realms(tp_store *st, tp_name_fn fn, void *ud, tp_error *err)
 
     if (st == NULL || fn == NULL)
         return tp__fail(err, TP_EINVAL, "store and callback are required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     for (i = 0; i < s->nrealms && status == TP_OK; i++)
         status = fn(ud, s->realms[i].name);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3192,7 +2944,7 @@ tp_store_origins(tp_store *st, tp_origin_fn fn, void *ud, tp_error *err)
 
     if (st == NULL || fn == NULL)
         return tp__fail(err, TP_EINVAL, "store and callback are required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     /* Sorted by origin, then realm index (= name order): the first pair
@@ -3204,7 +2956,7 @@ tp_store_origins(tp_store *st, tp_origin_fn fn, void *ud, tp_error *err)
         status = fn(ud, s->origins[i].origin,
                     s->realms[s->origins[i].realm].name);
     }
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3222,10 +2974,10 @@ tp_store_origin_check(tp_store *st, const char *realm, const char *origin,
     if (st == NULL || realm == NULL || origin == NULL)
         return tp__fail(err, TP_EINVAL, "store, realm and origin are "
                         "required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    ri = find_realm(s, realm);
+    ri = tp__find_realm(s, realm);
     if (ri < 0) {
         status = tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
     } else {
@@ -3233,11 +2985,11 @@ tp_store_origin_check(tp_store *st, const char *realm, const char *origin,
         key.realm = (size_t)ri;
         if (s->norigins == 0 ||
             bsearch(&key, s->origins, s->norigins, sizeof(*s->origins),
-                    cmp_origin) == NULL)
+                    tp__cmp_origin) == NULL)
             status = tp__fail(err, TP_EORIGIN, "origin is not allowed for "
                               "realm %s", realm);
     }
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3253,16 +3005,16 @@ tp_store_export_coturn(tp_store *st, const char *realm, tp_peer_action which,
 
     if (st == NULL || fn == NULL)
         return tp__fail(err, TP_EINVAL, "store and callback are required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    ri = realm != NULL ? find_realm(s, realm) : -1;
+    ri = realm != NULL ? tp__find_realm(s, realm) : -1;
     if (ri < 0)
         status = tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
     else
         status = tp_peerset_export_coturn(s->realms[ri].ps, which, fn, ud,
                                           err);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3273,11 +3025,11 @@ realm_user(const snapshot *s, const overlay *ov, const char *realm,
            const char *user_id, long *ri, const user_entry **ue,
            tp_error *err)
 {
-    tp_status status = realm_lookup(s, ov, realm, ri, err);
+    tp_status status = tp__realm_lookup(s, ov, realm, ri, err);
 
     if (status != TP_OK)
         return status;
-    *ue = user_id != NULL ? find_user(s, (size_t)*ri, user_id) : NULL;
+    *ue = user_id != NULL ? tp__find_user(s, (size_t)*ri, user_id) : NULL;
     if (*ue == NULL)
         return tp__fail(err, TP_EUNKNOWNUSER, "user is not provisioned in "
                         "realm %s", realm);
@@ -3307,7 +3059,7 @@ tp_store_session_check(tp_store *st, const char *realm, const char *user_id,
 
     if (st == NULL || use == NULL)
         return tp__fail(err, TP_EINVAL, "store and use are required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
@@ -3339,7 +3091,7 @@ tp_store_session_check(tp_store *st, const char *realm, const char *user_id,
     }
     tp__ok(err);
 out:
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3356,7 +3108,7 @@ tp_store_client_check(tp_store *st, const char *realm, const char *user_id,
 
     if (st == NULL || client == NULL)
         return tp__fail(err, TP_EINVAL, "store and client are required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
@@ -3365,7 +3117,7 @@ tp_store_client_check(tp_store *st, const char *realm, const char *user_id,
         status = tp__fail(err, TP_ECLIENTADDR, "user %s of realm %s may "
                           "only connect from its bound network", user_id,
                           realm);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     if (status == TP_OK)
         tp__ok(err);
     return status;
@@ -3385,7 +3137,7 @@ tp_store_user_quota(tp_store *st, const char *realm, const char *user_id,
     if (st == NULL || quota == NULL)
         return tp__fail(err, TP_EINVAL, "store and output are required");
     *quota = 0;
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
@@ -3393,7 +3145,7 @@ tp_store_user_quota(tp_store *st, const char *realm, const char *user_id,
         *quota = quota_of(&s->realms[ri], ue);
         tp__ok(err);
     }
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3411,7 +3163,7 @@ tp_store_budget(tp_store *st, const char *realm, const char *user_id,
     if (st == NULL || limit == NULL || used == NULL)
         return tp__fail(err, TP_EINVAL, "store and outputs are required");
     *limit = *used = 0;
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
@@ -3420,7 +3172,7 @@ tp_store_budget(tp_store *st, const char *realm, const char *user_id,
         *used = ue->used;
         tp__ok(err);
     }
-    unpin(st, parity);
+    tp__unpin(st, parity);
     return status;
 }
 
@@ -3497,7 +3249,7 @@ tp_store_usage_record(tp_store *st, const tp_usage *u, tp_error *err)
     kick = st->uq_len == 1 || st->uq_len == USAGE_BATCH;
     pthread_mutex_unlock(&st->uq_mu);
     if (kick)
-        wake(st);
+        tp__store_wake(st);
     tp__ok(err);
     return TP_OK;
 }
@@ -3521,7 +3273,7 @@ tp_store_usage_flush(tp_store *st, int timeout_ms, tp_error *err)
     if (st->uq_len > 0)
         st->uq_flush = 1;
     pthread_mutex_unlock(&st->uq_mu);
-    wake(st);
+    tp__store_wake(st);
     pthread_mutex_lock(&st->uq_mu);
     while (st->uq_len > 0) {
         if (pthread_cond_timedwait(&st->uq_cv, &st->uq_mu, &deadline) != 0)
@@ -3601,13 +3353,13 @@ tp_store_jwt_verify(tp_store *st, const char *realm, const char *token,
                             "(claim \"%s\")", claim);
         realm = name;
     }
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
+    status = tp__realm_lookup(s, ov, realm, &ri, err);
     if (status == TP_OK)
         status = tp_jwt_verify(s->realms[ri].jk, token, len, now, &cl, err);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     if (status == TP_OK && strcmp(cl.realm, realm) != 0)
         status = tp__fail(err, TP_EJWTCLAIM, "token's realm claim does not "
                           "name realm %s", realm);
@@ -3631,12 +3383,12 @@ tp_store_realm_urls(tp_store *st, const char *realm, char *buf, size_t cap,
     if (st == NULL || buf == NULL || urls == NULL || n == NULL)
         return tp__fail(err, TP_EINVAL, "store and outputs are required");
     *n = 0;
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    ri = realm != NULL ? find_realm(s, realm) : -1;
+    ri = realm != NULL ? tp__find_realm(s, realm) : -1;
     if (ri < 0) {
-        unpin(st, parity);
+        tp__unpin(st, parity);
         return tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
     }
     r = &s->realms[ri];
@@ -3653,7 +3405,7 @@ tp_store_realm_urls(tp_store *st, const char *realm, char *buf, size_t cap,
         used += len;
         (*n)++;
     }
-    unpin(st, parity);
+    tp__unpin(st, parity);
     if (status == TP_OK)
         tp__ok(err);
     return status;
@@ -3672,12 +3424,12 @@ tp_store_subject_check(tp_store *st, const char *realm, const char *user_id,
 
     if (st == NULL)
         return tp__fail(err, TP_EINVAL, "store is required");
-    s = pin(st, &ov, &parity, &status, err);
+    s = tp__pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
     status = subject_checks(s, ov, realm, user_id, issued_at, &ri, &ue,
                             err);
-    unpin(st, parity);
+    tp__unpin(st, parity);
     if (status == TP_OK)
         tp__ok(err);
     return status;
