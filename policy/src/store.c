@@ -1,24 +1,24 @@
 /*
  * store.c - the policy store: a snapshot of the PostgreSQL policy held in
- * memory, kept current by a background thread, answering decisions.
+ * memory, kept current by a background thread, answering decisions.  This
+ * file holds its lifecycle (tp_store_new, tp_store_free, reload, info)
+ * and the store thread; store_int.h maps the other files.
  *
- * What: tp_store_new connects to PostgreSQL, loads every realm (with its
- * secrets as a tp_keyring, host rules as a tp_hostlist, peer rules as a
- * tp_peerset), every user (status, revoked_before) and every revoked
- * credential in one REPEATABLE READ transaction, and starts a thread that
- * LISTENs on channel "turnpolicy" and reloads when a change is notified,
- * every reload_interval, or on request.
+ * What: tp_store_new connects to PostgreSQL, loads a snapshot
+ * (store_load.c: every realm with its secrets, host, peer and JWT rules,
+ * every user and every revoked credential, in one REPEATABLE READ
+ * transaction), and starts a thread that LISTENs on channel "turnpolicy"
+ * and reloads when a change is notified, every reload_interval, or on
+ * request.  The same thread keeps the Redis subscription
+ * (store_fanout.c) and writes usage records (store_usage.c).
  *
  * Why a snapshot: decisions sit on coturn's authentication path and on
- * nginx's request path, where no I/O may block.  A decision enters a
- * read-side critical section (one atomic increment of a per-parity reader
- * count, no lock), reads the current snapshot and overlay pointers, and
- * leaves; a reload builds a complete new snapshot off to the side, swaps
- * the pointer, and frees the old one only after a two-phase grace period
- * (flip the epoch parity, wait for the old parity's readers to drain,
- * twice) - the scheme of userspace RCU.  So a decision sees either the
- * old policy or the new one, never a mix, and readers never wait.  Only
- * the store thread (and tp_store_free, after joining it) swaps pointers.
+ * nginx's request path, where no I/O may block.  A decision pins the
+ * current snapshot and overlay lock-free and reads them
+ * (store_snapshot.c); a reload builds a complete new snapshot off to the
+ * side, and tp__store_publish swaps the pointer and frees the old one
+ * after a grace period.  Only the store thread (and tp_store_free, after
+ * joining it) swaps pointers.
  *
  * Freshness: the thread records the last moment it knew the snapshot was
  * current (a successful load, or a heartbeat round trip with no change
@@ -26,33 +26,23 @@
  * max_staleness: PostgreSQL down means "decide from the last snapshot for
  * a bounded time, then fail closed" (DESIGN.md).  NOTIFY does not reach
  * hot-standby replicas; with no_listen the store relies on the periodic
- * reload (and, later, on Redis fan-out).
+ * reload and on Redis fan-out from a node that listens.
  *
- * Invariants: realms are sorted by name; users by (realm index, user id);
- * revoked credentials by (realm index, username) - all with strcmp order,
- * sorted here rather than by the database's collation.  A snapshot is
- * immutable once published and freed when its last pin is dropped.
- * Secret bytes pass through PGresult buffers (hex) during a load; those
- * are wiped before PQclear.
+ * Threads: fields of struct tp_store are guarded by mu or uq_mu, atomic,
+ * or owned by the thread, as store_int.h says.  The connection string is
+ * wiped when freed (it may hold a password).
  */
 #include "store_int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <jansson.h>
-#include <libpq-fe.h>
-#include <openssl/sha.h>
 
 #define HEARTBEAT_MS 1000
 #define BACKOFF_MIN_MS 100
@@ -580,235 +570,4 @@ tp_store_info_get(tp_store *st, tp_store_info *info)
     pthread_mutex_unlock(&st->uq_mu);
     pthread_mutex_lock(&st->mu);
     pthread_mutex_unlock(&st->mu);
-}
-
-tp_status
-tp_store_peer_check(tp_store *st, const char *realm, const tp_addr *addr,
-                    tp_peer_decision *dec, tp_error *err)
-{
-    tp_status status;
-    overlay *ov = NULL;
-    snapshot *s;
-    int parity;
-    long ri;
-
-    if (st == NULL)
-        return tp__fail(err, TP_EINVAL, "store is required");
-    s = tp__pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    status = tp__realm_lookup(s, ov, realm, &ri, err);
-    if (status == TP_OK)
-        status = tp_peerset_check(s->realms[ri].ps, addr, dec, err);
-    tp__unpin(st, parity);
-    return status;
-}
-
-tp_status
-tp_store_host_check(tp_store *st, const char *realm, const char *host,
-                    unsigned port, const char *path, tp_host_match *match,
-                    tp_error *err)
-{
-    tp_status status;
-    overlay *ov = NULL;
-    snapshot *s;
-    int parity;
-    long ri;
-
-    if (st == NULL)
-        return tp__fail(err, TP_EINVAL, "store is required");
-    s = tp__pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    status = tp__realm_lookup(s, ov, realm, &ri, err);
-    if (status == TP_OK)
-        status = tp_hostlist_check(s->realms[ri].hl, host, port, path,
-                                   match, err);
-    /* The match's rule text points into the snapshot, which may be freed
-     * once unpinned: do not hand it out. */
-    if (match != NULL)
-        match->rule = NULL;
-    tp__unpin(st, parity);
-    return status;
-}
-
-tp_status
-tp_store_realm_options(tp_store *st, const char *realm, tp_realm_options *out,
-                       tp_error *err)
-{
-    const realm_entry *r;
-    tp_status status;
-    overlay *ov = NULL;
-    snapshot *s;
-    int parity;
-    long ri;
-
-    if (st == NULL || out == NULL)
-        return tp__fail(err, TP_EINVAL, "store and output are required");
-    s = tp__pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    ri = realm != NULL ? tp__find_realm(s, realm) : -1;
-    if (ri < 0) {
-        tp__unpin(st, parity);
-        return tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
-    }
-    r = &s->realms[ri];
-    out->max_bps = r->max_bps;
-    out->user_quota = r->user_quota;
-    out->total_quota = r->total_quota;
-    out->default_ttl = r->default_ttl;
-    out->max_ttl = r->max_ttl;
-    out->killed = r->killed || tp__overlay_has(ov, OV_KILL, r->name, "", NULL);
-    tp__unpin(st, parity);
-    tp__ok(err);
-    return TP_OK;
-}
-
-tp_status
-tp_store_realms(tp_store *st, tp_name_fn fn, void *ud, tp_error *err)
-{
-    tp_status status = TP_OK;
-    overlay *ov = NULL;
-    snapshot *s;
-    int parity;
-    size_t i;
-
-    if (st == NULL || fn == NULL)
-        return tp__fail(err, TP_EINVAL, "store and callback are required");
-    s = tp__pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    for (i = 0; i < s->nrealms && status == TP_OK; i++)
-        status = fn(ud, s->realms[i].name);
-    tp__unpin(st, parity);
-    return status;
-}
-
-tp_status
-tp_store_origins(tp_store *st, tp_origin_fn fn, void *ud, tp_error *err)
-{
-    tp_status status = TP_OK;
-    overlay *ov = NULL;
-    snapshot *s;
-    int parity;
-    size_t i;
-
-    if (st == NULL || fn == NULL)
-        return tp__fail(err, TP_EINVAL, "store and callback are required");
-    s = tp__pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    /* Sorted by origin, then realm index (= name order): the first pair
-     * of each origin is its first realm. */
-    for (i = 0; i < s->norigins && status == TP_OK; i++) {
-        if (i > 0 && strcmp(s->origins[i - 1].origin,
-                            s->origins[i].origin) == 0)
-            continue;
-        status = fn(ud, s->origins[i].origin,
-                    s->realms[s->origins[i].realm].name);
-    }
-    tp__unpin(st, parity);
-    return status;
-}
-
-tp_status
-tp_store_origin_check(tp_store *st, const char *realm, const char *origin,
-                      tp_error *err)
-{
-    tp_status status = TP_OK;
-    overlay *ov = NULL;
-    snapshot *s;
-    origin_entry key;
-    int parity;
-    long ri;
-
-    if (st == NULL || realm == NULL || origin == NULL)
-        return tp__fail(err, TP_EINVAL, "store, realm and origin are "
-                        "required");
-    s = tp__pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    ri = tp__find_realm(s, realm);
-    if (ri < 0) {
-        status = tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
-    } else {
-        key.origin = (char *)origin;
-        key.realm = (size_t)ri;
-        if (s->norigins == 0 ||
-            bsearch(&key, s->origins, s->norigins, sizeof(*s->origins),
-                    tp__cmp_origin) == NULL)
-            status = tp__fail(err, TP_EORIGIN, "origin is not allowed for "
-                              "realm %s", realm);
-    }
-    tp__unpin(st, parity);
-    return status;
-}
-
-tp_status
-tp_store_export_coturn(tp_store *st, const char *realm, tp_peer_action which,
-                       tp_range_fn fn, void *ud, tp_error *err)
-{
-    tp_status status;
-    overlay *ov = NULL;
-    snapshot *s;
-    int parity;
-    long ri;
-
-    if (st == NULL || fn == NULL)
-        return tp__fail(err, TP_EINVAL, "store and callback are required");
-    s = tp__pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    ri = realm != NULL ? tp__find_realm(s, realm) : -1;
-    if (ri < 0)
-        status = tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
-    else
-        status = tp_peerset_export_coturn(s->realms[ri].ps, which, fn, ud,
-                                          err);
-    tp__unpin(st, parity);
-    return status;
-}
-
-tp_status
-tp_store_realm_urls(tp_store *st, const char *realm, char *buf, size_t cap,
-                    const char **urls, size_t max, size_t *n, tp_error *err)
-{
-    const realm_entry *r;
-    tp_status status = TP_OK;
-    overlay *ov = NULL;
-    snapshot *s;
-    size_t i, used = 0;
-    int parity;
-    long ri;
-
-    if (st == NULL || buf == NULL || urls == NULL || n == NULL)
-        return tp__fail(err, TP_EINVAL, "store and outputs are required");
-    *n = 0;
-    s = tp__pin(st, &ov, &parity, &status, err);
-    if (s == NULL)
-        return status;
-    ri = realm != NULL ? tp__find_realm(s, realm) : -1;
-    if (ri < 0) {
-        tp__unpin(st, parity);
-        return tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
-    }
-    r = &s->realms[ri];
-    for (i = 0; i < r->nurls; i++) {
-        size_t len = strlen(r->urls[i]) + 1;
-
-        if (i >= max || len > cap - used) {
-            status = tp__fail(err, TP_ENOSPACE, "realm %s has more TURN "
-                              "URIs than fit", realm);
-            break;
-        }
-        memcpy(buf + used, r->urls[i], len);
-        urls[i] = buf + used;
-        used += len;
-        (*n)++;
-    }
-    tp__unpin(st, parity);
-    if (status == TP_OK)
-        tp__ok(err);
-    return status;
 }
