@@ -281,6 +281,9 @@ int tp__cmp_user(const void *a, const void *b);
 int tp__cmp_revoked(const void *a, const void *b);
 int tp__cmp_origin(const void *a, const void *b);
 
+/* Sort s->origins (tp__cmp_origin) and drop a realm's duplicates. */
+void tp__index_origins(snapshot *s);
+
 /* Index of realm name in s (sorted), or -1. */
 long tp__find_realm(const snapshot *s, const char *name);
 
@@ -361,5 +364,100 @@ tp_status tp__rate_check(tp_store *st, const char *realm,
  * or overlay), or TP_OK with *ri set. */
 tp_status tp__realm_lookup(const snapshot *s, const overlay *ov,
                            const char *realm, long *ri, tp_error *err);
+
+/* ---- store_static.c: a store without PostgreSQL (unit tests) ---- */
+
+/* One realm's policy, as the rows of turnpolicy.realms and the tables
+ * that name it would give it.  Arrays may be NULL when their count is 0. */
+typedef struct tp__static_secret {
+    const char *kid;
+    const void *key;
+    size_t len;
+    tp_secret_state state;
+} tp__static_secret;
+
+typedef struct tp__static_peer {
+    const char *net;          /* "a.b.c.d/n", "x::/n" or an address */
+    tp_peer_action action;
+} tp__static_peer;
+
+typedef struct tp__static_jwt_key {
+    const char *kid;          /* NULL or "" = the kid-less key */
+    tp_jwt_alg alg;
+    const void *key;
+    size_t len;
+} tp__static_jwt_key;
+
+typedef struct tp__static_realm {
+    const char *name;
+    uint32_t default_ttl, max_ttl, clock_skew; /* 0 = the keyring's */
+    int killed;
+    tp_peer_action peer_default;
+    int64_t user_quota, total_quota, max_bps; /* 0 = unlimited */
+    int64_t user_budget, budget_period;       /* 0 = none */
+    const tp__static_secret *secrets;
+    size_t nsecrets;
+    const void *legacy;       /* legacy secret, or NULL */
+    size_t legacy_len;
+    const char *const *hosts; /* pattern || path_prefix, as loaded */
+    size_t nhosts;
+    const tp__static_peer *peers;
+    size_t npeers;
+    const tp__static_jwt_key *jwt_keys;
+    size_t njwt_keys;
+    const char *const *urls;
+    size_t nurls;
+    const char *const *origins;
+    size_t norigins;
+} tp__static_realm;
+
+typedef struct tp__static_user {
+    const char *realm;
+    const char *user_id;
+    int disabled;
+    int64_t revoked_before;   /* Unix seconds; 0 = never */
+    int own_quota;            /* 1: user_quota is its own, else the realm's */
+    int64_t user_quota;
+    int own_budget;           /* 1: user_budget is its own */
+    int64_t user_budget;
+    uint64_t used;            /* bytes in the budget period */
+    const char *client_cidr;  /* NULL = no binding */
+} tp__static_user;
+
+typedef struct tp__static_revoked {
+    const char *realm;
+    const char *username;
+} tp__static_revoked;
+
+typedef struct tp__static_policy {
+    const tp__static_realm *realms;
+    size_t nrealms;
+    const tp__static_user *users;
+    size_t nusers;
+    const tp__static_revoked *revoked;
+    size_t nrevoked;
+} tp__static_policy;
+
+/* Store options a static store honours (others have no meaning here). */
+typedef struct tp__static_options {
+    const tp_jwt_options *jwt;  /* NULL = the defaults */
+    uint32_t max_staleness;     /* 0 = 30 s */
+    uint32_t issue_per_minute;  /* > 0 needs Redis: none here */
+    tp_fail_mode redis_fail_mode;
+    int unloaded;               /* 1: no snapshot at all (TP_ESTALE) */
+    int stale;                  /* 1: last confirmed beyond max_staleness */
+} tp__static_options;
+
+/*
+ * A tp_store answering from policy p, built into the same snapshot
+ * structures store_load.c builds from PostgreSQL (same orders, same
+ * index, same keyrings), with no thread, no database and no Redis.  Free
+ * with tp_store_free.  Returns NULL with err filled (TP_EINVAL for a row
+ * the database would refuse: a duplicate realm or user, a row of an
+ * unknown realm, a bad network; or the keyring's, rule set's or key
+ * set's own status).
+ */
+tp_store *tp__store_new_static(const tp__static_policy *p,
+                               const tp__static_options *o, tp_error *err);
 
 #endif /* TP_STORE_INT_H */

@@ -276,7 +276,6 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
 {
     PGresult *r = NULL;
     tp_status st;
-    size_t i, o;
     long ri;
     int n, k;
 
@@ -336,18 +335,7 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
         }
         s->norigins++;
     }
-    if (s->norigins > 1)
-        qsort(s->origins, s->norigins, sizeof(*s->origins), tp__cmp_origin);
-    /* A realm listing an origin twice: keep one pair. */
-    for (i = 0, o = 0; i < s->norigins; i++) {
-        if (o > 0 && s->origins[o - 1].realm == s->origins[i].realm &&
-            strcmp(s->origins[o - 1].origin, s->origins[i].origin) == 0) {
-            free(s->origins[i].origin);
-            continue;
-        }
-        s->origins[o++] = s->origins[i];
-    }
-    s->norigins = o;
+    tp__index_origins(s);
     PQclear(r);
     r = NULL;
 

@@ -291,6 +291,26 @@ tp__cmp_origin(const void *a, const void *b)
     return (x->realm > y->realm) - (x->realm < y->realm);
 }
 
+/* Sort s->origins and keep one pair of a realm listing an origin twice. */
+void
+tp__index_origins(snapshot *s)
+{
+    size_t i, o;
+
+    if (s->norigins > 1)
+        qsort(s->origins, s->norigins, sizeof(*s->origins), tp__cmp_origin);
+    /* A realm listing an origin twice: keep one pair. */
+    for (i = 0, o = 0; i < s->norigins; i++) {
+        if (o > 0 && s->origins[o - 1].realm == s->origins[i].realm &&
+            strcmp(s->origins[o - 1].origin, s->origins[i].origin) == 0) {
+            free(s->origins[i].origin);
+            continue;
+        }
+        s->origins[o++] = s->origins[i];
+    }
+    s->norigins = o;
+}
+
 /* Enter the read side and take the current snapshot and overlay, or fail
  * closed when the snapshot is too old.  On success the caller must call
  * unpin with *parity. */
