@@ -49,7 +49,7 @@
 #define BACKOFF_MAX_MS 5000
 
 void
-tp__store_log(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
+tp__slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -160,9 +160,9 @@ static void
 lost(tp_store *st, const char *why)
 {
     if (!st->failing)
-        tp__store_log(st, TP_LOG_ERROR, "policy store: %s; deciding from the last "
-             "snapshot for up to %" PRIu32 " s, reconnecting", why,
-             st->max_staleness);
+        tp__slog(st, TP_LOG_ERROR, "policy store: %s; deciding from the last "
+                 "snapshot for up to %" PRIu32 " s, reconnecting", why,
+                 st->max_staleness);
     st->failing = 1;
     PQfinish(st->conn);
     st->conn = NULL;
@@ -239,7 +239,8 @@ store_thread(void *arg)
             st->conn = store_connect(st, &err);
             if (st->conn == NULL) {
                 if (!st->failing)
-                    tp__store_log(st, TP_LOG_ERROR, "policy store: %s", err.message);
+                    tp__slog(st, TP_LOG_ERROR, "policy store: %s",
+                             err.message);
                 st->failing = 1;
                 backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                        : backoff * 2;
@@ -288,19 +289,20 @@ store_thread(void *arg)
             pthread_mutex_lock(&st->uq_mu);
             done = st->uq_done;
             pthread_mutex_unlock(&st->uq_mu);
-            if (tp__snapshot_load(st->conn, store_jwt(st), &s, &err) != TP_OK) {
+            if (tp__snapshot_load(st->conn, store_jwt(st), &s, &err) !=
+                TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
                 } else if (!st->failing) {
-                    tp__store_log(st, TP_LOG_ERROR, "policy store: %s; keeping the "
-                         "previous snapshot", err.message);
+                    tp__slog(st, TP_LOG_ERROR, "policy store: %s; keeping the "
+                             "previous snapshot", err.message);
                     st->failing = 1;
                 }
                 continue;
             }
             if (atomic_load(&st->cur) == NULL)
-                tp__store_log(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
-                     "%zu users", s->nrealms, s->nusers);
+                tp__slog(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
+                         "%zu users", s->nrealms, s->nusers);
             tp__store_publish(st, s);
             /* After the swap: a reader in between counts a record twice
              * (refuses early) rather than not at all. */
@@ -310,8 +312,8 @@ store_thread(void *arg)
             clock_gettime(CLOCK_MONOTONIC, &last_load);
             last_beat = last_load;
             if (st->failing)
-                tp__store_log(st, TP_LOG_INFO, "policy store: recovered; snapshot "
-                     "reloaded");
+                tp__slog(st, TP_LOG_INFO, "policy store: recovered; snapshot "
+                         "reloaded");
             st->failing = 0;
             continue;
         }

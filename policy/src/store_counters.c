@@ -53,7 +53,7 @@ static const char RATE_LUA[] =
 
 tp_status
 tp__rate_check(tp_store *st, const char *realm, const char *user_id,
-           int64_t now, tp_error *err)
+               int64_t now, tp_error *err)
 {
     char key[TP_REALM_MAX + TP_USER_ID_MAX + 64];
     const char *argv[5];

@@ -68,7 +68,7 @@ cidr_contains(const tp_addr *net, int len, const tp_addr *addr)
 
 tp_status
 tp__realm_lookup(const snapshot *s, const overlay *ov, const char *realm,
-             long *ri, tp_error *err)
+                 long *ri, tp_error *err)
 {
     char shown[48];
 
@@ -116,7 +116,8 @@ subject_checks(const snapshot *s, const overlay *ov, const char *realm,
         return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
                         "in realm %s", user_id != NULL ? user_id : "",
                         realm);
-    if (!(*ue)->active || tp__overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
+    if (!(*ue)->active ||
+        tp__overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
         return tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
                         "disabled", user_id, realm);
     if (issued <= 0)

@@ -225,8 +225,9 @@ static void
 sub_drop(tp_store *st, const char *why)
 {
     if (!st->sub_failing)
-        tp__store_log(st, TP_LOG_ERROR, "policy store: Redis subscription lost (%s); "
-             "revocations still come from PostgreSQL, retrying", why);
+        tp__slog(st, TP_LOG_ERROR, "policy store: Redis subscription lost "
+                 "(%s); revocations still come from PostgreSQL, retrying",
+                 why);
     st->sub_failing = 1;
     if (st->sub != NULL)
         redisFree(st->sub);
@@ -308,12 +309,12 @@ sub_seed(tp_store *st)
                 e.before = strtoll(v->str, NULL, 10);
                 if (e.before > 0 &&
                     !tp__overlay_has(atomic_load(&st->ov), OV_REVOKE_USER,
-                                 e.realm, e.key, NULL))
+                                     e.realm, e.key, NULL))
                     tp__overlay_update(st, &e, -1, NULL, NULL);
             } else if (rb[3] == 'c') {
                 e.kind = OV_REVOKE_CRED;
                 if (!tp__overlay_has(atomic_load(&st->ov), OV_REVOKE_CRED,
-                                 e.realm, e.key, NULL))
+                                     e.realm, e.key, NULL))
                     tp__overlay_update(st, &e, -1, NULL, NULL);
             }
             freeReplyObject(v);
@@ -348,7 +349,7 @@ tp__sub_ensure(tp_store *st)
     freeReplyObject(rep);
     sub_seed(st);
     if (st->sub_failing)
-        tp__store_log(st, TP_LOG_INFO, "policy store: Redis subscription restored");
+        tp__slog(st, TP_LOG_INFO, "policy store: Redis subscription restored");
     st->sub_failing = 0;
     st->sub_backoff = 100;
     sub_set(st, 1);

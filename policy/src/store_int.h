@@ -253,8 +253,8 @@ read_leave(tp_store *st, int p)
 /* ---- store.c: lifecycle and the store thread ---- */
 
 /* Log through the host's callback (nothing when it gave none). */
-void tp__store_log(const tp_store *st, tp_log_level lvl, const char *fmt,
-                   ...) TP__PRINTF(3, 4);
+void tp__slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
+    TP__PRINTF(3, 4);
 
 /* Wake the store thread's poll (a usage record, a reload, a stop). */
 void tp__store_wake(tp_store *st);

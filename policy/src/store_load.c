@@ -543,7 +543,7 @@ out:
 /* Load a complete snapshot in one consistent read-only transaction. */
 tp_status
 tp__snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
-              tp_error *err)
+                  tp_error *err)
 {
     snapshot *s;
     PGresult *r = NULL;

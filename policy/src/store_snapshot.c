@@ -216,7 +216,7 @@ ov_same(const ov_entry *a, enum ov_kind kind, const char *realm,
  * *before receives the latest revocation time. */
 int
 tp__overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
-            const char *key, int64_t *before)
+                const char *key, int64_t *before)
 {
     double now;
     size_t i;
@@ -245,7 +245,7 @@ tp__overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
  */
 void
 tp__overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
-               const char *cancel_realm, const char *cancel_key)
+                   const char *cancel_realm, const char *cancel_key)
 {
     overlay *old, *o;
     double now = mono_now();
@@ -316,7 +316,7 @@ tp__index_origins(snapshot *s)
  * unpin with *parity. */
 snapshot *
 tp__pin(tp_store *st, overlay **ov, int *parity, tp_status *status,
-    tp_error *err)
+        tp_error *err)
 {
     struct timespec now;
     long long age_ms;

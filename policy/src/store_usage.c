@@ -306,8 +306,8 @@ tp__usage_write(tp_store *st)
         if (rc == 0) {
             usage_done(st, batch, n, written);
             if (st->usage_failing)
-                tp__store_log(st, TP_LOG_INFO, "policy store: usage rows are "
-                     "written again");
+                tp__slog(st, TP_LOG_INFO, "policy store: usage rows are "
+                         "written again");
             st->usage_failing = 0;
             continue;
         }
@@ -328,9 +328,9 @@ tp__usage_write(tp_store *st)
                  * later turn, say so once. */
                 usage_requeue(st, batch);
                 if (!st->usage_failing)
-                    tp__store_log(st, TP_LOG_ERROR, "policy store: PostgreSQL "
-                         "refuses usage rows (permissions or schema?); "
-                         "keeping them queued and retrying");
+                    tp__slog(st, TP_LOG_ERROR, "policy store: PostgreSQL "
+                             "refuses usage rows (permissions or schema?); "
+                             "keeping them queued and retrying");
                 st->usage_failing = 1;
                 st->usage_retry_ms = mono_ms_now() + 500;
                 return 0;
@@ -342,9 +342,9 @@ tp__usage_write(tp_store *st)
             usage_done(st, r, 1, (size_t)ins);
         }
         if (dropped > 0)
-            tp__store_log(st, TP_LOG_ERROR, "policy store: %zu usage record%s "
-                 "refused by PostgreSQL and dropped", dropped,
-                 dropped == 1 ? "" : "s");
+            tp__slog(st, TP_LOG_ERROR, "policy store: %zu usage record%s "
+                     "refused by PostgreSQL and dropped", dropped,
+                     dropped == 1 ? "" : "s");
         dropped = 0;
     }
     return 0;
@@ -356,9 +356,9 @@ tp__usage_free_all(tp_store *st)
     usage_rec *r = st->uq_head, *next;
 
     if (st->uq_len > 0)
-        tp__store_log(st, TP_LOG_ERROR, "policy store: %zu usage record%s could not "
-             "be written to PostgreSQL before shutdown", st->uq_len,
-             st->uq_len == 1 ? "" : "s");
+        tp__slog(st, TP_LOG_ERROR, "policy store: %zu usage record%s could "
+                 "not be written to PostgreSQL before shutdown", st->uq_len,
+                 st->uq_len == 1 ? "" : "s");
     for (; r != NULL; r = next) {
         next = r->next;
         free(r);
