@@ -854,6 +854,66 @@ test_rate_without_redis(void **state)
     tp_store_free(st);
 }
 
+static tp_status
+collect(void *ud, const char *name)
+{
+    char *buf = ud;
+
+    strcat(buf, name);
+    strcat(buf, " ");
+    return TP_OK;
+}
+
+static void
+test_listings(void **state)
+{
+    char names[256] = "", ranges[4096] = "";
+    tp_store_info info;
+    tp_error err;
+
+    (void)state;
+    /* in name order, a killed realm included */
+    TP_ASSERT_OK(tp_store_realms(store, collect, names, &err), &err);
+    assert_string_equal(names, "budget.example example.org killed.example ");
+    TP_ASSERT_OK(tp_store_export_coturn(store, REALM, TP_PEER_DENY, collect,
+                                        ranges, &err), &err);
+    assert_non_null(strstr(ranges, "198.51.100.0-198.51.100.255"));
+    tp_store_info_get(store, &info);
+    assert_int_equal(info.realms, 3);
+    assert_int_equal(info.users, 12);
+    assert_int_equal(info.connected, 1);
+    assert_int_equal(info.overlay, 0);
+}
+
+/* The usage queue takes records without any I/O; with no store thread
+ * nothing writes them, so a flush reports them as pending. */
+static void
+test_usage_queue(void **state)
+{
+    tp_usage u = {"node-1", "sess-1", REALM, "alice", NOW - 60, NOW, 10, 20,
+                  "192.0.2.7"};
+    tp_store_info info;
+    tp_error err;
+    tp_store *st;
+
+    (void)state;
+    st = tp__store_new_static(&policy, NULL, &err);
+    assert_non_null(st);
+    TP_ASSERT_OK(tp_store_usage_record(st, &u, &err), &err);
+    u.client_addr = "not-an-address";
+    TP_ASSERT_STATUS(TP_EINVAL, tp_store_usage_record(st, &u, &err), &err);
+    u.client_addr = NULL;
+    u.ended = u.started - 1;
+    TP_ASSERT_STATUS(TP_EINVAL, tp_store_usage_record(st, &u, &err), &err);
+    u.ended = NOW;
+    u.session_id = "two words";
+    TP_ASSERT_STATUS(TP_EINVAL, tp_store_usage_record(st, &u, &err), &err);
+    tp_store_info_get(st, &info);
+    assert_int_equal(info.usage_pending, 1);
+    TP_ASSERT_STATUS(TP_EDB, tp_store_usage_flush(st, 10, &err), &err);
+    tp_store_free(st); /* drops the queued record (LSan: nothing leaks) */
+}
+
 static void
 test_static_refuses(void **state)
 {
@@ -911,6 +971,8 @@ main(void)
         cmocka_unit_test(test_overlay),
         cmocka_unit_test(test_stale),
         cmocka_unit_test(test_rate_without_redis),
+        cmocka_unit_test(test_listings),
+        cmocka_unit_test(test_usage_queue),
         cmocka_unit_test(test_static_refuses),
     };
 
