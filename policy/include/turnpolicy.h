@@ -708,9 +708,11 @@ TP_EXPORT tp_status tp_db_migrations_check(const char *schema_dir,
  * revocations, host and peer rules) from PostgreSQL, keeps it current
  * from LISTEN/NOTIFY on channel "turnpolicy" plus a periodic reload, and
  * answers decisions from memory.  A background thread owns the database
- * connection; decisions never do I/O and never block on it (they take a
- * mutex only to pin the current snapshot).  All tp_store_* decision calls
- * are safe from any number of threads.
+ * connection; decisions never do I/O and never block on it: they pin the
+ * current snapshot lock-free (an atomic reader count; the old snapshot is
+ * freed after a grace period), so readers never wait for each other or
+ * for a reload.  All tp_store_* decision calls are safe from any number
+ * of threads.
  *
  * Failure: while PostgreSQL is unreachable, decisions use the last
  * snapshot for max_staleness seconds after the last moment the store knew

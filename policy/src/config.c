@@ -869,7 +869,7 @@ tp_store_options_from_config(const tp_config *cfg, const char *section,
         colon = strrchr(v, ':');
         if (colon == NULL || colon == v ||
             (size_t)(colon - v) >= sizeof(hold->redis_host) ||
-            tp__parse_u64(colon + 1, strlen(colon + 1), &n) != 0 ||
+            tp__parse_i64(colon + 1, strlen(colon + 1), &n) != 0 ||
             n < 1 || n > 65535)
             return tp__fail(err, TP_ECONFIG, "%s:%u: redis must be "
                             "HOST:PORT, not \"%s\"", cfg->name,

@@ -522,7 +522,7 @@ parse_username(const char *username, tp_username *out, size_t *lenp,
     len = i;
     if (nf != 2 && nf != 4)
         goto malformed;
-    if (tp__parse_u64(f[0], flen[0], &out->expires) != 0)
+    if (tp__parse_i64(f[0], flen[0], &out->expires) != 0)
         return tp__fail(err, TP_EMALFORMED, "username must start with the "
                         "expiry time in decimal Unix seconds");
     if (flen[1] == 0)
@@ -546,7 +546,7 @@ parse_username(const char *username, tp_username *out, size_t *lenp,
         return st;
     memcpy(out->kid, f[2], flen[2]);
     out->kid[flen[2]] = '\0';
-    if (tp__parse_u64(f[3], flen[3], &out->issued) != 0)
+    if (tp__parse_i64(f[3], flen[3], &out->issued) != 0)
         return tp__fail(err, TP_EMALFORMED, "username must end with the "
                         "issue time in decimal Unix seconds");
     if (out->issued > out->expires)

@@ -45,9 +45,10 @@ int tp__strlcpy(char *dst, const char *src, size_t cap);
  * error message (never use it for secrets). */
 void tp__printable(char *dst, size_t cap, const char *s, size_t max);
 
-/* Decimal Unix seconds, no sign, no leading zero, at most 19 digits.
- * Returns 0 and sets *out, or -1. */
-int tp__parse_u64(const char *s, size_t len, int64_t *out);
+/* A non-negative decimal int64_t (Unix seconds): no sign, no leading
+ * zero, at most 19 digits, at most INT64_MAX.  Returns 0 and sets *out,
+ * or -1. */
+int tp__parse_i64(const char *s, size_t len, int64_t *out);
 
 /* Base64url without padding (RFC 7515).  decode returns the number of
  * bytes written or -1 on bad input or lack of space. */

@@ -1,5 +1,6 @@
 /*
- * tp_redis.h - internal interface of redis.c, shared with store.c.
+ * tp_redis.h - internal interface of redis.c, shared with the store's
+ * files (store_int.h).
  *
  * A tp__redis is a command connection that many threads share (a mutex
  * serializes commands), reconnecting lazily with backoff.  The store's

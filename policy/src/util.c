@@ -65,7 +65,7 @@ tp__printable(char *dst, size_t cap, const char *s, size_t max)
 }
 
 int
-tp__parse_u64(const char *s, size_t len, int64_t *out)
+tp__parse_i64(const char *s, size_t len, int64_t *out)
 {
     uint64_t v = 0;
     size_t i;

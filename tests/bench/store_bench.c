@@ -8,7 +8,7 @@
  * string as argv[1].  It is not built by the Makefile (the bench_*
  * binaries run without a database).
  *
- * Ours: tp_store_verify - pin the current snapshot (mutex + refcount),
+ * Ours: tp_store_verify - pin the current snapshot (lock-free reader count),
  * realm lookup, tp_credential_verify with the realm's keyring, user
  * lookup (known, active), revocation checks, unpin.
  * Baseline: tp_credential_verify alone on a tp_keyring built in-process
@@ -21,9 +21,9 @@
  * run.  Each side runs for a fixed time per round, rounds alternate
  * (1 thread ours, 1 thread baseline, 2 threads ours, 2 threads baseline),
  * and the medians of the rates and of the per-round ratios are printed.
- * The 2-thread lines show what the snapshot pin's mutex costs under
- * contention (the store is documented as safe from any number of
- * threads; a keyring is immutable once built).
+ * The 2-thread lines show what the snapshot pin's shared reader count
+ * costs under contention (the store is documented as safe from any
+ * number of threads; a keyring is immutable once built).
  */
 #include "turnpolicy.h"
 

@@ -1,0 +1,470 @@
+/*
+ * store_int.h - what the policy store's source files share: the snapshot,
+ * the overlay, the store handle, and the tp__ functions one file defines
+ * for another.
+ *
+ * The store (the public tp_store) is split by concern:
+ *   store.c           lifecycle (tp_store_new/free, info) and the store
+ *                     thread that reloads, heartbeats and writes usage
+ *   store_snapshot.c  the snapshot and overlay structures, lookups in
+ *                     them, and the RCU read side (pin/unpin) with the
+ *                     writer's grace period
+ *   store_load.c      building a snapshot from PostgreSQL (libpq)
+ *   store_static.c    building a store from C structures, without a
+ *                     database (unit tests)
+ *   store_fanout.c    Redis fan-out: publishing changes, the subscription
+ *                     and the overlay it feeds
+ *   store_usage.c     the usage-record queue and its writer
+ *   store_counters.c  shared counters in Redis: issuance rate, live
+ *                     allocations (Lua)
+ *   store_decide.c    decisions about a subject: credentials, JWTs,
+ *                     issuance, session limits, quotas and budgets
+ *   store_realm.c     questions about a realm: options, peer and host
+ *                     rules, origins, TURN URIs, coturn exports
+ *
+ * Threads: a snapshot and an overlay are immutable once published; the
+ * store thread alone (and tp_store_free after joining it) swaps them.
+ * Fields of struct tp_store say which lock guards them or which thread
+ * owns them.  Decisions read under tp__pin / tp__unpin and never lock.
+ *
+ * Names: tp__ for what crosses files (never exported from the shared
+ * library), static for everything else.
+ */
+#ifndef TP_STORE_INT_H
+#define TP_STORE_INT_H
+
+#include "tp_internal.h"
+#include "tp_redis.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+typedef struct realm_entry {
+    char *name;
+    tp_keyring *kr;
+    tp_hostlist *hl;
+    tp_peerset *ps;
+    tp_jwt_keys *jk;
+    int killed;
+    uint32_t max_ttl;
+    uint32_t default_ttl;
+    int64_t user_quota;  /* live allocations per user; 0 = unlimited */
+    int64_t total_quota; /* live allocations per realm; 0 = unlimited */
+    int64_t max_bps;     /* 0 = unlimited */
+    int64_t user_budget; /* bytes per user per budget_period; 0 = none */
+    int64_t budget_period;
+    char **urls;         /* TURN URIs, in order */
+    size_t nurls;
+} realm_entry;
+
+typedef struct user_entry {
+    size_t realm;        /* index into realms */
+    char *user_id;
+    int active;
+    int64_t revoked_before; /* Unix seconds; 0 = never revoked */
+    int64_t user_quota;  /* -1 = the realm's */
+    int64_t user_budget; /* -1 = the realm's */
+    uint64_t used;       /* bytes of finished sessions in the period */
+    int has_cidr;        /* client_cidr binding */
+    tp_addr cidr;
+    int cidr_len;
+} user_entry;
+
+typedef struct origin_entry {
+    char *origin;
+    size_t realm;
+} origin_entry;
+
+typedef struct revoked_entry {
+    size_t realm;
+    char *username;
+} revoked_entry;
+
+typedef struct snapshot {
+    int64_t loaded_at;      /* Unix seconds */
+    realm_entry *realms;
+    size_t nrealms;
+    user_entry *users;
+    size_t nusers;
+    revoked_entry *revoked;
+    size_t nrevoked;
+    uint32_t *uhash;        /* open addressing: index + 1 into users */
+    size_t uhash_mask;      /* capacity - 1 (a power of two) */
+    origin_entry *origins;  /* sorted by origin, then realm index */
+    size_t norigins;
+} snapshot;
+
+/*
+ * Changes learned through Redis before the snapshot has them (a node on a
+ * replica).  Immutable once published, like snapshots; entries expire on
+ * the monotonic clock.  Revocations are monotonic and kept for the realm's
+ * max_ttl; disables and kill switches for OVERLAY_SHORT seconds, by when
+ * any replica has caught up (and an enable / unkill removes them).
+ */
+#define OVERLAY_SHORT 120
+#define OVERLAY_MAX 4096
+
+enum ov_kind { OV_REVOKE_USER, OV_REVOKE_CRED, OV_DISABLE, OV_KILL };
+
+typedef struct ov_entry {
+    enum ov_kind kind;
+    char realm[TP_REALM_MAX + 1];
+    char key[TP_USERNAME_MAX + 1]; /* user id or username */
+    int64_t before;                /* OV_REVOKE_USER */
+    double until;                  /* monotonic seconds */
+} ov_entry;
+
+typedef struct overlay {
+    ov_entry *e;
+    size_t n;
+} overlay;
+
+/* A finished session waiting to be written to turnpolicy.usage. */
+#define USAGE_QUEUE_MAX 100000
+#define USAGE_BATCH 200
+#define USAGE_DELAY_MS 100  /* a record waits this long for company */
+
+typedef struct usage_rec {
+    struct usage_rec *next;
+    char node[256];
+    char session[129];
+    char realm[TP_REALM_MAX + 1];
+    char user[TP_USER_ID_MAX + 1];
+    char client[64];
+    int64_t started;
+    int64_t ended;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+} usage_rec;
+
+struct tp_store {
+    char *database;
+    uint32_t max_staleness;
+    uint32_t reload_interval;
+    int no_listen;
+    tp_log_fn log;
+    void *log_ud;
+
+    pthread_mutex_t mu;
+    _Atomic(snapshot *) cur;  /* read lock-free; swapped by the thread */
+    _Atomic(overlay *) ov;    /* likewise; may be NULL */
+    atomic_uint epoch;        /* read-side parity (grace periods) */
+    atomic_long readers[2];   /* readers inside, per parity */
+    atomic_llong current_ms;  /* CLOCK_MONOTONIC ms: last known current */
+    struct timespec current_at; /* guarded by mu: the same, for info */
+    uint64_t generation;      /* guarded by mu */
+    int connected;            /* guarded by mu */
+    int stop;                 /* guarded by mu */
+    int reload_requested;     /* guarded by mu */
+
+    int sub_up;               /* guarded by mu */
+
+    tp__redis *redis;         /* command connection; NULL = no Redis */
+    redisContext *sub;        /* thread only: the subscription */
+    struct timespec sub_retry; /* thread only */
+    int sub_backoff;          /* thread only, ms */
+    int sub_failing;          /* thread only */
+    tp_fail_mode fail_mode;
+    uint32_t issue_per_minute;
+
+    atomic_ullong changes;    /* policy in force changed (snapshot or
+                                 overlay swapped) */
+
+    pthread_mutex_t uq_mu;    /* the usage queue */
+    pthread_cond_t uq_cv;     /* signalled when records are written */
+    usage_rec *uq_head;       /* guarded by uq_mu */
+    usage_rec *uq_tail;
+    size_t uq_len;
+    uint64_t uq_written;
+    uint64_t uq_done;         /* records taken off the queue for good
+                                 (written, resent or refused), in order */
+    long long uq_since_ms;    /* CLOCK_MONOTONIC ms the queue stopped
+                                 being empty */
+    int uq_flush;             /* a flush waits: write at once */
+    size_t uq_max;
+    atomic_ullong usage_included; /* uq_done when the snapshot in force
+                                     began loading */
+
+    tp_jwt_options jwt;       /* copied from the options */
+    int jwt_set;
+
+    int wake[2];              /* pipe: wakes the thread's poll */
+    int change_fd;            /* eventfd: readable when changes moves;
+                                 -1 in a static store */
+    pthread_t thread;
+    int thread_started;
+    PGconn *conn;             /* owned by the thread after start */
+    int failing;              /* thread only: a failure was logged */
+    int usage_failing;        /* thread only: usage refusal logged */
+    long long usage_retry_ms; /* thread only: no write before (refused) */
+};
+
+/* ---- small inline helpers (clocks, read side) ---- */
+
+/* Seconds on CLOCK_MONOTONIC since t (negative if t is in the future). */
+static inline double
+mono_since(const struct timespec *t)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) +
+           (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* CLOCK_MONOTONIC in seconds. */
+static inline double
+mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline long long
+mono_ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read side: enter / leave.  Returns the parity to leave with. */
+static inline int
+read_enter(tp_store *st)
+{
+    int p = (int)(atomic_load(&st->epoch) & 1u);
+
+    atomic_fetch_add(&st->readers[p], 1);
+    return p;
+}
+
+static inline void
+read_leave(tp_store *st, int p)
+{
+    atomic_fetch_sub(&st->readers[p], 1);
+}
+
+/* ---- store.c: lifecycle and the store thread ---- */
+
+/* The policy decisions see moved (a new snapshot or overlay): count it in
+ * st->changes and wake whoever watches tp_store_change_fd.  Store thread
+ * (or a static store's builder). */
+void tp__store_changed(tp_store *st);
+
+/* Log through the host's callback (nothing when it gave none). */
+void tp__slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
+    TP__PRINTF(3, 4);
+
+/* Wake the store thread's poll (a usage record, a reload, a stop). */
+void tp__store_wake(tp_store *st);
+
+/* Publish s as the current snapshot (the store owns it from here), mark
+ * the policy current, tell other nodes what changed (when LISTENing), wait
+ * a grace period and free the previous snapshot.  Store thread, or before
+ * it starts. */
+void tp__store_publish(tp_store *st, snapshot *s);
+
+/* ---- store_snapshot.c: structures, lookups, RCU ---- */
+
+/* Free a snapshot and everything it owns (NULL is a no-op). */
+void tp__snapshot_free(snapshot *s);
+
+/* Writer side (the store thread only): return when no reader can still
+ * hold a pointer read before the last swap. */
+void tp__synchronize_readers(tp_store *st);
+
+/* qsort/bsearch orders: realms by name, users by (realm, user id),
+ * revoked by (realm, username), origins by (origin, realm) - strcmp. */
+int tp__cmp_realm(const void *a, const void *b);
+int tp__cmp_user(const void *a, const void *b);
+int tp__cmp_revoked(const void *a, const void *b);
+int tp__cmp_origin(const void *a, const void *b);
+
+/* Sort s->origins (tp__cmp_origin) and drop a realm's duplicates. */
+void tp__index_origins(snapshot *s);
+
+/* Index of realm name in s (sorted), or -1. */
+long tp__find_realm(const snapshot *s, const char *name);
+
+/* Build s->uhash over the sorted users; 0, or -1 when out of memory. */
+int tp__build_user_hash(snapshot *s);
+
+/* The user user_id of realm index realm, or NULL. */
+const user_entry *tp__find_user(const snapshot *s, size_t realm,
+                                const char *user_id);
+
+/* Is username of realm index realm in the revoked credentials? */
+int tp__is_revoked(const snapshot *s, size_t realm, const char *username);
+
+void tp__overlay_free(overlay *o);
+
+/* Is there a live overlay entry of kind for (realm, key)?  For
+ * OV_REVOKE_USER, *before receives the latest revocation time. */
+int tp__overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
+                    const char *key, int64_t *before);
+
+/* Publish a new overlay (store thread only): see store_snapshot.c. */
+void tp__overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
+                        const char *cancel_realm, const char *cancel_key);
+
+/* Enter the read side and return the current snapshot (and *ov), or NULL
+ * with *status = TP_ESTALE when there is none or it is too old.  On
+ * success the caller calls tp__unpin(st, *parity). */
+snapshot *tp__pin(tp_store *st, overlay **ov, int *parity,
+                  tp_status *status, tp_error *err);
+void tp__unpin(tp_store *st, int parity);
+
+/* ---- store_load.c: PostgreSQL ---- */
+
+/* One printable line of the server's (or libpq's) error for messages. */
+void tp__pg_message(PGconn *c, const PGresult *r, char *buf, size_t cap);
+
+/* Load a complete snapshot in one REPEATABLE READ transaction; *out is
+ * the caller's on TP_OK. */
+tp_status tp__snapshot_load(PGconn *c, const tp_jwt_options *jo,
+                            snapshot **out, tp_error *err);
+
+/* "a.b.c.d/n" or "x::/n" (PostgreSQL's cidr text) -> address, prefix
+ * length; 0, or -1. */
+int tp__parse_cidr(const char *text, tp_addr *a, int *len);
+
+/* ---- store_fanout.c: Redis fan-out (store thread) ---- */
+
+/* Publish the changes from old to new other nodes must apply at once. */
+void tp__publish_diff(tp_store *st, const snapshot *old, const snapshot *new);
+
+/* (Re)subscribe when due; 1 if a reload is wanted. */
+int tp__sub_ensure(tp_store *st);
+
+/* Read what the subscription has; 1 if a reload is wanted. */
+int tp__sub_read(tp_store *st);
+
+/* ---- store_usage.c: usage records (store thread) ---- */
+
+/* ms until the queue should be written (0: now), or -1 when empty. */
+int tp__usage_wait_ms(tp_store *st);
+
+/* Write what is due; 0, or -1 when the connection is lost. */
+int tp__usage_write(tp_store *st);
+
+/* Drop what is still queued (tp_store_free), logging how much. */
+void tp__usage_free_all(tp_store *st);
+
+/* ---- store_counters.c: Redis counters ---- */
+
+/* Count one issuance of user_id this minute; TP_ERATELIMIT over
+ * issue_per_minute, TP_EREDIS per the fail mode. */
+tp_status tp__rate_check(tp_store *st, const char *realm,
+                         const char *user_id, int64_t now, tp_error *err);
+
+/* ---- store_decide.c ---- */
+
+/* Realm realm in pinned s: TP_EUNKNOWNREALM, TP_EREALMKILLED (snapshot
+ * or overlay), or TP_OK with *ri set. */
+tp_status tp__realm_lookup(const snapshot *s, const overlay *ov,
+                           const char *realm, long *ri, tp_error *err);
+
+/* ---- store_static.c: a store without PostgreSQL (unit tests) ---- */
+
+/* One realm's policy, as the rows of turnpolicy.realms and the tables
+ * that name it would give it.  Arrays may be NULL when their count is 0. */
+typedef struct tp__static_secret {
+    const char *kid;
+    const void *key;
+    size_t len;
+    tp_secret_state state;
+} tp__static_secret;
+
+typedef struct tp__static_peer {
+    const char *net;          /* "a.b.c.d/n", "x::/n" or an address */
+    tp_peer_action action;
+} tp__static_peer;
+
+typedef struct tp__static_jwt_key {
+    const char *kid;          /* NULL or "" = the kid-less key */
+    tp_jwt_alg alg;
+    const void *key;
+    size_t len;
+} tp__static_jwt_key;
+
+typedef struct tp__static_realm {
+    const char *name;
+    uint32_t default_ttl, max_ttl, clock_skew; /* 0 = the keyring's */
+    int killed;
+    tp_peer_action peer_default;
+    int64_t user_quota, total_quota, max_bps; /* 0 = unlimited */
+    int64_t user_budget, budget_period;       /* 0 = none */
+    const tp__static_secret *secrets;
+    size_t nsecrets;
+    const void *legacy;       /* legacy secret, or NULL */
+    size_t legacy_len;
+    const char *const *hosts; /* pattern || path_prefix, as loaded */
+    size_t nhosts;
+    const tp__static_peer *peers;
+    size_t npeers;
+    const tp__static_jwt_key *jwt_keys;
+    size_t njwt_keys;
+    const char *const *urls;
+    size_t nurls;
+    const char *const *origins;
+    size_t norigins;
+} tp__static_realm;
+
+typedef struct tp__static_user {
+    const char *realm;
+    const char *user_id;
+    int disabled;
+    int64_t revoked_before;   /* Unix seconds; 0 = never */
+    int own_quota;            /* 1: user_quota is its own, else the realm's */
+    int64_t user_quota;
+    int own_budget;           /* 1: user_budget is its own */
+    int64_t user_budget;
+    uint64_t used;            /* bytes in the budget period */
+    const char *client_cidr;  /* NULL = no binding */
+} tp__static_user;
+
+typedef struct tp__static_revoked {
+    const char *realm;
+    const char *username;
+} tp__static_revoked;
+
+typedef struct tp__static_policy {
+    const tp__static_realm *realms;
+    size_t nrealms;
+    const tp__static_user *users;
+    size_t nusers;
+    const tp__static_revoked *revoked;
+    size_t nrevoked;
+} tp__static_policy;
+
+/* Store options a static store honours (others have no meaning here). */
+typedef struct tp__static_options {
+    const tp_jwt_options *jwt;  /* NULL = the defaults */
+    uint32_t max_staleness;     /* 0 = 30 s */
+    uint32_t issue_per_minute;  /* > 0 needs Redis: none here */
+    tp_fail_mode redis_fail_mode;
+    int unloaded;               /* 1: no snapshot at all (TP_ESTALE) */
+    int stale;                  /* 1: last confirmed beyond max_staleness */
+} tp__static_options;
+
+/*
+ * A tp_store answering from policy p, built into the same snapshot
+ * structures store_load.c builds from PostgreSQL (same orders, same
+ * index, same keyrings), with no thread, no database and no Redis.  Free
+ * with tp_store_free.  Returns NULL with err filled (TP_EINVAL for a row
+ * the database would refuse: a duplicate realm or user, a row of an
+ * unknown realm, a bad network; or the keyring's, rule set's or key
+ * set's own status).
+ */
+tp_store *tp__store_new_static(const tp__static_policy *p,
+                               const tp__static_options *o, tp_error *err);
+
+#endif /* TP_STORE_INT_H */

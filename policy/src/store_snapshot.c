@@ -1,0 +1,352 @@
+/*
+ * store_snapshot.c - the policy snapshot and overlay in memory: lookups in
+ * them, and the read-copy-update scheme that lets decisions read them
+ * without a lock.
+ *
+ * What: a snapshot (store_int.h) is the whole policy as one load saw it:
+ * realms sorted by name, users sorted by (realm index, user id) with an
+ * open-addressing hash over them, revoked credentials sorted by (realm
+ * index, username), origins sorted by (origin, realm index) - all in
+ * strcmp order.  The overlay holds changes learned through Redis before
+ * the snapshot has them; its entries expire on the monotonic clock.
+ *
+ * Read side: tp__pin enters a read-side critical section (one atomic
+ * increment of a per-parity reader count, no lock), takes the current
+ * snapshot and overlay pointers, and refuses with TP_ESTALE when the
+ * policy was last confirmed longer than max_staleness ago; tp__unpin
+ * leaves.  Write side (the store thread only): swap a pointer, then
+ * tp__synchronize_readers waits out a two-phase grace period (flip the
+ * epoch parity, wait for the old parity's readers to drain, twice) before
+ * the old object is freed - the scheme of userspace RCU.  So a decision
+ * sees either the old policy or the new one, never a mix, and readers
+ * never wait.
+ *
+ * Invariants: a snapshot and an overlay are immutable once published.
+ * Workload: every decision pins once and does one or two lookups: users
+ * by hash (millions of users), realms by binary search (few).
+ */
+#include "store_int.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+void
+tp__snapshot_free(snapshot *s)
+{
+    size_t i, j;
+
+    if (s == NULL)
+        return;
+    for (i = 0; i < s->nrealms; i++) {
+        free(s->realms[i].name);
+        tp_keyring_free(s->realms[i].kr);
+        tp_hostlist_free(s->realms[i].hl);
+        tp_peerset_free(s->realms[i].ps);
+        tp_jwt_keys_free(s->realms[i].jk);
+        for (j = 0; j < s->realms[i].nurls; j++)
+            free(s->realms[i].urls[j]);
+        free(s->realms[i].urls);
+    }
+    for (i = 0; i < s->nusers; i++)
+        free(s->users[i].user_id);
+    for (i = 0; i < s->nrevoked; i++)
+        free(s->revoked[i].username);
+    for (i = 0; i < s->norigins; i++)
+        free(s->origins[i].origin);
+    free(s->origins);
+    free(s->realms);
+    free(s->users);
+    free(s->revoked);
+    free(s->uhash);
+    free(s);
+}
+
+/* Writer side (the store thread only): wait until no reader can still
+ * hold a pointer read before the last swap.  Two phases, because a reader
+ * may have read the epoch just before a flip and counted itself under
+ * the parity the first phase does not wait for. */
+void
+tp__synchronize_readers(tp_store *st)
+{
+    int phase;
+
+    for (phase = 0; phase < 2; phase++) {
+        unsigned e = atomic_fetch_add(&st->epoch, 1u);
+        int p = (int)(e & 1u);
+        struct timespec ts = {0, 20000};
+
+        while (atomic_load(&st->readers[p]) != 0)
+            nanosleep(&ts, NULL);
+    }
+}
+
+int
+tp__cmp_realm(const void *a, const void *b)
+{
+    return strcmp(((const realm_entry *)a)->name,
+                  ((const realm_entry *)b)->name);
+}
+
+int
+tp__cmp_user(const void *a, const void *b)
+{
+    const user_entry *x = a, *y = b;
+
+    if (x->realm != y->realm)
+        return x->realm < y->realm ? -1 : 1;
+    return strcmp(x->user_id, y->user_id);
+}
+
+int
+tp__cmp_revoked(const void *a, const void *b)
+{
+    const revoked_entry *x = a, *y = b;
+
+    if (x->realm != y->realm)
+        return x->realm < y->realm ? -1 : 1;
+    return strcmp(x->username, y->username);
+}
+
+long
+tp__find_realm(const snapshot *s, const char *name)
+{
+    size_t lo = 0, hi = s->nrealms;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, s->realms[mid].name);
+
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+/* FNV-1a over the realm index and the user id. */
+static uint32_t
+user_hash(size_t realm, const char *user_id)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)realm;
+
+    h *= 16777619u;
+    for (; *user_id != '\0'; user_id++) {
+        h ^= (unsigned char)*user_id;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Users are looked up on every decision: a hash table with a load factor
+ * of at most 1/2 over the sorted array. */
+int
+tp__build_user_hash(snapshot *s)
+{
+    size_t cap = 16, i, j;
+
+    while (cap < s->nusers * 2)
+        cap *= 2;
+    s->uhash = calloc(cap, sizeof(*s->uhash));
+    if (s->uhash == NULL)
+        return -1;
+    s->uhash_mask = cap - 1;
+    for (i = 0; i < s->nusers; i++) {
+        j = user_hash(s->users[i].realm, s->users[i].user_id) &
+            s->uhash_mask;
+        while (s->uhash[j] != 0)
+            j = (j + 1) & s->uhash_mask;
+        s->uhash[j] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+const user_entry *
+tp__find_user(const snapshot *s, size_t realm, const char *user_id)
+{
+    size_t j;
+
+    if (s->uhash == NULL)
+        return NULL;
+    j = user_hash(realm, user_id) & s->uhash_mask;
+    while (s->uhash[j] != 0) {
+        const user_entry *u = &s->users[s->uhash[j] - 1];
+
+        if (u->realm == realm && strcmp(u->user_id, user_id) == 0)
+            return u;
+        j = (j + 1) & s->uhash_mask;
+    }
+    return NULL;
+}
+
+int
+tp__is_revoked(const snapshot *s, size_t realm, const char *username)
+{
+    revoked_entry key;
+
+    key.realm = realm;
+    key.username = (char *)(uintptr_t)username;
+    return bsearch(&key, s->revoked, s->nrevoked, sizeof(*s->revoked),
+                   tp__cmp_revoked) != NULL;
+}
+
+void
+tp__overlay_free(overlay *o)
+{
+    if (o != NULL) {
+        free(o->e);
+        free(o);
+    }
+}
+
+static int
+ov_same(const ov_entry *a, enum ov_kind kind, const char *realm,
+        const char *key)
+{
+    return a->kind == kind && strcmp(a->realm, realm) == 0 &&
+           strcmp(a->key, key) == 0;
+}
+
+/* Is there an entry of kind for (realm, key)?  For OV_REVOKE_USER,
+ * *before receives the latest revocation time. */
+int
+tp__overlay_has(const overlay *o, enum ov_kind kind, const char *realm,
+                const char *key, int64_t *before)
+{
+    double now;
+    size_t i;
+    int found = 0;
+
+    if (o == NULL || o->n == 0)
+        return 0;
+    now = mono_now();
+    for (i = 0; i < o->n; i++) {
+        const ov_entry *e = &o->e[i];
+
+        if (e->until < now || !ov_same(e, kind, realm, key))
+            continue;
+        if (before != NULL && (!found || e->before > *before))
+            *before = e->before;
+        found = 1;
+    }
+    return found;
+}
+
+/*
+ * Publish a new overlay: the old entries that have not expired and are
+ * not cancelled, plus add (if not NULL).  cancel_kind/cancel_* remove
+ * matching entries (an enable cancels a disable, an unkill a kill).
+ * Called by the store thread only.
+ */
+void
+tp__overlay_update(tp_store *st, const ov_entry *add, int cancel_kind,
+                   const char *cancel_realm, const char *cancel_key)
+{
+    overlay *old, *o;
+    double now = mono_now();
+    size_t i, n = 0;
+
+    o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return;
+    old = atomic_load(&st->ov); /* only this thread swaps it */
+    o->e = calloc((old != NULL ? old->n : 0) + 1, sizeof(*o->e));
+    if (o->e == NULL) {
+        free(o);
+        return;
+    }
+    for (i = 0; old != NULL && i < old->n; i++) {
+        const ov_entry *e = &old->e[i];
+
+        if (e->until < now)
+            continue;
+        if (cancel_kind >= 0 &&
+            ov_same(e, (enum ov_kind)cancel_kind, cancel_realm, cancel_key))
+            continue;
+        if (n < OVERLAY_MAX)
+            o->e[n++] = *e;
+    }
+    if (add != NULL && n < OVERLAY_MAX)
+        o->e[n++] = *add;
+    o->n = n;
+    atomic_store(&st->ov, o);
+    tp__store_changed(st);
+    tp__synchronize_readers(st);
+    tp__overlay_free(old);
+}
+
+int
+tp__cmp_origin(const void *a, const void *b)
+{
+    const origin_entry *x = a, *y = b;
+    int c = strcmp(x->origin, y->origin);
+
+    if (c != 0)
+        return c;
+    return (x->realm > y->realm) - (x->realm < y->realm);
+}
+
+/* Sort s->origins and keep one pair of a realm listing an origin twice. */
+void
+tp__index_origins(snapshot *s)
+{
+    size_t i, o;
+
+    if (s->norigins > 1)
+        qsort(s->origins, s->norigins, sizeof(*s->origins), tp__cmp_origin);
+    /* A realm listing an origin twice: keep one pair. */
+    for (i = 0, o = 0; i < s->norigins; i++) {
+        if (o > 0 && s->origins[o - 1].realm == s->origins[i].realm &&
+            strcmp(s->origins[o - 1].origin, s->origins[i].origin) == 0) {
+            free(s->origins[i].origin);
+            continue;
+        }
+        s->origins[o++] = s->origins[i];
+    }
+    s->norigins = o;
+}
+
+/* Enter the read side and take the current snapshot and overlay, or fail
+ * closed when the snapshot is too old.  On success the caller must call
+ * unpin with *parity. */
+snapshot *
+tp__pin(tp_store *st, overlay **ov, int *parity, tp_status *status,
+        tp_error *err)
+{
+    struct timespec now;
+    long long age_ms;
+    snapshot *s;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    age_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
+             atomic_load(&st->current_ms);
+    *parity = read_enter(st);
+    s = atomic_load(&st->cur);
+    if (s == NULL) {
+        read_leave(st, *parity);
+        *status = tp__fail(err, TP_ESTALE, "no policy loaded yet: "
+                           "PostgreSQL not reached; failing closed");
+        return NULL;
+    }
+    if (age_ms > (long long)st->max_staleness * 1000) {
+        read_leave(st, *parity);
+        *status = tp__fail(err, TP_ESTALE, "policy last confirmed %lld s "
+                           "ago (bound %" PRIu32 " s): PostgreSQL is "
+                           "unreachable; failing closed", age_ms / 1000,
+                           st->max_staleness);
+        return NULL;
+    }
+    *ov = atomic_load(&st->ov);
+    return s;
+}
+
+void
+tp__unpin(tp_store *st, int parity)
+{
+    read_leave(st, parity);
+}
