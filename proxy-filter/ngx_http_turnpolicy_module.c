@@ -66,6 +66,9 @@ static ngx_int_t ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_str_t *hostport);
+static ngx_int_t ngx_http_turnpolicy_requested(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport);
 static ngx_int_t ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, const ngx_str_t *uri,
     const ngx_str_t *own_host, ngx_str_t *token, ngx_str_t *hostport,
@@ -75,6 +78,13 @@ static ngx_int_t ngx_http_turnpolicy_forwarded(ngx_http_request_t *r,
 static ngx_int_t ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_turnpolicy_preflight_send(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx);
+static tp_status ngx_http_turnpolicy_some_realm(
+    ngx_http_turnpolicy_main_conf_t *mcf, char *origin, tp_error *err);
+static ngx_int_t ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    ngx_int_t *rc);
 static tp_status ngx_http_turnpolicy_any_origin(void *ud, const char *origin,
     const char *realm);
 static ngx_int_t ngx_http_turnpolicy_origin(ngx_http_request_t *r,
@@ -279,6 +289,11 @@ static ngx_http_variable_t  ngx_http_turnpolicy_vars[] = {
       offsetof(ngx_http_turnpolicy_ctx_t, upstream),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("turnpolicy_requested_upstream"), NULL,
+      ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, requested),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("turnpolicy_upstream_host"), NULL,
       ngx_http_turnpolicy_variable,
       offsetof(ngx_http_turnpolicy_ctx_t, upstream_host),
@@ -452,6 +467,10 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
                                         "the request path is malformed");
     }
 
+    if (ngx_http_turnpolicy_requested(r, lcf, ctx, hostport) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (lcf->token_source != NGX_HTTP_TURNPOLICY_TOKEN_PATH) {
         rc = ngx_http_turnpolicy_get_token(r, lcf, &token);
         if (rc == NGX_ERROR) {
@@ -526,6 +545,66 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     }
 
     ctx->authenticated = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Keep the upstream the request asks for, host[:port], in ctx->requested
+ * for the log ($turnpolicy_requested_upstream), before anything can be
+ * refused: from the path (after the token, never the token) or from
+ * turnpolicy_upstream.  A value that is not made of host characters
+ * ("A-Za-z0-9.-_:" and "[]" of an IPv6 literal, at most 261 bytes) is
+ * kept as "[invalid]".  NGX_OK, or NGX_ERROR (no memory).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_requested(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport)
+{
+    u_char     *p;
+    ngx_str_t   value;
+
+    if (lcf->credentials) {
+        return NGX_OK;
+    }
+
+    value = *hostport;
+
+    if (lcf->upstream
+        && ngx_http_complex_value(r, lcf->upstream, &value) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (value.len == 0) {
+        return NGX_OK;
+    }
+
+    for (p = value.data; p < value.data + value.len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'
+              || *p == '_' || *p == ':' || *p == '[' || *p == ']'))
+        {
+            break;
+        }
+    }
+
+    if (p < value.data + value.len
+        || value.len > NGX_HTTP_TURNPOLICY_HOST_MAX + sizeof(":65535"))
+    {
+        ngx_str_set(&ctx->requested, "[invalid]");
+        return NGX_OK;
+    }
+
+    ctx->requested.data = ngx_pnalloc(r->pool, value.len);
+    if (ctx->requested.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->requested.data, value.data, value.len);
+    ctx->requested.len = value.len;
 
     return NGX_OK;
 }
@@ -819,7 +898,7 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
 {
     u_char           *p;
     ngx_int_t         rc;
-    ngx_str_t         origin, method, headers, hostport, v;
+    ngx_str_t         origin, method, headers, hostport;
     tp_error          err;
     tp_status         status;
     ngx_uint_t        i;
@@ -891,6 +970,12 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
     ngx_memcpy(o, origin.data, origin.len);
     o[origin.len] = '\0';
 
+    /* for the answer, and for a refused token (see _refuse) */
+    ctx->preflight = 1;
+    ctx->origin.data = (u_char *) o;
+    ctx->origin.len = origin.len;
+    ctx->acrh = headers;
+
     if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH
         || lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_ARG)
     {
@@ -903,16 +988,7 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
                                        &err);
 
     } else {
-        status = tp_store_origins(mcf->st, ngx_http_turnpolicy_any_origin,
-                                  o, &err);
-
-        if (status == TP_OK) {
-            status = TP_EORIGIN;
-
-        } else if (status == TP_EEXISTS) {
-            /* found (the callback stops the walk with it) */
-            status = TP_OK;
-        }
+        status = ngx_http_turnpolicy_some_realm(mcf, o, &err);
     }
 
     if (status != TP_OK) {
@@ -926,63 +1002,166 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
         return ngx_http_turnpolicy_deny_status(r, ctx, status, &err);
     }
 
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-    r->header_only = 1;
-
-    ngx_str_set(&v, "GET, HEAD, POST, PUT, DELETE");
-
-    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Origin",
-                                       &origin) != NGX_OK
-        || ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Methods",
-                                          &v) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (headers.len
-        && ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Headers",
-                                          &headers) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_COOKIE) {
-        ngx_str_set(&v, "true");
-
-        if (ngx_http_turnpolicy_add_header(r,
-                                           "Access-Control-Allow-Credentials",
-                                           &v) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    ngx_str_set(&v, "600");
-
-    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Max-Age", &v)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_str_set(&v, "Origin, Access-Control-Request-Method, "
-                    "Access-Control-Request-Headers");
-
-    if (ngx_http_turnpolicy_add_header(r, "Vary", &v) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     ngx_str_set(&ctx->reason, "preflight");
+
+    ngx_http_finalize_request(r, ngx_http_turnpolicy_preflight_send(r, ctx));
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The 204 answer to an allowed preflight: the exact origin (never "*"),
+ * with credentials (the SDK's telemetry is sent withCredentials), the
+ * methods this proxy forwards, the requested headers echoed.  Returns the
+ * rc to finalize the request with.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_preflight_send(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx)
+{
+    ngx_int_t         rc;
+    ngx_uint_t        i;
+    ngx_str_t        *v;
+
+    static ngx_str_t  values[] = {
+        ngx_string("Access-Control-Allow-Methods"),
+        ngx_string("GET, HEAD, POST, PUT, DELETE"),
+        ngx_string("Access-Control-Allow-Credentials"),
+        ngx_string("true"),
+        ngx_string("Access-Control-Max-Age"),
+        ngx_string("600"),
+        ngx_string("Vary"),
+        ngx_string("Origin, Access-Control-Request-Method, "
+                   "Access-Control-Request-Headers"),
+        ngx_null_string
+    };
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    ngx_http_finalize_request(r, ngx_http_send_header(r));
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
 
-    return NGX_DONE;
+    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Origin",
+                                       &ctx->origin) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->acrh.len
+        && ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Headers",
+                                          &ctx->acrh) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; values[i].len; i += 2) {
+        v = &values[i + 1];
+
+        if (ngx_http_turnpolicy_add_header(r, (char *) values[i].data, v)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_http_send_header(r);
+}
+
+
+/*
+ * TP_OK if some realm lists origin (NUL-terminated), TP_EORIGIN if none
+ * does, or the store's error.
+ */
+static tp_status
+ngx_http_turnpolicy_some_realm(ngx_http_turnpolicy_main_conf_t *mcf,
+    char *origin, tp_error *err)
+{
+    tp_status  status;
+
+    status = tp_store_origins(mcf->st, ngx_http_turnpolicy_any_origin,
+                              origin, err);
+
+    if (status == TP_OK) {
+        return TP_EORIGIN;
+    }
+
+    /* found: the callback stops the walk with TP_EEXISTS */
+    return status == TP_EEXISTS ? TP_OK : status;
+}
+
+
+/*
+ * A refusal to a page of an allowed origin carries the CORS headers, so
+ * that the page reads the JSON reason instead of a CORS failure: allowed
+ * by the realm of the token when it is known, else by some realm (a token
+ * that failed names no realm one can trust).  An origin_denied refusal,
+ * other origins and a store not loaded yet get none.  A preflight whose
+ * token is refused with 401 is answered as an allowed preflight: the real
+ * request then gets the 401 with the reason, readable.  Returns NGX_OK
+ * (ctx->cors set or not), NGX_DONE when the preflight answer is the
+ * response (*rc: the rc to finalize with).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    ngx_int_t *rc)
+{
+    char                             *o;
+    ngx_str_t                         origin;
+    tp_error                          err;
+    tp_status                         allowed;
+    ngx_http_turnpolicy_loc_conf_t   *lcf;
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    static ngx_str_t  origin_name = ngx_string("Origin");
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
+
+    if (ctx->cors || mcf->st == NULL || lcf->forward_auth || r != r->main
+        || ngx_strcmp(reason, tp_reason(TP_EORIGIN)) == 0
+        || ngx_http_turnpolicy_header(r, &origin_name, &origin) != 1
+        || origin.len == 0 || origin.len > 512)
+    {
+        return NGX_OK;
+    }
+
+    o = ngx_pnalloc(r->pool, origin.len + 1);
+    if (o == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_memcpy(o, origin.data, origin.len);
+    o[origin.len] = '\0';
+
+    if (ctx->realm.len) {
+        allowed = tp_store_origin_check(mcf->st, (char *) ctx->realm.data,
+                                        o, &err);
+
+    } else {
+        allowed = ngx_http_turnpolicy_some_realm(mcf, o, &err);
+    }
+
+    if (allowed != TP_OK) {
+        return NGX_OK;
+    }
+
+    ctx->origin.data = (u_char *) o;
+    ctx->origin.len = origin.len;
+
+    if (ctx->preflight && status == NGX_HTTP_UNAUTHORIZED) {
+        *rc = ngx_http_turnpolicy_preflight_send(r, ctx);
+        return NGX_DONE;
+    }
+
+    ctx->cors = 1;
+
+    return NGX_OK;
 }
 
 
@@ -1800,6 +1979,7 @@ ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
 {
     u_char     *body, *p;
     size_t      len;
+    ngx_int_t   rc;
     ngx_log_t   log;
 
     log = *r->connection->log;
@@ -1821,6 +2001,12 @@ ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
 
     ctx->reason.data = (u_char *) reason;
     ctx->reason.len = ngx_strlen(reason);
+
+    if (ngx_http_turnpolicy_refusal_cors(r, ctx, status, reason, &rc)
+        == NGX_DONE)
+    {
+        return rc;
+    }
 
     len = sizeof("{\"error\":\"\"}\n") - 1 + ctx->reason.len;
 
