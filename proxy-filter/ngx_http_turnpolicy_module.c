@@ -53,6 +53,7 @@ struct ngx_http_turnpolicy_issue_s {
     const char                *realm;
     const char                *sub;
     int64_t                    now;
+    tp_cred_json               shape;      /* ?format=; default ice */
     tp_status                  status;
     tp_credential              cred;
     tp_error                   err;
@@ -138,6 +139,11 @@ static void ngx_http_turnpolicy_issue_wipe(void *data);
 static ngx_int_t ngx_http_turnpolicy_credentials_respond(
     ngx_http_request_t *r, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_http_turnpolicy_issue_t *t);
+static tp_status ngx_http_turnpolicy_cred_urls(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, char **store, u_char *buf, size_t cap,
+    char ***urls, size_t *nurls, tp_error *err);
+static ngx_int_t ngx_http_turnpolicy_cred_format(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, tp_cred_json *shape, ngx_int_t *rc);
 static void ngx_http_turnpolicy_wipe(void *data);
 static ngx_int_t ngx_http_turnpolicy_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -2035,6 +2041,9 @@ ngx_http_turnpolicy_http_status(tp_status status)
     case TP_ERATELIMIT:
         return NGX_HTTP_TOO_MANY_REQUESTS;
 
+    case TP_ENATIVE:
+        return NGX_HTTP_CONFLICT;
+
     case TP_EHOSTDENIED:
     case TP_EBADHOST:
     case TP_EPEERDENIED:
@@ -2160,6 +2169,8 @@ ngx_http_turnpolicy_send_json(ngx_http_request_t *r, ngx_uint_t status,
 static ngx_int_t
 ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                          rc;
+    tp_cred_json                       shape;
     ngx_pool_cleanup_t                *cln;
     ngx_http_turnpolicy_ctx_t         *ctx;
     ngx_http_turnpolicy_issue_t       *t;
@@ -2179,6 +2190,11 @@ ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
     if (ctx == NULL || !ctx->authenticated || mcf->st == NULL) {
         /* the access handler always runs first; never issue without it */
         return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (ngx_http_turnpolicy_cred_format(r, ctx, &shape, &rc) != NGX_OK) {
+        /* refused: the answer is sent */
+        return rc;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -2218,6 +2234,7 @@ ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
     t->realm = (char *) ctx->realm.data;
     t->sub = (char *) ctx->sub.data;
     t->now = (int64_t) ngx_time();
+    t->shape = shape;
     ctx->issue = t;
 
 #if (NGX_THREADS)
@@ -2326,11 +2343,6 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
     tp_error                           err;
     tp_status                          status;
     ngx_pool_cleanup_t                *cln;
-    ngx_http_turnpolicy_loc_conf_t    *lcf;
-    ngx_http_turnpolicy_main_conf_t   *mcf;
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
 
     if (t->status != TP_OK) {
         return ngx_http_turnpolicy_refuse(r, ctx,
@@ -2338,25 +2350,14 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
                                     tp_reason(t->status), t->err.message);
     }
 
-    if (lcf->turn_urls != NULL) {
-        urls = lcf->turn_urls->elts;
-        nurls = lcf->turn_urls->nelts;
-
-    } else {
-        /* the realm's own TURN URIs (turnpolicy.realms.turn_urls) */
-        status = tp_store_realm_urls(mcf->st, (char *) ctx->realm.data,
-                                     (char *) urlbuf, sizeof(urlbuf),
-                                     (const char **) realm_urls,
-                                     NGX_HTTP_TURNPOLICY_MAX_URLS, &nurls,
-                                     &err);
-        if (status != TP_OK) {
-            ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
-            return ngx_http_turnpolicy_refuse(r, ctx,
-                                       ngx_http_turnpolicy_http_status(status),
-                                       tp_reason(status), err.message);
-        }
-
-        urls = realm_urls;
+    status = ngx_http_turnpolicy_cred_urls(r, ctx, realm_urls, urlbuf,
+                                           sizeof(urlbuf), &urls, &nurls,
+                                           &err);
+    if (status != TP_OK) {
+        ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
+        return ngx_http_turnpolicy_refuse(r, ctx,
+                                   ngx_http_turnpolicy_http_status(status),
+                                   tp_reason(status), err.message);
     }
 
     cap = 512;
@@ -2379,11 +2380,18 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
     ((ngx_str_t *) cln->data)->len = cap;
     cln->handler = ngx_http_turnpolicy_wipe;
 
-    status = tp_credential_json(&t->cred, (const char *const *) urls,
-                                nurls, TP_JSON_ICE,
-                                (char *) body, cap, &written, &err);
+    status = tp_credential_json_realm(&t->cred, (char *) ctx->realm.data,
+                                      (const char *const *) urls, nurls,
+                                      t->shape, (char *) body, cap,
+                                      &written, &err);
 
     ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
+
+    if (status == TP_ENATIVE) {
+        /* the realm's URLs changed while the credential was issued */
+        return ngx_http_turnpolicy_refuse(r, ctx, NGX_HTTP_CONFLICT,
+                                          tp_reason(status), err.message);
+    }
 
     if (status != TP_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -2395,6 +2403,101 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
 
     return ngx_http_turnpolicy_send_json(r, NGX_HTTP_OK, body, written,
                                          "ok");
+}
+
+
+/*
+ * The TURN URIs put in credentials: turnpolicy_turn_urls, else the
+ * realm's own (turnpolicy.realms.turn_urls, copied into buf, pointers in
+ * store).  TP_OK and *urls, *nurls, or the store's refusal.
+ */
+static tp_status
+ngx_http_turnpolicy_cred_urls(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, char **store, u_char *buf, size_t cap,
+    char ***urls, size_t *nurls, tp_error *err)
+{
+    ngx_http_turnpolicy_loc_conf_t   *lcf;
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
+
+    if (lcf->turn_urls != NULL) {
+        *urls = lcf->turn_urls->elts;
+        *nurls = lcf->turn_urls->nelts;
+        return TP_OK;
+    }
+
+    *urls = store;
+
+    return tp_store_realm_urls(mcf->st, (char *) ctx->realm.data,
+                               (char *) buf, cap, (const char **) store,
+                               NGX_HTTP_TURNPOLICY_MAX_URLS, nurls, err);
+}
+
+
+/*
+ * The shape ?format= asks for (ice when absent; "acs-native" for the ACS
+ * native SDKs), checked before anything is issued: an unknown format is
+ * 400 bad_format, a realm whose URLs the native SDKs cannot use 409
+ * native_unsupported (the library decides, tp_native_turn).  NGX_OK and
+ * *shape, or NGX_DONE when refused (*rc: the rc to finalize with).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_cred_format(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, tp_cred_json *shape, ngx_int_t *rc)
+{
+    char        name[16], *store[NGX_HTTP_TURNPOLICY_MAX_URLS], **urls;
+    size_t      nurls;
+    u_char      buf[2048];
+    tp_error    err;
+    tp_status   status;
+    ngx_str_t   value;
+
+    *shape = TP_JSON_ICE;
+
+    if (ngx_http_arg(r, (u_char *) "format", sizeof("format") - 1, &value)
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    if (value.len >= sizeof(name)) {
+        value.len = 0;
+    }
+
+    ngx_memcpy(name, value.data, value.len);
+    name[value.len] = '\0';
+
+    if (tp_cred_json_parse(name, shape, &err) != TP_OK) {
+        *rc = ngx_http_turnpolicy_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                         "bad_format",
+                                         "format is not ice, rest or "
+                                         "acs-native");
+        return NGX_DONE;
+    }
+
+    if (*shape != TP_JSON_ACS_NATIVE) {
+        return NGX_OK;
+    }
+
+    status = ngx_http_turnpolicy_cred_urls(r, ctx, store, buf, sizeof(buf),
+                                           &urls, &nurls, &err);
+
+    if (status == TP_OK) {
+        status = tp_native_turn((char *) ctx->realm.data,
+                                (const char *const *) urls, nurls, NULL,
+                                &err);
+    }
+
+    if (status != TP_OK) {
+        *rc = ngx_http_turnpolicy_refuse(r, ctx,
+                                    ngx_http_turnpolicy_http_status(status),
+                                    tp_reason(status), err.message);
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -3265,6 +3368,7 @@ ngx_http_turnpolicy_turn_urls(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_turnpolicy_loc_conf_t *lcf = conf;
 
     char        **url;
+    tp_error      err;
     ngx_str_t    *value;
     ngx_uint_t    i, j;
 
@@ -3289,12 +3393,12 @@ ngx_http_turnpolicy_turn_urls(ngx_conf_t *cf, ngx_command_t *cmd,
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (!(ngx_strncmp(value[i].data, "turn:", 5) == 0
-              || ngx_strncmp(value[i].data, "turns:", 6) == 0
-              || ngx_strncmp(value[i].data, "stun:", 5) == 0)
-            || value[i].len > 512)
-        {
-            goto invalid;
+        /* the rules browsers apply (libturnpolicy's, as for the realm's) */
+        if (tp_turn_url_parse((char *) value[i].data, NULL, &err) != TP_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\" directive: "
+                               "%s", &value[i], &cmd->name, err.message);
+            return NGX_CONF_ERROR;
         }
 
         for (j = 0; j < value[i].len; j++) {

@@ -128,3 +128,76 @@ if grep -qF -e "$tok_alice" -e "$tok_expired" -e "$tok_bob" "$ngx/logs/requested
 else
     ok "no token in the log with \$turnpolicy_requested_upstream and \$request"
 fi
+
+# --- credentials endpoint: ?format=acs-native (ACS native SDKs) ------------
+tok_hank=$(jwt --kid app1 --sub hank --realm acs.test --ttl 600)
+tok_ivy=$(jwt --kid app1 --sub ivy --realm acs.test --ttl 600)
+tok_nina=$(jwt --kid app1 --sub nina --realm native.test --ttl 600)
+native_check() { # the native shape with URL $1 and udpPort $2, realm $3
+    printf '%s' "$body" | $py -c '
+import json, sys
+b = json.load(sys.stdin)
+s = b["iceServers"]
+ok = (len(s) == 1 and s[0]["urls"] == [sys.argv[1]]
+      and s[0]["udpPort"] == int(sys.argv[2]) and s[0]["realm"] == sys.argv[3]
+      and set(s[0]) == {"urls", "udpPort", "realm", "username", "password"}
+      and b["ttl"] > 0 and b["expiresOn"].endswith("Z"))
+sys.exit(0 if ok else 1)' "$1" "$2" "$3"
+}
+req "/credentials?format=acs-native" -H "Authorization: Bearer $tok_hank"
+if [ "$code" = 200 ] && native_check turn:127.0.0.1 3478 acs.test; then
+    ok "credentials ?format=acs-native: one IceServer, turn:<IPv4>, udpPort, realm, username, password"
+else
+    not_ok "credentials acs-native" "HTTP $code $body"
+fi
+nu=$(printf '%s' "$body" | $py -c 'import json,sys; print(json.load(sys.stdin)["iceServers"][0]["username"])')
+np=$(printf '%s' "$body" | $py -c 'import json,sys; print(json.load(sys.stdin)["iceServers"][0]["password"])')
+"$tp_cli" verify --database "$db" --realm acs.test --username "$nu" --password "$np" \
+    >/dev/null 2>&1 && ok "... the native credential verifies in the store" ||
+    not_ok "native credential verifies"
+req "/credentials?format=rest" -H "Authorization: Bearer $tok_hank"
+[ "$code" = 200 ] && [ "$(json ttl)" = 600 ] && [ -n "$(json uris)" ] &&
+    ok "credentials ?format=rest: the TURN REST shape" || not_ok "rest format" "HTTP $code $body"
+req "/credentials-realm?format=acs-native" -H "Authorization: Bearer $tok_nina"
+[ "$code" = 200 ] && native_check turn:127.0.0.1 3479 native.test &&
+    ok "credentials-realm ?format=acs-native: from the realm's turn_urls (udpPort 3479)" ||
+    not_ok "realm urls acs-native" "HTTP $code $body"
+req "/credentials?format=bogus" -H "Authorization: Bearer $tok_ivy"
+[ "$code" = 400 ] && [ "$body" = '{"error":"bad_format"}' ] &&
+    ok "credentials ?format=bogus: 400 bad_format" || not_ok "bad format" "HTTP $code $body"
+# Every way a realm's URLs fail the native rules: 409 before issuing.
+# nora polls until the worker has the new URLs; nina is asked once each.
+tok_nora=$(jwt --kid app1 --sub nora --realm native.test --ttl 600)
+set_native_urls() { # SQL array; waits until nora gets the status $2 (or 200)
+    psql_q -c "SELECT turnpolicy.set_turn_urls('native.test', $1)" >/dev/null
+    for _ in $(seq 50); do
+        req "/credentials-realm?format=acs-native" -H "Authorization: Bearer $tok_nora"
+        [ "$code" = "$2" ] && break
+        sleep 0.1
+    done
+}
+while IFS='|' read -r why urls; do
+    set_native_urls "$urls" 409
+    req "/credentials-realm?format=acs-native" -H "Authorization: Bearer $tok_nina"
+    if [ "$code" = 409 ] && [ "$body" = '{"error":"native_unsupported"}' ]; then
+        ok "credentials ?format=acs-native, $why: 409 native_unsupported"
+    else
+        not_ok "credentials acs-native $why" "HTTP $code $body"
+    fi
+    req "/credentials-realm?format=acs-native" -H "Authorization: Bearer $tok_nina"
+done <<'CASES'
+hostnames only|ARRAY['turn:relay.native.test:3478?transport=udp']
+TCP/TLS only|ARRAY['turn:127.0.0.1:443?transport=tcp', 'turns:127.0.0.1:5349?transport=tcp']
+IPv6 only|ARRAY['turn:[::1]:3478?transport=udp']
+no URL|'{}'::text[]
+CASES
+# nina: 1 credential, 8 refusals; with issue_per_minute = 5 the next one
+# passes only if refusals counted nothing.
+set_native_urls "ARRAY['turn:127.0.0.1']" 200
+req "/credentials-realm?format=acs-native" -H "Authorization: Bearer $tok_nina"
+[ "$code" = 200 ] && native_check turn:127.0.0.1 3478 native.test &&
+    ok "... refusals issue nothing (the issuance limit is untouched); fixed URLs issue again" ||
+    not_ok "after refusals" "HTTP $code $body"
+bad "turnpolicy_turn_urls with a transport browsers reject" \
+    'invalid value "turn:relay.test?transport=sctp" in "turnpolicy_turn_urls" directive: URL' \
+    "$(loc /c 'turnpolicy_credentials on; turnpolicy_turn_urls turn:relay.test?transport=sctp;')"
