@@ -214,3 +214,51 @@ CASES
 conf turn:203.0.113.7
 "$tp" --config "$d/conf" issue --user bob --format acs-native --realm example.org >/dev/null 2>&1 &&
     ok "offline acs-native issues for a realm with turn:<IPv4>" || not_ok "offline native ok"
+
+# --- the acs host preset (006_acs_preset.sql) -------------------------------
+# A realm provisioned with the old preset before 006: migrate a fresh
+# database to 005, add the six rules of 002's preset, then migrate on.
+tp_pg_psql -d postgres -c "CREATE DATABASE tp_old" >/dev/null
+mkdir -p "$d/schema5"
+cp "$TP_ROOT"/schema/00[1-5]_*.sql "$d/schema5/"
+DBO="$(tp_pg_superuser_db tp_old) connect_timeout=5"
+"$tp" migrate --database "$DBO" --schema-dir "$d/schema5" >"$d/out" 2>&1 ||
+    not_ok "migrate to 005" "$(cat "$d/out")"
+tp_pg_psql -d tp_old -At >/dev/null <<'SQL'
+SELECT turnpolicy.create_realm('old.test');
+SELECT turnpolicy.create_realm('other.test');
+SELECT turnpolicy.allow_acs_hosts('old.test');
+SELECT turnpolicy.allow_host('other.test', 'edge.skype.com');
+SQL
+"$tp" migrate --database "$DBO" --schema-dir "$TP_ROOT/schema" >"$d/out" 2>&1 &&
+    ok "migrate 006 over a database with a realm on the old preset" ||
+    not_ok "migrate 006" "$(cat "$d/out")"
+qo() { tp_pg_psql -d tp_old -At -c "$1"; }
+np=$(qo "SELECT count(*) FROM turnpolicy.acs_preset()")
+[ "$(qo "SELECT count(*) FROM turnpolicy.host_rules WHERE realm = 'old.test'")" = "$np" ] &&
+    [ "$(qo "SELECT count(*) FROM turnpolicy.host_rules h JOIN turnpolicy.acs_preset() p USING (pattern) WHERE h.realm = 'old.test'")" = "$np" ] &&
+    ok "the realm created with the old preset now has all $np rules of the new one" ||
+    not_ok "old realm updated" "$(qo "SELECT string_agg(pattern, ' ') FROM turnpolicy.host_rules WHERE realm = 'old.test'")"
+[ "$(qo "SELECT string_agg(pattern, ' ') FROM turnpolicy.host_rules WHERE realm = 'other.test'")" = edge.skype.com ] &&
+    ok "a realm that never used the preset is left as it was" || not_ok "other realm untouched"
+[ "$(qo "SELECT count(*) FROM turnpolicy.host_rules WHERE realm = 'old.test' AND pattern = 'registrar.communication.microsoft.com'")" = 1 ] &&
+    ok "... registrar.communication.microsoft.com (the host the old preset missed) is allowed" ||
+    not_ok "registrar in the preset"
+qo "DELETE FROM turnpolicy.host_rules WHERE realm = 'old.test' AND pattern LIKE 'go%'" >/dev/null
+[ "$(qo "SELECT turnpolicy.reapply_acs_preset()")" = 4 ] &&
+    ok "reapply_acs_preset() puts back the 4 preset rules removed from a realm using it" ||
+    not_ok "reapply"
+[ "$(qo "SELECT count(*) FROM turnpolicy.acs_preset()
+          WHERE pattern IN ('*.azure.com', '*.azure.net', '*.microsoft.com', '*.skype.com',
+                            '*.cloudapp.azure.com', '*.windows.net', '*.live.com', '*.office.net')
+             OR (pattern LIKE '*.%' AND pattern <> '*.communication.azure.com')
+             OR source !~ '(1\.46\.1|2\.0\.0|002_api)'")" = 0 ] &&
+    ok "the preset has no wide wildcard, and every entry says where it came from" ||
+    not_ok "preset narrow"
+# The library takes every preset rule as it is.
+hosts=$(qo "SELECT string_agg(pattern, ' ') FROM turnpolicy.acs_preset()")
+printf '[realm p.test]\nsecret.k1 = signing %s\nhosts = %s\n' "$d/k1" "$hosts" >"$d/p.conf"
+"$tp" --config "$d/p.conf" host-check --realm p.test registrar.communication.microsoft.com >/dev/null 2>&1 &&
+    ! "$tp" --config "$d/p.conf" host-check --realm p.test evil.microsoft.com >/dev/null 2>&1 &&
+    ok "the library loads the preset: registrar allowed, evil.microsoft.com denied" ||
+    not_ok "library loads the preset"
