@@ -16,7 +16,7 @@ nginx nginx-dev libnginx-mod-stream
 clang libclang-rt-14-dev
 python3-aiortc python3-websockets
 dnsmasq-base curl wrk caddy
-chromium nodejs
+chromium nodejs strace
 "
 
 missing=""
