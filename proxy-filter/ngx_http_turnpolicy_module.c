@@ -561,7 +561,7 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
  * for the log ($turnpolicy_requested_upstream), before anything can be
  * refused: from the path (after the token, never the token) or from
  * turnpolicy_upstream.  A value that is not made of host characters
- * ("A-Za-z0-9.-_:" and "[]" of an IPv6 literal, at most 261 bytes) is
+ * ("A-Za-z0-9.-_:" and "[]" of an IPv6 literal; a host name and a port) is
  * kept as "[invalid]".  NGX_OK, or NGX_ERROR (no memory).
  */
 static ngx_int_t
