@@ -84,8 +84,7 @@ static ngx_int_t ngx_http_turnpolicy_preflight_send(ngx_http_request_t *r,
 static tp_status ngx_http_turnpolicy_some_realm(
     ngx_http_turnpolicy_main_conf_t *mcf, char *origin, tp_error *err);
 static ngx_int_t ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
-    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
-    ngx_int_t *rc);
+    ngx_http_turnpolicy_ctx_t *ctx, const char *reason, ngx_int_t *rc);
 static tp_status ngx_http_turnpolicy_any_origin(void *ud, const char *origin,
     const char *realm);
 static ngx_int_t ngx_http_turnpolicy_origin(ngx_http_request_t *r,
@@ -1107,15 +1106,15 @@ ngx_http_turnpolicy_some_realm(ngx_http_turnpolicy_main_conf_t *mcf,
  * by the realm of the token when it is known, else by some realm (a token
  * that failed names no realm one can trust).  An origin_denied refusal,
  * other origins and a store not loaded yet get none.  A preflight whose
- * token is refused with 401 is answered as an allowed preflight: the real
- * request then gets the 401 with the reason, readable.  Returns NGX_OK
+ * token or subject is refused (401, 403 user_disabled, 429...) is
+ * answered as an allowed preflight: the real request then gets the
+ * refusal with its reason, readable.  Returns NGX_OK
  * (ctx->cors set or not), NGX_DONE when the preflight answer is the
  * response (*rc: the rc to finalize with).
  */
 static ngx_int_t
 ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
-    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
-    ngx_int_t *rc)
+    ngx_http_turnpolicy_ctx_t *ctx, const char *reason, ngx_int_t *rc)
 {
     char                             *o;
     ngx_str_t                         origin;
@@ -1160,7 +1159,7 @@ ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
     ctx->origin.data = (u_char *) o;
     ctx->origin.len = origin.len;
 
-    if (ctx->preflight && status == NGX_HTTP_UNAUTHORIZED) {
+    if (ctx->preflight) {
         *rc = ngx_http_turnpolicy_preflight_send(r, ctx);
         return NGX_DONE;
     }
@@ -2008,8 +2007,7 @@ ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
     ctx->reason.data = (u_char *) reason;
     ctx->reason.len = ngx_strlen(reason);
 
-    if (ngx_http_turnpolicy_refusal_cors(r, ctx, status, reason, &rc)
-        == NGX_DONE)
+    if (ngx_http_turnpolicy_refusal_cors(r, ctx, reason, &rc) == NGX_DONE)
     {
         return rc;
     }

@@ -39,6 +39,10 @@ BEGIN
     IF url IS NULL THEN
         RETURN 'a URL is NULL';
     END IF;
+    IF position('@' IN url) > 0 THEN
+        -- userinfo may be a password typed in the wrong place: not shown
+        RETURN 'a TURN URL takes no user or password ("@"): give them as credentials';
+    END IF;
     IF octet_length(url) > 255 THEN
         RETURN 'URL ' || turnpolicy._shown(url) || ' is longer than 255 bytes';
     END IF;

@@ -118,6 +118,10 @@ tp_turn_url_parse(const char *url, tp_turn_url *out, tp_error *err)
         memset(out, 0, sizeof(*out));
     if (url == NULL)
         return tp__fail(err, TP_EINVAL, "the URL is NULL");
+    if (strchr(url, '@') != NULL)
+        /* userinfo may be a password typed in the wrong place: not shown */
+        return tp__fail(err, TP_EBADURL, "a TURN URL takes no user or "
+                        "password (\"@\"): give them as credentials");
     tp__printable(shown, sizeof(shown), url, TP__MSG_MAX);
     len = strlen(url);
     if (len > TP_TURN_URL_MAX)

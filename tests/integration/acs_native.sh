@@ -262,3 +262,7 @@ printf '[realm p.test]\nsecret.k1 = signing %s\nhosts = %s\n' "$d/k1" "$hosts" >
     ! "$tp" --config "$d/p.conf" host-check --realm p.test evil.microsoft.com >/dev/null 2>&1 &&
     ok "the library loads the preset: registrar allowed, evil.microsoft.com denied" ||
     not_ok "library loads the preset"
+[ "$(sqlstate "SELECT turnpolicy.set_turn_urls('web.test', ARRAY['turn:alice:s3cret@relay.example.org'])")" = 22023 ] &&
+    ! grep -q s3cret "$d/sql.err" &&
+    ok "a URL with a password in it is refused without quoting it" ||
+    not_ok "userinfo URL" "$(cat "$d/sql.err")"

@@ -90,6 +90,10 @@ test_parse_fields(void **state)
     assert_string_equal(u.host, "[2001:db8::7]");
     assert_int_equal(u.port, 0);
     TP_ASSERT_STATUS(TP_EINVAL, tp_turn_url_parse(NULL, &u, &err), &err);
+    TP_ASSERT_STATUS(TP_EBADURL, tp_turn_url_parse("turn:alice:s3cret@relay."
+                                                   "example.org", &u, &err),
+                     &err);
+    assert_null(strstr(err.message, "s3cret"));
     {
         char big[400];
 

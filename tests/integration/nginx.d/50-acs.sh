@@ -89,7 +89,7 @@ req "/t/$tok_dave/$e/x" -H "Origin: $app"
 
 # A preflight whose token is refused is answered (the page then reads the
 # real request's 401); from an origin no realm lists it is refused.
-for t in expired bob; do
+for t in expired bob carol; do
     eval "tk=\$tok_$t"
     req "/t/$tk/$e/x" -X OPTIONS -H "Origin: $app" \
         -H 'Access-Control-Request-Method: POST' \
