@@ -30,8 +30,11 @@ BUILD   ?= build
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
 
-VERSION  := 0.1.0
-SOMAJOR  := 0
+# The version is written once, in turnpolicy.h.
+tp_version_part = $(shell sed -n 's/^\#define TP_VERSION_$(1) *\([0-9][0-9]*\).*/\1/p' \
+                    policy/include/turnpolicy.h)
+VERSION  := $(call tp_version_part,MAJOR).$(call tp_version_part,MINOR).$(call tp_version_part,PATCH)
+SOMAJOR  := $(call tp_version_part,MAJOR)
 
 DEPS_PKGS := openssl libjwt jansson libpq hiredis
 DEPS_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS_PKGS) 2>/dev/null)
@@ -147,7 +150,8 @@ FUZZ_CFLAGS   = $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
                 -Ipolicy/src -Icoturn-plugin $(DEPS_CFLAGS)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_TPD_OBJS := $(DAEMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
-FUZZ_BINS     := $(FUZZ_DIR)/fuzz_resp $(FUZZ_DIR)/fuzz_username
+FUZZ_BINS     := $(FUZZ_DIR)/fuzz_resp $(FUZZ_DIR)/fuzz_username \
+                 $(FUZZ_DIR)/fuzz_statsdb $(FUZZ_DIR)/fuzz_cli_ps
 
 fuzzers: $(FUZZ_BINS)
 
@@ -163,9 +167,27 @@ $(FUZZ_DIR)/fuzz_resp: tests/fuzz/fuzz_resp.c $(FUZZ_TPD_OBJS) $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_TPD_OBJS) \
 	    $(FUZZ_LIB_OBJS) -Wl,--wrap=tpd_log $(DEPS_LIBS)
 
+# coturn-plugin parsers: statsdb reports (sessions.c), CLI replies
+# (enforce.c); tpd_log dropped as in fuzz_resp.
+$(FUZZ_DIR)/fuzz_statsdb $(FUZZ_DIR)/fuzz_cli_ps: $(FUZZ_DIR)/fuzz_%: \
+    tests/fuzz/fuzz_%.c $(FUZZ_TPD_OBJS) $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_TPD_OBJS) \
+	    $(FUZZ_LIB_OBJS) -Wl,--wrap=tpd_log $(DEPS_LIBS)
+
 $(FUZZ_DIR)/fuzz_username: tests/fuzz/fuzz_username.c $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) \
 	    $(DEPS_LIBS)
+
+# the nginx module's URI helpers: plain C, no library, no nginx
+FUZZ_BINS     += $(FUZZ_DIR)/fuzz_uri
+fuzzers: $(FUZZ_DIR)/fuzz_uri
+$(FUZZ_DIR)/fuzz_uri: tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c \
+                      proxy-filter/tp_uri.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iproxy-filter -fsanitize=fuzzer -o $@ \
+	    tests/fuzz/fuzz_uri.c proxy-filter/tp_uri.c
+# (tests/unit/test_uri.c compiles them in)
+$(BUILD)/tests/test_uri: proxy-filter/tp_uri.c proxy-filter/tp_uri.h
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) \
          $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TPD_OBJS:.o=.d)

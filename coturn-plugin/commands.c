@@ -319,44 +319,22 @@ count_decision(tpd *d, tp_status st)
 
 /*
  * What the snapshot cannot know, for a user the store allows: this node's
- * live sessions of the user against the user's own quota (else the
- * realm's) - the shared count in Redis is applied when the allocation is
- * reported, and an allocation over it is cancelled by the enforcer - and
- * the byte budget with the bytes of the user's sessions on this node and
- * of its finished sessions the snapshot does not include yet.  TP_OK,
- * TP_EQUOTA or TP_EBUDGET (err's message filled).
+ * live sessions of the user (against its quota: the shared count in Redis
+ * is applied when the allocation is reported, and an allocation over it
+ * is cancelled by the enforcer) and the bytes of its sessions on this
+ * node and of its finished sessions the snapshot does not include yet
+ * (against its budget).  The rule is the library's
+ * (tp_store_session_check); this only gathers the node's numbers.
  */
 static tp_status
 live_checks(tpd *d, const char *realm, const char *user_id, tp_error *err)
 {
-    uint64_t limit = 0, used = 0, bytes;
-    int64_t quota = 0;
-    size_t live;
+    tp_session_use use;
 
+    memset(&use, 0, sizeof(use));
     tpd_sessions_user(d->sessions, tp_store_usage_included(d->store), realm,
-                      user_id, &live, &bytes);
-    if (tp_store_user_quota(d->store, realm, user_id, &quota, NULL) ==
-            TP_OK &&
-        quota > 0 && (int64_t)live >= quota) {
-        snprintf(err->message, sizeof(err->message), "%zu live "
-                 "allocations on this node (quota %lld)", live,
-                 (long long)quota);
-        return TP_EQUOTA;
-    }
-    if (tp_store_budget(d->store, realm, user_id, &limit, &used, NULL) ==
-            TP_OK &&
-        limit > 0 && (used >= limit || bytes >= limit - used)) {
-        snprintf(err->message, sizeof(err->message), "%llu bytes of its "
-                 "budget of %llu used (%llu recorded, %llu on this node "
-                 "not yet recorded)",
-                 (unsigned long long)(bytes > UINT64_MAX - used
-                                          ? UINT64_MAX
-                                          : used + bytes),
-                 (unsigned long long)limit, (unsigned long long)used,
-                 (unsigned long long)bytes);
-        return TP_EBUDGET;
-    }
-    return TP_OK;
+                      user_id, &use.live, &use.bytes);
+    return tp_store_session_check(d->store, realm, user_id, &use, err);
 }
 
 /* The policy decision for GET turn/realm/<realm>/user/<user>/key. */
@@ -392,7 +370,8 @@ get_user_key(tpd *d, const char *realm, const char *user, size_t ulen,
                 err.message);
         return tpd_reply_nil(out);
     }
-    tpd_log(TP_LOG_DEBUG, "allow realm=%s user=%s", realm, shown);
+    tpd_log(TP_LOG_DEBUG, "key served realm=%s user=%s", realm, shown);
+    tpd_sessions_key_served(d, realm, name, tp_now());
     rc = tpd_reply_bulk(out, hexkey, TP_LTKEY_HEX_LEN);
     OPENSSL_cleanse(hexkey, sizeof(hexkey));
     return rc;

@@ -21,12 +21,12 @@
  *   - at once, a session whose shared allocation counter was refused
  *     over quota (another node holds the user's quota; sessions.c's
  *     worker hands the id over).
- * The decision is tp_store_key at time t (which refuses a user whose
- * finished sessions spent the budget: TP_EBUDGET, counted as
- * byte_budget), then tp_store_client_check with the client address
- * coturn reported, then tp_store_budget (bytes of finished sessions in
- * the snapshot + what the snapshot lacks of the user: its sessions in
- * the table and its finished sessions not yet in the snapshot).
+ * The decision is the library's: tp_store_key at time t (which refuses
+ * a user whose finished sessions spent the budget: TP_EBUDGET, counted
+ * as byte_budget), then tp_store_session_check - the rule the key lookup
+ * applies too - with the client address coturn reported and what the
+ * snapshot lacks of the user's bytes (its sessions in the table and its
+ * finished sessions not yet in the snapshot).
  * t is now, except while the credential is expired by less than
  * expiry_grace: then t is the last second it was valid, so the grace
  * applies to expiry alone while revocation, disable, kill switch and
@@ -61,9 +61,15 @@
  *     cli-max-output-sessions (256) are listed; M counts them all.
  *   - `cs <id>` asks the relay thread owning the id to cancel it and
  *     answers "> " at once; the session leaves `ps` when it is gone.
- *   - session ids are unique within one coturn process only, so with
- *     several coturn_cli endpoints `ps` first finds which one lists the
- *     id under that username; with one, `cs` goes first.
+ *   - session ids are unique within one coturn process only, and a
+ *     session id we hold may be one coturn no longer has (it restarted,
+ *     or we missed its end), so `ps` always goes first: `cs` is sent
+ *     only for an id coturn lists under that username, and
+ *     cancel_commands / sessions_cancelled count real cuts.  An id no
+ *     coturn lists (after YOUNG_S: coturn's CLI learns of a session a
+ *     moment after its statsdb report) leaves the session table at once
+ *     (tpd_sessions_gone), so a session is never decided twice for
+ *     nothing.
  * Output is telnet (libtelnet): IAC sequences are dropped and so are
  * the NULs of "\r\0".
  *
@@ -102,6 +108,7 @@
 #define RECHECK_MAX_MS 1000
 #define GIVE_UP_MS 30000
 #define RETARGET_MS 2000
+#define YOUNG_S 2               /* a session this new may be unlisted yet */
 #define SCAN_CHUNK 20000
 #define TARGETS_MAX 65536
 #define TIMER_TAG TPD_MAX_CLI   /* epoll tag of the timerfd */
@@ -133,6 +140,7 @@ typedef struct target {
     char username[TP_USERNAME_MAX + 1];
     char client[64];
     int why;                     /* tp_status or TPD_CUT_BUDGET */
+    int64_t started;             /* the session's first report, Unix s */
     int64_t queued_at;           /* monotonic ms */
     int64_t give_up_at;
     unsigned cs_sent;
@@ -279,10 +287,11 @@ enqueue(tpd_enforcer *e, const tpd_session_ref *ref, int why)
     snprintf(t->username, sizeof(t->username), "%s", ref->username);
     snprintf(t->client, sizeof(t->client), "%s", ref->client);
     t->why = why;
+    t->started = ref->started;
     t->queued_at = e->now_ms;
     t->give_up_at = e->now_ms + GIVE_UP_MS;
     for (i = 0; i < e->ncli; i++) {
-        t->st[i] = e->ncli == 1 ? T_CANCEL : T_PROBE;
+        t->st[i] = T_PROBE;
         t->next_at[i] = 0;
         t->delay[i] = RECHECK_MIN_MS;
     }
@@ -330,13 +339,15 @@ maybe_complete(tpd_enforcer *e, target *t)
                 e->now_ms - t->queued_at);
     } else {
         /* Gone already, or a session coturn forgot (restarted) whose
-         * end we missed: it lapses from the table.  Retried every
-         * RETARGET_MS while reported live, so not logged louder. */
+         * end we missed. */
         e->d->n.cancel_not_found++;
         tpd_log(TP_LOG_DEBUG, "session %018" PRIu64 " (realm=%s user=%s "
                 "reason=%s) is not listed by coturn: nothing to cancel",
                 t->id, t->realm, shown, tpd_cut_reason(t->why));
     }
+    /* Either way coturn no longer has it: it leaves the live table now,
+     * so it is decided (and cut) once, not every RETARGET_MS. */
+    tpd_sessions_gone(e->d, t->id, t->username, e->now_s);
     drop_target(e, t);
 }
 
@@ -351,7 +362,7 @@ decide(tpd_enforcer *e, const tpd_session_ref *r)
     char hexkey[TP_LTKEY_HEX_LEN + 1];
     tpd *d = e->d;
     int64_t t = e->now_s;
-    uint64_t limit = 0, used = 0;
+    tp_session_use use;
     tp_username un;
     tp_addr a;
     tp_status st;
@@ -362,19 +373,22 @@ decide(tpd_enforcer *e, const tpd_session_ref *r)
     st = tp_store_key(d->store, r->realm, r->username, t, hexkey, &un,
                       NULL);
     OPENSSL_cleanse(hexkey, sizeof(hexkey));
-    if (st == TP_OK && r->client[0] != '\0' &&
-        tp_addr_parse(r->client, &a, NULL) == TP_OK)
-        st = tp_store_client_check(d->store, r->realm, r->user_id, &a,
-                                   NULL);
-    /* The budget counts every byte of the user the snapshot lacks, not
-     * only this session's: two sessions may spend it together. */
-    if (st == TP_OK &&
-        tp_store_budget(d->store, r->realm, r->user_id, &limit, &used,
-                        NULL) == TP_OK &&
-        limit > 0 && (used >= limit || r->user_bytes > limit - used))
-        return TPD_CUT_BUDGET;
+    if (st == TP_OK) {
+        /* The same rule as the key lookup, with what this node knows:
+         * every byte of the user the snapshot lacks (two sessions may
+         * spend the budget together) and the client address.  Not the
+         * node-local count: a living session is over quota only when the
+         * shared counter refused it (take_over_quota). */
+        memset(&use, 0, sizeof(use));
+        use.bytes = r->user_bytes;
+        if (r->client[0] != '\0' &&
+            tp_addr_parse(r->client, &a, NULL) == TP_OK)
+            use.client = &a;
+        st = tp_store_session_check(d->store, r->realm, r->user_id, &use,
+                                    NULL);
+    }
     if (st == TP_EBUDGET)
-        return TPD_CUT_BUDGET; /* spent by finished sessions already */
+        return TPD_CUT_BUDGET;
     if (st == TP_ESTALE) {
         if (!e->stale_logged)
             tpd_log(TP_LOG_WARN, "policy stale: live sessions are not "
@@ -661,10 +675,9 @@ cli_decode(cli *c, const unsigned char *p, size_t n)
     return 0;
 }
 
-/* In a `ps <name>` reply: is id listed, how many are, and the total. */
-static void
-parse_ps(const char *s, uint64_t id, int *found, uint64_t *listed,
-         uint64_t *total)
+void
+tpd_cli_parse_ps(const char *s, uint64_t id, int *found, uint64_t *listed,
+                 uint64_t *total)
 {
     const char *line, *p, *colon;
     uint64_t v;
@@ -714,14 +727,28 @@ cli_reply(tpd_enforcer *e, cli *c, int64_t now)
     if (t == NULL)
         return; /* given up meanwhile */
     if (kind == CMD_PS) {
-        parse_ps(c->in.data + c->in.off, t->id, &found, &listed, &total);
-        if (found || (total > listed && e->ncli == 1)) {
-            t->st[ci] = T_CANCEL;
-            t->next_at[ci] = 0;
-        } else if (total > listed) {
-            /* listing cut at cli-max-output-sessions: cannot tell */
+        tpd_cli_parse_ps(c->in.data + c->in.off, t->id, &found, &listed,
+                         &total);
+        if (found && t->cs_sent > 0 && t->delay[ci] < RECHECK_MAX_MS) {
+            /* `cs` takes a moment: look again before saying it twice */
             t->st[ci] = T_RECHECK;
             t->next_at[ci] = now + t->delay[ci];
+            t->delay[ci] = t->delay[ci] * 2 > RECHECK_MAX_MS
+                               ? RECHECK_MAX_MS
+                               : t->delay[ci] * 2;
+        } else if (found || (total > listed && e->ncli == 1)) {
+            t->st[ci] = T_CANCEL;
+            t->next_at[ci] = 0;
+        } else if (total > listed ||
+                   (t->cs_sent == 0 && e->now_s - t->started < YOUNG_S)) {
+            /* listing cut at cli-max-output-sessions, or a session
+             * reported a moment ago that coturn's CLI may not show
+             * yet: cannot tell, ask again */
+            t->st[ci] = T_RECHECK;
+            t->next_at[ci] = now + t->delay[ci];
+            t->delay[ci] = t->delay[ci] * 2 > RECHECK_MAX_MS
+                               ? RECHECK_MAX_MS
+                               : t->delay[ci] * 2;
         } else {
             t->st[ci] = T_GONE;
         }

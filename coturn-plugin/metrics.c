@@ -81,17 +81,31 @@ tpd_metrics_render(tpd *d, tpd_buf *b)
     tpd_allocq_counters(d->allocq, &a);
     tpd_enforcer_status_get(d->enforcer, &es);
 
-    rc |= tpd_buf_printf(b, "# HELP turnpolicyd_decisions_total Key "
-                         "lookups by coturn, by decision and reason.\n"
-                         "# TYPE turnpolicyd_decisions_total counter\n");
+    /* What turnpolicyd decided is all it knows at lookup time: coturn
+     * checks the client's MESSAGE-INTEGRITY with the key afterwards, so
+     * a served key is not a login; keys_confirmed / keys_abandoned say
+     * what became of it. */
+    rc |= tpd_buf_printf(b, "# HELP turnpolicyd_key_lookups_total Key "
+                         "lookups by coturn: key_served, or the refusal "
+                         "reason.\n"
+                         "# TYPE turnpolicyd_key_lookups_total counter\n");
     for (st = 0; st < TP_STATUS_COUNT_ && rc == 0; st++)
-        rc |= tpd_buf_printf(b, "turnpolicyd_decisions_total{decision="
-                             "\"%s\",reason=\"%s\"} %" PRIu64 "\n",
-                             st == TP_OK ? "allow" : "deny",
-                             tp_reason((tp_status)st), n->decisions[st]);
-    rc |= tpd_buf_printf(b, "turnpolicyd_decisions_total{decision=\"deny\","
-                         "reason=\"malformed_key\"} %" PRIu64 "\n",
+        rc |= tpd_buf_printf(b, "turnpolicyd_key_lookups_total{result="
+                             "\"%s\"} %" PRIu64 "\n",
+                             st == TP_OK ? "key_served"
+                                         : tp_reason((tp_status)st),
+                             n->decisions[st]);
+    rc |= tpd_buf_printf(b, "turnpolicyd_key_lookups_total{result="
+                         "\"malformed_key\"} %" PRIu64 "\n",
                          n->key_malformed);
+    rc |= counter(b, "keys_confirmed_total",
+                  "Served keys followed by a new session of that username "
+                  "within 10 s (the client knew the password).",
+                  n->keys_confirmed);
+    rc |= counter(b, "auth_failed_or_abandoned_total",
+                  "Served keys not followed by a session within 10 s: a "
+                  "wrong password (coturn answered 401) or a client that "
+                  "gave up.", n->keys_abandoned);
     rc |= counter(b, "commands_total", "Redis commands received.",
                   n->commands);
     rc |= counter(b, "unknown_commands_total",
@@ -119,7 +133,13 @@ tpd_metrics_render(tpd *d, tpd_buf *b)
     rc |= counter(b, "statsdb_ignored_total",
                   "Session reports not about a turnpolicy username.",
                   n->statsdb_ignored);
-    rc |= gauge(b, "sessions_live", "Live TURN sessions on this node.",
+    rc |= counter(b, "statsdb_unattributed_total",
+                  "Traffic reports of a session coturn never reported as "
+                  "an allocation (e.g. a client that failed to "
+                  "authenticate): counted for no user.",
+                  n->statsdb_unattributed);
+    rc |= gauge(b, "sessions_live", "Live TURN allocations on this node "
+                "(reported new or refreshed, not yet deleted).",
                 (double)tpd_sessions_live(d->sessions));
     rc |= counter(b, "sessions_started_total", "Sessions reported new.",
                   n->sessions_started);

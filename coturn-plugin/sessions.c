@@ -21,13 +21,43 @@
  * turnpolicy never grants a username with '%', but the parsing here
  * trusts nothing: every field is bounded and validated.
  *
- * Life of a session: "new" (or the first report of a session we did not
- * see start: "adopted") -> tp_store_alloc_acquire for lifetime + slack,
- * again on every "refreshed" -> "deleted": release, then the usage record
- * once total_traffic arrives (or 5 s later without it).  A session whose
+ * Who may enter the table (the rule that keeps a client without the
+ * password from touching anybody's quota, budget or live count):
+ * coturn reports a session's traffic whether or not it ever
+ * authenticated - a client that sends Allocate with a known user's name
+ * and a wrong password, an expired or a revoked credential gets a 401,
+ * yet its coturn session still reports "traffic" under that username
+ * when it is closed (max-allocate-timeout later, 60 s by default).
+ * Only the status reports prove an allocation: coturn sends "new" and
+ * "refreshed" from turn_report_allocation_set, and "deleted" from
+ * clear_allocation only when a->is_valid, i.e. after MESSAGE-INTEGRITY
+ * was checked against the key we served.  So:
+ *   - "new" or "refreshed" (a session we did not see start, e.g. after a
+ *     turnpolicyd restart: "adopted") put a session in the table, live;
+ *   - "deleted" of an id we do not have keeps a tombstone (ended, never
+ *     live) for the total_traffic that follows, so an allocation that
+ *     outlived our memory of it is still metered to its user;
+ *   - traffic and total_traffic of an id not in the table are counted
+ *     (statsdb_unattributed_total) and go no further: never a session,
+ *     a counter acquire, a usage record or a user's bytes.
+ * What coturn's CLI lists is the truth when in doubt: the enforcer drops
+ * a session from the table once coturn confirms it does not list it
+ * (tpd_sessions_gone).
+ *
+ * Life of a session: "new" (or "adopted" on "refreshed") ->
+ * tp_store_alloc_acquire for lifetime + slack, again on every
+ * "refreshed" -> "deleted": release, then the usage record once
+ * total_traffic arrives (or 5 s later without it).  A session whose
  * lifetime passes without a refresh (coturn restarted) lapses the same
  * way.  Usage session ids are "<coturn id>-<start>" so that ids coturn
  * reuses after a restart stay distinct; counter ids are "<node>:<id>".
+ *
+ * Served keys: every key turnpolicyd hands coturn is remembered (a hash
+ * of realm and username, and when) for KEY_WINDOW seconds.  A "new"
+ * report of that username within the window confirms it; one that never
+ * comes was a wrong password (coturn checks MESSAGE-INTEGRITY after we
+ * answer), or a client that went away: counted as
+ * auth_failed_or_abandoned.  Metrics only: decisions never depend on it.
  *
  * Each session also keeps what the enforcer (enforce.c) needs to decide
  * again whether it may live: the whole credential username, its expiry,
@@ -44,13 +74,9 @@
  * kept up to date on every event, so a key lookup costs one hash probe,
  * not a walk of the table.
  *
- * Threads: the table belongs to the loop thread.  The allocation counter
- * calls do blocking Redis I/O (up to 200 ms each), so they run on one
- * worker thread fed by a bounded queue (mu/cv), in pipelined batches;
- * when the queue is full an operation is dropped and counted, never
- * waited for.  An acquire refused over quota (another node holds the
- * user's quota) hands the session id back to the loop
- * (tpd_allocq_take_over_quota) for the enforcer to cancel.
+ * Threads: the table belongs to the loop thread.  Its shared counter
+ * operations go through the allocation-counter queue (allocq.c), which
+ * never blocks the loop.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -61,11 +87,23 @@
 
 #include "turnpolicyd.h"
 
-#define NBUCKETS 16384
-#define UBUCKETS 4096
+/* Hash tables are sized from max_sessions: about 2 sessions (users,
+ * served keys) a bucket when full, a power of two between these. */
+#define BUCKETS_MIN 16
+#define BUCKETS_MAX (1u << 20)
 #define DELETED_WAIT 5   /* seconds to wait for total_traffic */
 #define LAPSE_SLACK 60   /* seconds past the lifetime before giving up */
 #define ADOPT_LIFETIME 3600
+#define KEY_WINDOW 10    /* seconds for a served key to become a session */
+#define KEY_MAX 65536    /* served keys remembered at most */
+
+/* A key served to coturn, waiting for its session's "new" report. */
+typedef struct served_key {
+    struct served_key *next;         /* bucket chain */
+    struct served_key *older, *newer; /* FIFO over all */
+    uint64_t hash;
+    int64_t at;
+} served_key;
 
 /* A user with sessions in the table or bytes not in the snapshot. */
 typedef struct user_agg {
@@ -112,20 +150,25 @@ typedef struct session {
 } session;
 
 struct tpd_sessions {
-    session *buckets[NBUCKETS];
+    size_t nb;               /* buckets of each table, a power of 2 */
+    session **buckets;
     size_t count;
     size_t max;
-    user_agg *users[UBUCKETS];
+    user_agg **users;
     pending_rec *phead, *ptail;
     uint64_t recorded;       /* usage records the store accepted */
+    served_key **keys;
+    served_key *koldest, *knewest;
+    size_t nkeys;
+    size_t nlive;            /* sessions not reported deleted */
 };
 
 enum kind {
-    K_STATUS,
-    K_TRAFFIC,
-    K_TRAFFIC_PEER,
-    K_TOTAL,
-    K_TOTAL_PEER
+    K_STATUS = TPD_REPORT_STATUS,
+    K_TRAFFIC = TPD_REPORT_TRAFFIC,
+    K_TRAFFIC_PEER = TPD_REPORT_TRAFFIC_PEER,
+    K_TOTAL = TPD_REPORT_TOTAL,
+    K_TOTAL_PEER = TPD_REPORT_TOTAL_PEER
 };
 
 /* ------------------------------------------------------------------ */
@@ -137,8 +180,19 @@ tpd_sessions_new(size_t max_sessions)
 {
     tpd_sessions *s = calloc(1, sizeof(*s));
 
-    if (s != NULL)
-        s->max = max_sessions;
+    if (s == NULL)
+        return NULL;
+    s->max = max_sessions;
+    for (s->nb = BUCKETS_MIN; s->nb < BUCKETS_MAX && s->nb < max_sessions / 2;
+         s->nb *= 2)
+        ;
+    s->buckets = calloc(s->nb, sizeof(*s->buckets));
+    s->users = calloc(s->nb, sizeof(*s->users));
+    s->keys = calloc(s->nb, sizeof(*s->keys));
+    if (s->buckets == NULL || s->users == NULL || s->keys == NULL) {
+        tpd_sessions_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -152,13 +206,13 @@ tpd_sessions_free(tpd_sessions *s)
 
     if (s == NULL)
         return;
-    for (i = 0; i < NBUCKETS; i++) {
+    for (i = 0; s->buckets != NULL && i < s->nb; i++) {
         for (e = s->buckets[i]; e != NULL; e = next) {
             next = e->next;
             free(e);
         }
     }
-    for (i = 0; i < UBUCKETS; i++) {
+    for (i = 0; s->users != NULL && i < s->nb; i++) {
         for (u = s->users[i]; u != NULL; u = unext) {
             unext = u->next;
             free(u);
@@ -168,13 +222,120 @@ tpd_sessions_free(tpd_sessions *s)
         pnext = p->next;
         free(p);
     }
+    while (s->koldest != NULL) {
+        served_key *k = s->koldest;
+
+        s->koldest = k->newer;
+        free(k);
+    }
+    free(s->buckets);
+    free(s->users);
+    free(s->keys);
     free(s);
 }
 
 size_t
 tpd_sessions_live(const tpd_sessions *s)
 {
-    return s->count;
+    return s->nlive;
+}
+
+/* ------------------------------------------------------------------ */
+/* Served keys                                                         */
+/* ------------------------------------------------------------------ */
+
+static uint64_t
+key_hash(const char *realm, const char *username)
+{
+    uint64_t h = 14695981039346656037ull;
+    const char *p;
+
+    for (p = realm; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull; /* a byte no name holds */
+    for (p = username; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static void
+key_unlink(tpd_sessions *s, served_key *k)
+{
+    served_key **pp;
+
+    for (pp = &s->keys[k->hash & (s->nb - 1)]; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    if (k->older != NULL)
+        k->older->newer = k->newer;
+    else
+        s->koldest = k->newer;
+    if (k->newer != NULL)
+        k->newer->older = k->older;
+    else
+        s->knewest = k->older;
+    s->nkeys--;
+    free(k);
+}
+
+void
+tpd_sessions_key_served(tpd *d, const char *realm, const char *username,
+                        int64_t now)
+{
+    tpd_sessions *s = d->sessions;
+    served_key *k;
+
+    if (s->nkeys >= KEY_MAX) { /* the oldest cannot be confirmed now */
+        d->n.keys_abandoned++;
+        key_unlink(s, s->koldest);
+    }
+    k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return;
+    k->hash = key_hash(realm, username);
+    k->at = now;
+    k->next = s->keys[k->hash & (s->nb - 1)];
+    s->keys[k->hash & (s->nb - 1)] = k;
+    k->older = s->knewest;
+    if (s->knewest != NULL)
+        s->knewest->newer = k;
+    else
+        s->koldest = k;
+    s->knewest = k;
+    s->nkeys++;
+}
+
+/* A session of username started: the oldest key served for it is
+ * confirmed.  Nothing if none is waiting (e.g. served before a
+ * restart). */
+static void
+key_confirm(tpd *d, const char *realm, const char *username)
+{
+    tpd_sessions *s = d->sessions;
+    uint64_t h = key_hash(realm, username);
+    served_key *k, *oldest = NULL;
+
+    for (k = s->keys[h & (s->nb - 1)]; k != NULL; k = k->next)
+        if (k->hash == h)
+            oldest = k; /* chains are newest first */
+    if (oldest == NULL)
+        return;
+    d->n.keys_confirmed++;
+    key_unlink(s, oldest);
+}
+
+/* Keys served more than KEY_WINDOW seconds ago never became a session. */
+static void
+keys_expire(tpd *d, int64_t now)
+{
+    tpd_sessions *s = d->sessions;
+
+    while (s->koldest != NULL && now - s->koldest->at > KEY_WINDOW) {
+        d->n.keys_abandoned++;
+        key_unlink(s, s->koldest);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -204,7 +365,7 @@ user_get(tpd_sessions *s, const char *realm, const char *user_id,
     uint32_t h = user_hash(realm, user_id);
     user_agg *u;
 
-    for (u = s->users[h % UBUCKETS]; u != NULL; u = u->next)
+    for (u = s->users[h & (s->nb - 1)]; u != NULL; u = u->next)
         if (u->hash == h && strcmp(u->user_id, user_id) == 0 &&
             strcmp(u->realm, realm) == 0)
             return u;
@@ -216,8 +377,8 @@ user_get(tpd_sessions *s, const char *realm, const char *user_id,
     u->hash = h;
     snprintf(u->realm, sizeof(u->realm), "%s", realm);
     snprintf(u->user_id, sizeof(u->user_id), "%s", user_id);
-    u->next = s->users[h % UBUCKETS];
-    s->users[h % UBUCKETS] = u;
+    u->next = s->users[h & (s->nb - 1)];
+    s->users[h & (s->nb - 1)] = u;
     return u;
 }
 
@@ -229,7 +390,7 @@ user_put(tpd_sessions *s, user_agg *u)
 
     if (u->refs > 0 || u->npending > 0)
         return;
-    for (pp = &s->users[u->hash % UBUCKETS]; *pp != NULL;
+    for (pp = &s->users[u->hash & (s->nb - 1)]; *pp != NULL;
          pp = &(*pp)->next) {
         if (*pp == u) {
             *pp = u->next;
@@ -291,7 +452,7 @@ find(tpd_sessions *s, uint64_t id)
 {
     session *e;
 
-    for (e = s->buckets[id % NBUCKETS]; e != NULL; e = e->next)
+    for (e = s->buckets[id & (s->nb - 1)]; e != NULL; e = e->next)
         if (e->id == id)
             return e;
     return NULL;
@@ -318,6 +479,7 @@ create(tpd *d, uint64_t id, const char *realm, const char *username,
     }
     e->u->refs++;
     e->u->live++;
+    s->nlive++;
     e->id = id;
     snprintf(e->realm, sizeof(e->realm), "%s", realm);
     snprintf(e->user_id, sizeof(e->user_id), "%s", un->user_id);
@@ -326,8 +488,8 @@ create(tpd *d, uint64_t id, const char *realm, const char *username,
     e->dirty = 1;
     e->started = now;
     e->expires = now + ADOPT_LIFETIME;
-    e->next = s->buckets[id % NBUCKETS];
-    s->buckets[id % NBUCKETS] = e;
+    e->next = s->buckets[id & (s->nb - 1)];
+    s->buckets[id & (s->nb - 1)] = e;
     s->count++;
     return e;
 }
@@ -337,7 +499,7 @@ unlink_session(tpd_sessions *s, session *e)
 {
     session **pp;
 
-    for (pp = &s->buckets[e->id % NBUCKETS]; *pp != NULL;
+    for (pp = &s->buckets[e->id & (s->nb - 1)]; *pp != NULL;
          pp = &(*pp)->next) {
         if (*pp == e) {
             *pp = e->next;
@@ -358,6 +520,7 @@ make_ref(session *e, tpd_session_ref *ref)
     ref->bytes = session_bytes(e);
     ref->user_bytes = sat_add(e->u->bytes, e->u->pending);
     ref->cred_expires = e->cred_expires;
+    ref->started = e->started;
     ref->ended = e->ended;
     ref->dirty = &e->dirty;
     ref->mark = &e->mark;
@@ -371,7 +534,7 @@ tpd_sessions_scan(tpd_sessions *s, size_t *cursor, size_t budget,
     size_t i, seen = 0;
     session *e;
 
-    for (i = *cursor; i < NBUCKETS; i++) {
+    for (i = *cursor; i < s->nb; i++) {
         if (seen >= budget) {
             *cursor = i;
             return 0;
@@ -397,19 +560,33 @@ tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref)
     return 0;
 }
 
-/* coturn reported the session deleted (or we learned it ended). */
+/* coturn reported the session deleted (or its CLI no longer lists it). */
 static void
-mark_ended(session *e, int64_t now)
+mark_ended(tpd_sessions *s, session *e, int64_t now)
 {
     e->ended = 1;
     e->ended_at = now;
     e->u->live--;
+    s->nlive--;
 }
 
 static void
 counter_id(const tpd *d, uint64_t id, char *out, size_t cap)
 {
     snprintf(out, cap, "%s:%018" PRIu64, d->node, id);
+}
+
+void
+tpd_sessions_gone(tpd *d, uint64_t id, const char *username, int64_t now)
+{
+    session *e = find(d->sessions, id);
+    char cid[300];
+
+    if (e == NULL || e->ended || strcmp(e->username, username) != 0)
+        return;
+    mark_ended(d->sessions, e, now);
+    counter_id(d, id, cid, sizeof(cid));
+    tpd_allocq_push(d->allocq, e->realm, e->user_id, cid, id, 0);
 }
 
 /* The store accepted one more usage record, of bytes for u: keep the
@@ -476,8 +653,10 @@ finish(tpd *d, session *e, int64_t ended)
     unlink_session(d->sessions, e);
     e->u->bytes = sat_sub(e->u->bytes, session_bytes(e));
     e->u->refs--;
-    if (!e->ended)
+    if (!e->ended) {
         e->u->live--;
+        d->sessions->nlive--;
+    }
     user_put(d->sessions, e->u);
     free(e);
 }
@@ -491,9 +670,10 @@ tpd_sessions_sweep(tpd *d, int64_t now, int all)
     size_t i;
 
     tpd_sessions_prune(s, tp_store_usage_included(d->store));
+    keys_expire(d, now);
     if (s->count == 0)
         return;
-    for (i = 0; i < NBUCKETS; i++) {
+    for (i = 0; i < s->nb; i++) {
         for (e = s->buckets[i]; e != NULL; e = next) {
             next = e->next;
             if (e->ended) {
@@ -660,81 +840,110 @@ field_client(const char *v, char *out, size_t cap)
     memcpy(out, tmp, n + 1);
 }
 
-static void
-traffic(const char *v, uint64_t *in, uint64_t *out, int add)
+int
+tpd_report_parse(const char *key, size_t klen, const char *val,
+                 tpd_report *r)
 {
-    uint64_t rcvb, sentb;
+    enum kind kind;
 
-    if (field_u64(v, "rcvb", &rcvb) != 0 || field_u64(v, "sentb", &sentb))
-        return;
-    if (add) {
-        *in = rcvb > UINT64_MAX - *in ? UINT64_MAX : *in + rcvb;
-        *out = sentb > UINT64_MAX - *out ? UINT64_MAX : *out + sentb;
-    } else {
-        *in = rcvb;
-        *out = sentb;
+    memset(r, 0, sizeof(*r));
+    if (parse_key(key, klen, r->realm, r->username, &r->id, &kind) != 0)
+        return -1;
+    /* Only sessions of usernames turnpolicy could have granted. */
+    if (tp_realm_check(r->realm, NULL) != TP_OK ||
+        tp_username_parse(r->username, &r->un, NULL) != TP_OK)
+        return -1;
+    r->kind = (int)kind;
+    if (kind != K_STATUS) {
+        r->has_traffic = field_u64(val, "rcvb", &r->rcvb) == 0 &&
+                         field_u64(val, "sentb", &r->sentb) == 0;
+        return 0;
     }
+    if (strcmp(val, "deleted") == 0) {
+        r->status = TPD_STATUS_DELETED;
+    } else if (strncmp(val, "new ", 4) == 0 ||
+               strncmp(val, "refreshed ", 10) == 0) {
+        if (field_u64(val, "lifetime", &r->lifetime) != 0 ||
+            r->lifetime > 86400 * 7)
+            return 0; /* TPD_STATUS_OTHER */
+        r->status = val[0] == 'n' ? TPD_STATUS_NEW : TPD_STATUS_REFRESHED;
+        field_client(val, r->client, sizeof(r->client));
+    }
+    return 0;
 }
 
-/* traffic() on the client side, keeping the user's sum in step. */
+/* A traffic report on the client side, keeping the user's sum in step:
+ * add (a delta since the last report) or set (the session's totals). */
 static void
-client_traffic(session *e, const char *v, int add)
+client_traffic(session *e, const tpd_report *r, int add)
 {
     uint64_t before = session_bytes(e);
 
-    traffic(v, &e->bytes_in, &e->bytes_out, add);
+    if (!r->has_traffic)
+        return;
+    e->bytes_in = add ? sat_add(e->bytes_in, r->rcvb) : r->rcvb;
+    e->bytes_out = add ? sat_add(e->bytes_out, r->sentb) : r->sentb;
     e->u->bytes = sat_add(sat_sub(e->u->bytes, before), session_bytes(e));
 }
 
-static int
-status_event(tpd *d, session *e, const char *realm, const char *user,
-             const tp_username *un, uint64_t id, const char *v, int64_t now)
+static void
+peer_traffic(session *e, const tpd_report *r, int add)
 {
-    const char *user_id = un->user_id;
-    uint64_t lifetime = 0;
-    char cid[300];
-    int is_new = strncmp(v, "new ", 4) == 0;
+    if (!r->has_traffic)
+        return;
+    e->peer_in = add ? sat_add(e->peer_in, r->rcvb) : r->rcvb;
+    e->peer_out = add ? sat_add(e->peer_out, r->sentb) : r->sentb;
+}
 
-    counter_id(d, id, cid, sizeof(cid));
-    if (strcmp(v, "deleted") == 0) {
+static int
+status_event(tpd *d, session *e, const tpd_report *r, int64_t now)
+{
+    const char *user_id = r->un.user_id;
+    int is_new = r->status == TPD_STATUS_NEW;
+    char cid[300];
+
+    counter_id(d, r->id, cid, sizeof(cid));
+    if (r->status == TPD_STATUS_DELETED) {
         if (e == NULL) {
-            e = create(d, id, realm, user, un, now);
+            /* an allocation we did not see (coturn sends "deleted"
+             * only for a valid one): a tombstone for its totals */
+            e = create(d, r->id, r->realm, r->username, &r->un, now);
             if (e == NULL)
                 return 1;
             d->n.sessions_adopted++;
         }
         if (!e->ended) {
-            mark_ended(e, now);
-            tpd_allocq_push(d->allocq, realm, user_id, cid, id, 0);
+            mark_ended(d->sessions, e, now);
+            tpd_allocq_push(d->allocq, r->realm, user_id, cid, r->id, 0);
         }
         return 1;
     }
-    if (!is_new && strncmp(v, "refreshed ", 10) != 0)
-        return 0;
-    if (field_u64(v, "lifetime", &lifetime) != 0 || lifetime > 86400 * 7)
+    if (r->status != TPD_STATUS_NEW && r->status != TPD_STATUS_REFRESHED)
         return 0;
     if (e == NULL) {
-        e = create(d, id, realm, user, un, now);
+        e = create(d, r->id, r->realm, r->username, &r->un, now);
         if (e == NULL)
             return 1;
-        if (is_new)
+        if (is_new) {
             d->n.sessions_started++;
-        else
+            key_confirm(d, r->realm, r->username);
+        } else {
             d->n.sessions_adopted++;
-        field_client(v, e->client, sizeof(e->client));
+        }
+        snprintf(e->client, sizeof(e->client), "%s", r->client);
         tpd_log(TP_LOG_INFO, "session %018" PRIu64 " %s: realm=%s user=%s "
-                "client=%s lifetime=%" PRIu64, id,
-                is_new ? "new" : "adopted", realm, user_id,
-                e->client[0] ? e->client : "-", lifetime);
+                "client=%s lifetime=%" PRIu64, r->id,
+                is_new ? "new" : "adopted", r->realm, user_id,
+                e->client[0] ? e->client : "-", r->lifetime);
     } else if (e->client[0] == '\0') {
-        field_client(v, e->client, sizeof(e->client));
+        snprintf(e->client, sizeof(e->client), "%s", r->client);
     }
     if (e->ended)
         return 1;
-    e->expires = now + (int64_t)lifetime;
-    if (lifetime > 0)
-        tpd_allocq_push(d->allocq, realm, user_id, cid, id,
-                        (uint32_t)lifetime + d->alloc_slack);
+    e->expires = now + (int64_t)r->lifetime;
+    if (r->lifetime > 0)
+        tpd_allocq_push(d->allocq, r->realm, user_id, cid, r->id,
+                        (uint32_t)r->lifetime + d->alloc_slack);
     return 1;
 }
 
@@ -742,358 +951,46 @@ int
 tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
                 size_t vlen, int64_t now)
 {
-    char realm[TP_REALM_MAX + 1], user[TP_USERNAME_MAX + 1];
-    tp_username un;
-    enum kind kind;
-    uint64_t id;
+    tpd_report r;
     session *e;
 
     (void)vlen;
-    if (parse_key(key, klen, realm, user, &id, &kind) != 0)
+    if (tpd_report_parse(key, klen, val, &r) != 0)
         return 0;
-    /* Only sessions of usernames turnpolicy could have granted. */
-    if (tp_realm_check(realm, NULL) != TP_OK ||
-        tp_username_parse(user, &un, NULL) != TP_OK)
-        return 0;
-    e = find(d->sessions, id);
-    if (e != NULL && (strcmp(e->realm, realm) != 0 ||
-                      strcmp(e->username, user) != 0))
+    e = find(d->sessions, r.id);
+    if (e != NULL && (strcmp(e->realm, r.realm) != 0 ||
+                      strcmp(e->username, r.username) != 0))
         return 0; /* another coturn reusing the id: not ours to mix */
-    switch (kind) {
+    switch ((enum kind)r.kind) {
     case K_STATUS:
-        return status_event(d, e, realm, user, &un, id, val, now);
+        return status_event(d, e, &r, now);
     case K_TRAFFIC:
     case K_TRAFFIC_PEER:
-        if (e == NULL) {
-            e = create(d, id, realm, user, &un, now);
-            if (e == NULL)
-                return 1;
-            d->n.sessions_adopted++;
-        }
-        if (kind == K_TRAFFIC) {
-            client_traffic(e, val, 1);
-            e->dirty = 1;
-        } else {
-            traffic(val, &e->peer_in, &e->peer_out, 1);
-        }
-        return 1;
     case K_TOTAL:
         if (e == NULL) {
-            e = create(d, id, realm, user, &un, now);
-            if (e == NULL)
-                return 1;
-            d->n.sessions_adopted++;
-            mark_ended(e, now);
+            /* No allocation coturn reported: maybe a client that never
+             * authenticated (see the head comment).  Nobody's.  (The
+             * peer side of a session we finished a moment ago, or of
+             * one we never had, is not worth a count.) */
+            if (r.kind != K_TRAFFIC_PEER)
+                d->n.statsdb_unattributed++;
+            return 1;
         }
-        client_traffic(e, val, 0);
-        if (e->ended)
-            finish(d, e, e->ended_at);
+        if (r.kind == K_TRAFFIC) {
+            client_traffic(e, &r, 1);
+            e->dirty = 1;
+        } else if (r.kind == K_TRAFFIC_PEER) {
+            peer_traffic(e, &r, 1);
+        } else {
+            client_traffic(e, &r, 0);
+            if (e->ended)
+                finish(d, e, e->ended_at);
+        }
         return 1;
     case K_TOTAL_PEER:
         if (e != NULL)
-            traffic(val, &e->peer_in, &e->peer_out, 0);
+            peer_traffic(e, &r, 0);
         return 1;
     }
     return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Allocation-counter worker                                           */
-/* ------------------------------------------------------------------ */
-
-typedef struct alloc_op {
-    char realm[TP_REALM_MAX + 1];
-    char user_id[TP_USER_ID_MAX + 1];
-    char session[160];
-    uint64_t id;  /* coturn's session id */
-    uint32_t ttl; /* 0 = release */
-} alloc_op;
-
-#define OVER_MAX 4096
-#define BATCH_MAX 256      /* ops per round trip to Redis */
-#define LINGER_US 2000     /* a lone op waits this long for company */
-
-struct tpd_allocq {
-    tp_store *st;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    alloc_op *ops;
-    alloc_op *batch;          /* the worker's: BATCH_MAX each */
-    tp_alloc_op *batch_ops;
-    size_t cap;
-    size_t head;
-    size_t count;
-    int stop;
-    struct timespec deadline; /* CLOCK_MONOTONIC; after it, drop */
-    tpd_alloc_counters n;
-    uint64_t over[OVER_MAX];  /* refused over quota, for the enforcer */
-    size_t nover;
-};
-
-static int
-past(const struct timespec *t)
-{
-    struct timespec now;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
-        return 1;
-    return now.tv_sec > t->tv_sec ||
-           (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
-}
-
-static int
-stopping(tpd_allocq *q)
-{
-    int stop = 1;
-
-    if (pthread_mutex_lock(&q->mu) == 0) {
-        stop = q->stop;
-        (void)pthread_mutex_unlock(&q->mu);
-    }
-    return stop;
-}
-
-static void
-to_op(const alloc_op *a, tp_alloc_op *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->realm = a->realm;
-    o->user_id = a->user_id;
-    o->session_id = a->session;
-    o->ttl = a->ttl;
-}
-
-/*
- * A lost release leaves the session counted in the shared Redis set until
- * its TTL (lifetime + slack), where it can wrongly trip the user's quota
- * on other nodes.  So releases that fail because Redis is unreachable are
- * retried for a few seconds (the store's own reconnect backoff runs
- * meanwhile); acquires are not retried: the next refresh acquires again.
- */
-static void
-retry_releases(tpd_allocq *q, const alloc_op *b, tp_alloc_op *o, size_t n)
-{
-    tp_alloc_op again[BATCH_MAX];
-    size_t idx[BATCH_MAX], m, i;
-    struct timespec pause;
-    long ms = 100;
-    tp_error err;
-
-    for (;;) {
-        for (i = m = 0; i < n; i++)
-            if (b[i].ttl == 0 && o[i].status == TP_EREDIS) {
-                to_op(&b[i], &again[m]);
-                idx[m++] = i;
-            }
-        if (m == 0 || ms > 3200 || stopping(q))
-            return;
-        pause.tv_sec = ms / 1000;
-        pause.tv_nsec = (ms % 1000) * 1000000L;
-        (void)nanosleep(&pause, NULL);
-        ms *= 2;
-        (void)tp_store_alloc_batch(q->st, again, m, tp_now(), &err);
-        for (i = 0; i < m; i++)
-            o[idx[i]].status = again[i].status;
-    }
-}
-
-/*
- * The worker takes up to BATCH_MAX queued ops at a time (after lingering
- * LINGER_US when fewer are waiting, so that bursts share a round trip)
- * and runs them with tp_store_alloc_batch: one pipelined round trip to
- * Redis instead of one (acquire) or two (release) per op.
- */
-static void *
-worker(void *arg)
-{
-    static const struct timespec linger = {0, LINGER_US * 1000L};
-    tpd_allocq *q = arg;
-    alloc_op *b;
-    tp_alloc_op *o;
-    int failing = 0;
-    size_t n, i;
-    tp_error err;
-
-    /* allocated by tpd_allocq_new: a worker that cannot start its
-     * batches must fail the daemon's start, not drop every push later */
-    b = q->batch;
-    o = q->batch_ops;
-    for (;;) {
-        if (pthread_mutex_lock(&q->mu) != 0)
-            break;
-        while (q->count == 0 && !q->stop)
-            (void)pthread_cond_wait(&q->cv, &q->mu);
-        if (q->count == 0 || (q->stop && past(&q->deadline))) {
-            q->n.dropped += q->count;
-            q->count = 0;
-            (void)pthread_mutex_unlock(&q->mu);
-            break;
-        }
-        if (q->count < BATCH_MAX / 4 && !q->stop) {
-            (void)pthread_mutex_unlock(&q->mu);
-            (void)nanosleep(&linger, NULL);
-            if (pthread_mutex_lock(&q->mu) != 0)
-                break;
-        }
-        for (n = 0; q->count > 0 && n < BATCH_MAX; n++) {
-            b[n] = q->ops[q->head];
-            q->head = (q->head + 1) % q->cap;
-            q->count--;
-        }
-        (void)pthread_mutex_unlock(&q->mu);
-
-        for (i = 0; i < n; i++)
-            to_op(&b[i], &o[i]);
-        (void)tp_store_alloc_batch(q->st, o, n, tp_now(), &err);
-        retry_releases(q, b, o, n);
-        for (i = 0; i < n; i++) {
-            if (o[i].status == TP_EQUOTA) {
-                /* The session exists already: coturn granted it before
-                 * the shared count caught up.  The enforcer cancels it
-                 * (the id goes back to the loop below). */
-                tpd_log(TP_LOG_WARN, "over quota: realm=%s user=%s "
-                        "session=%s (%" PRIu32 " live in all)", b[i].realm,
-                        b[i].user_id, b[i].session, o[i].count);
-            } else if (o[i].status != TP_OK && !failing) {
-                tpd_log(TP_LOG_WARN, "allocation counter %s failed: %s",
-                        b[i].ttl > 0 ? "acquire" : "release",
-                        tp_strerror(o[i].status));
-                failing = 1;
-            } else if (o[i].status == TP_OK && failing) {
-                tpd_log(TP_LOG_INFO, "allocation counters work again");
-                failing = 0;
-            }
-        }
-        if (pthread_mutex_lock(&q->mu) != 0)
-            break;
-        for (i = 0; i < n; i++) {
-            if (o[i].status == TP_EQUOTA) {
-                q->n.over_quota++;
-                if (q->nover < OVER_MAX)
-                    q->over[q->nover++] = b[i].id;
-            } else if (o[i].status != TP_OK) {
-                q->n.errors++;
-            } else if (b[i].ttl > 0) {
-                q->n.acquired++;
-            } else {
-                q->n.released++;
-            }
-        }
-        q->n.batches++;
-        (void)pthread_mutex_unlock(&q->mu);
-    }
-    return NULL;
-}
-
-tpd_allocq *
-tpd_allocq_new(tp_store *st, size_t cap)
-{
-    tpd_allocq *q = calloc(1, sizeof(*q));
-    int mu = 0, cv = 0;
-
-    if (q == NULL)
-        return NULL;
-    q->st = st;
-    q->cap = cap;
-    q->ops = calloc(cap, sizeof(*q->ops));
-    q->batch = calloc(BATCH_MAX, sizeof(*q->batch));
-    q->batch_ops = calloc(BATCH_MAX, sizeof(*q->batch_ops));
-    if (q->ops == NULL || q->batch == NULL || q->batch_ops == NULL)
-        goto fail;
-    if (pthread_mutex_init(&q->mu, NULL) != 0)
-        goto fail;
-    mu = 1;
-    if (pthread_cond_init(&q->cv, NULL) != 0)
-        goto fail;
-    cv = 1;
-    if (pthread_create(&q->thread, NULL, worker, q) != 0)
-        goto fail;
-    return q;
-
-fail:
-    if (cv)
-        pthread_cond_destroy(&q->cv);
-    if (mu)
-        pthread_mutex_destroy(&q->mu);
-    free(q->ops);
-    free(q->batch);
-    free(q->batch_ops);
-    free(q);
-    return NULL;
-}
-
-void
-tpd_allocq_free(tpd_allocq *q, int timeout_ms)
-{
-    if (q == NULL)
-        return;
-    if (pthread_mutex_lock(&q->mu) == 0) {
-        if (clock_gettime(CLOCK_MONOTONIC, &q->deadline) == 0) {
-            q->deadline.tv_sec += timeout_ms / 1000;
-            q->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-            if (q->deadline.tv_nsec >= 1000000000L) {
-                q->deadline.tv_sec++;
-                q->deadline.tv_nsec -= 1000000000L;
-            }
-        }
-        q->stop = 1;
-        (void)pthread_cond_signal(&q->cv);
-        (void)pthread_mutex_unlock(&q->mu);
-    }
-    (void)pthread_join(q->thread, NULL);
-    pthread_cond_destroy(&q->cv);
-    pthread_mutex_destroy(&q->mu);
-    free(q->ops);
-    free(q->batch);
-    free(q->batch_ops);
-    free(q);
-}
-
-void
-tpd_allocq_push(tpd_allocq *q, const char *realm, const char *user_id,
-                const char *sid, uint64_t id, uint32_t ttl)
-{
-    alloc_op *op;
-
-    if (q == NULL || pthread_mutex_lock(&q->mu) != 0)
-        return;
-    if (q->count == q->cap || q->stop) {
-        q->n.dropped++;
-    } else {
-        op = &q->ops[(q->head + q->count) % q->cap];
-        snprintf(op->realm, sizeof(op->realm), "%s", realm);
-        snprintf(op->user_id, sizeof(op->user_id), "%s", user_id);
-        snprintf(op->session, sizeof(op->session), "%s", sid);
-        op->id = id;
-        op->ttl = ttl;
-        q->count++;
-        (void)pthread_cond_signal(&q->cv);
-    }
-    (void)pthread_mutex_unlock(&q->mu);
-}
-
-void
-tpd_allocq_counters(tpd_allocq *q, tpd_alloc_counters *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (q == NULL || pthread_mutex_lock(&q->mu) != 0)
-        return;
-    *out = q->n;
-    (void)pthread_mutex_unlock(&q->mu);
-}
-
-size_t
-tpd_allocq_take_over_quota(tpd_allocq *q, uint64_t *ids, size_t cap)
-{
-    size_t n;
-
-    if (q == NULL || pthread_mutex_lock(&q->mu) != 0)
-        return 0;
-    n = q->nover < cap ? q->nover : cap;
-    memcpy(ids, q->over, n * sizeof(*ids));
-    memmove(q->over, q->over + n, (q->nover - n) * sizeof(*ids));
-    q->nover -= n;
-    (void)pthread_mutex_unlock(&q->mu);
-    return n;
 }

@@ -82,100 +82,6 @@
 #define EXIT_CONFIG 2
 
 /* ------------------------------------------------------------------ */
-/* Logging                                                             */
-/* ------------------------------------------------------------------ */
-
-static tp_log_level log_max = TP_LOG_INFO;
-static int log_journal; /* stderr is journald: use <N> prefixes */
-
-void
-tpd_log_init(tp_log_level max)
-{
-    const char *js = getenv("JOURNAL_STREAM");
-    unsigned long long dev, ino;
-    struct stat sb;
-
-    log_max = max;
-    log_journal = 0;
-    if (js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
-        fstat(STDERR_FILENO, &sb) == 0 &&
-        (unsigned long long)sb.st_dev == dev &&
-        (unsigned long long)sb.st_ino == ino)
-        log_journal = 1;
-}
-
-int
-tpd_log_enabled(tp_log_level level)
-{
-    return level <= log_max;
-}
-
-void
-tpd_log(tp_log_level level, const char *fmt, ...)
-{
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    static const int prio[] = {3, 4, 6, 7};
-    char msg[1024], ts[32];
-    struct tm tm;
-    time_t t;
-    va_list ap;
-
-    if (level > log_max || (unsigned)level > TP_LOG_DEBUG)
-        return;
-    va_start(ap, fmt);
-    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (log_journal) {
-        (void)fprintf(stderr, "<%d>%s\n", prio[level], msg);
-        return;
-    }
-    t = time(NULL);
-    if (localtime_r(&t, &tm) == NULL ||
-        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        ts[0] = '\0';
-    (void)fprintf(stderr, "%s turnpolicyd %s: %s\n", ts, names[level], msg);
-}
-
-void
-tpd_lib_log(void *ud, tp_log_level level, const char *msg)
-{
-    (void)ud;
-    tpd_log(level, "store: %s", msg);
-}
-
-const char *
-tpd_escape(const char *s, size_t n, char *out, size_t cap)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i, o = 0;
-    unsigned char ch;
-
-    if (cap < 8) {
-        if (cap > 0)
-            out[0] = '\0';
-        return out;
-    }
-    for (i = 0; i < n; i++) {
-        ch = (unsigned char)s[i];
-        if (o + 4 + 4 > cap) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
-            out[o++] = (char)ch;
-        } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[ch >> 4];
-            out[o++] = hex[ch & 15];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* ------------------------------------------------------------------ */
 /* Configuration                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -1005,6 +911,7 @@ tick(loop *L)
             conn_close(L, c);
     }
     tpd_sessions_sweep(L->d, tp_now(), 0);
+    tpd_log_flush();
     if (L->paused)
         set_listeners(L, 1);
 }

@@ -49,6 +49,10 @@
 void tpd_log_init(tp_log_level max);
 void tpd_log(tp_log_level level, const char *fmt, ...) TPD_PRINTF(2, 3);
 int tpd_log_enabled(tp_log_level level);
+/* Write the summaries of call sites whose lines were held back by the
+ * flood control (at most LOG_BURST per LOG_WINDOW s each) once their
+ * window is over.  Called from the loop's tick. */
+void tpd_log_flush(void);
 /* A tp_log_fn for the library (ud unused). */
 void tpd_lib_log(void *ud, tp_log_level level, const char *msg);
 /* Copy s (n bytes) into out as printable ASCII: other bytes become \xNN,
@@ -131,8 +135,11 @@ void tpd_request_free(tpd_request *rq);
 #define TPD_CUT_SLOTS (TP_STATUS_COUNT_ + 1)
 
 typedef struct tpd_counters {
-    uint64_t decisions[TP_STATUS_COUNT_]; /* key lookups by tp_status */
+    uint64_t decisions[TP_STATUS_COUNT_]; /* key lookups by tp_status
+                                     (TP_OK: a key was served) */
     uint64_t key_malformed;      /* GET .../key we could not even parse */
+    uint64_t keys_confirmed;     /* served keys that became a session */
+    uint64_t keys_abandoned;     /* ... that did not within KEY_WINDOW */
     uint64_t commands;
     uint64_t unknown_commands;
     uint64_t auth_ok;
@@ -145,6 +152,7 @@ typedef struct tpd_counters {
     uint64_t conns_open;
     uint64_t statsdb_events;
     uint64_t statsdb_ignored;
+    uint64_t statsdb_unattributed; /* reports of no allocation we know */
     uint64_t sessions_started;
     uint64_t sessions_adopted;   /* first seen after their "new" event */
     uint64_t sessions_finished;
@@ -219,6 +227,39 @@ void tpd_cache_free(tpd_cache *c);
 tpd_sessions *tpd_sessions_new(size_t max_sessions);
 void tpd_sessions_free(tpd_sessions *s);
 size_t tpd_sessions_live(const tpd_sessions *s);
+/* One coturn statsdb report, taken apart (tpd_report_parse): the key
+ * turn/realm/<realm>/user/<username>/allocation/<id>/<kind> and what
+ * the value says for that kind. */
+enum {
+    TPD_REPORT_STATUS,          /* .../status */
+    TPD_REPORT_TRAFFIC,         /* .../traffic: a delta */
+    TPD_REPORT_TRAFFIC_PEER,    /* .../traffic/peer */
+    TPD_REPORT_TOTAL,           /* .../total_traffic: the totals */
+    TPD_REPORT_TOTAL_PEER       /* .../total_traffic/peer */
+};
+enum {
+    TPD_STATUS_OTHER,           /* not a status we act on */
+    TPD_STATUS_NEW,             /* "new lifetime=N, ..., remote=IP:P" */
+    TPD_STATUS_REFRESHED,       /* "refreshed lifetime=N, ..." */
+    TPD_STATUS_DELETED          /* "deleted" */
+};
+typedef struct tpd_report {
+    char realm[TP_REALM_MAX + 1];
+    char username[TP_USERNAME_MAX + 1];
+    tp_username un;             /* username, parsed */
+    uint64_t id;                /* coturn's session id */
+    int kind;                   /* TPD_REPORT_* */
+    int status;                 /* TPD_STATUS_* (kind STATUS) */
+    uint64_t lifetime;          /* new, refreshed: seconds, <= 7 days */
+    char client[64];            /* new, refreshed: the client IP, or "" */
+    int has_traffic;            /* traffic kinds: rcvb and sentb found */
+    uint64_t rcvb, sentb;
+} tpd_report;
+/* Take a report apart; val is NUL-terminated.  0 (r filled), or -1
+ * when it is not about a username turnpolicy could have issued (a
+ * malformed key, realm or username).  Pure: no table, no I/O. */
+int tpd_report_parse(const char *key, size_t klen, const char *val,
+                     tpd_report *r);
 /* One statsdb event: key and value of a PUBLISH (or SET) coturn sent.
  * Returns 1 if it was a session event, 0 if ignored. */
 int tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
@@ -247,6 +288,7 @@ typedef struct tpd_session_ref {
                                     the snapshot lacks (see
                                     tpd_sessions_user) */
     int64_t cred_expires;        /* the credential's expiry, Unix s */
+    int64_t started;             /* first reported, Unix s */
     int ended;                   /* coturn reported it deleted */
     unsigned char *dirty;        /* set on "new" and traffic reports;
                                     the enforcer clears it */
@@ -260,6 +302,16 @@ int tpd_sessions_scan(tpd_sessions *s, size_t *cursor, size_t budget,
                       tpd_session_fn fn, void *ud);
 /* The session with this id: 0 and *ref filled, or -1. */
 int tpd_sessions_find(tpd_sessions *s, uint64_t id, tpd_session_ref *ref);
+/* coturn's CLI confirmed it does not list session id (of username): it
+ * ends now (no longer live, its shared counter released); its usage is
+ * recorded when coturn's totals come or a few seconds later. */
+void tpd_sessions_gone(tpd *d, uint64_t id, const char *username,
+                       int64_t now);
+/* A key for username (realm) was served to coturn at now: remembered a
+ * few seconds for the metrics of what became of it (keys_confirmed,
+ * keys_abandoned).  Loop thread. */
+void tpd_sessions_key_served(tpd *d, const char *realm,
+                             const char *username, int64_t now);
 /* Finish what is finished: deleted sessions whose totals did not come
  * within a few seconds, and sessions past their lifetime.  all != 0 (at
  * shutdown): every deleted session now. */
@@ -278,6 +330,12 @@ void tpd_allocq_counters(tpd_allocq *q, tpd_alloc_counters *out);
  * over quota since the last call; returns how many. */
 size_t tpd_allocq_take_over_quota(tpd_allocq *q, uint64_t *ids,
                                   size_t cap);
+
+/* In a reply of coturn's CLI to `ps <name>`: is id listed (*found), how
+ * many sessions are listed and the "Total sessions" it gives.  s is
+ * NUL-terminated; pure. */
+void tpd_cli_parse_ps(const char *s, uint64_t id, int *found,
+                      uint64_t *listed, uint64_t *total);
 
 /* Enforcer (enforce.c): loop thread only. */
 #define TPD_MAX_CLI 8

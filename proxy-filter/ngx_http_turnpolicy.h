@@ -8,6 +8,9 @@
  *   ngx_http_turnpolicy_cache.c   verified-token cache (per worker)
  *   ngx_http_turnpolicy_limit.c   per-subject rate limit (shared memory)
  *   ngx_http_turnpolicy_filter.c  response headers: redirects, CORS
+ *   tp_uri.c (tp_uri.h)           the pure URI helpers: path splitting,
+ *                                 nested URLs, path safety, token shapes
+ *                                 (plain C, fuzzed without nginx)
  *
  * Not a public interface: nothing outside proxy-filter/ includes it.
  */
@@ -68,7 +71,8 @@ typedef struct {
     ngx_flag_t                 enable;
     ngx_flag_t                 credentials;
     ngx_flag_t                 forward_auth;
-    ngx_str_t                  forward_prefix; /* of X-Forwarded-Uri */
+    ngx_str_t                  forward_prefix; /* of the forwarded URIs */
+    ngx_str_t                  forward_uri;    /* the header carrying them */
     ngx_uint_t                 token_source;
     ngx_str_t                  token_name;
     ngx_http_complex_value_t  *upstream;

@@ -4,7 +4,7 @@
  * ngx_http_turnpolicy_module: what an upstream answers must not undo what
  * the access phase checked.
  *
- * Redirects.  A 301, 302, 303, 307 or 308 from the upstream of a request
+ * Redirects.  Any 3xx (300 to 399) or 201 from the upstream of a request
  * the module allowed may send the client only where the realm allows.
  * Its Location is checked with the same allow-list as the request
  * (tp_store_host_check: host, port and path) and rewritten to go through
@@ -123,36 +123,30 @@ ngx_http_turnpolicy_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    if (ctx->allowed && !lcf->credentials) {
+    /*
+     * Any 3xx (clients follow 300, 305 and unknown ones too) and 201
+     * Created, whose Location clients may open next.
+     */
 
-        switch (r->headers_out.status) {
+    if (ctx->allowed && !lcf->credentials
+        && ((r->headers_out.status >= NGX_HTTP_SPECIAL_RESPONSE
+             && r->headers_out.status < NGX_HTTP_BAD_REQUEST)
+            || r->headers_out.status == NGX_HTTP_CREATED))
+    {
+        ngx_str_null(&host);
+        why = "bad Location";
 
-        case NGX_HTTP_MOVED_PERMANENTLY:
-        case NGX_HTTP_MOVED_TEMPORARILY:
-        case NGX_HTTP_SEE_OTHER:
-        case NGX_HTTP_TEMPORARY_REDIRECT:
-        case NGX_HTTP_PERMANENT_REDIRECT:
+        rc = ngx_http_turnpolicy_redirect(r, lcf, ctx, &host, &why);
 
-            ngx_str_null(&host);
-            why = "bad Location";
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
 
-            rc = ngx_http_turnpolicy_redirect(r, lcf, ctx, &host, &why);
-
-            if (rc == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            if (rc == NGX_DECLINED
-                && ngx_http_turnpolicy_redirect_deny(r, ctx, &host, why)
-                   != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            break;
-
-        default:
-            break;
+        if (rc == NGX_DECLINED
+            && ngx_http_turnpolicy_redirect_deny(r, ctx, &host, why)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
         }
     }
 

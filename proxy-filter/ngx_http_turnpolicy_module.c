@@ -45,6 +45,7 @@
 #include <turnpolicy.h>
 
 #include "ngx_http_turnpolicy.h"
+#include "tp_uri.h"
 
 
 /* A credential being issued (in the thread pool when there is one). */
@@ -75,6 +76,7 @@ static ngx_int_t ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
     const ngx_str_t *own_host, ngx_str_t *token, ngx_str_t *hostport,
     ngx_str_t *path, ngx_str_t *before);
 static ngx_int_t ngx_http_turnpolicy_forwarded(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf,
     ngx_str_t *uri, ngx_str_t *own_host, ngx_str_t *args);
 static ngx_int_t ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf,
@@ -232,7 +234,7 @@ static ngx_command_t  ngx_http_turnpolicy_commands[] = {
       NULL },
 
     { ngx_string("turnpolicy_forward_auth"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_turnpolicy_forward_auth,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -447,14 +449,16 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     if (lcf->forward_auth) {
         /* the request another proxy asks about (auth_request, Traefik
          * ForwardAuth, Caddy forward_auth) */
-        if (ngx_http_turnpolicy_forwarded(r, &uri, &own, &ctx->args)
+        if (ngx_http_turnpolicy_forwarded(r, lcf, &uri, &own, &ctx->args)
             != NGX_OK)
         {
             return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
                                             "bad_path",
                                             "no single well-formed "
-                                            "X-Forwarded-Uri or "
-                                            "X-Original-URI");
+                                            "forwarded URI in the trusted "
+                                            "header (turnpolicy_forward_auth "
+                                            "uri=), or another URI header "
+                                            "that differs");
         }
 
         ownp = own.len ? &own : NULL;
@@ -549,6 +553,21 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (tp_uri_find(ctx->path.data, ctx->path.len, token.data, token.len)
+            != (size_t) -1
+        || tp_uri_find(ctx->args.data, ctx->args.len, token.data, token.len)
+           != (size_t) -1)
+    {
+        /* it would be passed on upstream and into $turnpolicy_path */
+        ngx_str_null(&ctx->path);
+        ngx_str_null(&ctx->args);
+
+        return ngx_http_turnpolicy_deny(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "bad_path",
+                                        "the token is repeated in the "
+                                        "path or query");
+    }
+
     ctx->authenticated = 1;
 
     return NGX_OK;
@@ -616,63 +635,15 @@ ngx_http_turnpolicy_requested(ngx_http_request_t *r,
 
 
 /*
- * NGX_OK if the raw path p..end (no query) can be split and passed on as
- * it is: no control byte, space or '\\', no "." or ".." segment, and no
- * encoded '/', '\\', '.' or NUL (decoding would move segments).  Request
- * paths and redirect targets are held to the same rule.
+ * NGX_OK if the raw path p..end (no query) can be passed on as it is
+ * (tp_uri_path_safe: no control byte, space or '\\', no "." or ".."
+ * segment, no encoded '/', '\\', '.' or NUL).  Request paths and redirect
+ * targets are held to the same rule.
  */
 ngx_int_t
 ngx_http_turnpolicy_path_safe(u_char *p, u_char *end)
 {
-    u_char  *q, *seg;
-
-    /*
-     * The bytes that need a closer look: controls, space, DEL, '\\', '%'
-     * and '/'.  A path is mostly other bytes (a token segment is 200 or
-     * more), passed with one table lookup each.
-     */
-    static uint32_t  look[] = {
-        0xffffffff, /* 0x00-0x1f */
-        0x00008021, /* ' ' '%' '/' */
-        0x10000000, /* '\\' */
-        0x80000000, /* DEL */
-        0, 0, 0, 0  /* non-ASCII passes, as in the request line nginx took */
-    };
-
-    for (q = p; q < end; q++) {
-
-        if (!(look[*q >> 5] & (1U << (*q & 0x1f)))) {
-            continue;
-        }
-
-        if (*q < 0x21 || *q == 0x7f || *q == '\\') {
-            return NGX_DECLINED;
-        }
-
-        if (*q == '%' && end - q >= 3
-            && (ngx_strncasecmp(q + 1, (u_char *) "2f", 2) == 0
-                || ngx_strncasecmp(q + 1, (u_char *) "5c", 2) == 0
-                || ngx_strncasecmp(q + 1, (u_char *) "2e", 2) == 0
-                || ngx_strncmp(q + 1, "00", 2) == 0))
-        {
-            return NGX_DECLINED;
-        }
-
-        if (*q != '/') {
-            continue;
-        }
-
-        seg = q + 1;
-
-        if (seg < end && *seg == '.'
-            && (seg + 1 == end || seg[1] == '/'
-                || (seg[1] == '.' && (seg + 2 == end || seg[2] == '/'))))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
+    return tp_uri_path_safe(p, end - p) == 0 ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -685,9 +656,10 @@ ngx_http_turnpolicy_path_safe(u_char *p, u_char *end)
  *     [/<host[:port]>]  unless turnpolicy_upstream is set
  *     <path>      the rest, "/" if empty
  *
- * A path with "." or ".." segments, '\', control bytes or an encoded '/',
- * '\', '.' or NUL is refused (NGX_DECLINED); a missing token or host is
- * left empty for the caller to refuse.
+ * with tp_uri_split (nested URLs unwrapped, see tp_uri.h).  An unsafe
+ * path, a nested prefix with another token or one nested twice is refused
+ * (NGX_DECLINED); a missing token or host is left empty for the caller to
+ * refuse.  *before is the raw path before "/<host[:port]>".
  */
 static ngx_int_t
 ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
@@ -695,26 +667,12 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
     const ngx_str_t *own_host, ngx_str_t *token, ngx_str_t *hostport,
     ngx_str_t *path, ngx_str_t *before)
 {
-    u_char                    *p, *end, *q, *host_at;
+    unsigned                   flags;
     ngx_str_t                  prefix;
-    ngx_uint_t                 nested;
+    tp_uri_parts               parts;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    p = uri->data;
-    end = p + uri->len;
-    host_at = NULL;
-    ngx_str_null(before);
-
-    q = ngx_strlchr(p, end, '?');
-    if (q) {
-        end = q;
-    }
-
-    if (ngx_http_turnpolicy_path_safe(p, end) != NGX_OK) {
-        return NGX_DECLINED;
-    }
 
     /*
      * The location prefix ("" at server level, where the first segment
@@ -738,126 +696,93 @@ ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
         prefix = lcf->forward_prefix;
     }
 
-    for (nested = 0; nested < 2; nested++) {
+    flags = 0;
 
-        if (prefix.len) {
-            if ((size_t) (end - p) < prefix.len
-                || ngx_strncmp(p, prefix.data, prefix.len) != 0)
-            {
-                /* an encoded or merged spelling of the prefix */
-                return NGX_DECLINED;
-            }
-
-            p += prefix.len;
-
-            if (prefix.data[prefix.len - 1] == '/') {
-                p--;
-            }
-        }
-
-        if (p < end && *p != '/') {
-            return NGX_DECLINED;
-        }
-
-        if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH) {
-            q = p < end ? ngx_strlchr(p + 1, end, '/') : NULL;
-            q = q ? q : end;
-
-            if (p < end) {
-                if (nested
-                    && ((size_t) (q - p - 1) != token->len
-                        || ngx_strncmp(p + 1, token->data, token->len) != 0))
-                {
-                    return NGX_DECLINED;
-                }
-
-                token->data = p + 1;
-                token->len = q - p - 1;
-            }
-
-            p = q;
-        }
-
-        if (lcf->upstream == NULL && !lcf->credentials) {
-            q = p < end ? ngx_strlchr(p + 1, end, '/') : NULL;
-            q = q ? q : end;
-
-            if (p < end) {
-                host_at = p;
-                hostport->data = p + 1;
-                hostport->len = q - p - 1;
-            }
-
-            p = q;
-        }
-
-        /*
-         * The ACS SDK sometimes rewrites a URL twice: /<prefix>/<token>/
-         * <this proxy's host:port>/<prefix>/<token>/<host>/...; recognise
-         * our own Host and strip the nested prefix once.
-         */
-
-        if (nested || hostport->len == 0 || prefix.len == 0
-            || own_host == NULL
-            || own_host->len != hostport->len
-            || ngx_strncasecmp(own_host->data, hostport->data,
-                               hostport->len) != 0)
-        {
-            break;
-        }
-
-        ngx_str_null(hostport);
+    if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH) {
+        flags |= TP_URI_TOKEN;
     }
 
-    if (p == end) {
-        ngx_str_set(path, "/");
-
-    } else {
-        path->data = p;
-        path->len = end - p;
+    if (lcf->upstream == NULL && !lcf->credentials) {
+        flags |= TP_URI_HOST;
     }
 
-    if (host_at && hostport->len) {
-        before->data = uri->data;
-        before->len = host_at - uri->data;
+    if (tp_uri_split(uri->data, uri->len, prefix.data, prefix.len, flags,
+                     own_host ? own_host->data : NULL,
+                     own_host ? own_host->len : 0, &parts)
+        != TP_URI_OK)
+    {
+        return NGX_DECLINED;
     }
+
+    if (flags & TP_URI_TOKEN) {
+        token->data = (u_char *) parts.token;
+        token->len = parts.token_len;
+    }
+
+    hostport->data = (u_char *) parts.host;
+    hostport->len = parts.host_len;
+
+    path->data = (u_char *) parts.path;
+    path->len = parts.path_len;
+
+    before->data = uri->data;
+    before->len = parts.before_len;
 
     return NGX_OK;
 }
 
 
 /*
- * The token from a header ("Bearer " is stripped), a cookie or a query
- * argument.  Returns NGX_OK (token->len may be 0: none) or NGX_ERROR when
- * the header is given more than once.
- */
-/*
- * The request a forward-auth caller asks about: its URI from
- * X-Forwarded-Uri (Traefik, Caddy) or else X-Original-URI (the usual
- * nginx auth_request setup), the caller's own host from X-Forwarded-Host.
- * *uri is the path without the query, *args the query.  NGX_DECLINED when
- * the header is missing, repeated, not a path, or carries control bytes.
+ * The request a forward-auth caller asks about: its URI from the one
+ * header the front sets itself (turnpolicy_forward_auth uri=, default
+ * X-Original-URI: nginx auth_request; X-Forwarded-Uri for Traefik and
+ * Caddy), the caller's own host from X-Forwarded-Host.  Fronts pass the
+ * client's other headers on, so the other well-known URI header, when
+ * present, must say the same: a client adding X-Forwarded-Uri behind a
+ * front that sets X-Original-URI is refused, not believed.  *uri is the
+ * path without the query, *args the query.  NGX_DECLINED when the header
+ * is missing, repeated, not a path, carries control bytes, or another URI
+ * header differs.
  */
 static ngx_int_t
-ngx_http_turnpolicy_forwarded(ngx_http_request_t *r, ngx_str_t *uri,
+ngx_http_turnpolicy_forwarded(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *uri,
     ngx_str_t *own_host, ngx_str_t *args)
 {
     u_char      *p, *q;
-    ngx_str_t    v;
-    ngx_uint_t   n;
+    ngx_str_t    v, o;
+    ngx_uint_t   i, n;
 
-    static ngx_str_t  fwd_uri = ngx_string("X-Forwarded-Uri");
-    static ngx_str_t  orig_uri = ngx_string("X-Original-URI");
+    static ngx_str_t  uri_headers[] = {
+        ngx_string("X-Original-URI"),
+        ngx_string("X-Forwarded-Uri")
+    };
     static ngx_str_t  fwd_host = ngx_string("X-Forwarded-Host");
 
-    n = ngx_http_turnpolicy_header(r, &fwd_uri, &v);
-
-    if (n == 0) {
-        n = ngx_http_turnpolicy_header(r, &orig_uri, &v);
-    }
+    n = ngx_http_turnpolicy_header(r, &lcf->forward_uri, &v);
 
     if (n != 1 || v.len == 0 || v.data[0] != '/') {
         return NGX_DECLINED;
+    }
+
+    for (i = 0; i < sizeof(uri_headers) / sizeof(ngx_str_t); i++) {
+
+        if (uri_headers[i].len == lcf->forward_uri.len
+            && ngx_strncasecmp(uri_headers[i].data, lcf->forward_uri.data,
+                               lcf->forward_uri.len) == 0)
+        {
+            continue;
+        }
+
+        n = ngx_http_turnpolicy_header(r, &uri_headers[i], &o);
+
+        if (n > 1
+            || (n == 1
+                && (o.len != v.len
+                    || ngx_strncmp(o.data, v.data, v.len) != 0)))
+        {
+            return NGX_DECLINED;
+        }
     }
 
     for (p = v.data; p < v.data + v.len; p++) {
@@ -1263,63 +1188,61 @@ ngx_http_turnpolicy_add_header(ngx_http_request_t *r, const char *key,
  * A token in the path or the query is part of the request line, which
  * nginx writes into $request and into every error message about the
  * request ("request: ..."): from here on, those show "[token]" instead of
- * every copy of it (the SDK's nested URLs carry it twice).  The request
- * itself (r->unparsed_uri, r->args) is not changed.  A request refused
- * before its token is known loses its whole request line instead (see
- * ngx_http_turnpolicy_refuse).
+ * every copy of it (the SDK's nested URLs carry it twice).  When the token
+ * is empty or not shaped like one (it was not found where it should be:
+ * "/t//<token>/host"), or something else shaped like a token is left in
+ * the line (another token), the whole line is withheld instead.  The
+ * request itself (r->unparsed_uri, r->args) is not changed.  A request
+ * refused before its token is known loses its whole request line too
+ * (see ngx_http_turnpolicy_refuse).
  */
 static void
 ngx_http_turnpolicy_redact(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx, const ngx_str_t *token)
 {
-    u_char      *p, *q, *start, *end, *found;
-    ngx_uint_t   n;
+    u_char  *p;
+    size_t   len;
 
     static u_char  mark[] = "[token]";
 
-    start = r->request_line.data;
-    end = start + r->request_line.len;
-
     ctx->redacted = 1;
 
-    if (token->len == 0 || start == NULL) {
+    if (r->request_line.data == NULL) {
         return;
     }
 
-    n = 0;
-
-    for (q = start;
-         (found = memmem(q, end - q, token->data, token->len)) != NULL;
-         q = found + token->len)
+    if (token->len == 0 || token->len > TP_JWT_MAX
+        || ngx_http_turnpolicy_token_shape((ngx_str_t *) token) != NGX_OK)
     {
-        n++;
+        goto withhold;
     }
 
-    if (n == 0) {
-        return;
-    }
-
-    p = ngx_pnalloc(r->pool, r->request_line.len
-                             - n * (token->len - (sizeof(mark) - 1)));
-    if (p == NULL) {
-        /* a failed allocation is logged with the line; drop it */
-        r->request_line.len = 0;
-        return;
-    }
-
-    r->request_line.data = p;
-
-    for (q = start;
-         (found = memmem(q, end - q, token->data, token->len)) != NULL;
-         q = found + token->len)
+    if (tp_uri_find(r->request_line.data, r->request_line.len, token->data,
+                    token->len)
+        != (size_t) -1)
     {
-        p = ngx_cpymem(p, q, found - q);
-        p = ngx_cpymem(p, mark, sizeof(mark) - 1);
+        len = tp_uri_redacted_len(r->request_line.data, r->request_line.len,
+                                  token->data, token->len, sizeof(mark) - 1);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            goto withhold;
+        }
+
+        r->request_line.len = tp_uri_redact(r->request_line.data,
+                                            r->request_line.len,
+                                            token->data, token->len, mark,
+                                            sizeof(mark) - 1, p);
+        r->request_line.data = p;
     }
 
-    p = ngx_cpymem(p, q, end - q);
+    if (!tp_uri_has_jws(r->request_line.data, r->request_line.len)) {
+        return;
+    }
 
-    r->request_line.len = p - r->request_line.data;
+withhold:
+
+    ngx_str_set(&r->request_line, "[request not shown]");
 }
 
 
@@ -1368,6 +1291,11 @@ ngx_http_turnpolicy_header(ngx_http_request_t *r, const ngx_str_t *name,
 }
 
 
+/*
+ * The token from a header ("Bearer " is stripped), a cookie or a query
+ * argument.  Returns NGX_OK (token->len may be 0: none) or NGX_ERROR when
+ * the header is given more than once.
+ */
 static ngx_int_t
 ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token)
@@ -2061,6 +1989,7 @@ ngx_http_turnpolicy_http_status(tp_status status)
     case TP_EJWTSIG:
     case TP_EJWTEXPIRED:
     case TP_EJWTNBF:
+    case TP_EJWTLIFETIME:
     case TP_EJWTISS:
     case TP_EJWTAUD:
     case TP_EJWTCLAIM:
@@ -2800,7 +2729,9 @@ ngx_http_turnpolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
  * turnpolicy_config <file>: the shared turnpolicy.conf.  Read here, in the
  * master (it may name files only root can read); the store options it
  * gives are used by each worker.  From the global section: database_url,
- * jwt_issuer, jwt_audience, jwt_realm_claim, jwt_leeway; from [nginx]:
+ * and the JWT claim checks as tp_jwt_options_from_config maps them for
+ * every consumer (jwt_issuer, jwt_audience, jwt_realm_claim, jwt_leeway,
+ * jwt_max_lifetime); from [nginx]:
  * database (instead of database_url), redis = HOST:PORT,
  * redis_password_file, redis_fail_mode = closed|open, max_staleness,
  * reload_interval, no_listen = yes|no.
@@ -2811,7 +2742,6 @@ ngx_http_turnpolicy_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_turnpolicy_main_conf_t *mcf = conf;
 
     char         *rv;
-    int64_t       n;
     ngx_str_t    *value, file;
     tp_error      err;
     tp_config    *tc;
@@ -2862,6 +2792,14 @@ ngx_http_turnpolicy_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         goto done;
     }
 
+    /* the library's one mapping, as the CLI's (then the strings copied) */
+
+    if (tp_jwt_options_from_config(tc, &mcf->jwt, &err) != TP_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "turnpolicy_config: %s",
+                           err.message);
+        goto done;
+    }
+
     if (ngx_http_turnpolicy_strdup_opt(cf, tc, "jwt_issuer",
                                        &mcf->jwt.issuer)
            != NGX_OK
@@ -2874,17 +2812,6 @@ ngx_http_turnpolicy_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     {
         goto done;
     }
-
-    if (tp_config_get_int(tc, "", "jwt_leeway", 0, TP_TTL_MAX, 0, &n, &err)
-        != TP_OK)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "turnpolicy_config: %s",
-                           err.message);
-        goto done;
-    }
-
-    mcf->jwt.leeway = (uint32_t) n;
-    mcf->jwt.require_exp = 1;
 
     /* the claim checks the store will make: refuse bad ones now */
 
@@ -3241,10 +3168,13 @@ ngx_http_turnpolicy_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 /*
- * turnpolicy_forward_auth PREFIX: this location answers another proxy's
- * "may this request pass?" (nginx auth_request, Traefik ForwardAuth, Caddy
- * forward_auth) for the forwarded URI, whose location prefix is PREFIX
- * (the token and upstream host follow it as in a proxied request).
+ * turnpolicy_forward_auth PREFIX [uri=HEADER]: this location answers
+ * another proxy's "may this request pass?" (nginx auth_request, Traefik
+ * ForwardAuth, Caddy forward_auth) for the forwarded URI, whose location
+ * prefix is PREFIX (the token and upstream host follow it as in a proxied
+ * request).  HEADER is the one request header the front itself sets to
+ * that URI (default X-Original-URI, nginx's usual auth_request setup;
+ * Traefik and Caddy send X-Forwarded-Uri).
  */
 static char *
 ngx_http_turnpolicy_forward_auth(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -3276,6 +3206,38 @@ ngx_http_turnpolicy_forward_auth(ngx_conf_t *cf, ngx_command_t *cmd,
                                "invalid value \"%V\" in \"%V\" directive",
                                &value[1], &cmd->name);
             return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_str_set(&lcf->forward_uri, "X-Original-URI");
+
+    if (cf->args->nelts == 3) {
+        if (value[2].len <= 4
+            || ngx_strncmp(value[2].data, "uri=", 4) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\" "
+                               "directive (uri=HEADER)", &value[2],
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        lcf->forward_uri.data = value[2].data + 4;
+        lcf->forward_uri.len = value[2].len - 4;
+
+        for (p = lcf->forward_uri.data;
+             p < lcf->forward_uri.data + lcf->forward_uri.len;
+             p++)
+        {
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                  || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid header name \"%V\" in \"%V\" "
+                                   "directive", &lcf->forward_uri,
+                                   &cmd->name);
+                return NGX_CONF_ERROR;
+            }
         }
     }
 

@@ -46,10 +46,14 @@ extern "C" {
 #define TP_NODISCARD
 #endif
 
+/* The one place the version is written (the Makefile reads it here). */
 #define TP_VERSION_MAJOR 0
 #define TP_VERSION_MINOR 1
 #define TP_VERSION_PATCH 0
-#define TP_VERSION_STRING "0.1.0"
+#define TP_VERSION_STR_(a, b, c) #a "." #b "." #c
+#define TP_VERSION_XSTR_(a, b, c) TP_VERSION_STR_(a, b, c)
+#define TP_VERSION_STRING                                                  \
+    TP_VERSION_XSTR_(TP_VERSION_MAJOR, TP_VERSION_MINOR, TP_VERSION_PATCH)
 
 /* Returns the library's version string ("0.1.0"); static storage. */
 TP_EXPORT const char *tp_version(void);
@@ -129,9 +133,11 @@ TP_EXPORT const char *tp_version(void);
       "web origin is not allowed for this realm")                           \
     X(TP_EBUDGET, 48, "budget_exhausted",                                   \
       "user's byte budget for the period is used up")                       \
-    X(TP_EBADURL, 49, "bad_turn_url",                                       \
+    X(TP_EJWTLIFETIME, 49, "token_lifetime_exceeded",                       \
+      "token lifetime exceeds the allowed maximum")                         \
+    X(TP_EBADURL, 50, "bad_turn_url",                                       \
       "not a TURN/STUN URL browsers accept")                                \
-    X(TP_ENATIVE, 50, "native_unsupported",                                 \
+    X(TP_ENATIVE, 51, "native_unsupported",                                 \
       "no TURN URL of the realm fits the ACS native SDKs")
 
 typedef enum tp_status {
@@ -541,11 +547,17 @@ typedef struct tp_jwt_options {
     const char *realm_claim; /* claim naming the realm; NULL = "realm" */
     uint32_t leeway;         /* seconds of clock tolerance for exp/nbf/iat */
     int require_exp;         /* 1 (default when options are NULL) */
+    uint32_t max_lifetime;   /* longest exp - iat (without iat: exp - now)
+                                accepted, seconds; 0 = 86400 */
 } tp_jwt_options;
 
+#define TP_JWT_LIFETIME_DEFAULT 86400   /* 24 h, the ACS tokens' own */
+#define TP_JWT_LIFETIME_MAX 2592000     /* 30 days */
+
 /* opts may be NULL for defaults.  An empty issuer, audience or
- * realm_claim (use NULL instead) and a leeway above TP_TTL_MAX are
- * refused with TP_EINVAL.  Returns NULL on error (err filled). */
+ * realm_claim (use NULL instead), a leeway above TP_TTL_MAX and a
+ * max_lifetime above TP_JWT_LIFETIME_MAX are refused with TP_EINVAL.
+ * Returns NULL on error (err filled). */
 TP_EXPORT tp_jwt_keys *tp_jwt_keys_new(const tp_jwt_options *opts,
                                        tp_error *err);
 TP_EXPORT void tp_jwt_keys_free(tp_jwt_keys *jk);
@@ -573,8 +585,11 @@ typedef struct tp_jwt_claims {
 /* Verify token (len bytes, need not be NUL-terminated) at time now.
  * Returns TP_OK and fills claims, or one of TP_ETOOLONG,
  * TP_EJWTMALFORMED, TP_EJWTALG, TP_EJWTKID, TP_EJWTSIG, TP_EJWTEXPIRED,
- * TP_EJWTNBF, TP_EJWTISS, TP_EJWTAUD, TP_EJWTCLAIM (or TP_EINVAL,
- * TP_ENOMEM, TP_ECRYPTO).  claims may be NULL; on failure it is zeroed. */
+ * TP_EJWTNBF, TP_EJWTLIFETIME (exp - iat above max_lifetime, or without
+ * iat exp further than max_lifetime + leeway from now; times beyond the
+ * 64-bit range count as the end of it), TP_EJWTISS, TP_EJWTAUD,
+ * TP_EJWTCLAIM (or TP_EINVAL, TP_ENOMEM, TP_ECRYPTO).  claims may be
+ * NULL; on failure it is zeroed. */
 TP_EXPORT TP_NODISCARD tp_status tp_jwt_verify(const tp_jwt_keys *jk,
                                                const char *token, size_t len,
                                                int64_t now,
@@ -594,7 +609,8 @@ typedef struct tp_jwt_issue_params {
 /* Issue a signed token (via libjwt).  *token receives a malloc'd
  * NUL-terminated string the caller frees with tp_free().  RS256/ES256 need
  * a private key for the kid (TP_EKEY otherwise); an unknown kid is
- * TP_EJWTKID; ttl above TP_TTL_MAX is TP_ETTL. */
+ * TP_EJWTKID; ttl above TP_TTL_MAX or the keys' max_lifetime is TP_ETTL
+ * (the verifier would refuse the token). */
 TP_EXPORT tp_status tp_jwt_issue(const tp_jwt_keys *jk,
                                  const tp_jwt_issue_params *p, char **token,
                                  tp_error *err);
@@ -676,8 +692,19 @@ TP_EXPORT tp_hostlist *tp_hostlist_from_config(const tp_config *cfg,
                                                const char *realm,
                                                tp_error *err);
 
-/* Build JWT keys from the global section:
- *   jwt_issuer, jwt_audience, jwt_realm_claim, jwt_leeway
+/* The claim checks of the global section, the one mapping every consumer
+ * (CLI, nginx module) uses:
+ *   jwt_issuer, jwt_audience, jwt_realm_claim   strings (none: unchecked)
+ *   jwt_leeway        0..3600 s, default 30
+ *   jwt_max_lifetime  60..TP_JWT_LIFETIME_MAX s, default
+ *                     TP_JWT_LIFETIME_DEFAULT (24 h)
+ * require_exp is 1.  The strings point into cfg (valid while it lives).
+ * Returns TP_OK or TP_ECONFIG (err names the key). */
+TP_EXPORT tp_status tp_jwt_options_from_config(const tp_config *cfg,
+                                               tp_jwt_options *out,
+                                               tp_error *err);
+
+/* Build JWT keys from the global section: the options above, and
  *   jwt_key.<kid> = <ALG> <path>    (kid "-" = the kid-less key)
  */
 TP_EXPORT tp_jwt_keys *tp_jwt_keys_from_config(const tp_config *cfg,
@@ -988,6 +1015,41 @@ TP_EXPORT tp_status tp_store_realm_urls(tp_store *st, const char *realm,
 TP_EXPORT TP_NODISCARD tp_status tp_store_subject_check(
     tp_store *st, const char *realm, const char *user_id, int64_t issued_at,
     tp_error *err);
+
+/*
+ * What the node deciding about a session knows that the snapshot does
+ * not (turnpolicyd's session table): tp_store_session_check's input.
+ */
+typedef struct tp_session_use {
+    size_t live;             /* the user's live sessions on this node,
+                                not counting the one decided about */
+    uint64_t bytes;          /* the user's client-side bytes the
+                                snapshot's budget sums lack: its sessions
+                                on this node (the one decided about
+                                included) and its finished ones not yet
+                                in the snapshot (tp_store_usage_included) */
+    const tp_addr *client;   /* the client's address, or NULL if unknown */
+} tp_session_use;
+
+/*
+ * May this user have this session, given what the node adds (use)?  The
+ * one rule for a session starting (turnpolicyd's key lookup) and a
+ * session living (its enforcer):
+ *   - quota: refused when use->live reaches the user's quota (the user's
+ *     user_quota, else the realm's; 0 = unlimited): TP_EQUOTA;
+ *   - budget: refused once the bytes of finished sessions in the
+ *     snapshot plus use->bytes reach the user's byte budget (its own,
+ *     else the realm's, in the realm's budget_period): TP_EBUDGET;
+ *   - client binding: refused when use->client is outside the user's
+ *     client_cidr: TP_ECLIENTADDR.
+ * The credential and the user themselves are tp_store_key's (call it
+ * first).  err's message says which limit and by how much.  TP_OK, one
+ * of the above, TP_EUNKNOWNREALM, TP_EUNKNOWNUSER, TP_ESTALE, TP_EINVAL.
+ * No I/O, lock-free.
+ */
+TP_EXPORT TP_NODISCARD tp_status tp_store_session_check(
+    tp_store *st, const char *realm, const char *user_id,
+    const tp_session_use *use, tp_error *err);
 
 /* The live-allocation quota in force for a user: the user's user_quota,
  * else the realm's (0 = unlimited).  TP_OK, TP_EUNKNOWNREALM,

@@ -800,6 +800,33 @@ tp_hostlist_from_config(const tp_config *cfg, const char *realm,
     return c.hl;
 }
 
+tp_status
+tp_jwt_options_from_config(const tp_config *cfg, tp_jwt_options *out,
+                           tp_error *err)
+{
+    int64_t leeway, lifetime;
+    tp_status st;
+
+    if (cfg == NULL || out == NULL)
+        return tp__fail(err, TP_EINVAL, "configuration is required");
+    memset(out, 0, sizeof(*out));
+    st = tp_config_get_int(cfg, "", "jwt_leeway", 0, 3600, 30, &leeway, err);
+    if (st == TP_OK)
+        st = tp_config_get_int(cfg, "", "jwt_max_lifetime", 60,
+                               TP_JWT_LIFETIME_MAX, TP_JWT_LIFETIME_DEFAULT,
+                               &lifetime, err);
+    if (st != TP_OK)
+        return st;
+    out->issuer = tp_config_get(cfg, "", "jwt_issuer");
+    out->audience = tp_config_get(cfg, "", "jwt_audience");
+    out->realm_claim = tp_config_get(cfg, "", "jwt_realm_claim");
+    out->leeway = (uint32_t)leeway;
+    out->max_lifetime = (uint32_t)lifetime;
+    out->require_exp = 1;
+    tp__ok(err);
+    return TP_OK;
+}
+
 tp_jwt_keys *
 tp_jwt_keys_from_config(const tp_config *cfg, tp_error *err)
 {
@@ -808,22 +835,12 @@ tp_jwt_keys_from_config(const tp_config *cfg, tp_error *err)
     const char *key, *val, *path;
     char alg_s[16];
     tp_jwt_alg alg;
-    int64_t leeway;
     size_t i, len;
     char *buf = NULL;
     tp_status st;
 
-    if (cfg == NULL)
-        return (tp__fail(err, TP_EINVAL, "configuration is required"), NULL);
-    memset(&o, 0, sizeof(o));
-    o.issuer = tp_config_get(cfg, "", "jwt_issuer");
-    o.audience = tp_config_get(cfg, "", "jwt_audience");
-    o.realm_claim = tp_config_get(cfg, "", "jwt_realm_claim");
-    if (tp_config_get_int(cfg, "", "jwt_leeway", 0, 3600, 30, &leeway, err) !=
-        TP_OK)
+    if (tp_jwt_options_from_config(cfg, &o, err) != TP_OK)
         return NULL;
-    o.leeway = (uint32_t)leeway;
-    o.require_exp = 1;
     jk = tp_jwt_keys_new(&o, err);
     if (jk == NULL)
         return NULL;

@@ -3,7 +3,8 @@
  *
  * What: a tp_jwt_keys object holds verification keys by kid, each pinned
  * to exactly one algorithm (HS256/384/512, RS256, ES256), plus the claim
- * checks (issuer, audience, realm claim name, leeway, exp required).
+ * checks (issuer, audience, realm claim name, leeway, exp required,
+ * maximum lifetime).
  * tp_jwt_verify checks a compact JWS token against it; tp_jwt_issue signs
  * one through libjwt.
  *
@@ -23,7 +24,8 @@
  *   token alg equals the key's pinned alg (TP_EJWTALG) -> signature
  *   (TP_EJWTSIG) -> payload is a JSON object (TP_EJWTMALFORMED) -> claim
  *   presence and types (TP_EJWTCLAIM) -> exp, nbf, iat (TP_EJWTEXPIRED,
- *   TP_EJWTNBF) -> iss (TP_EJWTISS) -> aud (TP_EJWTAUD).
+ *   TP_EJWTNBF) -> lifetime: exp - iat, or without iat exp - now, at most
+ *   max_lifetime (TP_EJWTLIFETIME) -> iss (TP_EJWTISS) -> aud (TP_EJWTAUD).
  * No claim is read before the signature is accepted.  Header parameters
  * that point at keys (jku, jwk, x5u, x5c) are ignored: keys only ever come
  * from tp_jwt_keys_add.
@@ -113,6 +115,7 @@ struct tp_jwt_keys {
     char *audience;                  /* NULL = not checked */
     char *realm_claim;               /* never NULL */
     uint32_t leeway;
+    uint32_t max_lifetime;           /* exp - iat, or exp - now */
     int require_exp;
     EVP_MAC *hmac;                   /* fetched once */
     EVP_MD *sha256;                  /* fetched once, for RS256/ES256 */
@@ -204,12 +207,21 @@ tp_jwt_keys_new(const tp_jwt_options *opts, tp_error *err)
         return NULL;
     }
     jk->require_exp = 1;
+    jk->max_lifetime = TP_JWT_LIFETIME_DEFAULT;
     if (opts != NULL) {
         if (opts->leeway > TP_TTL_MAX) {
             tp__fail(err, TP_EINVAL, "JWT leeway %u s exceeds %d s",
                      (unsigned)opts->leeway, TP_TTL_MAX);
             goto fail;
         }
+        if (opts->max_lifetime > TP_JWT_LIFETIME_MAX) {
+            tp__fail(err, TP_EINVAL, "JWT maximum lifetime %u s exceeds "
+                     "%d s", (unsigned)opts->max_lifetime,
+                     TP_JWT_LIFETIME_MAX);
+            goto fail;
+        }
+        if (opts->max_lifetime != 0)
+            jk->max_lifetime = opts->max_lifetime;
         jk->leeway = opts->leeway;
         jk->require_exp = opts->require_exp != 0;
         st = opt_strdup(&jk->issuer, opts->issuer, "issuer", err);
@@ -733,8 +745,11 @@ header_check(const tp_jwt_keys *jk, json_t *hdr, const struct jwt_key **key,
     return TP_OK;
 }
 
-/* NumericDate (RFC 7519): integer or real seconds.  Returns 0 and sets
- * *out (reals truncated), or -1 for another type or an absurd value. */
+/* NumericDate (RFC 7519): integer or real seconds (the payload is parsed
+ * with integers as reals, so that 1e30 or 2^70 written as digits parse).
+ * Returns 0 and sets *out (reals truncated; beyond the 64-bit range:
+ * INT64_MIN or INT64_MAX, which the time checks then refuse as expired or
+ * too long-lived), or -1 for another type. */
 static int
 claim_time(const json_t *v, int64_t *out)
 {
@@ -747,9 +762,14 @@ claim_time(const json_t *v, int64_t *out)
     if (!json_is_real(v))
         return -1;
     d = json_real_value(v);
-    if (!(d >= -9.0e18 && d <= 9.0e18)) /* also false for NaN */
+    if (d != d) /* NaN: jansson never makes one */
         return -1;
-    *out = (int64_t)d;
+    if (d >= 9.0e18)
+        *out = INT64_MAX;
+    else if (d <= -9.0e18)
+        *out = INT64_MIN;
+    else
+        *out = (int64_t)d;
     return 0;
 }
 
@@ -853,6 +873,18 @@ claims_check(const tp_jwt_keys *jk, const json_t *body, int64_t now,
     if (jiat != NULL && c->iat > hi)
         return tp__fail(err, TP_EJWTNBF, "token issued in the future at "
                         "%lld (now %lld, leeway %u s)", (long long)c->iat,
+                        (long long)now, (unsigned)jk->leeway);
+    /* Lifetime: exp - iat, or without iat how far exp is from now. */
+    if (jexp != NULL && jiat != NULL &&
+        c->exp > sat_add(c->iat, jk->max_lifetime))
+        return tp__fail(err, TP_EJWTLIFETIME, "token lifetime from iat %lld "
+                        "to exp %lld exceeds %u s", (long long)c->iat,
+                        (long long)c->exp, (unsigned)jk->max_lifetime);
+    if (jexp != NULL && jiat == NULL &&
+        c->exp > sat_add(hi, jk->max_lifetime))
+        return tp__fail(err, TP_EJWTLIFETIME, "token without iat expires at "
+                        "%lld, more than %u s after now %lld (leeway %u s)",
+                        (long long)c->exp, (unsigned)jk->max_lifetime,
                         (long long)now, (unsigned)jk->leeway);
 
     /* Issuer and audience. */
@@ -969,10 +1001,12 @@ tp_jwt_verify(const tp_jwt_keys *jk, const char *token, size_t len,
                       "base64url");
         goto done;
     }
-    body = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES,
-                      &jerr);
+    body = json_loadb((const char *)buf, (size_t)n,
+                      JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
     if (body == NULL) {
-        st = tp__fail(err, TP_EJWTMALFORMED, "token payload is not JSON");
+        /* jerr is not shown: it quotes the payload */
+        st = tp__fail(err, TP_EJWTMALFORMED, "token payload is not JSON "
+                      "(or holds a NUL character)");
         goto done;
     }
     st = claims_check(jk, body, now, &c, err);
@@ -1054,6 +1088,10 @@ tp_jwt_issue(const tp_jwt_keys *jk, const tp_jwt_issue_params *p,
     if (ttl > TP_TTL_MAX)
         return tp__fail(err, TP_ETTL, "JWT lifetime %u s exceeds %d s",
                         (unsigned)ttl, TP_TTL_MAX);
+    if (ttl > jk->max_lifetime)
+        return tp__fail(err, TP_ETTL, "JWT lifetime %u s exceeds the "
+                        "maximum token lifetime, %u s (jwt_max_lifetime)",
+                        (unsigned)ttl, (unsigned)jk->max_lifetime);
     if (p->now < 0 || p->now > (int64_t)LONG_MAX - TP_TTL_MAX)
         return tp__fail(err, TP_EINVAL, "JWT issue time is out of range");
 

@@ -2446,35 +2446,69 @@ budget_limit(const realm_entry *r, const user_entry *ue)
     return b > 0 && r->budget_period > 0 ? (uint64_t)b : 0;
 }
 
-/* User, revocation and budget checks after the credential itself
- * verified. */
+/*
+ * The one rule for "may this subject act now" (pinned s, ov): the realm
+ * is provisioned and not switched off, the user is provisioned and
+ * active, and - when issued > 0 - nothing it holds was issued before a
+ * revoke_user (snapshot or overlay).  *ri and *ue are set on TP_OK.
+ * Used by credential checks (user_checks), issuance and JWT subjects.
+ */
 static tp_status
-user_checks(const snapshot *s, const overlay *ov, size_t ri,
+subject_checks(const snapshot *s, const overlay *ov, const char *realm,
+               const char *user_id, int64_t issued, long *ri,
+               const user_entry **ue, tp_error *err)
+{
+    tp_status status = realm_lookup(s, ov, realm, ri, err);
+    int64_t before = 0;
+
+    if (status != TP_OK)
+        return status;
+    *ue = user_id != NULL ? find_user(s, (size_t)*ri, user_id) : NULL;
+    if (*ue == NULL)
+        return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
+                        "in realm %s", user_id != NULL ? user_id : "",
+                        realm);
+    if (!(*ue)->active || overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
+        return tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
+                        "disabled", user_id, realm);
+    if (issued <= 0)
+        return TP_OK;
+    if (!overlay_has(ov, OV_REVOKE_USER, realm, user_id, &before) ||
+        before < (*ue)->revoked_before)
+        before = (*ue)->revoked_before;
+    if (before != 0 && issued < before)
+        return tp__fail(err, TP_EREVOKED, "credentials of user %s issued "
+                        "before %" PRId64 " are revoked", user_id, before);
+    return TP_OK;
+}
+
+/* After the credential itself verified: the subject's rule, this
+ * credential's own revocation, and the budget as far as the snapshot
+ * knows it. */
+static tp_status
+user_checks(const snapshot *s, const overlay *ov, const char *realm,
             const char *username, const tp_username *u, tp_error *err)
 {
-    const realm_entry *r = &s->realms[ri];
-    const user_entry *ue = find_user(s, ri, u->user_id);
-    int64_t issued, before = 0;
+    const user_entry *ue = NULL;
+    const realm_entry *r;
+    tp_status status;
+    int64_t issued;
     uint64_t limit;
+    long ri;
 
-    if (ue == NULL)
-        return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
-                        "in realm %s", u->user_id, r->name);
-    if (!ue->active || overlay_has(ov, OV_DISABLE, r->name, u->user_id,
-                                   NULL))
-        return tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
-                        "disabled", u->user_id, r->name);
+    status = realm_lookup(s, ov, realm, &ri, err);
+    if (status != TP_OK)
+        return status;
+    r = &s->realms[ri];
     /* A legacy username has no issue time: assume the earliest it could
      * have been issued within the realm's max_ttl. */
     issued = u->form == TP_FORM_V1 ? u->issued
                                    : u->expires - (int64_t)r->max_ttl;
-    if (!overlay_has(ov, OV_REVOKE_USER, r->name, u->user_id, &before) ||
-        before < ue->revoked_before)
-        before = ue->revoked_before;
-    if (before != 0 && issued < before)
-        return tp__fail(err, TP_EREVOKED, "credentials of user %s issued "
-                        "before %" PRId64 " are revoked", u->user_id,
-                        before);
+    /* issued may be <= 0 only for a forged legacy name: check as 1 */
+    status = subject_checks(s, ov, realm, u->user_id, issued > 0 ? issued : 1,
+                            &ri, &ue, err);
+    if (status != TP_OK)
+        return status;
     if (is_revoked(s, ri, username) ||
         overlay_has(ov, OV_REVOKE_CRED, r->name, username, NULL))
         return tp__fail(err, TP_EREVOKED, "this credential of user %s has "
@@ -2510,7 +2544,7 @@ tp_store_verify(tp_store *st, const char *realm, const char *username,
         status = tp_credential_verify(s->realms[ri].kr, username, password,
                                       now, &u, err);
     if (status == TP_OK)
-        status = user_checks(s, ov, (size_t)ri, username, &u, err);
+        status = user_checks(s, ov, realm, username, &u, err);
     unpin(st, parity);
     if (status == TP_OK && parsed != NULL)
         *parsed = u;
@@ -2539,7 +2573,7 @@ tp_store_key(tp_store *st, const char *realm, const char *username,
         status = tp_credential_key(s->realms[ri].kr, username, now, hexkey,
                                    &u, err);
     if (status == TP_OK)
-        status = user_checks(s, ov, (size_t)ri, username, &u, err);
+        status = user_checks(s, ov, realm, username, &u, err);
     unpin(st, parity);
     if (status != TP_OK && hexkey != NULL)
         tp__wipe(hexkey, TP_LTKEY_HEX_LEN + 1);
@@ -2990,18 +3024,7 @@ issue_check(const snapshot *s, const overlay *ov, const char *realm,
             const char *user_id, long *ri, const user_entry **ue,
             tp_error *err)
 {
-    tp_status status = realm_lookup(s, ov, realm, ri, err);
-
-    if (status != TP_OK)
-        return status;
-    *ue = find_user(s, (size_t)*ri, user_id);
-    if (*ue == NULL)
-        return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
-                        "in realm %s", user_id, realm);
-    if (!(*ue)->active || overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
-        return tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
-                        "disabled", user_id, realm);
-    return TP_OK;
+    return subject_checks(s, ov, realm, user_id, 0, ri, ue, err);
 }
 
 tp_status
@@ -3243,19 +3266,81 @@ tp_store_export_coturn(tp_store *st, const char *realm, tp_peer_action which,
     return status;
 }
 
-/* Find realm and user under a pin; the caller unpins. */
+/* Find realm (the kill switch honoured, as everywhere) and user under a
+ * pin; the caller unpins. */
 static tp_status
-realm_user(const snapshot *s, const char *realm, const char *user_id,
-           long *ri, const user_entry **ue, tp_error *err)
+realm_user(const snapshot *s, const overlay *ov, const char *realm,
+           const char *user_id, long *ri, const user_entry **ue,
+           tp_error *err)
 {
-    *ri = realm != NULL ? find_realm(s, realm) : -1;
-    if (*ri < 0)
-        return tp__fail(err, TP_EUNKNOWNREALM, "realm is not provisioned");
+    tp_status status = realm_lookup(s, ov, realm, ri, err);
+
+    if (status != TP_OK)
+        return status;
     *ue = user_id != NULL ? find_user(s, (size_t)*ri, user_id) : NULL;
     if (*ue == NULL)
         return tp__fail(err, TP_EUNKNOWNUSER, "user is not provisioned in "
                         "realm %s", realm);
     return TP_OK;
+}
+
+/* The quota in force for a user (0 = unlimited). */
+static int64_t
+quota_of(const realm_entry *r, const user_entry *ue)
+{
+    return ue->user_quota >= 0 ? ue->user_quota : r->user_quota;
+}
+
+tp_status
+tp_store_session_check(tp_store *st, const char *realm, const char *user_id,
+                       const tp_session_use *use, tp_error *err)
+{
+    const user_entry *ue = NULL;
+    const realm_entry *r;
+    uint64_t limit, spent;
+    tp_status status;
+    overlay *ov = NULL;
+    snapshot *s;
+    int64_t quota;
+    int parity;
+    long ri;
+
+    if (st == NULL || use == NULL)
+        return tp__fail(err, TP_EINVAL, "store and use are required");
+    s = pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
+    if (status != TP_OK)
+        goto out;
+    r = &s->realms[ri];
+    quota = quota_of(r, ue);
+    if (quota > 0 && use->live >= (uint64_t)quota) {
+        status = tp__fail(err, TP_EQUOTA, "%zu live allocations on this "
+                          "node (quota %" PRId64 ")", use->live, quota);
+        goto out;
+    }
+    limit = budget_limit(r, ue);
+    spent = ue->used > UINT64_MAX - use->bytes ? UINT64_MAX
+                                               : ue->used + use->bytes;
+    if (limit > 0 && spent >= limit) {
+        status = tp__fail(err, TP_EBUDGET, "%" PRIu64 " bytes of its budget "
+                          "of %" PRIu64 " used (%" PRIu64 " recorded, %"
+                          PRIu64 " on this node not yet recorded)", spent,
+                          limit, ue->used, use->bytes);
+        goto out;
+    }
+    if (use->client != NULL && ue->has_cidr &&
+        !cidr_contains(&ue->cidr, ue->cidr_len, use->client)) {
+        status = tp__fail(err, TP_ECLIENTADDR, "user %s of realm %s may "
+                          "only connect from its bound network", user_id,
+                          realm);
+        goto out;
+    }
+    tp__ok(err);
+out:
+    unpin(st, parity);
+    return status;
 }
 
 tp_status
@@ -3274,7 +3359,7 @@ tp_store_client_check(tp_store *st, const char *realm, const char *user_id,
     s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_user(s, realm, user_id, &ri, &ue, err);
+    status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
     if (status == TP_OK && ue->has_cidr &&
         !cidr_contains(&ue->cidr, ue->cidr_len, client))
         status = tp__fail(err, TP_ECLIENTADDR, "user %s of realm %s may "
@@ -3303,10 +3388,9 @@ tp_store_user_quota(tp_store *st, const char *realm, const char *user_id,
     s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_user(s, realm, user_id, &ri, &ue, err);
+    status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
     if (status == TP_OK) {
-        *quota = ue->user_quota >= 0 ? ue->user_quota
-                                     : s->realms[ri].user_quota;
+        *quota = quota_of(&s->realms[ri], ue);
         tp__ok(err);
     }
     unpin(st, parity);
@@ -3330,7 +3414,7 @@ tp_store_budget(tp_store *st, const char *realm, const char *user_id,
     s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_user(s, realm, user_id, &ri, &ue, err);
+    status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
     if (status == TP_OK) {
         *limit = budget_limit(&s->realms[ri], ue);
         *used = ue->used;
@@ -3454,7 +3538,10 @@ tp_store_usage_flush(tp_store *st, int timeout_ms, tp_error *err)
 }
 
 /* The realm claim of a token, before verification: only to choose the
- * key set.  0 and name filled, or -1. */
+ * key set.  0 and name filled; -1 when the payload cannot be read (not
+ * base64url or not JSON, a NUL in a string: the verifier would call it
+ * malformed too); -2 when it names no realm; -3 when the claim is not a
+ * realm name's string (a number, too long). */
 static int
 unverified_realm(const char *token, size_t len, const char *claim,
                  char *name, size_t cap)
@@ -3479,11 +3566,17 @@ unverified_realm(const char *token, size_t len, const char *claim,
         return -1;
     n = tp__b64url_decode(p1 + 1, (size_t)(p2 - p1 - 1), buf, TP_JWT_MAX);
     if (n > 0) {
-        j = json_loadb((const char *)buf, (size_t)n, 0, &jerr);
+        /* integers as reals, as the verifier reads them: 1e30 is JSON */
+        j = json_loadb((const char *)buf, (size_t)n, JSON_DECODE_INT_AS_REAL,
+                       &jerr);
         c = j != NULL ? json_object_get(j, claim) : NULL;
         v = c != NULL ? json_string_value(c) : NULL;
         if (v != NULL && tp__strlcpy(name, v, cap) == 0)
             rc = 0;
+        else if (c != NULL)
+            rc = -3;
+        else if (j != NULL)
+            rc = -2;
         json_decref(j);
     }
     free(buf);
@@ -3512,7 +3605,16 @@ tp_store_jwt_verify(tp_store *st, const char *realm, const char *token,
         const char *claim = st->jwt.realm_claim != NULL ? st->jwt.realm_claim
                                                         : "realm";
 
-        if (unverified_realm(token, len, claim, name, sizeof(name)) != 0)
+        int rc = unverified_realm(token, len, claim, name, sizeof(name));
+
+        if (rc == -1)
+            return tp__fail(err, TP_EJWTMALFORMED, "token payload is not "
+                            "base64url JSON (or holds a NUL character)");
+        if (rc == -3)
+            return tp__fail(err, TP_EJWTCLAIM, "token realm claim \"%s\" is "
+                            "not a string of 1 to %d bytes", claim,
+                            TP_REALM_MAX);
+        if (rc != 0)
             return tp__fail(err, TP_EUNKNOWNREALM, "token names no realm "
                             "(claim \"%s\")", claim);
         realm = name;
@@ -3583,7 +3685,6 @@ tp_store_subject_check(tp_store *st, const char *realm, const char *user_id,
     tp_status status;
     overlay *ov = NULL;
     snapshot *s;
-    int64_t before = 0;
     int parity;
     long ri;
 
@@ -3592,25 +3693,8 @@ tp_store_subject_check(tp_store *st, const char *realm, const char *user_id,
     s = pin(st, &ov, &parity, &status, err);
     if (s == NULL)
         return status;
-    status = realm_lookup(s, ov, realm, &ri, err);
-    if (status == TP_OK) {
-        ue = user_id != NULL ? find_user(s, (size_t)ri, user_id) : NULL;
-        if (ue == NULL)
-            status = tp__fail(err, TP_EUNKNOWNUSER, "user is not "
-                              "provisioned in realm %s", realm);
-        else if (!ue->active ||
-                 overlay_has(ov, OV_DISABLE, realm, user_id, NULL))
-            status = tp__fail(err, TP_EDISABLED, "user %s of realm %s is "
-                              "disabled", user_id, realm);
-    }
-    if (status == TP_OK && issued_at > 0) {
-        if (!overlay_has(ov, OV_REVOKE_USER, realm, user_id, &before) ||
-            before < ue->revoked_before)
-            before = ue->revoked_before;
-        if (before != 0 && issued_at < before)
-            status = tp__fail(err, TP_EREVOKED, "user %s was revoked after "
-                              "this token was issued", user_id);
-    }
+    status = subject_checks(s, ov, realm, user_id, issued_at, &ri, &ue,
+                            err);
     unpin(st, parity);
     if (status == TP_OK)
         tp__ok(err);

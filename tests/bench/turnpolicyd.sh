@@ -148,7 +148,7 @@ if grep -qi 'config' "$d/rb.err"; then
     echo "# redis-benchmark against turnpolicyd said: $(grep -i -m1 config "$d/rb.err")"
 fi
 decisions=$(redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning \
-            INFO | sed -n 's/^turnpolicyd_decisions_total{decision="allow",reason="ok"} //p')
+            INFO | sed -n 's/^turnpolicyd_key_lookups_total{result="key_served"} //p')
 echo "# turnpolicyd answered $decisions key lookups with a key (allow/ok)"
 
 # --------------------------------------------------------------------
@@ -336,6 +336,6 @@ echo "# stock redis-server during the allocation runs: ${n_hit:-0} keys found fo
     fail "coturn turn_redis did not look its keys up in, or report to, the stock redis-server"
 info=$(redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning INFO)
 m() { echo "$info" | sed -n "s/^turnpolicyd_$1 //p"; }
-n_ok=$(echo "$info" | sed -n 's/^turnpolicyd_decisions_total{decision="allow",reason="ok"} //p')
+n_ok=$(echo "$info" | sed -n 's/^turnpolicyd_key_lookups_total{result="key_served"} //p')
 echo "# turnpolicyd during the allocation runs: $((n_ok - decisions)) keys allowed, $(m statsdb_events_total) statsdb events, sessions started $(m sessions_started_total) finished $(m sessions_finished_total) dropped $(m sessions_dropped_total), alloc counters acquired $(m alloc_acquired_total) released $(m alloc_released_total) dropped $(m alloc_dropped_total) errors $(m alloc_errors_total), usage recorded $(m usage_recorded_total)"
 exit 0

@@ -28,7 +28,11 @@ for f in include/turnpolicy.h lib/libturnpolicy.a lib/libturnpolicy.so \
     [ -e "$root/$f" ] && ok "installed $f" || not_ok "installed $f"
 done
 v=$("$root/bin/turnpolicyd" --version 2>&1)
-[ "$v" = "turnpolicyd $(sed -n 's/^VERSION *:= *//p' "$TP_ROOT/Makefile")" ] &&
+want=$(for part in MAJOR MINOR PATCH; do
+           sed -n "s/^#define TP_VERSION_$part *\([0-9]*\).*/\1/p" \
+               "$TP_ROOT/policy/include/turnpolicy.h"
+       done | paste -sd.)
+[ "$v" = "turnpolicyd $want" ] &&
     ok "the installed turnpolicyd runs ($v)" || not_ok "installed turnpolicyd runs" "$v"
 unit=$root/lib/systemd/system/turnpolicyd.service
 if grep -qx "ExecStart=$prefix/bin/turnpolicyd --config /etc/turnpolicy/turnpolicy.conf" "$unit" &&

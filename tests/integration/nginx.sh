@@ -283,12 +283,14 @@ CONF
 }
 # nginx.d/*.http.conf and *.server.conf: the parts' own configuration,
 # with @D@, @NGX@, @UP_PORT@, @WS_PORT@, @DNS_PORT@, @NGX_PORT@ and
-# @PORT1@..@PORT5@ (free ports the parts may listen on) replaced.
+# @PORT1@..@PORT7@ (free ports the parts may listen on) replaced.
 port1=$(tp_free_port)
 port2=$(tp_free_port)
 port3=$(tp_free_port)
 port4=$(tp_free_port)
 port5=$(tp_free_port)
+port6=$(tp_free_port)
+port7=$(tp_free_port)
 mkdir -p "$d/nginx.d"
 for kind in http server; do
     for f in "$TP_ROOT"/tests/integration/nginx.d/*."$kind".conf; do
@@ -297,7 +299,8 @@ for kind in http server; do
             -e "s|@WS_PORT@|$ws_port|g" -e "s|@DNS_PORT@|$dns_port|g" \
             -e "s|@NGX_PORT@|$ngx_port|g" -e "s|@PORT1@|$port1|g" \
             -e "s|@PORT2@|$port2|g" -e "s|@PORT3@|$port3|g" \
-            -e "s|@PORT4@|$port4|g" -e "s|@PORT5@|$port5|g" "$f"
+            -e "s|@PORT4@|$port4|g" -e "s|@PORT5@|$port5|g" \
+            -e "s|@PORT6@|$port6|g" -e "s|@PORT7@|$port7|g" "$f"
     done >"$d/nginx.d/$kind.conf"
 done
 ngx_conf "$ngx/nginx.conf" "

@@ -3,24 +3,10 @@
 # Redis failure) against real PostgreSQL 15 and Redis 7 on 127.0.0.1.
 # The checks live in redis_driver.c (cmocka, TAP).
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../pg.sh"
-. "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../servers.sh"
 
 d=$tp_tmpdir
-if ! tp_pg_start; then
-    not_ok "PostgreSQL starts"
-    exit 1
-fi
-if ! tp_redis_start; then
-    not_ok "Redis starts" "$(tail -5 "$d/redis/redis.log" 2>/dev/null)"
-    exit 1
-fi
-ok "PostgreSQL on 127.0.0.1:$TP_PG_PORT, Redis on 127.0.0.1:$TP_REDIS_PORT"
-db=$(tp_pg_superuser_db)
-if ! "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema" >"$d/migrate.out" 2>&1; then
-    not_ok "migrate" "$(cat "$d/migrate.out")"
-    exit 1
-fi
+tp_policy_servers
 tp_pg_psql -d postgres >"$d/provision.out" 2>&1 <<'SQL'
 SELECT turnpolicy.create_realm('redis.test', max_ttl => 3600, user_quota => 2);
 SELECT turnpolicy.rotate_secret('redis.test');

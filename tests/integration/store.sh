@@ -1,25 +1,15 @@
 #!/bin/bash
-# store.sh - the library's policy store against a real PostgreSQL 15:
+# store.sh - the library's policy store against a real PostgreSQL:
 # snapshot load, LISTEN/NOTIFY refresh within a second, revocations, kill
 # switch, SQL-issued == C-issued credentials, and PostgreSQL stopped
 # mid-run (decide from the snapshot until the bound, then fail closed,
 # recover when it returns), byte budgets.  The checks live in store_driver.c (cmocka,
 # TAP); this script provides the server and the provisioning.
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../pg.sh"
+. "$(dirname "$0")/../servers.sh"
 
 d=$tp_tmpdir
-if ! tp_pg_start; then
-    not_ok "PostgreSQL starts"
-    exit 1
-fi
-ok "PostgreSQL 15 started on 127.0.0.1:$TP_PG_PORT"
-db=$(tp_pg_superuser_db)
-
-if ! "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema" >"$d/migrate.out" 2>&1; then
-    not_ok "migrate" "$(cat "$d/migrate.out")"
-    exit 1
-fi
+tp_policy_servers --no-redis
 tp_pg_psql -d postgres >"$d/provision.out" 2>&1 <<'SQL'
 SELECT turnpolicy.create_realm('store.test', max_ttl => 3600,
          allowed_origins => ARRAY['https://app.store.test'], max_bps => 500000,

@@ -546,6 +546,65 @@ test_usage_and_budget(void **state)
     tp_store_free(st);
 }
 
+/* One rule for a session starting (key lookup) and living (enforcer):
+ * the node's live count against the quota, the snapshot's bytes plus
+ * the node's against the budget, the client against the binding. */
+static void
+test_session_check(void **state)
+{
+    tp_session_use use;
+    tp_error err;
+    tp_addr a;
+    tp_store *st = open_store(30);
+
+    (void)state;
+    memset(&use, 0, sizeof(use));
+    TP_ASSERT_OK(tp_store_session_check(st, REALM, "alice", &use, &err),
+                 &err);
+    use.live = 2;                      /* the realm's quota is 3 */
+    TP_ASSERT_OK(tp_store_session_check(st, REALM, "alice", &use, &err),
+                 &err);
+    use.live = 3;
+    TP_ASSERT_STATUS(TP_EQUOTA,
+                     tp_store_session_check(st, REALM, "alice", &use, &err),
+                     &err);
+    assert_non_null(strstr(err.message, "quota 3"));
+    use.live = 0;
+    /* 'almost' has 4999 of its 5000 bytes in the snapshot */
+    TP_ASSERT_OK(tp_store_session_check(st, REALM, "almost", &use, &err),
+                 &err);
+    use.bytes = 1;
+    TP_ASSERT_STATUS(TP_EBUDGET,
+                     tp_store_session_check(st, REALM, "almost", &use, &err),
+                     &err);
+    assert_non_null(strstr(err.message, "5000 bytes of its budget of 5000"));
+    use.bytes = UINT64_MAX;            /* saturates, never wraps */
+    TP_ASSERT_STATUS(TP_EBUDGET,
+                     tp_store_session_check(st, REALM, "almost", &use, &err),
+                     &err);
+    use.bytes = 0;
+    TP_ASSERT_OK(tp_addr_parse("198.51.100.1", &a, &err), &err);
+    use.client = &a;
+    TP_ASSERT_STATUS(TP_ECLIENTADDR,
+                     tp_store_session_check(st, REALM, "bound", &use, &err),
+                     &err);
+    TP_ASSERT_OK(tp_store_session_check(st, REALM, "alice", &use, &err),
+                 &err);
+    TP_ASSERT_OK(tp_addr_parse("203.0.113.9", &a, &err), &err);
+    TP_ASSERT_OK(tp_store_session_check(st, REALM, "bound", &use, &err),
+                 &err);
+    TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
+                     tp_store_session_check(st, REALM, "ghost", &use, &err),
+                     &err);
+    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+                     tp_store_session_check(st, "nowhere.test", "alice", &use,
+                                            &err), &err);
+    TP_ASSERT_STATUS(TP_EINVAL,
+                     tp_store_session_check(st, REALM, "alice", NULL, &err),
+                     &err);
+    tp_store_free(st);
+}
+
 /* A user whose byte budget for the period is used up is refused when a
  * session would start (tp_store_key, tp_store_verify), with the bytes
  * of finished sessions in the period only; a record given to the store
@@ -689,9 +748,19 @@ test_jwt(void **state)
     TP_ASSERT_STATUS(TP_EJWTEXPIRED,
                      tp_store_jwt_verify(st, NULL, tok, strlen(tok),
                                          tp_now() + 3600, &cl, &err), &err);
-    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+    /* No realm to choose keys by: a payload that does not parse is
+     * malformed (not an unknown realm); a token without the claim names
+     * no realm. */
+    TP_ASSERT_STATUS(TP_EJWTMALFORMED,
                      tp_store_jwt_verify(st, NULL, "a.b.c", 5, tp_now(), &cl,
                                          &err), &err);
+    tp_free(other);
+    ip.kid = "app1";
+    ip.realm = NULL;
+    TP_ASSERT_OK(tp_jwt_issue(jk, &ip, &other, &err), &err);
+    TP_ASSERT_STATUS(TP_EUNKNOWNREALM,
+                     tp_store_jwt_verify(st, NULL, other, strlen(other),
+                                         tp_now(), &cl, &err), &err);
     tp_free(tok);
     tp_free(other);
     tp_free(wrongkid);
@@ -910,6 +979,7 @@ main(void)
         cmocka_unit_test(test_kill_switch_and_rules),
         cmocka_unit_test(test_coturn_views),
         cmocka_unit_test(test_usage_and_budget),
+        cmocka_unit_test(test_session_check),
         cmocka_unit_test(test_budget_exhausted),
         cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_urls_and_subject),

@@ -13,8 +13,7 @@
 # goes to 127.0.0.1.
 # shellcheck disable=SC2154  # tp_tmpdir, tp_pid_* come from lib.sh
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../pg.sh"
-. "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../servers.sh"
 . "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
@@ -25,21 +24,7 @@ tp_cli="$TP_BIN/turnpolicy"
 # --------------------------------------------------------------------
 # Servers: PostgreSQL, Redis, schema, provisioning
 # --------------------------------------------------------------------
-if ! tp_pg_start; then
-    not_ok "PostgreSQL starts"
-    exit 1
-fi
-if ! tp_redis_start; then
-    not_ok "Redis starts" "$(tail -5 "$d/redis/redis.log" 2>/dev/null)"
-    exit 1
-fi
-ok "PostgreSQL on 127.0.0.1:$TP_PG_PORT, Redis on 127.0.0.1:$TP_REDIS_PORT"
-db=$(tp_pg_superuser_db)
-if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
-        >"$d/migrate.out" 2>&1; then
-    not_ok "migrate" "$(cat "$d/migrate.out")"
-    exit 1
-fi
+tp_policy_servers
 psql_q() { tp_pg_psql -d postgres -At "$@"; }
 if psql_q >"$d/provision.out" 2>&1 <<SQL
 SELECT turnpolicy.create_realm('$realm', max_ttl => 3600, user_quota => 5,
@@ -81,8 +66,8 @@ fi
 rcli() { # redis-cli against turnpolicyd, authenticated
     redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning "$@"
 }
-counter() { # REASON -> turnpolicyd_decisions_total for it
-    rcli INFO | sed -n "s/^turnpolicyd_decisions_total{decision=\"[a-z]*\",reason=\"$1\"} //p"
+counter() { # RESULT -> turnpolicyd_key_lookups_total for it
+    rcli INFO | sed -n "s/^turnpolicyd_key_lookups_total{result=\"$1\"} //p"
 }
 metric() { # NAME -> its value
     rcli INFO | sed -n "s/^turnpolicyd_$1 //p"
@@ -247,8 +232,8 @@ if relays "$au" "$ap"; then
 else
     not_ok "issued credential relays" "recv=$(received) $(tail -3 "$d/uclient.out" | tr '\n' ' ') $(cat "$d/issue.err")"
 fi
-[ "$(counter ok)" -ge 1 ] 2>/dev/null &&
-    ok "turnpolicyd counted the allowed lookup (ok=$(counter ok))" ||
+[ "$(counter key_served)" -ge 1 ] 2>/dev/null &&
+    ok "turnpolicyd counted the allowed lookup (ok=$(counter key_served))" ||
     not_ok "allowed lookup counted"
 
 # 2. Wrong password: our key is right, coturn's integrity check fails.
@@ -307,7 +292,7 @@ fi
 m=$(curl -s --max-time 5 "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null)
 if echo "$m" | grep -q '^turnpolicyd_sessions_finished_total [1-9]' &&
    echo "$m" | grep -q '^turnpolicyd_alloc_acquired_total [1-9]' &&
-   echo "$m" | grep -q 'reason="user_disabled"} [1-9]'; then
+   echo "$m" | grep -q 'key_lookups_total{result="user_disabled"} [1-9]'; then
     ok "Prometheus metrics on 127.0.0.1:$metrics_port: sessions, counters, decisions"
 else
     not_ok "metrics endpoint" "$(echo "$m" | grep -E 'sessions|alloc_acq' | tr '\n' ' ')"

@@ -15,8 +15,7 @@
 # goes to 127.0.0.1; the 10.9.9.0/24 binding only names a network.
 # shellcheck disable=SC2154  # tp_tmpdir, tp_pid_* come from lib.sh
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../pg.sh"
-. "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../servers.sh"
 . "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
@@ -30,20 +29,7 @@ t_start=$(date +%s)
 # --------------------------------------------------------------------
 # PostgreSQL, Redis, schema, provisioning
 # --------------------------------------------------------------------
-if ! tp_pg_start; then
-    not_ok "PostgreSQL starts"
-    exit 1
-fi
-if ! tp_redis_start; then
-    not_ok "Redis starts" "$(tail -5 "$d/redis/redis.log" 2>/dev/null)"
-    exit 1
-fi
-db=$(tp_pg_superuser_db)
-if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
-        >"$d/migrate.out" 2>&1; then
-    not_ok "migrate" "$(cat "$d/migrate.out")"
-    exit 1
-fi
+tp_policy_servers
 psql_q() { tp_pg_psql -d postgres -At "$@"; }
 if psql_q >"$d/provision.out" 2>&1 <<SQL
 SELECT turnpolicy.create_realm('$realm', max_ttl => 3600, budget_period => 3600);

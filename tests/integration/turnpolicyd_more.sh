@@ -22,8 +22,7 @@
 # CreatePermission requests sent to coturn on 127.0.0.1.
 # shellcheck disable=SC2154  # tp_tmpdir, tp_pid_* come from lib.sh
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../pg.sh"
-. "$(dirname "$0")/../redis.sh"
+. "$(dirname "$0")/../servers.sh"
 . "$(dirname "$0")/../coturn.sh"
 
 d=$tp_tmpdir
@@ -33,20 +32,7 @@ tpd_bin="$TP_BIN/turnpolicyd"
 tp_cli="$TP_BIN/turnpolicy"
 perm_py="$TP_ROOT/tests/integration/turnpolicyd_perm.py"
 
-if ! tp_pg_start; then
-    not_ok "PostgreSQL starts"
-    exit 1
-fi
-if ! tp_redis_start; then
-    not_ok "Redis starts" "$(tail -5 "$d/redis/redis.log" 2>/dev/null)"
-    exit 1
-fi
-db=$(tp_pg_superuser_db)
-if ! "$tp_cli" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
-        >"$d/migrate.out" 2>&1; then
-    not_ok "migrate" "$(cat "$d/migrate.out")"
-    exit 1
-fi
+tp_policy_servers
 psql_q() { tp_pg_psql -d postgres -At "$@"; }
 if psql_q >"$d/provision.out" 2>&1 <<SQL
 SELECT turnpolicy.create_realm(r, max_ttl => 3600, budget_period => 3600)
@@ -81,9 +67,9 @@ fi
 rcli() {
     redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning "$@"
 }
-counter() { # REASON -> turnpolicyd_decisions_total for it (0 if none yet)
+counter() { # RESULT -> turnpolicyd_key_lookups_total for it (0 if none yet)
     local n
-    n=$(rcli INFO | sed -n "s/^turnpolicyd_decisions_total{decision=\"[a-z]*\",reason=\"$1\"} //p")
+    n=$(rcli INFO | sed -n "s/^turnpolicyd_key_lookups_total{result=\"$1\"} //p")
     echo "${n:-0}"
 }
 

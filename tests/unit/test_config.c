@@ -285,6 +285,50 @@ test_builder_secret_perms(void **state)
     tp_config_free(cfg);
 }
 
+/* The JWT claim checks: one mapping and its defaults for every consumer. */
+static void
+test_jwt_options(void **state)
+{
+    static const char both[] = "jwt_issuer = https://i.example\n"
+                               "jwt_leeway = 5\n"
+                               "jwt_max_lifetime = 3600\n";
+    tp_jwt_options o;
+    tp_config *cfg;
+    tp_error err;
+
+    (void)state;
+    TP_ASSERT_OK(tp_config_parse("", 0, "empty", &cfg, &err), &err);
+    TP_ASSERT_OK(tp_jwt_options_from_config(cfg, &o, &err), &err);
+    assert_int_equal(o.leeway, 30);
+    assert_int_equal(o.max_lifetime, TP_JWT_LIFETIME_DEFAULT);
+    assert_int_equal(o.require_exp, 1);
+    assert_null(o.issuer);
+    tp_config_free(cfg);
+
+    TP_ASSERT_OK(tp_config_parse(both, sizeof(both) - 1, "t", &cfg, &err),
+                 &err);
+    TP_ASSERT_OK(tp_jwt_options_from_config(cfg, &o, &err), &err);
+    assert_int_equal(o.leeway, 5);
+    assert_int_equal(o.max_lifetime, 3600);
+    assert_string_equal(o.issuer, "https://i.example");
+    tp_config_free(cfg);
+
+    TP_ASSERT_OK(tp_config_parse("jwt_max_lifetime = 59\n", 22, "t", &cfg,
+                                 &err), &err);
+    TP_ASSERT_STATUS(TP_ECONFIG, tp_jwt_options_from_config(cfg, &o, &err),
+                     &err);
+    assert_non_null(strstr(err.message, "jwt_max_lifetime"));
+    assert_null(tp_jwt_keys_from_config(cfg, &err));
+    assert_int_equal(err.status, TP_ECONFIG);
+    tp_config_free(cfg);
+
+    TP_ASSERT_OK(tp_config_parse("jwt_max_lifetime = 2592001\n", 27, "t",
+                                 &cfg, &err), &err);
+    TP_ASSERT_STATUS(TP_ECONFIG, tp_jwt_options_from_config(cfg, &o, &err),
+                     &err);
+    tp_config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -294,6 +338,7 @@ main(void)
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_builders),
         cmocka_unit_test(test_builder_secret_perms),
+        cmocka_unit_test(test_jwt_options),
     };
 
     return cmocka_run_group_tests_name("config", tests, setup, teardown);

@@ -609,6 +609,130 @@ test_time_claims(void **state)
     TP_ASSERT_OK(verify_payload(p, &err), &err);
 }
 
+/* Keys like std_keys with max_lifetime set (0: the default). */
+static tp_jwt_keys *
+lifetime_keys(uint32_t max_lifetime)
+{
+    tp_jwt_options o;
+    tp_jwt_keys *jk;
+    tp_error err;
+
+    memset(&o, 0, sizeof(o));
+    o.issuer = ISSUER;
+    o.audience = AUDIENCE;
+    o.leeway = LEEWAY;
+    o.require_exp = 1;
+    o.max_lifetime = max_lifetime;
+    jk = tp_jwt_keys_new(&o, &err);
+    assert_non_null(jk);
+    TP_ASSERT_OK(tp_jwt_keys_add(jk, "hs", TP_JWT_HS256, HS_SECRET,
+                                 strlen(HS_SECRET), &err), &err);
+    return jk;
+}
+
+static tp_status
+verify_with(const tp_jwt_keys *jk, const char *payload, tp_error *err)
+{
+    char tok[2048];
+
+    hs256(payload, tok, sizeof(tok));
+    return verify(jk, tok, NOW, NULL, err);
+}
+
+/* The maximum lifetime: exp - iat, or without iat exp - now (+ leeway);
+ * times beyond the 64-bit range are the end of it, never "not a number". */
+static void
+test_lifetime(void **state)
+{
+    tp_jwt_keys *jk = lifetime_keys(0); /* 24 h */
+    tp_jwt_keys *one_h = lifetime_keys(3600);
+    tp_jwt_options o;
+    tp_error err;
+    char p[512];
+
+    (void)state;
+    /* exp - iat at the default maximum, and one second over */
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"iat\":%lld,\"exp\":%lld}",
+             NOW, NOW + TP_JWT_LIFETIME_DEFAULT);
+    TP_ASSERT_OK(verify_with(jk, p, &err), &err);
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"iat\":%lld,\"exp\":%lld}",
+             NOW, NOW + TP_JWT_LIFETIME_DEFAULT + 1);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(jk, p, &err), &err);
+    assert_null(strstr(err.message, "eyJ"));
+    /* issued long ago, still valid: the lifetime is too long */
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"iat\":%lld,\"exp\":%lld}",
+             NOW - 2 * 86400, NOW + 60);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(jk, p, &err), &err);
+    /* no iat: exp at most max_lifetime + leeway from now */
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"exp\":%lld}",
+             NOW + TP_JWT_LIFETIME_DEFAULT + LEEWAY);
+    TP_ASSERT_OK(verify_with(jk, p, &err), &err);
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"exp\":%lld}",
+             NOW + TP_JWT_LIFETIME_DEFAULT + LEEWAY + 1);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(jk, p, &err), &err);
+    /* 2^63 - 1, 1e30, 10^30 in digits, 1e300: too long-lived */
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"iat\":%lld,"
+             "\"exp\":9223372036854775807}", NOW);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(jk, p, &err), &err);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(jk, "{" GOOD_CLAIMS_FMT
+                     ",\"exp\":1e30}", &err), &err);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(jk, "{" GOOD_CLAIMS_FMT
+                     ",\"exp\":1000000000000000000000000000000}", &err),
+                     &err);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(jk, "{" GOOD_CLAIMS_FMT
+                     ",\"exp\":1e300}", &err), &err);
+    /* and the other end: expired, not malformed */
+    TP_ASSERT_STATUS(TP_EJWTEXPIRED, verify_with(jk, "{" GOOD_CLAIMS_FMT
+                     ",\"exp\":-1e30}", &err), &err);
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"iat\":-1e30,"
+             "\"exp\":%lld}", NOW + 60);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(jk, p, &err), &err);
+    /* a NUL in a string claim: malformed, whatever the claim */
+    TP_ASSERT_STATUS(TP_EJWTMALFORMED, verify_with(jk, "{\"sub\":\"al\\u0000"
+                     "ice\",\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE "\","
+                     "\"exp\":1700000600}", &err), &err);
+    TP_ASSERT_STATUS(TP_EJWTMALFORMED, verify_with(jk, "{\"sub\":\"alice\","
+                     "\"iss\":\"" ISSUER "\\u0000x\",\"aud\":\"" AUDIENCE
+                     "\",\"exp\":1700000600}", &err), &err);
+
+    /* a configured maximum */
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"iat\":%lld,\"exp\":%lld}",
+             NOW, NOW + 3600);
+    TP_ASSERT_OK(verify_with(one_h, p, &err), &err);
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"iat\":%lld,\"exp\":%lld}",
+             NOW, NOW + 3601);
+    TP_ASSERT_STATUS(TP_EJWTLIFETIME, verify_with(one_h, p, &err), &err);
+
+    /* issuing what verify would refuse is refused */
+    {
+        tp_jwt_issue_params ip;
+        char *tok = NULL;
+
+        memset(&ip, 0, sizeof(ip));
+        ip.kid = "hs";
+        ip.sub = "alice";
+        ip.now = NOW;
+        ip.ttl = 3601;
+        TP_ASSERT_STATUS(TP_ETTL, tp_jwt_issue(one_h, &ip, &tok, &err),
+                         &err);
+        assert_null(tok);
+        ip.ttl = 3600;
+        TP_ASSERT_OK(tp_jwt_issue(one_h, &ip, &tok, &err), &err);
+        TP_ASSERT_OK(verify(one_h, tok, NOW, NULL, &err), &err);
+        tp_free(tok);
+    }
+
+    /* the option's range */
+    memset(&o, 0, sizeof(o));
+    o.max_lifetime = TP_JWT_LIFETIME_MAX + 1;
+    assert_null(tp_jwt_keys_new(&o, &err));
+    assert_int_equal(err.status, TP_EINVAL);
+    o.max_lifetime = TP_JWT_LIFETIME_MAX;
+    tp_jwt_keys_free(tp_jwt_keys_new(&o, &err));
+    tp_jwt_keys_free(jk);
+    tp_jwt_keys_free(one_h);
+}
+
 static void
 test_require_exp(void **state)
 {
@@ -1073,6 +1197,7 @@ main(void)
         cmocka_unit_test(test_hs_rs_confusion),
         cmocka_unit_test(test_kid),
         cmocka_unit_test(test_time_claims),
+        cmocka_unit_test(test_lifetime),
         cmocka_unit_test(test_require_exp),
         cmocka_unit_test(test_iss_aud),
         cmocka_unit_test(test_claim_types),

@@ -127,6 +127,10 @@ code=$(curl -sS -o "$d/body" -w '%{http_code}' "$fa/" 2>/dev/null)
 fwd "/t/$tok_alice/$e/x" -H "X-Forwarded-Uri: /t/$tok_alice/$e/y"
 [ "$code" = 403 ] && ok "forward-auth with two X-Forwarded-Uri: 403" ||
     not_ok "forward-auth duplicate uri" "HTTP $code"
+fwd "/t/nothing/zzz" -H "X-Original-URI: /t/$tok_alice/$e/spoofed"
+[ "$code" = 403 ] && [ "$body" = '{"error":"bad_path"}' ] &&
+    ok "forward-auth (uri=X-Forwarded-Uri): a client's differing X-Original-URI is 403 bad_path" ||
+    not_ok "forward-auth X-Original-URI spoof" "HTTP $code $body"
 fwd "/t/$tok_alice/$e/x" -H "Origin: https://evil.test"
 [ "$code" = 403 ] && [ "$body" = '{"error":"origin_denied"}' ] &&
     ok "forward-auth: the forwarded Origin is checked too" ||
@@ -189,6 +193,20 @@ CADDY
             "http://127.0.0.1:$port3/t/$tok_none/$e/x")
         [ "$code" = 401 ] && ok "Caddy forward_auth: an alg:none token's 401 reaches the client" ||
             not_ok "Caddy forward_auth 401" "HTTP $code"
+        # A client naming a valid token's URL in the URI headers: Caddy
+        # overwrites X-Forwarded-Uri; X-Original-URI passes and differs.
+        code=$(curl -sS -o "$d/body" -w '%{http_code}' \
+            -H "X-Forwarded-Uri: /t/$tok_alice/$e/spoofed" \
+            "http://127.0.0.1:$port3/t/nothing/zzz")
+        [ "$code" = 401 ] && [ "$(cat "$d/body")" = '{"error":"token_malformed"}' ] &&
+            ok "Caddy forward_auth: a client's X-Forwarded-Uri is replaced by Caddy's (401 for the real URI)" ||
+            not_ok "Caddy X-Forwarded-Uri spoof" "HTTP $code $(cat "$d/body")"
+        code=$(curl -sS -o "$d/body" -w '%{http_code}' \
+            -H "X-Original-URI: /t/$tok_alice/$e/spoofed" \
+            "http://127.0.0.1:$port3/t/nothing/zzz")
+        [ "$code" = 403 ] && [ "$(cat "$d/body")" = '{"error":"bad_path"}' ] &&
+            ok "Caddy forward_auth: a client's X-Original-URI that differs is 403 bad_path" ||
+            not_ok "Caddy X-Original-URI spoof" "HTTP $code $(cat "$d/body")"
     else
         not_ok "Caddy starts" "$(grep -E '"(error|fatal)"|^Error' "$d/caddy.out" | head -3)"
     fi

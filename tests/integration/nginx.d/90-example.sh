@@ -43,9 +43,14 @@ if "${ngx_env[@]}" /usr/sbin/nginx -t -p "$ex" -c "$ex/nginx.conf" >"$ex/t.out" 
         [ "$c" = 403 ] && ok "... and refuses evil.com" ||
             not_ok "example refuses" "HTTP $c"
         c=$(curl -sS -o /dev/null -w '%{http_code}' -H "X-Forwarded-Uri: /t/$tok_alice/$e/y" \
-            "http://127.0.0.1:$ex_fa/" 2>&1)
-        [ "$c" = 200 ] && ok "... and its forward-auth server answers" ||
-            not_ok "example forward-auth" "HTTP $c"
+            "http://127.0.0.1:$ex_fa/auth/forwarded" 2>&1)
+        c2=$(curl -sS -o /dev/null -w '%{http_code}' -H "X-Original-URI: /t/$tok_alice/$e/y" \
+            "http://127.0.0.1:$ex_fa/auth/nginx" 2>&1)
+        c3=$(curl -sS -o /dev/null -w '%{http_code}' -H "X-Forwarded-Uri: /t/$tok_alice/$e/y" \
+            "http://127.0.0.1:$ex_fa/auth/nginx" 2>&1)
+        [ "$c" = 200 ] && [ "$c2" = 200 ] && [ "$c3" = 403 ] &&
+            ok "... and its forward-auth server answers (X-Forwarded-Uri for Traefik/Caddy, X-Original-URI only for nginx)" ||
+            not_ok "example forward-auth" "HTTP $c $c2 $c3"
     else
         not_ok "the example configuration starts" "$(tail -3 "$d/example.out")"
     fi
