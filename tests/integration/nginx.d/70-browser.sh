@@ -81,14 +81,15 @@ browser_main() {
     # The SDK, esbuild and playwright-core, once per build directory.
     mkdir -p "$bdir"
     cp "$TP_ROOT"/tests/integration/browser/{package.json,entry.js,driver.js,call.html,relay.html} "$bdir/"
-    if ! { [ -d "$bdir/node_modules/@azure/communication-calling" ] &&
-           [ -d "$bdir/node_modules/playwright-core" ] &&
-           [ -x "$bdir/node_modules/.bin/esbuild" ]; } &&
-       ! (cd "$bdir" && timeout 600 npm install --no-audit --no-fund \
-              --loglevel=error >"$d/npm.out" 2>&1); then
-        not_ok "npm install of the ACS Calling SDK, esbuild, playwright-core" \
-            "$(tail -3 "$d/npm.out")"
-        return
+    # (again when package.json changed since)
+    if ! cmp -s "$bdir/package.json" "$bdir/installed.json"; then
+        if ! (cd "$bdir" && timeout 600 npm install --no-audit --no-fund \
+                  --loglevel=error >"$d/npm.out" 2>&1); then
+            not_ok "npm install of the ACS Calling SDK, esbuild, playwright-core" \
+                "$(tail -3 "$d/npm.out")"
+            return
+        fi
+        cp "$bdir/package.json" "$bdir/installed.json"
     fi
     sdkv=$(cd "$bdir" && node -p \
         'require("./node_modules/@azure/communication-calling/package.json").version')
