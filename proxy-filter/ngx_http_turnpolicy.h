@@ -105,6 +105,16 @@ typedef struct {
     /* the request's Origin, when the realm allows it (CORS headers) */
     ngx_str_t                  origin;
 
+    /*
+     * host[:port] as the request named it (path segment or
+     * turnpolicy_upstream), kept for refusals too ($turnpolicy_requested_
+     * upstream); "[invalid]" when it is not made of host characters
+     */
+    ngx_str_t                  requested;
+
+    /* a preflight's Access-Control-Request-Headers, echoed */
+    ngx_str_t                  acrh;
+
     in_port_t                  port;
     ngx_uint_t                 state;
     ngx_resolver_ctx_t        *resolver_ctx;
@@ -120,6 +130,7 @@ typedef struct {
     unsigned                   checked:1;        /* a token was verified */
     unsigned                   cached:1;         /* ... from the cache */
     unsigned                   cors:1;           /* add CORS headers */
+    unsigned                   preflight:1;      /* a CORS preflight */
     unsigned                   redirect_refused:1;
     unsigned                   redirect_sent:1;  /* the JSON is on its way */
     unsigned                   redacted:1;       /* request_line has no token */

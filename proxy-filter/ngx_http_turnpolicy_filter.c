@@ -29,11 +29,12 @@
  *
  * CORS.  The module owns CORS on this proxy: with ctx->cors (the realm
  * allows the request's Origin), the upstream's Access-Control-* headers
- * are dropped and "Access-Control-Allow-Origin: <origin>" and
- * "Vary: Origin" added, to proxied responses and the module's own
- * refusals and credentials alike (a response that already carries the
- * module's own Access-Control-Allow-Origin, a preflight, is left as it
- * is).  Without ctx->cors, the upstream's Access-Control-Allow-Origin and
+ * are dropped and "Access-Control-Allow-Origin: <origin>" (never "*"),
+ * "Access-Control-Allow-Credentials: true" and "Vary: Origin" added,
+ * to proxied responses and the module's own refusals and credentials
+ * (a response that already carries the module's own
+ * Access-Control-Allow-Origin, a preflight, is left as it is).  Without
+ * ctx->cors, the upstream's Access-Control-Allow-Origin and
  * -Allow-Credentials are dropped.
  *
  * Only the main request of a location with "turnpolicy on" or
@@ -81,6 +82,7 @@ static ngx_str_t  ngx_http_turnpolicy_hdr_acac =
 static ngx_str_t  ngx_http_turnpolicy_hdr_location = ngx_string("Location");
 static ngx_str_t  ngx_http_turnpolicy_hdr_origin = ngx_string("Origin");
 static ngx_str_t  ngx_http_turnpolicy_no_store = ngx_string("no-store");
+static ngx_str_t  ngx_http_turnpolicy_true = ngx_string("true");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -646,6 +648,10 @@ ngx_http_turnpolicy_cors(ngx_http_request_t *r,
 
     if (ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Origin",
                                        &ctx->origin)
+           != NGX_OK
+        || ngx_http_turnpolicy_add_header(r,
+                                          "Access-Control-Allow-Credentials",
+                                          &ngx_http_turnpolicy_true)
            != NGX_OK
         || ngx_http_turnpolicy_add_header(r, "Vary",
                                           &ngx_http_turnpolicy_hdr_origin)

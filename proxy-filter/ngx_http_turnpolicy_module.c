@@ -54,6 +54,7 @@ struct ngx_http_turnpolicy_issue_s {
     const char                *realm;
     const char                *sub;
     int64_t                    now;
+    tp_cred_json               shape;      /* ?format=; default ice */
     tp_status                  status;
     tp_credential              cred;
     tp_error                   err;
@@ -67,6 +68,9 @@ static ngx_int_t ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_str_t *hostport);
+static ngx_int_t ngx_http_turnpolicy_requested(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport);
 static ngx_int_t ngx_http_turnpolicy_split_path(ngx_http_request_t *r,
     ngx_http_turnpolicy_loc_conf_t *lcf, const ngx_str_t *uri,
     const ngx_str_t *own_host, ngx_str_t *token, ngx_str_t *hostport,
@@ -77,6 +81,12 @@ static ngx_int_t ngx_http_turnpolicy_forwarded(ngx_http_request_t *r,
 static ngx_int_t ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_turnpolicy_preflight_send(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx);
+static tp_status ngx_http_turnpolicy_some_realm(
+    ngx_http_turnpolicy_main_conf_t *mcf, char *origin, tp_error *err);
+static ngx_int_t ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, const char *reason, ngx_int_t *rc);
 static tp_status ngx_http_turnpolicy_any_origin(void *ud, const char *origin,
     const char *realm);
 static ngx_int_t ngx_http_turnpolicy_origin(ngx_http_request_t *r,
@@ -130,6 +140,11 @@ static void ngx_http_turnpolicy_issue_wipe(void *data);
 static ngx_int_t ngx_http_turnpolicy_credentials_respond(
     ngx_http_request_t *r, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_http_turnpolicy_issue_t *t);
+static tp_status ngx_http_turnpolicy_cred_urls(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, char **store, u_char *buf, size_t cap,
+    char ***urls, size_t *nurls, tp_error *err);
+static ngx_int_t ngx_http_turnpolicy_cred_format(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, tp_cred_json *shape, ngx_int_t *rc);
 static void ngx_http_turnpolicy_wipe(void *data);
 static ngx_int_t ngx_http_turnpolicy_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -281,6 +296,11 @@ static ngx_http_variable_t  ngx_http_turnpolicy_vars[] = {
 
     { ngx_string("turnpolicy_upstream"), NULL, ngx_http_turnpolicy_variable,
       offsetof(ngx_http_turnpolicy_ctx_t, upstream),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("turnpolicy_requested_upstream"), NULL,
+      ngx_http_turnpolicy_variable,
+      offsetof(ngx_http_turnpolicy_ctx_t, requested),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("turnpolicy_upstream_host"), NULL,
@@ -458,6 +478,10 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
                                         "the request path is malformed");
     }
 
+    if (ngx_http_turnpolicy_requested(r, lcf, ctx, hostport) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (lcf->token_source != NGX_HTTP_TURNPOLICY_TOKEN_PATH) {
         rc = ngx_http_turnpolicy_get_token(r, lcf, &token);
         if (rc == NGX_ERROR) {
@@ -547,6 +571,66 @@ ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     }
 
     ctx->authenticated = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Keep the upstream the request asks for, host[:port], in ctx->requested
+ * for the log ($turnpolicy_requested_upstream), before anything can be
+ * refused: from the path (after the token, never the token) or from
+ * turnpolicy_upstream.  A value that is not made of host characters
+ * ("A-Za-z0-9.-_:" and "[]" of an IPv6 literal; a host name and a port) is
+ * kept as "[invalid]".  NGX_OK, or NGX_ERROR (no memory).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_requested(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport)
+{
+    u_char     *p;
+    ngx_str_t   value;
+
+    if (lcf->credentials) {
+        return NGX_OK;
+    }
+
+    value = *hostport;
+
+    if (lcf->upstream
+        && ngx_http_complex_value(r, lcf->upstream, &value) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (value.len == 0) {
+        return NGX_OK;
+    }
+
+    for (p = value.data; p < value.data + value.len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'
+              || *p == '_' || *p == ':' || *p == '[' || *p == ']'))
+        {
+            break;
+        }
+    }
+
+    if (p < value.data + value.len
+        || value.len > NGX_HTTP_TURNPOLICY_HOST_MAX + sizeof(":65535"))
+    {
+        ngx_str_set(&ctx->requested, "[invalid]");
+        return NGX_OK;
+    }
+
+    ctx->requested.data = ngx_pnalloc(r->pool, value.len);
+    if (ctx->requested.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->requested.data, value.data, value.len);
+    ctx->requested.len = value.len;
 
     return NGX_OK;
 }
@@ -746,7 +830,7 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
 {
     u_char           *p;
     ngx_int_t         rc;
-    ngx_str_t         origin, method, headers, hostport, v;
+    ngx_str_t         origin, method, headers, hostport;
     tp_error          err;
     tp_status         status;
     ngx_uint_t        i;
@@ -818,6 +902,12 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
     ngx_memcpy(o, origin.data, origin.len);
     o[origin.len] = '\0';
 
+    /* for the answer, and for a refused token (see _refuse) */
+    ctx->preflight = 1;
+    ctx->origin.data = (u_char *) o;
+    ctx->origin.len = origin.len;
+    ctx->acrh = headers;
+
     if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_PATH
         || lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_ARG)
     {
@@ -830,16 +920,7 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
                                        &err);
 
     } else {
-        status = tp_store_origins(mcf->st, ngx_http_turnpolicy_any_origin,
-                                  o, &err);
-
-        if (status == TP_OK) {
-            status = TP_EORIGIN;
-
-        } else if (status == TP_EEXISTS) {
-            /* found (the callback stops the walk with it) */
-            status = TP_OK;
-        }
+        status = ngx_http_turnpolicy_some_realm(mcf, o, &err);
     }
 
     if (status != TP_OK) {
@@ -853,63 +934,166 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
         return ngx_http_turnpolicy_deny_status(r, ctx, status, &err);
     }
 
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-    r->header_only = 1;
-
-    ngx_str_set(&v, "GET, HEAD, POST, PUT, DELETE");
-
-    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Origin",
-                                       &origin) != NGX_OK
-        || ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Methods",
-                                          &v) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (headers.len
-        && ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Headers",
-                                          &headers) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (lcf->token_source == NGX_HTTP_TURNPOLICY_TOKEN_COOKIE) {
-        ngx_str_set(&v, "true");
-
-        if (ngx_http_turnpolicy_add_header(r,
-                                           "Access-Control-Allow-Credentials",
-                                           &v) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    ngx_str_set(&v, "600");
-
-    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Max-Age", &v)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_str_set(&v, "Origin, Access-Control-Request-Method, "
-                    "Access-Control-Request-Headers");
-
-    if (ngx_http_turnpolicy_add_header(r, "Vary", &v) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     ngx_str_set(&ctx->reason, "preflight");
+
+    ngx_http_finalize_request(r, ngx_http_turnpolicy_preflight_send(r, ctx));
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The 204 answer to an allowed preflight: the exact origin (never "*"),
+ * with credentials (the SDK's telemetry is sent withCredentials), the
+ * methods this proxy forwards, the requested headers echoed.  Returns the
+ * rc to finalize the request with.
+ */
+static ngx_int_t
+ngx_http_turnpolicy_preflight_send(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx)
+{
+    ngx_int_t         rc;
+    ngx_uint_t        i;
+    ngx_str_t        *v;
+
+    static ngx_str_t  values[] = {
+        ngx_string("Access-Control-Allow-Methods"),
+        ngx_string("GET, HEAD, POST, PUT, DELETE"),
+        ngx_string("Access-Control-Allow-Credentials"),
+        ngx_string("true"),
+        ngx_string("Access-Control-Max-Age"),
+        ngx_string("600"),
+        ngx_string("Vary"),
+        ngx_string("Origin, Access-Control-Request-Method, "
+                   "Access-Control-Request-Headers"),
+        ngx_null_string
+    };
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    ngx_http_finalize_request(r, ngx_http_send_header(r));
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
 
-    return NGX_DONE;
+    if (ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Origin",
+                                       &ctx->origin) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->acrh.len
+        && ngx_http_turnpolicy_add_header(r, "Access-Control-Allow-Headers",
+                                          &ctx->acrh) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; values[i].len; i += 2) {
+        v = &values[i + 1];
+
+        if (ngx_http_turnpolicy_add_header(r, (char *) values[i].data, v)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_http_send_header(r);
+}
+
+
+/*
+ * TP_OK if some realm lists origin (NUL-terminated), TP_EORIGIN if none
+ * does, or the store's error.
+ */
+static tp_status
+ngx_http_turnpolicy_some_realm(ngx_http_turnpolicy_main_conf_t *mcf,
+    char *origin, tp_error *err)
+{
+    tp_status  status;
+
+    status = tp_store_origins(mcf->st, ngx_http_turnpolicy_any_origin,
+                              origin, err);
+
+    if (status == TP_OK) {
+        return TP_EORIGIN;
+    }
+
+    /* found: the callback stops the walk with TP_EEXISTS */
+    return status == TP_EEXISTS ? TP_OK : status;
+}
+
+
+/*
+ * A refusal to a page of an allowed origin carries the CORS headers, so
+ * that the page reads the JSON reason instead of a CORS failure: allowed
+ * by the realm of the token when it is known, else by some realm (a token
+ * that failed names no realm one can trust).  An origin_denied refusal,
+ * other origins and a store not loaded yet get none.  A preflight whose
+ * token or subject is refused (401, 403 user_disabled, 429...) is
+ * answered as an allowed preflight: the real request then gets the
+ * refusal with its reason, readable.  Returns NGX_OK
+ * (ctx->cors set or not), NGX_DONE when the preflight answer is the
+ * response (*rc: the rc to finalize with).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, const char *reason, ngx_int_t *rc)
+{
+    char                             *o;
+    ngx_str_t                         origin;
+    tp_error                          err;
+    tp_status                         allowed;
+    ngx_http_turnpolicy_loc_conf_t   *lcf;
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    static ngx_str_t  origin_name = ngx_string("Origin");
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
+
+    if (ctx->cors || mcf->st == NULL || lcf->forward_auth || r != r->main
+        || ngx_strcmp(reason, tp_reason(TP_EORIGIN)) == 0
+        || ngx_http_turnpolicy_header(r, &origin_name, &origin) != 1
+        || origin.len == 0 || origin.len > 512)
+    {
+        return NGX_OK;
+    }
+
+    o = ngx_pnalloc(r->pool, origin.len + 1);
+    if (o == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_memcpy(o, origin.data, origin.len);
+    o[origin.len] = '\0';
+
+    if (ctx->realm.len) {
+        allowed = tp_store_origin_check(mcf->st, (char *) ctx->realm.data,
+                                        o, &err);
+
+    } else {
+        allowed = ngx_http_turnpolicy_some_realm(mcf, o, &err);
+    }
+
+    if (allowed != TP_OK) {
+        return NGX_OK;
+    }
+
+    ctx->origin.data = (u_char *) o;
+    ctx->origin.len = origin.len;
+
+    if (ctx->preflight) {
+        *rc = ngx_http_turnpolicy_preflight_send(r, ctx);
+        return NGX_DONE;
+    }
+
+    ctx->cors = 1;
+
+    return NGX_OK;
 }
 
 
@@ -1730,6 +1914,7 @@ ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
 {
     u_char     *body, *p;
     size_t      len;
+    ngx_int_t   rc;
     ngx_log_t   log;
 
     log = *r->connection->log;
@@ -1751,6 +1936,11 @@ ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
 
     ctx->reason.data = (u_char *) reason;
     ctx->reason.len = ngx_strlen(reason);
+
+    if (ngx_http_turnpolicy_refusal_cors(r, ctx, reason, &rc) == NGX_DONE)
+    {
+        return rc;
+    }
 
     len = sizeof("{\"error\":\"\"}\n") - 1 + ctx->reason.len;
 
@@ -1778,6 +1968,9 @@ ngx_http_turnpolicy_http_status(tp_status status)
 
     case TP_ERATELIMIT:
         return NGX_HTTP_TOO_MANY_REQUESTS;
+
+    case TP_ENATIVE:
+        return NGX_HTTP_CONFLICT;
 
     case TP_EHOSTDENIED:
     case TP_EBADHOST:
@@ -1905,6 +2098,8 @@ ngx_http_turnpolicy_send_json(ngx_http_request_t *r, ngx_uint_t status,
 static ngx_int_t
 ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                          rc;
+    tp_cred_json                       shape;
     ngx_pool_cleanup_t                *cln;
     ngx_http_turnpolicy_ctx_t         *ctx;
     ngx_http_turnpolicy_issue_t       *t;
@@ -1924,6 +2119,11 @@ ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
     if (ctx == NULL || !ctx->authenticated || mcf->st == NULL) {
         /* the access handler always runs first; never issue without it */
         return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (ngx_http_turnpolicy_cred_format(r, ctx, &shape, &rc) != NGX_OK) {
+        /* refused: the answer is sent */
+        return rc;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -1963,6 +2163,7 @@ ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r)
     t->realm = (char *) ctx->realm.data;
     t->sub = (char *) ctx->sub.data;
     t->now = (int64_t) ngx_time();
+    t->shape = shape;
     ctx->issue = t;
 
 #if (NGX_THREADS)
@@ -2071,11 +2272,6 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
     tp_error                           err;
     tp_status                          status;
     ngx_pool_cleanup_t                *cln;
-    ngx_http_turnpolicy_loc_conf_t    *lcf;
-    ngx_http_turnpolicy_main_conf_t   *mcf;
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
 
     if (t->status != TP_OK) {
         return ngx_http_turnpolicy_refuse(r, ctx,
@@ -2083,25 +2279,14 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
                                     tp_reason(t->status), t->err.message);
     }
 
-    if (lcf->turn_urls != NULL) {
-        urls = lcf->turn_urls->elts;
-        nurls = lcf->turn_urls->nelts;
-
-    } else {
-        /* the realm's own TURN URIs (turnpolicy.realms.turn_urls) */
-        status = tp_store_realm_urls(mcf->st, (char *) ctx->realm.data,
-                                     (char *) urlbuf, sizeof(urlbuf),
-                                     (const char **) realm_urls,
-                                     NGX_HTTP_TURNPOLICY_MAX_URLS, &nurls,
-                                     &err);
-        if (status != TP_OK) {
-            ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
-            return ngx_http_turnpolicy_refuse(r, ctx,
-                                       ngx_http_turnpolicy_http_status(status),
-                                       tp_reason(status), err.message);
-        }
-
-        urls = realm_urls;
+    status = ngx_http_turnpolicy_cred_urls(r, ctx, realm_urls, urlbuf,
+                                           sizeof(urlbuf), &urls, &nurls,
+                                           &err);
+    if (status != TP_OK) {
+        ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
+        return ngx_http_turnpolicy_refuse(r, ctx,
+                                   ngx_http_turnpolicy_http_status(status),
+                                   tp_reason(status), err.message);
     }
 
     cap = 512;
@@ -2124,11 +2309,18 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
     ((ngx_str_t *) cln->data)->len = cap;
     cln->handler = ngx_http_turnpolicy_wipe;
 
-    status = tp_credential_json(&t->cred, (const char *const *) urls,
-                                nurls, TP_JSON_ICE,
-                                (char *) body, cap, &written, &err);
+    status = tp_credential_json_realm(&t->cred, (char *) ctx->realm.data,
+                                      (const char *const *) urls, nurls,
+                                      t->shape, (char *) body, cap,
+                                      &written, &err);
 
     ngx_explicit_memzero(&t->cred, sizeof(tp_credential));
+
+    if (status == TP_ENATIVE) {
+        /* the realm's URLs changed while the credential was issued */
+        return ngx_http_turnpolicy_refuse(r, ctx, NGX_HTTP_CONFLICT,
+                                          tp_reason(status), err.message);
+    }
 
     if (status != TP_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -2140,6 +2332,101 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
 
     return ngx_http_turnpolicy_send_json(r, NGX_HTTP_OK, body, written,
                                          "ok");
+}
+
+
+/*
+ * The TURN URIs put in credentials: turnpolicy_turn_urls, else the
+ * realm's own (turnpolicy.realms.turn_urls, copied into buf, pointers in
+ * store).  TP_OK and *urls, *nurls, or the store's refusal.
+ */
+static tp_status
+ngx_http_turnpolicy_cred_urls(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, char **store, u_char *buf, size_t cap,
+    char ***urls, size_t *nurls, tp_error *err)
+{
+    ngx_http_turnpolicy_loc_conf_t   *lcf;
+    ngx_http_turnpolicy_main_conf_t  *mcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_turnpolicy_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_turnpolicy_module);
+
+    if (lcf->turn_urls != NULL) {
+        *urls = lcf->turn_urls->elts;
+        *nurls = lcf->turn_urls->nelts;
+        return TP_OK;
+    }
+
+    *urls = store;
+
+    return tp_store_realm_urls(mcf->st, (char *) ctx->realm.data,
+                               (char *) buf, cap, (const char **) store,
+                               NGX_HTTP_TURNPOLICY_MAX_URLS, nurls, err);
+}
+
+
+/*
+ * The shape ?format= asks for (ice when absent; "acs-native" for the ACS
+ * native SDKs), checked before anything is issued: an unknown format is
+ * 400 bad_format, a realm whose URLs the native SDKs cannot use 409
+ * native_unsupported (the library decides, tp_native_turn).  NGX_OK and
+ * *shape, or NGX_DONE when refused (*rc: the rc to finalize with).
+ */
+static ngx_int_t
+ngx_http_turnpolicy_cred_format(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, tp_cred_json *shape, ngx_int_t *rc)
+{
+    char        name[16], *store[NGX_HTTP_TURNPOLICY_MAX_URLS], **urls;
+    size_t      nurls;
+    u_char      buf[2048];
+    tp_error    err;
+    tp_status   status;
+    ngx_str_t   value;
+
+    *shape = TP_JSON_ICE;
+
+    if (ngx_http_arg(r, (u_char *) "format", sizeof("format") - 1, &value)
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    if (value.len >= sizeof(name)) {
+        value.len = 0;
+    }
+
+    ngx_memcpy(name, value.data, value.len);
+    name[value.len] = '\0';
+
+    if (tp_cred_json_parse(name, shape, &err) != TP_OK) {
+        *rc = ngx_http_turnpolicy_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                         "bad_format",
+                                         "format is not ice, rest or "
+                                         "acs-native");
+        return NGX_DONE;
+    }
+
+    if (*shape != TP_JSON_ACS_NATIVE) {
+        return NGX_OK;
+    }
+
+    status = ngx_http_turnpolicy_cred_urls(r, ctx, store, buf, sizeof(buf),
+                                           &urls, &nurls, &err);
+
+    if (status == TP_OK) {
+        status = tp_native_turn((char *) ctx->realm.data,
+                                (const char *const *) urls, nurls, NULL,
+                                &err);
+    }
+
+    if (status != TP_OK) {
+        *rc = ngx_http_turnpolicy_refuse(r, ctx,
+                                    ngx_http_turnpolicy_http_status(status),
+                                    tp_reason(status), err.message);
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -2955,6 +3242,7 @@ ngx_http_turnpolicy_turn_urls(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_turnpolicy_loc_conf_t *lcf = conf;
 
     char        **url;
+    tp_error      err;
     ngx_str_t    *value;
     ngx_uint_t    i, j;
 
@@ -2979,12 +3267,12 @@ ngx_http_turnpolicy_turn_urls(ngx_conf_t *cf, ngx_command_t *cmd,
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (!(ngx_strncmp(value[i].data, "turn:", 5) == 0
-              || ngx_strncmp(value[i].data, "turns:", 6) == 0
-              || ngx_strncmp(value[i].data, "stun:", 5) == 0)
-            || value[i].len > 512)
-        {
-            goto invalid;
+        /* the rules browsers apply (libturnpolicy's, as for the realm's) */
+        if (tp_turn_url_parse((char *) value[i].data, NULL, &err) != TP_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\" directive: "
+                               "%s", &value[i], &cmd->name, err.message);
+            return NGX_CONF_ERROR;
         }
 
         for (j = 0; j < value[i].len; j++) {

@@ -16,6 +16,7 @@ nginx nginx-dev libnginx-mod-stream
 clang libclang-rt-14-dev
 python3-aiortc python3-websockets
 dnsmasq-base curl wrk caddy
+chromium nodejs strace
 "
 
 missing=""
@@ -24,6 +25,12 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
+
+# npm (the browser test installs the ACS Calling SDK with it): Debian's
+# package, unless a nodejs that ships its own npm (NodeSource) is there.
+if ! command -v npm >/dev/null 2>&1; then
+    missing="$missing npm"
+fi
 
 if [ -z "$missing" ]; then
     [ "${1:-}" = "--quiet" ] || echo "install-deps: all packages present"

@@ -740,6 +740,7 @@ tp_cli_db_issue(const char *db, const char *realm, const char *user,
     const char *urls[MAX_URLS];
     size_t nurls = 0;
     tp_credential cred;
+    tp_cred_json shape;
     PGconn *c = NULL;
     PGresult *r = NULL;
     tp_error err;
@@ -782,11 +783,13 @@ tp_cli_db_issue(const char *db, const char *realm, const char *user,
     if (strcmp(format, "plain") == 0) {
         printf("%s\n%s\n", cred.username, cred.password);
     } else {
-        if (tp_credential_json(&cred, urls, nurls,
-                               strcmp(format, "rest") == 0 ? TP_JSON_REST
-                                                           : TP_JSON_ICE,
-                               json, sizeof(json), NULL, &err) != TP_OK) {
-            fprintf(stderr, "turnpolicy: json: %s\n",
+        /* the shape (acs-native: the realm's URL the native SDKs take,
+         * or exit 2) is the library's decision */
+        if (tp_cred_json_parse(format, &shape, &err) != TP_OK ||
+            tp_credential_json_realm(&cred, realm, urls, nurls, shape, json,
+                                     sizeof(json), NULL, &err) != TP_OK) {
+            fprintf(stderr, "turnpolicy: %s: %s\n",
+                    err.status == TP_ENATIVE ? "acs-native" : "json",
                     err.message[0] != '\0' ? err.message
                                            : tp_strerror(err.status));
             rc = EXIT_USAGE;

@@ -215,7 +215,8 @@ realm_urls(const tp_config *cfg, const char *realm, char *store, size_t cap,
 
 static const char usage_issue[] =
     "usage: turnpolicy issue [--realm R] --user U [--ttl SECONDS]\n"
-    "                        [--format ice|rest|plain] [--now UNIX]\n"
+    "                        [--format ice|rest|acs-native|plain] "
+    "[--now UNIX]\n"
     "                        [--database CONNINFO]\n"
     "Issue a TURN credential signed with the realm's signing secret.\n"
     "It comes from the database (turnpolicy.issue_credential) with\n"
@@ -226,6 +227,11 @@ static const char usage_issue[] =
     "\"ttl\",\"expiresOn\"} (default)\n"
     "  rest   TURN REST API draft {\"username\",\"password\",\"ttl\","
     "\"uris\"}\n"
+    "  acs-native  the ACS native SDKs' (Android, iOS, Windows) shape:\n"
+    "         {\"iceServers\":[{\"urls\":[\"turn:<IPv4>\"],\"udpPort\","
+    "\"realm\",\"username\",\"password\"}],\"ttl\",\"expiresOn\"};\n"
+    "         exit 2 when no URL of the realm is turn: with an IPv4\n"
+    "         address over UDP\n"
     "  plain  username and password on two lines\n"
     "--now sets the issue time (Unix seconds), for tests and replays\n"
     "(against the database: issue_credential_at, admin only).\n";
@@ -250,8 +256,10 @@ cmd_issue(int argc, char **argv)
     tp_config *cfg = NULL;
     tp_keyring *kr = NULL;
     tp_credential cred;
+    tp_cred_json shape = TP_JSON_ICE;
+    tp_turn_url native;
     tp_error err;
-    size_t nurls;
+    size_t nurls, i;
     int c, rc = EXIT_USAGE, now_given = 0;
 
     while ((c = getopt_long(argc, argv, "r:u:t:f:n:d:h", opts, NULL)) !=
@@ -287,8 +295,8 @@ cmd_issue(int argc, char **argv)
     }
     if (user == NULL)
         return tp_cli_usage_error(usage_issue, "--user is required");
-    if (strcmp(format, "ice") != 0 && strcmp(format, "rest") != 0 &&
-        strcmp(format, "plain") != 0)
+    if (strcmp(format, "plain") != 0 &&
+        tp_cred_json_parse(format, &shape, NULL) != TP_OK)
         return tp_cli_usage_error(usage_issue, "unknown --format %s", format);
     /* The database when asked for, or when no realm is configured but a
      * database is. */
@@ -327,6 +335,19 @@ cmd_issue(int argc, char **argv)
         rc = fail_err("realm", &err);
         goto out;
     }
+    /* the realm's URLs must be usable before anything is issued */
+    nurls = realm_urls(cfg, realm, urlstore, sizeof(urlstore), urls);
+    for (i = 0; i < nurls; i++) {
+        if (tp_turn_url_parse(urls[i], NULL, &err) != TP_OK) {
+            rc = fail_err("urls", &err);
+            goto out;
+        }
+    }
+    if (strcmp(format, "plain") != 0 && shape == TP_JSON_ACS_NATIVE &&
+        tp_native_turn(realm, urls, nurls, &native, &err) != TP_OK) {
+        rc = fail_err("acs-native", &err);
+        goto out;
+    }
     if (tp_credential_issue(kr, user, (uint32_t)ttl, now, &cred, &err) !=
         TP_OK) {
         rc = fail_err("issue", &err);
@@ -335,11 +356,8 @@ cmd_issue(int argc, char **argv)
     if (strcmp(format, "plain") == 0) {
         printf("%s\n%s\n", cred.username, cred.password);
     } else {
-        nurls = realm_urls(cfg, realm, urlstore, sizeof(urlstore), urls);
-        if (tp_credential_json(&cred, urls, nurls,
-                               strcmp(format, "rest") == 0 ? TP_JSON_REST
-                                                           : TP_JSON_ICE,
-                               json, sizeof(json), NULL, &err) != TP_OK) {
+        if (tp_credential_json_realm(&cred, realm, urls, nurls, shape, json,
+                                     sizeof(json), NULL, &err) != TP_OK) {
             rc = fail_err("json", &err);
             goto out;
         }

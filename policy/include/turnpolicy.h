@@ -134,7 +134,11 @@ TP_EXPORT const char *tp_version(void);
     X(TP_EBUDGET, 48, "budget_exhausted",                                   \
       "user's byte budget for the period is used up")                       \
     X(TP_EJWTLIFETIME, 49, "token_lifetime_exceeded",                       \
-      "token lifetime exceeds the allowed maximum")
+      "token lifetime exceeds the allowed maximum")                         \
+    X(TP_EBADURL, 50, "bad_turn_url",                                       \
+      "not a TURN/STUN URL browsers accept")                                \
+    X(TP_ENATIVE, 51, "native_unsupported",                                 \
+      "no TURN URL of the realm fits the ACS native SDKs")
 
 typedef enum tp_status {
 #define TP_STATUS_ENUM_(name, val, code, msg) name = val,
@@ -310,18 +314,83 @@ TP_EXPORT tp_status tp_longterm_key(const char *username, const char *realm,
 typedef enum tp_cred_json {
     TP_JSON_ICE = 0, /* {"iceServers":[{"urls":[..],"username":..,
                         "credential":..}],"ttl":N,"expiresOn":"RFC3339"} */
-    TP_JSON_REST = 1 /* TURN REST draft: {"username":..,"password":..,
-                        "ttl":N,"uris":[..]} */
+    TP_JSON_REST = 1, /* TURN REST draft: {"username":..,"password":..,
+                         "ttl":N,"uris":[..]} */
+    TP_JSON_ACS_NATIVE = 2 /* ACS native SDKs: {"iceServers":[{"urls":
+                              ["turn:<IPv4>"],"udpPort":N,"realm":..,
+                              "username":..,"password":..}],"ttl":N,
+                              "expiresOn":..}; needs the realm (below) */
 } tp_cred_json;
 
 /* Render cred as JSON into buf (NUL-terminated).  urls is an array of
  * nurls TURN URIs.  *written (if not NULL) receives the length without
- * the NUL.  Returns TP_ENOSPACE if buf is too small. */
+ * the NUL.  Returns TP_ENOSPACE if buf is too small; TP_EINVAL for
+ * TP_JSON_ACS_NATIVE, which needs the realm (tp_credential_json_realm). */
 TP_EXPORT tp_status tp_credential_json(const tp_credential *cred,
                                        const char *const *urls, size_t nurls,
                                        tp_cred_json shape, char *buf,
                                        size_t cap, size_t *written,
                                        tp_error *err);
+
+/* tp_credential_json with the realm the credential belongs to, which
+ * TP_JSON_ACS_NATIVE puts in its "realm" and needs: its one URL and
+ * udpPort are tp_native_turn()'s choice, TP_ENATIVE when none fits.  The
+ * other shapes ignore realm (may be NULL). */
+TP_EXPORT tp_status tp_credential_json_realm(const tp_credential *cred,
+                                             const char *realm,
+                                             const char *const *urls,
+                                             size_t nurls, tp_cred_json shape,
+                                             char *buf, size_t cap,
+                                             size_t *written, tp_error *err);
+
+/* The shape named "ice", "rest" or "acs-native" (the CLI's --format, the
+ * credentials endpoint's ?format=): TP_OK and *shape, or TP_EINVAL. */
+TP_EXPORT tp_status tp_cred_json_parse(const char *name, tp_cred_json *shape,
+                                       tp_error *err);
+
+/* ------------------------------------------------------------------ */
+/* TURN/STUN URLs (what a realm hands out)                             */
+/* ------------------------------------------------------------------ */
+
+#define TP_TURN_URL_MAX 255 /* bytes of one URL */
+
+typedef enum tp_url_scheme {
+    TP_URL_TURN = 1, TP_URL_TURNS = 2, TP_URL_STUN = 3
+} tp_url_scheme;
+typedef enum tp_url_host {
+    TP_URL_NAME = 1, TP_URL_IPV4 = 2, TP_URL_IPV6 = 3
+} tp_url_host;
+typedef enum tp_url_transport {
+    TP_URL_NONE = 0, TP_URL_UDP = 1, TP_URL_TCP = 2, TP_URL_TLS = 3
+} tp_url_transport;
+
+typedef struct tp_turn_url {
+    tp_url_scheme scheme;
+    tp_url_host host_kind;
+    tp_url_transport transport;  /* TP_URL_NONE: no ?transport= */
+    unsigned port;               /* 0: none given */
+    char host[TP_TURN_URL_MAX + 1]; /* as written (IPv6 with brackets) */
+} tp_turn_url;
+
+/* Check url against the rules browsers apply to RTCIceServer.urls:
+ * "turn:" / "turns:" / "stun:" HOST [":" PORT] ["?transport=" udp|tcp|tls]
+ * (no query on stun:), HOST an IPv4 address, a bracketed IPv6 address or
+ * an LDH DNS name.  TP_OK and *out (if not NULL), TP_EBADURL (the message
+ * says what is wrong), TP_EINVAL (NULL).  Pure, thread-safe. */
+TP_EXPORT TP_NODISCARD tp_status tp_turn_url_parse(const char *url,
+                                                   tp_turn_url *out,
+                                                   tp_error *err);
+
+/* The URL the ACS native SDKs (Android, iOS, Windows) can use: the first
+ * of urls that passes the web rules with scheme turn:, an IPv4 host and
+ * UDP (no transport or transport=udp); *out->port is its port or 3478.
+ * TP_ENATIVE when none fits (hostnames, TCP/TLS only, IPv6 only, no URL)
+ * or realm is empty: the message says which.  Pure, thread-safe. */
+TP_EXPORT TP_NODISCARD tp_status tp_native_turn(const char *realm,
+                                                const char *const *urls,
+                                                size_t nurls,
+                                                tp_turn_url *out,
+                                                tp_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Host allow-lists (signaling upstreams)                              */

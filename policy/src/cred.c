@@ -897,10 +897,48 @@ tp_credential_json(const tp_credential *cred, const char *const *urls,
                    size_t nurls, tp_cred_json shape, char *buf, size_t cap,
                    size_t *written, tp_error *err)
 {
+    if (shape == TP_JSON_ACS_NATIVE)
+        return tp__fail(err, TP_EINVAL, "the acs-native shape needs the "
+                        "realm: use tp_credential_json_realm");
+    return tp_credential_json_realm(cred, NULL, urls, nurls, shape, buf, cap,
+                                    written, err);
+}
+
+tp_status
+tp_cred_json_parse(const char *name, tp_cred_json *shape, tp_error *err)
+{
+    char shown[40];
+
+    if (name == NULL || shape == NULL)
+        return tp__fail(err, TP_EINVAL, "name and shape are required");
+    if (strcmp(name, "ice") == 0)
+        *shape = TP_JSON_ICE;
+    else if (strcmp(name, "rest") == 0)
+        *shape = TP_JSON_REST;
+    else if (strcmp(name, "acs-native") == 0)
+        *shape = TP_JSON_ACS_NATIVE;
+    else {
+        tp__printable(shown, sizeof(shown), name, 32);
+        return tp__fail(err, TP_EINVAL, "unknown format \"%s\" (ice, rest "
+                        "or acs-native)", shown);
+    }
+    tp__ok(err);
+    return TP_OK;
+}
+
+tp_status
+tp_credential_json_realm(const tp_credential *cred, const char *realm,
+                         const char *const *urls, size_t nurls,
+                         tp_cred_json shape, char *buf, size_t cap,
+                         size_t *written, tp_error *err)
+{
     jbuf b;
     struct tm tm;
     time_t t;
-    char ts[32];
+    char ts[32], one[TP_TURN_URL_MAX + 8];
+    const char *onep = one;
+    tp_turn_url native;
+    tp_status st;
     size_t i;
 
     if (cred == NULL || buf == NULL || cap == 0 ||
@@ -916,17 +954,34 @@ tp_credential_json(const tp_credential *cred, const char *const *urls,
     b.len = 0;
     b.overflow = 0;
     buf[0] = '\0';
-    if (shape == TP_JSON_ICE) {
+    if (shape == TP_JSON_ACS_NATIVE) {
+        st = tp_native_turn(realm, urls, nurls, &native, err);
+        if (st != TP_OK)
+            return st;
+        snprintf(one, sizeof(one), "turn:%s", native.host);
+    }
+    if (shape == TP_JSON_ICE || shape == TP_JSON_ACS_NATIVE) {
         t = (time_t)cred->expires;
         if (gmtime_r(&t, &tm) == NULL ||
             strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
             return tp__fail(err, TP_EINVAL, "expiry %" PRId64 " cannot be "
                             "formatted as a date", cred->expires);
         jb_raw(&b, "{\"iceServers\":[{\"urls\":", 23);
-        jb_urls(&b, urls, nurls);
-        jb_raw(&b, ",\"username\":", 12);
-        jb_str(&b, cred->username);
-        jb_raw(&b, ",\"credential\":", 14);
+        if (shape == TP_JSON_ICE) {
+            jb_urls(&b, urls, nurls);
+            jb_raw(&b, ",\"username\":", 12);
+            jb_str(&b, cred->username);
+            jb_raw(&b, ",\"credential\":", 14);
+        } else {
+            jb_urls(&b, &onep, 1);
+            jb_raw(&b, ",\"udpPort\":", 11);
+            jb_int(&b, (int64_t)native.port);
+            jb_raw(&b, ",\"realm\":", 9);
+            jb_str(&b, realm);
+            jb_raw(&b, ",\"username\":", 12);
+            jb_str(&b, cred->username);
+            jb_raw(&b, ",\"password\":", 12);
+        }
         jb_str(&b, cred->password);
         jb_raw(&b, "}],\"ttl\":", 9);
         jb_int(&b, cred->ttl);

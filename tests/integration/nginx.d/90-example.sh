@@ -42,6 +42,11 @@ if "${ngx_env[@]}" /usr/sbin/nginx -t -p "$ex" -c "$ex/nginx.conf" >"$ex/t.out" 
             "https://proxy.test:$ex_https/t/$tok_alice/evil.com:$up_port/x" 2>&1)
         [ "$c" = 403 ] && ok "... and refuses evil.com" ||
             not_ok "example refuses" "HTTP $c"
+        sleep 0.2
+        grep -q " evil.com:$up_port/x 403 .*reason=host_denied" "$ex/logs/acs-proxy.access.log" &&
+            ! grep -qF "$tok_alice" "$ex/logs/acs-proxy.access.log" &&
+            ok "... and its access log names the refused upstream (\$turnpolicy_requested_upstream), not the token" ||
+            not_ok "example log names the refused upstream" "$(tail -2 "$ex/logs/acs-proxy.access.log")"
         c=$(curl -sS -o /dev/null -w '%{http_code}' -H "X-Forwarded-Uri: /t/$tok_alice/$e/y" \
             "http://127.0.0.1:$ex_fa/auth/forwarded" 2>&1)
         c2=$(curl -sS -o /dev/null -w '%{http_code}' -H "X-Original-URI: /t/$tok_alice/$e/y" \
