@@ -333,7 +333,7 @@ live_checks(tpd *d, const char *realm, const char *user_id, tp_error *err)
 
     memset(&use, 0, sizeof(use));
     tpd_sessions_user(d->sessions, tp_store_usage_included(d->store), realm,
-                      user_id, &use.live, &use.bytes);
+                      user_id, &use.live, &use.bytes, &use.realm_bytes);
     return tp_store_session_check(d->store, realm, user_id, &use, err);
 }
 

@@ -385,6 +385,7 @@ decide(tpd_enforcer *e, const tpd_session_ref *r)
          * shared counter refused it (take_over_quota). */
         memset(&use, 0, sizeof(use));
         use.bytes = r->user_bytes;
+        use.realm_bytes = r->realm_bytes;
         if (r->client[0] != '\0' &&
             tp_addr_parse(r->client, &a, NULL) == TP_OK)
             use.client = &a;

@@ -105,9 +105,20 @@ typedef struct served_key {
     int64_t at;
 } served_key;
 
+/* A realm's bytes not in the snapshot: the sum of its users' (for the
+ * realm's byte budget).  Kept while the table lives: realms are few, and
+ * only status reports (coturn's own realms) create one. */
+typedef struct realm_agg {
+    struct realm_agg *next;
+    uint64_t bytes;
+    uint64_t pending;
+    char realm[TP_REALM_MAX + 1];
+} realm_agg;
+
 /* A user with sessions in the table or bytes not in the snapshot. */
 typedef struct user_agg {
     struct user_agg *next;
+    realm_agg *r;            /* NULL only when out of memory */
     uint32_t hash;
     size_t refs;             /* sessions in the table */
     size_t live;             /* ... not reported deleted */
@@ -161,6 +172,7 @@ struct tpd_sessions {
     served_key *koldest, *knewest;
     size_t nkeys;
     size_t nlive;            /* sessions not reported deleted */
+    realm_agg *realms;
 };
 
 enum kind {
@@ -227,6 +239,12 @@ tpd_sessions_free(tpd_sessions *s)
 
         s->koldest = k->newer;
         free(k);
+    }
+    while (s->realms != NULL) {
+        realm_agg *r = s->realms;
+
+        s->realms = r->next;
+        free(r);
     }
     free(s->buckets);
     free(s->users);
@@ -356,6 +374,27 @@ user_hash(const char *realm, const char *user_id)
     return h;
 }
 
+/* The aggregate of realm; created when create is set.  NULL if absent,
+ * or out of memory. */
+static realm_agg *
+realm_get(tpd_sessions *s, const char *realm, int create)
+{
+    realm_agg *r;
+
+    for (r = s->realms; r != NULL; r = r->next)
+        if (strcmp(r->realm, realm) == 0)
+            return r;
+    if (!create)
+        return NULL;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    snprintf(r->realm, sizeof(r->realm), "%s", realm);
+    r->next = s->realms;
+    s->realms = r;
+    return r;
+}
+
 /* The aggregate of (realm, user_id); created (zeroed) when create is set
  * and it does not exist.  NULL if absent, or out of memory. */
 static user_agg *
@@ -375,6 +414,7 @@ user_get(tpd_sessions *s, const char *realm, const char *user_id,
     if (u == NULL)
         return NULL;
     u->hash = h;
+    u->r = realm_get(s, realm, 1);
     snprintf(u->realm, sizeof(u->realm), "%s", realm);
     snprintf(u->user_id, sizeof(u->user_id), "%s", user_id);
     u->next = s->users[h & (s->nb - 1)];
@@ -429,6 +469,8 @@ tpd_sessions_prune(tpd_sessions *s, uint64_t included)
         if (s->phead == NULL)
             s->ptail = NULL;
         p->u->pending = sat_sub(p->u->pending, p->bytes);
+        if (p->u->r != NULL)
+            p->u->r->pending = sat_sub(p->u->r->pending, p->bytes);
         p->u->npending--;
         user_put(s, p->u);
         free(p);
@@ -437,14 +479,18 @@ tpd_sessions_prune(tpd_sessions *s, uint64_t included)
 
 void
 tpd_sessions_user(tpd_sessions *s, uint64_t included, const char *realm,
-                  const char *user_id, size_t *live, uint64_t *bytes)
+                  const char *user_id, size_t *live, uint64_t *bytes,
+                  uint64_t *realm_bytes)
 {
     const user_agg *u;
+    const realm_agg *r;
 
     tpd_sessions_prune(s, included);
     u = user_get(s, realm, user_id, 0);
+    r = realm_get(s, realm, 0);
     *live = u != NULL ? u->live : 0;
     *bytes = u != NULL ? sat_add(u->bytes, u->pending) : 0;
+    *realm_bytes = r != NULL ? sat_add(r->bytes, r->pending) : 0;
 }
 
 static session *
@@ -519,6 +565,9 @@ make_ref(session *e, tpd_session_ref *ref)
     ref->client = e->client;
     ref->bytes = session_bytes(e);
     ref->user_bytes = sat_add(e->u->bytes, e->u->pending);
+    ref->realm_bytes = e->u->r != NULL
+                           ? sat_add(e->u->r->bytes, e->u->r->pending)
+                           : 0;
     ref->cred_expires = e->cred_expires;
     ref->started = e->started;
     ref->ended = e->ended;
@@ -607,6 +656,8 @@ pending(tpd_sessions *s, user_agg *u, uint64_t bytes)
     p->seq = s->recorded;
     p->bytes = bytes;
     u->pending = sat_add(u->pending, bytes);
+    if (u->r != NULL)
+        u->r->pending = sat_add(u->r->pending, bytes);
     u->npending++;
     if (s->ptail != NULL)
         s->ptail->next = p;
@@ -652,6 +703,8 @@ finish(tpd *d, session *e, int64_t ended)
     d->n.sessions_finished++;
     unlink_session(d->sessions, e);
     e->u->bytes = sat_sub(e->u->bytes, session_bytes(e));
+    if (e->u->r != NULL)
+        e->u->r->bytes = sat_sub(e->u->r->bytes, session_bytes(e));
     e->u->refs--;
     if (!e->ended) {
         e->u->live--;
@@ -885,6 +938,9 @@ client_traffic(session *e, const tpd_report *r, int add)
     e->bytes_in = add ? sat_add(e->bytes_in, r->rcvb) : r->rcvb;
     e->bytes_out = add ? sat_add(e->bytes_out, r->sentb) : r->sentb;
     e->u->bytes = sat_add(sat_sub(e->u->bytes, before), session_bytes(e));
+    if (e->u->r != NULL)
+        e->u->r->bytes = sat_add(sat_sub(e->u->r->bytes, before),
+                                 session_bytes(e));
 }
 
 static void

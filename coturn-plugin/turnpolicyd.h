@@ -270,7 +270,8 @@ int tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
  * table, and finished ones whose usage records are numbered above
  * included = tp_store_usage_included()).  One hash probe. */
 void tpd_sessions_user(tpd_sessions *s, uint64_t included, const char *realm,
-                       const char *user_id, size_t *live, uint64_t *bytes);
+                       const char *user_id, size_t *live, uint64_t *bytes,
+                       uint64_t *realm_bytes);
 /* Forget the bytes of usage records numbered up to included (the
  * snapshot has them). */
 void tpd_sessions_prune(tpd_sessions *s, uint64_t included);
@@ -287,6 +288,7 @@ typedef struct tpd_session_ref {
                                     in the table plus its finished ones
                                     the snapshot lacks (see
                                     tpd_sessions_user) */
+    uint64_t realm_bytes;        /* the same for all the realm's users */
     int64_t cred_expires;        /* the credential's expiry, Unix s */
     int64_t started;             /* first reported, Unix s */
     int ended;                   /* coturn reported it deleted */

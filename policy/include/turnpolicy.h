@@ -885,10 +885,11 @@ TP_EXPORT void tp_store_free(tp_store *st);
 /* Verify a credential against the snapshot: staleness, realm known and
  * not killed, the credential itself (tp_credential_verify), user known
  * and active, credential not revoked and not issued before the user's
- * revocation, and the user's byte budget not used up (TP_EBUDGET when
- * the snapshot's bytes of finished sessions in the period reach the
- * limit; see tp_store_budget for what a caller with live sessions adds).
- * Returns TP_OK or the first failing status. */
+ * revocation, and the user's byte budget and its realm's
+ * (realm_byte_budget, all users together) not used up (TP_EBUDGET when
+ * the snapshot's bytes of finished sessions in the period reach either
+ * limit; see tp_store_session_check for what a caller with live sessions
+ * adds).  Returns TP_OK or the first failing status. */
 TP_EXPORT TP_NODISCARD tp_status tp_store_verify(tp_store *st,
                                                  const char *realm,
                                                  const char *username,
@@ -1092,6 +1093,8 @@ typedef struct tp_session_use {
                                 included) and its finished ones not yet
                                 in the snapshot (tp_store_usage_included) */
     const tp_addr *client;   /* the client's address, or NULL if unknown */
+    uint64_t realm_bytes;    /* the same as bytes for every user of the
+                                realm together (the realm's budget) */
 } tp_session_use;
 
 /*
@@ -1102,7 +1105,10 @@ typedef struct tp_session_use {
  *     user_quota, else the realm's; 0 = unlimited): TP_EQUOTA;
  *   - budget: refused once the bytes of finished sessions in the
  *     snapshot plus use->bytes reach the user's byte budget (its own,
- *     else the realm's, in the realm's budget_period): TP_EBUDGET;
+ *     else the realm's, in the realm's budget_period): TP_EBUDGET; and
+ *     once the realm's bytes (all its users, snapshot plus
+ *     use->realm_bytes) reach realm_byte_budget: TP_EBUDGET, the
+ *     message naming the realm;
  *   - client binding: refused when use->client is outside the user's
  *     client_cidr: TP_ECLIENTADDR.
  * The credential and the user themselves are tp_store_key's (call it

@@ -94,6 +94,21 @@ budget_limit(const realm_entry *r, const user_entry *ue)
     return b > 0 && r->budget_period > 0 ? (uint64_t)b : 0;
 }
 
+/* The realm's byte budget for all its users together (0 = none). */
+static uint64_t
+realm_budget_limit(const realm_entry *r)
+{
+    return r->realm_budget > 0 && r->budget_period > 0
+               ? (uint64_t)r->realm_budget
+               : 0;
+}
+
+static uint64_t
+add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 /*
  * The one rule for "may this subject act now" (pinned s, ov): the realm
  * is provisioned and not switched off, the user is provisioned and
@@ -167,6 +182,12 @@ user_checks(const snapshot *s, const overlay *ov, const char *realm,
         return tp__fail(err, TP_EBUDGET, "user %s of realm %s used %" PRIu64
                         " of its %" PRIu64 " bytes in the last %" PRId64
                         " s", u->user_id, r->name, ue->used, limit,
+                        r->budget_period);
+    limit = realm_budget_limit(r);
+    if (limit > 0 && r->realm_used >= limit)
+        return tp__fail(err, TP_EBUDGET, "realm %s used %" PRIu64 " of its "
+                        "%" PRIu64 " bytes (all users) in the last %" PRId64
+                        " s", r->name, r->realm_used, limit,
                         r->budget_period);
     return TP_OK;
 }
@@ -342,13 +363,22 @@ tp_store_session_check(tp_store *st, const char *realm, const char *user_id,
         goto out;
     }
     limit = budget_limit(r, ue);
-    spent = ue->used > UINT64_MAX - use->bytes ? UINT64_MAX
-                                               : ue->used + use->bytes;
+    spent = add_sat(ue->used, use->bytes);
     if (limit > 0 && spent >= limit) {
         status = tp__fail(err, TP_EBUDGET, "%" PRIu64 " bytes of its budget "
                           "of %" PRIu64 " used (%" PRIu64 " recorded, %"
                           PRIu64 " on this node not yet recorded)", spent,
                           limit, ue->used, use->bytes);
+        goto out;
+    }
+    limit = realm_budget_limit(r);
+    spent = add_sat(r->realm_used, use->realm_bytes);
+    if (limit > 0 && spent >= limit) {
+        status = tp__fail(err, TP_EBUDGET, "realm %s: %" PRIu64 " bytes of "
+                          "its budget of %" PRIu64 " (all users) used (%"
+                          PRIu64 " recorded, %" PRIu64 " on this node not "
+                          "yet recorded)", realm, spent, limit,
+                          r->realm_used, use->realm_bytes);
         goto out;
     }
     if (use->client != NULL && ue->has_cidr &&

@@ -56,7 +56,9 @@ typedef struct realm_entry {
     int64_t total_quota; /* live allocations per realm; 0 = unlimited */
     int64_t max_bps;     /* 0 = unlimited */
     int64_t user_budget; /* bytes per user per budget_period; 0 = none */
+    int64_t realm_budget; /* bytes of all its users per period; 0 = none */
     int64_t budget_period;
+    uint64_t realm_used; /* bytes of its finished sessions in the period */
     char **urls;         /* TURN URIs, in order */
     size_t nurls;
 } realm_entry;
@@ -402,6 +404,8 @@ typedef struct tp__static_realm {
     tp_peer_action peer_default;
     int64_t user_quota, total_quota, max_bps; /* 0 = unlimited */
     int64_t user_budget, budget_period;       /* 0 = none */
+    int64_t realm_budget;                     /* 0 = none */
+    uint64_t realm_used;      /* bytes of all its users in the period */
     const tp__static_secret *secrets;
     size_t nsecrets;
     const void *legacy;       /* legacy secret, or NULL */

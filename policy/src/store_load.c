@@ -131,7 +131,8 @@ load_realms(PGconn *c, const tp_jwt_options *jo, snapshot *s,
                     "killed, peer_default, coalesce(user_quota, 0), "
                     "coalesce(total_quota, 0), coalesce(max_bps, 0), "
                     "coalesce(user_byte_budget, 0), "
-                    "coalesce(budget_period, 0) "
+                    "coalesce(budget_period, 0), "
+                    "coalesce(realm_byte_budget, 0) "
                     "FROM turnpolicy.realms", &r, err);
     if (st != TP_OK)
         return st;
@@ -161,6 +162,7 @@ load_realms(PGconn *c, const tp_jwt_options *jo, snapshot *s,
         e->max_bps = strtoll(PQgetvalue(r, i, 8), NULL, 10);
         e->user_budget = strtoll(PQgetvalue(r, i, 9), NULL, 10);
         e->budget_period = strtoll(PQgetvalue(r, i, 10), NULL, 10);
+        e->realm_budget = strtoll(PQgetvalue(r, i, 11), NULL, 10);
         e->default_ttl = ko.default_ttl;
         e->kr = tp_keyring_new(e->name, &ko, err);
         e->hl = tp_hostlist_new(err);
@@ -354,9 +356,15 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
         if (ri >= 0) {
             user_entry *u = (user_entry *)(uintptr_t)tp__find_user(
                 s, (size_t)ri, PQgetvalue(r, k, 1));
+            uint64_t b = strtoull(PQgetvalue(r, k, 2), NULL, 10);
+            realm_entry *re = &s->realms[ri];
 
             if (u != NULL)
-                u->used = strtoull(PQgetvalue(r, k, 2), NULL, 10);
+                u->used = b;
+            /* the realm's total counts users removed since, too */
+            re->realm_used = re->realm_used > UINT64_MAX - b
+                                 ? UINT64_MAX
+                                 : re->realm_used + b;
         }
     }
 out:

@@ -51,6 +51,8 @@ static_realm(realm_entry *e, const tp__static_realm *in,
     e->total_quota = in->total_quota;
     e->max_bps = in->max_bps;
     e->user_budget = in->user_budget;
+    e->realm_budget = in->realm_budget;
+    e->realm_used = in->realm_used;
     e->budget_period = in->budget_period;
     e->kr = tp_keyring_new(e->name, &ko, err);
     e->hl = tp_hostlist_new(err);

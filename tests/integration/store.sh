@@ -41,6 +41,19 @@ SELECT turnpolicy.add_jwt_key('store.test', 'app1', 'HS256',
 SELECT turnpolicy.create_realm('other.test');
 SELECT turnpolicy.rotate_secret('other.test');
 SELECT turnpolicy.create_user('other.test', 'dave');
+-- A realm budget of 5000 bytes an hour for all users together: 'tina'
+-- used 2000, a user since removed 2999 (it still counts), 'tom' none.
+SELECT turnpolicy.create_realm('tenant.test', realm_byte_budget => 5000,
+                               budget_period => 3600);
+SELECT turnpolicy.rotate_secret('tenant.test');
+SELECT turnpolicy.create_user('tenant.test', u)
+  FROM unnest(ARRAY['tina', 'tom']) AS u;
+INSERT INTO turnpolicy.usage (node, session_id, realm, user_id, started_at,
+                              ended_at, bytes_in, bytes_out)
+VALUES ('seed', 't1', 'tenant.test', 'tina', now() - interval '10 min',
+        now() - interval '5 min', 1000, 1000),
+       ('seed', 't2', 'tenant.test', 'gone', now() - interval '10 min',
+        now() - interval '5 min', 2000, 999);
 SQL
 [ $? = 0 ] && ok "realms and users provisioned with SQL" ||
     { not_ok "provisioning" "$(cat "$d/provision.out")"; exit 1; }

@@ -98,7 +98,7 @@ test_load_and_decide(void **state)
     (void)state;
     tp_store_info_get(st, &info);
     assert_int_equal(info.generation, 1);
-    assert_int_equal(info.realms, 2);
+    assert_int_equal(info.realms, 3);
     assert_true(info.users >= 2);
     assert_true(info.connected);
     TP_ASSERT_OK(tp_store_issue(st, REALM, "alice", 600, tp_now(), &c, &err),
@@ -425,7 +425,7 @@ test_coturn_views(void **state)
                      tp_store_realm_options(st, "nope", &o, &err), &err);
     buf[0] = '\0';
     TP_ASSERT_OK(tp_store_realms(st, collect_name, buf, &err), &err);
-    assert_string_equal(buf, "other.test,store.test,");
+    assert_string_equal(buf, "other.test,store.test,tenant.test,");
     buf[0] = '\0';
     TP_ASSERT_OK(tp_store_origins(st, collect_origin, buf, &err), &err);
     assert_string_equal(buf, "https://app.store.test=store.test,");
@@ -625,6 +625,46 @@ test_session_check(void **state)
     TP_ASSERT_STATUS(TP_EINVAL,
                      tp_store_session_check(st, REALM, "alice", NULL, &err),
                      &err);
+
+    /* tenant.test: 4999 of its 5000 realm bytes used by two users (one
+     * no longer provisioned); tom used none, yet one more byte of
+     * anybody's in the realm spends it */
+    {
+        tp_credential c;
+        tp_username u;
+
+        use.client = NULL;
+        use.realm_bytes = 0;
+        TP_ASSERT_OK(tp_store_session_check(st, "tenant.test", "tom", &use,
+                                            &err), &err);
+        use.realm_bytes = 1;
+        TP_ASSERT_STATUS(TP_EBUDGET,
+                         tp_store_session_check(st, "tenant.test", "tom",
+                                                &use, &err), &err);
+        assert_non_null(strstr(err.message, "realm tenant.test"));
+        TP_ASSERT_OK(tp_store_issue(st, "tenant.test", "tom", 600, tp_now(),
+                                    &c, &err), &err);
+        TP_ASSERT_OK(tp_store_verify(st, "tenant.test", c.username,
+                                     c.password, tp_now(), &u, &err), &err);
+        tp_itest_sql(admin, "INSERT INTO turnpolicy.usage (node, "
+                     "session_id, realm, user_id, started_at, ended_at, "
+                     "bytes_in, bytes_out) VALUES ('seed', 't3', $1, "
+                     "'tina', now() - interval '1 min', now(), 1, 0)", 1,
+                     (const char *const[]){"tenant.test"});
+        tp_store_reload(st);
+        {
+            double t0 = mono();
+            tp_status got;
+
+            while ((got = tp_store_verify(st, "tenant.test", c.username,
+                                          c.password, tp_now(), &u,
+                                          &err)) == TP_OK &&
+                   mono() - t0 < 3.0)
+                usleep(10000);
+            TP_ASSERT_STATUS(TP_EBUDGET, got, &err);
+            assert_non_null(strstr(err.message, "realm tenant.test"));
+        }
+    }
     tp_store_free(st);
 }
 

@@ -24,6 +24,8 @@
 #define REALM "example.org"
 #define KILLED "killed.example"
 #define BUDGET "budget.example"
+#define TENANT "tenant.example"   /* a realm budget, not yet spent */
+#define SPENT "spent.example"     /* a realm budget, spent */
 #define SIGNING "0123456789abcdef-signing-k2"
 #define VERIFY_ONLY "0123456789abcdef-verify-k1"
 #define RETIRED "0123456789abcdef-retired-k0"
@@ -63,6 +65,12 @@ static const tp__static_realm realms[] = {
     {.name = BUDGET, .max_ttl = 3600, .user_quota = 2, .user_budget = 1000,
      .budget_period = 86400, .secrets = secrets, .nsecrets = 1,
      .origins = budget_origins, .norigins = 1},
+    {.name = TENANT, .max_ttl = 3600, .realm_budget = 10000,
+     .realm_used = 9000, .budget_period = 86400, .secrets = secrets,
+     .nsecrets = 1},
+    {.name = SPENT, .max_ttl = 3600, .realm_budget = 10000,
+     .realm_used = 10000, .budget_period = 86400, .secrets = secrets,
+     .nsecrets = 1},
 };
 
 static const tp__static_user users[] = {
@@ -80,13 +88,15 @@ static const tp__static_user users[] = {
      .user_budget = 0},
     {.realm = BUDGET, .user_id = "judy", .used = 10, .own_budget = 1,
      .user_budget = 20},
+    {.realm = TENANT, .user_id = "lea", .used = 100},
+    {.realm = SPENT, .user_id = "max", .used = 0},
 };
 
 /* vic's credential issued at NOW - 10 for 600 s: revoked by name. */
 static tp_credential vic_revoked;
 static tp__static_revoked revoked[1];
 
-static tp__static_policy policy = {realms, 3, users, 12, revoked, 1};
+static tp__static_policy policy = {realms, 5, users, 14, revoked, 1};
 static tp_store *store;
 
 /* A credential for user_id issued at now by a keyring of our own with
@@ -239,7 +249,7 @@ static void
 test_unknown_realm(void **state)
 {
     tp_credential c;
-    tp_session_use use = {0, 0, NULL};
+    tp_session_use use = {0, 0, NULL, 0};
     tp_peer_decision dec;
     tp_host_match m;
     tp_realm_options ro;
@@ -337,7 +347,7 @@ test_killed_realm(void **state)
 static void
 test_users(void **state)
 {
-    tp_session_use use = {0, 0, NULL};
+    tp_session_use use = {0, 0, NULL, 0};
     tp_credential c;
     tp_addr a;
     uint64_t limit, used;
@@ -421,7 +431,7 @@ test_revoked(void **state)
 static void
 test_budget(void **state)
 {
-    tp_session_use use = {0, 0, NULL};
+    tp_session_use use = {0, 0, NULL, 0};
     tp_credential c;
     uint64_t limit, used;
     tp_error err;
@@ -474,10 +484,48 @@ test_budget(void **state)
     assert_int_equal(limit, 0);
 }
 
+/* A realm's byte budget holds all its users together: refused at key
+ * lookup once the snapshot's total reaches it, and at session check with
+ * what the node adds; the message names the realm. */
+static void
+test_realm_budget(void **state)
+{
+    tp_session_use use = {0, 0, NULL, 0};
+    tp_credential c;
+    tp_error err;
+
+    (void)state;
+    TP_ASSERT_OK(tp_store_issue(store, TENANT, "lea", 600, NOW, &c, &err),
+                 &err);
+    check_cred(TENANT, &c, NOW + 1, TP_OK);
+    use.realm_bytes = 999;      /* 9000 recorded + 999 < 10000 */
+    TP_ASSERT_OK(tp_store_session_check(store, TENANT, "lea", &use, &err),
+                 &err);
+    use.realm_bytes = 1000;
+    TP_ASSERT_STATUS(TP_EBUDGET,
+                     tp_store_session_check(store, TENANT, "lea", &use,
+                                            &err), &err);
+    assert_non_null(strstr(err.message, "realm " TENANT));
+    use.realm_bytes = UINT64_MAX; /* saturates */
+    TP_ASSERT_STATUS(TP_EBUDGET,
+                     tp_store_session_check(store, TENANT, "lea", &use,
+                                            &err), &err);
+    /* spent by finished sessions of the realm: even a user who used
+     * nothing is refused at key lookup */
+    TP_ASSERT_OK(tp_store_issue(store, SPENT, "max", 600, NOW, &c, &err),
+                 &err);
+    check_cred(SPENT, &c, NOW + 1, TP_EBUDGET);
+    use.realm_bytes = 0;
+    TP_ASSERT_STATUS(TP_EBUDGET,
+                     tp_store_session_check(store, SPENT, "max", &use, &err),
+                     &err);
+    assert_non_null(strstr(err.message, "realm " SPENT));
+}
+
 static void
 test_quota(void **state)
 {
-    tp_session_use use = {0, 0, NULL};
+    tp_session_use use = {0, 0, NULL, 0};
     int64_t quota;
     tp_error err;
 
@@ -511,7 +559,7 @@ test_quota(void **state)
 static void
 test_client(void **state)
 {
-    tp_session_use use = {0, 0, NULL};
+    tp_session_use use = {0, 0, NULL, 0};
     tp_addr in4, mapped, out4, v6;
     tp_error err;
 
@@ -874,13 +922,14 @@ test_listings(void **state)
     (void)state;
     /* in name order, a killed realm included */
     TP_ASSERT_OK(tp_store_realms(store, collect, names, &err), &err);
-    assert_string_equal(names, "budget.example example.org killed.example ");
+    assert_string_equal(names, "budget.example example.org killed.example "
+                               "spent.example tenant.example ");
     TP_ASSERT_OK(tp_store_export_coturn(store, REALM, TP_PEER_DENY, collect,
                                         ranges, &err), &err);
     assert_non_null(strstr(ranges, "198.51.100.0-198.51.100.255"));
     tp_store_info_get(store, &info);
-    assert_int_equal(info.realms, 3);
-    assert_int_equal(info.users, 12);
+    assert_int_equal(info.realms, 5);
+    assert_int_equal(info.users, 14);
     assert_int_equal(info.connected, 1);
     assert_int_equal(info.overlay, 0);
 }
@@ -963,6 +1012,7 @@ main(void)
         cmocka_unit_test(test_users),
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_realm_budget),
         cmocka_unit_test(test_quota),
         cmocka_unit_test(test_client),
         cmocka_unit_test(test_hosts_peers),

@@ -422,9 +422,10 @@ static void
 expect_user(tpd *d, const char *user_id, size_t live, uint64_t bytes)
 {
     size_t l = 99;
-    uint64_t b = 99;
+    uint64_t b = 99, rb = 99;
 
-    tpd_sessions_user(d->sessions, 0, REALM, user_id, &l, &b);
+    tpd_sessions_user(d->sessions, 0, REALM, user_id, &l, &b, &rb);
+    assert_true(rb >= b); /* the realm's sum holds the user's */
     assert_int_equal(l, live);
     assert_true(b == bytes);
 }
@@ -833,6 +834,41 @@ test_scan(void **state)
     tpd_test_free(d);
 }
 
+/* The realm's bytes (its byte budget) are its users' together, from the
+ * same reports, and follow them to the end of their sessions. */
+static void
+test_table_realm_bytes(void **state)
+{
+    tpd *d = tpd_test_new(64);
+    tpd_session_ref ref;
+    uint64_t b, rb;
+    size_t l;
+
+    (void)state;
+    assert_int_equal(event(d, KEY(USER, "1", "status"), NEW_V4, NOW), 1);
+    assert_int_equal(event(d, KEY(USER, "1", "traffic"), TRAFFIC, NOW), 1);
+    assert_int_equal(event(d, KEY(BOB, "2", "status"), NEW_V4, NOW), 1);
+    assert_int_equal(event(d, KEY(BOB, "2", "traffic"), TRAFFIC, NOW),
+                     1);
+    tpd_sessions_user(d->sessions, 0, REALM, "ana", &l, &b, &rb);
+    assert_true(b == 1900);
+    assert_true(rb == 3800);
+    assert_int_equal(tpd_sessions_find(d->sessions, 2, &ref), 0);
+    assert_true(ref.user_bytes == 1900);
+    assert_true(ref.realm_bytes == 3800);
+    /* a user with no session of its own still sees the realm's sum */
+    tpd_sessions_user(d->sessions, 0, REALM, "carol", &l, &b, &rb);
+    assert_true(b == 0 && rb == 3800);
+    /* another realm's is apart */
+    tpd_sessions_user(d->sessions, 0, "other.org", "ana", &l, &b, &rb);
+    assert_true(rb == 0);
+    /* traffic of an id no status report made a session: nobody's */
+    assert_int_equal(event(d, KEY(USER, "9", "traffic"), TRAFFIC, NOW), 1);
+    tpd_sessions_user(d->sessions, 0, REALM, "ana", &l, &b, &rb);
+    assert_true(rb == 3800);
+    tpd_test_free(d);
+}
+
 int
 main(void)
 {
@@ -854,6 +890,7 @@ main(void)
         cmocka_unit_test(test_keys_served),
         cmocka_unit_test(test_keys_max),
         cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_table_realm_bytes),
     };
 
     return cmocka_run_group_tests_name("sessions", tests, NULL, NULL);
