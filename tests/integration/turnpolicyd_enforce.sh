@@ -53,10 +53,10 @@ SELECT turnpolicy.create_user('$realm', u)
 SELECT turnpolicy.create_user('$realm', 'cidr', client_cidr => '10.9.9.0/24');
 SELECT turnpolicy.create_user('$realm', 'bud', user_byte_budget => 200000);
 SELECT turnpolicy.create_user('$realm', 'quinn', user_quota => 1);
-SELECT turnpolicy.allow_peer('$realm', '127.0.0.1/32');
+SELECT turnpolicy.allow_peer('$realm', '$TP_PEER_IP/32');
 SQL
 then
-    ok "PostgreSQL, Redis, realm $realm provisioned (peers: 127.0.0.1/32)"
+    ok "PostgreSQL, Redis, realm $realm provisioned (peers: $TP_PEER_IP/32)"
 else
     not_ok "provisioning" "$(cat "$d/provision.out")"
     exit 1
