@@ -1217,7 +1217,13 @@ ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_TURNPOLICY_TOKEN_COOKIE:
-#if (nginx_version >= 1023000)
+#if (nginx_version >= 1029006)
+        /* 1.29.6: Cookie pairs are split on ';' only, by a function of
+         * their own (the multi-header one splits on ',') */
+        if (ngx_http_parse_cookie_lines(r, r->headers_in.cookie,
+                                        &lcf->token_name, &value)
+            == NULL)
+#elif (nginx_version >= 1023000)
         /* since nginx 1.23 the Cookie headers are a chain */
         if (ngx_http_parse_multi_header_lines(r, r->headers_in.cookie,
                                               &lcf->token_name, &value)

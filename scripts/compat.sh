@@ -52,6 +52,13 @@ default_mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 COMPAT_MIRROR=${COMPAT_MIRROR:-$(default_mirror)}
+if ! command -v debootstrap >/dev/null 2>&1; then
+    echo "# installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1; } ||
+        { echo "compat: cannot install debootstrap" >&2; exit 2; }
+fi
 
 mounted=()
 umount_all() {
