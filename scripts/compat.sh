@@ -24,6 +24,7 @@
 #
 #   scripts/compat.sh [LANE...]      run lanes (default COMPAT_LANES)
 #   scripts/compat.sh shell LANE     a shell in a lane's chroot (debugging)
+#   scripts/compat.sh run LANE CMD   CMD in a fresh copy of the tree there
 #
 # Exit status 0 only if every lane ran and every suite passed.
 set -u
@@ -225,6 +226,14 @@ if [ "${1:-}" = shell ]; then
     c=$COMPAT_DIR/${2:?lane}
     mount_chroot "$c" || exit 1
     chroot "$c" /bin/bash -l
+    exit $?
+fi
+if [ "${1:-}" = run ]; then
+    c=$COMPAT_DIR/${2:?lane}
+    shift 2
+    mount_chroot "$c" || exit 1
+    copy_tree "$c"
+    in_chroot "$c" sh -c 'cd /root/turnpolicy && "$@"' sh "$@"
     exit $?
 fi
 

@@ -15,13 +15,13 @@ set -eu
 PKGS="
 build-essential pkg-config
 libssl-dev libjwt-dev libhiredis-dev libpq-dev libcmocka-dev libjansson-dev
-postgresql postgresql-contrib
+postgresql
 redis-server redis-tools
 coturn
 nginx nginx-dev libnginx-mod-stream
 clang libclang-rt-dev
 python3-aiortc python3-websockets
-dnsmasq-base curl wrk caddy
+dnsmasq-base curl wrk caddy xxd
 "
 
 missing=""
