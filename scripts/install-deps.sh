@@ -21,7 +21,7 @@ coturn
 nginx nginx-dev libnginx-mod-stream
 clang libclang-rt-dev
 python3-aiortc python3-websockets
-dnsmasq-base curl wrk caddy xxd
+dnsmasq-base curl wrk caddy xxd iproute2
 "
 
 missing=""

@@ -53,6 +53,17 @@ else
     TP_PEER_IP=127.0.0.1
 fi
 
+# turnutils_uclient 4.18 exits without deleting its allocation (4.6.1's
+# sends Refresh lifetime=0), so the session - and its usage report -
+# would last its whole lifetime.  Tests that relay with it give such a
+# coturn this line: allocations end at most 10 s after their last refresh
+# (the client's data phase is over well before).
+tp_coturn_uclient_lines() {
+    if tp_coturn_at_least 4.18; then
+        echo "max-allocate-lifetime=10"
+    fi
+}
+
 tp_turnpolicyd_conf() {
     local file=$1 db=$2 port=$3 pwfile=$4 node=$5
     shift 5
@@ -90,7 +101,7 @@ tp_coturn_conf() {
         echo "log-file=$tp_tmpdir/$name.log"
         echo "simple-log"
         echo "no-stdout-log"
-        [ "$#" = 0 ] || printf '%s\n' "$@"
+        [ "$#" = 0 ] || printf '%s\n' "$@" | grep -v '^$'
         if tp_coturn_at_least 4.10 && printf '%s\n' "$@" | grep -q '^cli-password='; then
             echo "cli"
         fi

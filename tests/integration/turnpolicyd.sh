@@ -213,7 +213,8 @@ peer_port=$(tp_free_port)
 tp_coturn_conf turnserver "$turn_port" "$realm" \
     "$(tp_coturn_redis_auth "$tpd_port" "$pw")" allow-loopback-peers \
     cli-ip=127.0.0.1 "cli-port=$cli_port" \
-    "cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" verbose
+    "cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" verbose \
+    "$(tp_coturn_uclient_lines)"
 tp_bg peer /usr/bin/turnutils_peer -L "$TP_PEER_IP" -p "$peer_port"
 if ! tp_coturn_start turnserver "$turn_port"; then
     not_ok "coturn starts" "$(tail -5 "$d/turnserver.out")"

@@ -97,7 +97,8 @@ start_turn() { # NAME REALM -> sets turn_port_NAME, cli_port_NAME; $d/NAME.clipw
     (umask 077; od -An -N8 -tx1 /dev/urandom | tr -d ' \n' >"$d/$1.clipw")
     tp_coturn_conf "$1" "$port" "$2" relay-ip=::1 \
         "$(tp_coturn_redis_auth "$tpd_port" "$pw")" allow-loopback-peers \
-        cli-ip=127.0.0.1 "cli-port=$cli" "cli-password=$(cat "$d/$1.clipw")"
+        cli-ip=127.0.0.1 "cli-port=$cli" "cli-password=$(cat "$d/$1.clipw")" \
+        "$(tp_coturn_uclient_lines)"
     eval "turn_port_$1=$port cli_port_$1=$cli"
     tp_coturn_start "$1" "$port"
 }
@@ -185,7 +186,7 @@ metric() { rcli INFO | sed -n "s/^turnpolicyd_$1 //p"; }
 issue bud >"$d/bud"
 fin=$(metric sessions_finished_total)
 if relays "$(line 1 "$d/bud")" "$(line 2 "$d/bud")"; then
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 150); do
         [ "$(metric sessions_finished_total)" -gt "$fin" ] 2>/dev/null && break
         sleep 0.1
     done
