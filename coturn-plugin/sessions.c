@@ -764,12 +764,14 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
         return status_event(d, e, realm, user, &un, id, val, now);
     case K_TRAFFIC:
     case K_TRAFFIC_PEER:
-        if (e == NULL) {
-            e = create(d, id, realm, user, &un, now);
-            if (e == NULL)
-                return 1;
-            d->n.sessions_adopted++;
-        }
+        /* Not a reason to adopt a session: coturn >= 4.1x also reports
+         * the traffic of sessions refused before they allocated (with
+         * their username), which would stay here as ghosts counted
+         * against the user's quota.  A live session we did not see
+         * start is adopted at its next status report, and its totals
+         * come with total_traffic at the end. */
+        if (e == NULL)
+            return 1;
         if (kind == K_TRAFFIC) {
             client_traffic(e, val, 1);
             e->dirty = 1;
