@@ -9,6 +9,9 @@
 #   make fuzz       libFuzzer targets in tests/fuzz, FUZZ_SECONDS each
 #                   (default 300); crashes land in build/fuzz/crashes
 #   make demo       the main job end to end on throwaway servers
+#   make compat     the compatibility matrix (scripts/compat.sh, root):
+#                   Debian 12 here, Debian 13 and sid in debootstrap
+#                   chroots cached in COMPAT_DIR (default build/compat)
 #   make install    PREFIX=/usr/local DESTDIR= (library, CLI, turnpolicyd,
 #                   its systemd unit in SYSTEMDDIR, examples in DATADIR,
 #                   the nginx module in NGXMODDIR)
@@ -72,7 +75,7 @@ DAEMON_BIN := $(BUILD)/bin/turnpolicyd
 NGINX_MOD  := $(BUILD)/nginx/ngx_http_turnpolicy_module.so
 
 .PHONY: all lib cli daemon nginx-module tests benches check unit asan tsan bench demo deps \
-        fuzz fuzzers install uninstall clean
+        fuzz fuzzers install uninstall clean compat
 .DELETE_ON_ERROR:
 
 all: lib cli daemon nginx-module
@@ -259,6 +262,10 @@ bench: deps
 demo: deps
 	$(MAKE) all
 	BUILD=$(BUILD) scripts/demo.sh
+
+COMPAT_DIR ?= $(BUILD)/compat
+compat:
+	COMPAT_DIR=$(COMPAT_DIR) scripts/compat.sh
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) \

@@ -5,7 +5,7 @@
  * coturn's redis-userdb (dbd_redis.c, synchronous hiredis, one connection
  * per thread) sends, as hiredis-formatted arrays (a <*> below is a
  * literal '*' of a KEYS pattern):
- *   AUTH <pw>, SELECT <db>                       on connect
+ *   AUTH [<user>] <pw>, SELECT <db>              on connect
  *   GET turn/realm/<r>/user/<u>/key              once per new session
  *   KEYS turn/origin/<*>, GET turn/origin/<o>    realm reload, auth ping
  *   GET turn/realm/<r>/{max-bps,total-quota,user-quota}
@@ -286,13 +286,19 @@ password_ok(const tpd *d, const char *pw, size_t n)
     return ok;
 }
 
+/* AUTH <password>, or AUTH <user> <password> (Redis 6 ACL form; coturn
+ * 4.6.3 and later send it when its connection string has user=).  There
+ * is one password and no users here: the name is not checked, and never
+ * logged. */
 static int
 cmd_auth(tpd *d, tpd_client *c, const tpd_request *rq, tpd_buf *out)
 {
-    if (rq->argc != 2)
+    int pw = rq->argc - 1;
+
+    if (rq->argc != 2 && rq->argc != 3)
         return tpd_reply_error(out, "ERR wrong number of arguments for "
                                "'auth' command");
-    if (password_ok(d, rq->argv[1], rq->len[1])) {
+    if (password_ok(d, rq->argv[pw], rq->len[pw])) {
         c->authed = 1;
         d->n.auth_ok++;
         return tpd_reply_status(out, "OK");

@@ -116,6 +116,11 @@
 #define TIMER_TAG TPD_MAX_CLI   /* epoll tag of the timerfd */
 #define CHANGE_TAG (TPD_MAX_CLI + 1) /* ... of the store's change fd */
 #define MARK_QUEUED (-1)        /* session mark: a target exists */
+#define DOWN_LOUD_MS 10000      /* CLI down this long: an error, /health */
+/* What fixes an unreachable CLI, for the log and /health. */
+#define CLI_HINT "coturn >= 4.10 opens its CLI only with `cli` in " \
+    "turnserver.conf, next to cli-ip, cli-port and cli-password, which " \
+    "must match coturn_cli and coturn_cli_password_file"
 
 enum cli_state {
     C_DOWN,       /* closed; reconnect at deadline */
@@ -192,6 +197,8 @@ struct tpd_enforcer {
     size_t cap;
     int full_logged;
     int stale_logged;
+    int64_t down_since;          /* mono ms a CLI went down; 0: all up */
+    int down_told;               /* the DOWN_LOUD_MS error was logged */
     /* for the scan callback */
     tpd *d;
     int64_t now_ms;
@@ -534,7 +541,7 @@ cli_fail(tpd_enforcer *e, cli *c, int auth, const char *fmt, ...)
     if (!c->failing)
         tpd_log(auth ? TP_LOG_ERROR : TP_LOG_WARN, "coturn CLI %s: %s; "
                 "retrying (live sessions cannot be cancelled there "
-                "meanwhile)", c->text, msg);
+                "meanwhile)%s", c->text, msg, auth ? "" : "; " CLI_HINT);
     else
         tpd_log(TP_LOG_DEBUG, "coturn CLI %s: %s", c->text, msg);
     c->failing = 1;
@@ -924,6 +931,36 @@ arm(tpd_enforcer *e, int64_t now)
         tpd_log(TP_LOG_ERROR, "timerfd_settime: %s", strerror(errno));
 }
 
+/* Say loudly, once per outage, when some CLI has not been logged in for
+ * DOWN_LOUD_MS (from start, too: coturn starts after turnpolicyd, so a
+ * short wait is normal), and when all are back. */
+static void
+watch_up(tpd_enforcer *e, int64_t now)
+{
+    size_t i, up = 0;
+
+    for (i = 0; i < e->ncli; i++)
+        if (e->c[i].state == C_IDLE || e->c[i].state == C_BUSY)
+            up++;
+    if (up == e->ncli) {
+        if (e->down_told)
+            tpd_log(TP_LOG_INFO, "coturn CLI: all %zu logged in again; "
+                    "live sessions are enforced", e->ncli);
+        e->down_since = 0;
+        e->down_told = 0;
+        return;
+    }
+    if (e->down_since == 0)
+        e->down_since = now;
+    if (!e->down_told && now - e->down_since >= DOWN_LOUD_MS) {
+        tpd_log(TP_LOG_ERROR, "the session enforcer reaches %zu of %zu "
+                "coturn CLI endpoints after %d s: revocation, expiry and "
+                "budgets do not cut live sessions there; %s", up, e->ncli,
+                DOWN_LOUD_MS / 1000, CLI_HINT);
+        e->down_told = 1;
+    }
+}
+
 static void
 tick(tpd_enforcer *e)
 {
@@ -991,6 +1028,7 @@ tpd_enforcer_run(tpd_enforcer *e, tpd *d)
                      c->state == C_CONNECTING ? CONNECT_TIMEOUT_MS
                                               : CMD_TIMEOUT_MS);
     }
+    watch_up(e, now);
     if (changed || now >= e->next_tick) {
         tick(e);
         e->next_tick = now + e->interval;
@@ -1078,6 +1116,7 @@ tpd_enforcer_new(const tpd_enforce_options *o)
         c->backoff = BACKOFF_MIN_MS;
     }
     e->next_tick = mono_ms();
+    e->down_since = e->next_tick; /* down until logged in */
     arm(e, e->next_tick);
     return e;
 
@@ -1144,4 +1183,7 @@ tpd_enforcer_status_get(const tpd_enforcer *e, tpd_enforcer_status *o)
     for (i = 0; i < e->ncli; i++)
         if (e->c[i].state == C_IDLE || e->c[i].state == C_BUSY)
             o->cli_up++;
+    if (e->down_since != 0)
+        o->down_ms = mono_ms() - e->down_since;
+    o->loud = e->down_told;
 }

@@ -211,6 +211,9 @@ tpd_metrics_render(tpd *d, tpd_buf *b)
                 (double)es.cli_up);
     rc |= gauge(b, "coturn_cli_configured", "coturn CLI endpoints.",
                 (double)es.cli_total);
+    rc |= gauge(b, "enforcer_up", "1 when every coturn CLI endpoint is "
+                "logged in (live sessions can be cut), else 0.",
+                es.cli_total > 0 && es.cli_up == es.cli_total ? 1.0 : 0.0);
     rc |= gauge(b, "start_time_seconds", "Unix time turnpolicyd started.",
                 (double)d->started);
     return rc != 0 ? -1 : 0;

@@ -2,7 +2,9 @@
  * resp.c - the Redis protocol as turnpolicyd speaks it: requests in,
  * replies out.
  *
- * Requests are parsed by hiredis's own redisReader (0.14.1), which reads
+ * Requests are parsed by hiredis's own redisReader (0.14.1 on Debian 12,
+ * 1.x on Debian 13: 1.0 made an array's length a size_t and added RESP3
+ * doubles, booleans, maps, sets and pushes, all refused here), which reads
  * any RESP value, given our own object functions instead of hiredis's
  * redisReply builders.  Those functions accept exactly what a Redis
  * client sends - one array of 1..TPD_MAX_ARGS bulk strings - and refuse
@@ -29,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>   /* HIREDIS_MAJOR */
 #include <hiredis/read.h>
 
 #include "turnpolicyd.h"
@@ -43,18 +46,31 @@ struct tpd_parser {
 /* Object functions for redisReader                                    */
 /* ------------------------------------------------------------------ */
 
+/* The length type of createArray: int before hiredis 1.0, size_t since. */
+#if HIREDIS_MAJOR >= 1
+typedef size_t tpd_nelem;
+#else
+typedef int tpd_nelem;
+#endif
+
 static void *
-obj_array(const redisReadTask *task, int elements)
+obj_array(const redisReadTask *task, tpd_nelem elements)
 {
     tpd_request *rq;
 
-    /* Only the outer array, and only a sane number of arguments. */
-    if (task->parent != NULL || elements < 0 || elements > TPD_MAX_ARGS)
+    /* Only the outer array (not a RESP3 map, set or push), and only a
+     * sane number of arguments. */
+    if (task->parent != NULL || task->type != REDIS_REPLY_ARRAY ||
+        elements > TPD_MAX_ARGS)
         return NULL;
+#if HIREDIS_MAJOR < 1
+    if (elements < 0)
+        return NULL;
+#endif
     rq = calloc(1, sizeof(*rq));
     if (rq == NULL)
         return NULL;
-    rq->expected = elements;
+    rq->expected = (int)elements;
     return rq;
 }
 
@@ -105,6 +121,27 @@ obj_nil(const redisReadTask *task)
     return NULL;
 }
 
+#if HIREDIS_MAJOR >= 1
+/* RESP3 values (hiredis >= 1.0): never part of a client's request. */
+static void *
+obj_double(const redisReadTask *task, double v, char *str, size_t len)
+{
+    (void)task;
+    (void)v;
+    (void)str;
+    (void)len;
+    return NULL;
+}
+
+static void *
+obj_bool(const redisReadTask *task, int v)
+{
+    (void)task;
+    (void)v;
+    return NULL;
+}
+#endif
+
 /* The reader only ever frees its root object, which is a request. */
 static void
 obj_free(void *obj)
@@ -112,9 +149,16 @@ obj_free(void *obj)
     tpd_request_free(obj);
 }
 
+#if HIREDIS_MAJOR >= 1
+static redisReplyObjectFunctions request_fns = {
+    obj_string, obj_array, obj_integer, obj_double, obj_nil, obj_bool,
+    obj_free
+};
+#else
 static redisReplyObjectFunctions request_fns = {
     obj_string, obj_array, obj_integer, obj_nil, obj_free
 };
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Parser                                                              */

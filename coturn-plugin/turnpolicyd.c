@@ -677,6 +677,7 @@ http_respond(loop *L, conn *c)
     const char *status = "404 Not Found", *ctype = "text/plain";
     tpd_buf body;
     tp_store_info si;
+    tpd_enforcer_status es;
     uint32_t stale;
     int ok = 0;
 
@@ -692,8 +693,20 @@ http_respond(loop *L, conn *c)
         }
     } else if (strncmp(req, "GET /health ", 12) == 0) {
         tp_store_info_get(L->d->store, &si);
+        tpd_enforcer_status_get(L->d->enforcer, &es);
         stale = L->s->so.max_staleness;
-        if (si.age <= (double)stale) {
+        if (si.age <= (double)stale && es.loud) {
+            /* decisions work, but revocation cannot cut live sessions */
+            status = "503 Service Unavailable";
+            ok = tpd_buf_printf(&body, "enforcer down: %zu of %zu coturn "
+                                "CLI endpoints logged in for %" PRId64
+                                " s; coturn >= 4.10 opens its CLI only "
+                                "with `cli` in turnserver.conf (and "
+                                "cli-ip, cli-port, cli-password matching "
+                                "coturn_cli, coturn_cli_password_file)\n",
+                                es.cli_up, es.cli_total,
+                                es.down_ms / 1000) == 0;
+        } else if (si.age <= (double)stale) {
             status = "200 OK";
             ok = tpd_buf_printf(&body, "ok\n") == 0;
         } else {

@@ -357,6 +357,8 @@ typedef struct tpd_enforcer_status {
     size_t cli_up;                        /* authenticated connections */
     size_t cli_total;
     size_t pending;                       /* sessions being cancelled */
+    int64_t down_ms;                      /* some CLI not logged in since */
+    int loud;                             /* down long enough to alarm */
 } tpd_enforcer_status;
 
 /* Start connecting to every CLI.  NULL (logged) on failure. */

@@ -1181,6 +1181,9 @@ ngx_http_turnpolicy_add_header(ngx_http_request_t *r, const char *key,
     h->key.len = ngx_strlen(key);
     h->value = *value;
     h->lowcase_key = NULL;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
 
     return NGX_OK;
 }
@@ -1328,9 +1331,22 @@ ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_TURNPOLICY_TOKEN_COOKIE:
+#if (nginx_version >= 1029006)
+        /* 1.29.6: Cookie pairs are split on ';' only, by a function of
+         * their own (the multi-header one splits on ',') */
+        if (ngx_http_parse_cookie_lines(r, r->headers_in.cookie,
+                                        &lcf->token_name, &value)
+            == NULL)
+#elif (nginx_version >= 1023000)
+        /* since nginx 1.23 the Cookie headers are a chain */
+        if (ngx_http_parse_multi_header_lines(r, r->headers_in.cookie,
+                                              &lcf->token_name, &value)
+            == NULL)
+#else
         if (ngx_http_parse_multi_header_lines(&r->headers_in.cookies,
                                               &lcf->token_name, &value)
             == NGX_DECLINED)
+#endif
         {
             ngx_str_null(&value);
         }
@@ -2055,6 +2071,9 @@ ngx_http_turnpolicy_send_json(ngx_http_request_t *r, ngx_uint_t status,
         }
 
         r->headers_out.www_authenticate = h;
+#if (nginx_version >= 1023000)
+        h->next = NULL;    /* 1.23 chains multi-value headers */
+#endif
     }
 
     if (len == 0) {

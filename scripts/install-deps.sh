@@ -4,18 +4,24 @@
 # touched, and nothing is downloaded when everything is installed.
 #
 # Run as root (or with sudo).  Usage: scripts/install-deps.sh [--quiet]
+#
+# The same list works on Debian 12 (bookworm) and 13 (trixie): versioned
+# packages are named through Debian's metapackages, which depend on the
+# release's own version ("postgresql" -> postgresql-15 / postgresql-17,
+# "libclang-rt-dev" -> the compiler-rt of the release's default clang,
+# libclang-rt-14-dev / libclang-rt-19-dev).
 set -eu
 
 PKGS="
 build-essential pkg-config
 libssl-dev libjwt-dev libhiredis-dev libpq-dev libcmocka-dev libjansson-dev
-postgresql-15 postgresql-contrib
+postgresql
 redis-server redis-tools
 coturn
 nginx nginx-dev libnginx-mod-stream
-clang libclang-rt-14-dev
+clang libclang-rt-dev
 python3-aiortc python3-websockets
-dnsmasq-base curl wrk caddy
+dnsmasq-base curl wrk caddy xxd iproute2
 chromium nodejs strace
 "
 

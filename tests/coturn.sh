@@ -1,6 +1,6 @@
 # tests/coturn.sh - configuration files for the TURN side of tests that
-# run turnpolicyd and Debian's stock coturn 4.6.1 (turnserver), on
-# 127.0.0.1 only.
+# run turnpolicyd and Debian's stock coturn (turnserver; 4.6.1 on Debian
+# 12 and 13, 4.18 on sid), on 127.0.0.0/8 only.
 # shellcheck shell=bash disable=SC2154  # tp_tmpdir comes from lib.sh
 #
 # Source it after tests/lib.sh (and tests/redis.sh for
@@ -15,7 +15,7 @@
 #       counters, node = NODE, then each LINE ("key = value") as given.
 #   tp_coturn_conf NAME PORT REALM [LINE...]
 #       write $tp_tmpdir/NAME.conf (mode 0600) for turnserver -c: listen
-#       on 127.0.0.1:PORT (UDP and TCP), relay from 127.0.0.1 on the 100
+#       on 127.0.0.1:PORT (UDP and TCP), relay from $TP_PEER_IP on the 100
 #       ports from 50000 + (PORT % 100) * 100 (tests running side by side
 #       rarely share them), default realm REALM, no TLS or DTLS, pid file
 #       NAME.pid and log NAME.log in $tp_tmpdir, nothing on stdout; then
@@ -32,6 +32,37 @@
 #       start turnserver -c $tp_tmpdir/NAME.conf with tp_bg NAME (output
 #       in NAME.out, stopped on exit) and wait up to 10 s until
 #       127.0.0.1:PORT accepts TCP; non-zero if it does not.
+
+#   TP_COTURN_VERSION   the version of /usr/bin/turnserver (e.g. 4.6.1)
+#   tp_coturn_at_least V   true if TP_COTURN_VERSION >= V
+#   TP_PEER_IP          the loopback address relays and test peers use:
+#       127.0.0.1, or 127.0.0.2 from coturn 4.13 on, which refuses to
+#       relay to its own database hosts (turnpolicyd on 127.0.0.1).
+#   With coturn >= 4.10, tp_coturn_conf adds `cli` when a cli-password
+#   line is given (the CLI is off by default there).
+
+TP_COTURN_VERSION=$(/usr/bin/turnserver --version 2>/dev/null |
+    grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)*' | head -1)
+tp_coturn_at_least() {
+    [ -n "$TP_COTURN_VERSION" ] &&
+    [ "$(printf '%s\n%s\n' "$1" "$TP_COTURN_VERSION" | sort -V | head -1)" = "$1" ]
+}
+if tp_coturn_at_least 4.13; then
+    TP_PEER_IP=127.0.0.2
+else
+    TP_PEER_IP=127.0.0.1
+fi
+
+# turnutils_uclient 4.18 exits without deleting its allocation (4.6.1's
+# sends Refresh lifetime=0), so the session - and its usage report -
+# would last its whole lifetime.  Tests that relay with it give such a
+# coturn this line: allocations end at most 10 s after their last refresh
+# (the client's data phase is over well before).
+tp_coturn_uclient_lines() {
+    if tp_coturn_at_least 4.18; then
+        echo "max-allocate-lifetime=10"
+    fi
+}
 
 tp_turnpolicyd_conf() {
     local file=$1 db=$2 port=$3 pwfile=$4 node=$5
@@ -59,7 +90,7 @@ tp_coturn_conf() {
     lo=$(( (port % 100) * 100 + 50000 ))
     {
         echo "listening-ip=127.0.0.1"
-        echo "relay-ip=127.0.0.1"
+        echo "relay-ip=$TP_PEER_IP"
         echo "listening-port=$port"
         echo "min-port=$lo"
         echo "max-port=$((lo + 99))"
@@ -70,7 +101,10 @@ tp_coturn_conf() {
         echo "log-file=$tp_tmpdir/$name.log"
         echo "simple-log"
         echo "no-stdout-log"
-        [ "$#" = 0 ] || printf '%s\n' "$@"
+        [ "$#" = 0 ] || printf '%s\n' "$@" | grep -v '^$'
+        if tp_coturn_at_least 4.10 && printf '%s\n' "$@" | grep -q '^cli-password='; then
+            echo "cli"
+        fi
     } >"$tp_tmpdir/$name.conf"
     chmod 600 "$tp_tmpdir/$name.conf"
 }

@@ -1,4 +1,4 @@
-# tests/pg.sh - a throwaway PostgreSQL 15 for integration tests.
+# tests/pg.sh - a throwaway PostgreSQL (15 or newer) for integration tests.
 # shellcheck shell=bash disable=SC2034,SC2120,SC2154
 #
 # Source it after tests/lib.sh.  It gives:
@@ -35,7 +35,19 @@
 # $tp_tmpdir/pg.  Durability is off (fsync, full_page_writes,
 # synchronous_commit): the data is thrown away anyway.
 
-TP_PG_BIN=${TP_PG_BIN:-/usr/lib/postgresql/15/bin}
+# The server's binaries: $TP_PG_BIN if set, else the highest
+# /usr/lib/postgresql/NN/bin that has initdb (Debian 12 ships 15,
+# Debian 13 17; several may be installed side by side).
+tp__pg_find_bin() {
+    local d best=""
+    for d in /usr/lib/postgresql/*/bin; do
+        [ -x "$d/initdb" ] || continue
+        best="$best$d
+"
+    done
+    printf '%s' "$best" | sort -V | tail -1
+}
+TP_PG_BIN=${TP_PG_BIN:-$(tp__pg_find_bin)}
 TP_PG_SUPERUSER=postgres
 TP_PG_DIR=""
 TP_PG_PORT=""
@@ -58,7 +70,7 @@ tp__pg_as() {
 tp_pg_start() {
     local pw pgctl
     if [ ! -x "$TP_PG_BIN/initdb" ]; then
-        echo "# no PostgreSQL server binaries in $TP_PG_BIN" >&2
+        echo "# no PostgreSQL server binaries in ${TP_PG_BIN:-/usr/lib/postgresql/*/bin} (install the postgresql package, or set TP_PG_BIN)" >&2
         return 1
     fi
     if [ "$(id -u)" = 0 ]; then

@@ -4,7 +4,8 @@
 #
 # Unit tests are the cmocka binaries in $BUILD/tests (TAP output);
 # integration tests are tests/integration/*.sh (TAP lines, servers started
-# and stopped by each script).  TP_ONLY=unit runs the unit tests alone.
+# and stopped by each script).  TP_ONLY=unit runs the unit tests alone;
+# TP_SUITES="a b" runs the unit tests and only tests/integration/{a,b}.sh.
 # Exit status 0 only if something ran and nothing failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -61,6 +62,7 @@ if [ "${TP_ONLY:-all}" != unit ]; then
     for t in tests/integration/*.sh; do
         [ -f "$t" ] || continue
         name=$(basename "$t" .sh)
+        case " ${TP_SUITES:-$name} " in *" $name "*) ;; *) continue ;; esac
         timeout 900 bash "$t" >"$log" 2>&1
         tally "$name" $?
     done

@@ -697,22 +697,29 @@ out:
 
 /* ------------------------------------------------------------------ */
 
-/* Parse the options of a command that takes only --realm and --help.
- * Returns -1 to go on (realm set or left NULL), else the exit status. */
+/* Parse the options of a command that takes only --realm, --help and,
+ * where db is not NULL, --database.  Returns -1 to go on (realm and *db
+ * set or left NULL), else the exit status. */
 static int
 parse_realm_only(int argc, char **argv, const char *usage,
-                 const char **realm)
+                 const char **realm, const char **db)
 {
     static const struct option opts[] = {
         {"realm", required_argument, NULL, 'r'},
+        {"database", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
 
-    while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             *realm = optarg;
+            break;
+        case 'd':
+            if (db == NULL)
+                return tp_cli_usage_error(usage, "bad option");
+            *db = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -724,41 +731,99 @@ parse_realm_only(int argc, char **argv, const char *usage,
     return -1;
 }
 
+/* host-check and peer-check as issue, verify and key choose: the
+ * database given with --database, or $TURNPOLICY_DATABASE /
+ * database_url when no [realm] section is configured.  On return *cfg is
+ * the configuration (or NULL) and *store the library's store when a
+ * database is used (else NULL).  0, or the exit status. */
+static int
+check_source(const char *usage, const char *db, const char **realm,
+             tp_config **cfg, tp_store **store)
+{
+    tp_store_options so;
+    tp_error err;
+
+    *cfg = NULL;
+    *store = NULL;
+    if (db == NULL && no_config_file())
+        db = getenv("TURNPOLICY_DATABASE");
+    if (db == NULL && !no_config_file()) {
+        if (load_config(cfg) != 0)
+            return EXIT_USAGE;
+        if (!has_realm_section(*cfg)) {
+            db = getenv("TURNPOLICY_DATABASE");
+            if (db == NULL)
+                db = tp_config_get(*cfg, "", "database_url");
+        }
+    }
+    if (db == NULL)
+        return 0;
+    if (*realm == NULL && *cfg != NULL)
+        *realm = tp_config_get(*cfg, "", "default_realm");
+    if (*realm == NULL)
+        return tp_cli_usage_error(usage, "--realm is required");
+    memset(&so, 0, sizeof(so));
+    so.database = db;
+    so.log = log_stderr;
+    *store = tp_store_new(&so, &err);
+    if (*store == NULL)
+        return fail_err("database", &err);
+    return 0;
+}
+
 static const char usage_peer[] =
-    "usage: turnpolicy peer-check [--realm R] ADDRESS\n"
+    "usage: turnpolicy peer-check [--realm R] [--database CONNINFO] ADDRESS\n"
     "Decide whether TURN may relay to ADDRESS (IPv4 or IPv6).  Without a\n"
     "realm (or without a configuration file) only the built-in default\n"
-    "deny applies.  Exit 0 allowed, 1 denied.\n";
+    "deny applies.  With a database (--database, or $TURNPOLICY_DATABASE /\n"
+    "database_url when no realm is configured) the realm's rules are\n"
+    "PostgreSQL's, as turnpolicyd sees them.  Exit 0 allowed, 1 denied.\n";
 
 static int
 cmd_peer_check(int argc, char **argv)
 {
-    const char *realm = NULL;
+    const char *realm = NULL, *db = NULL;
     tp_config *cfg = NULL;
     tp_peerset *ps = NULL;
+    tp_store *store = NULL;
     tp_peer_decision d;
+    tp_addr addr;
     tp_error err;
-    tp_status st;
+    tp_status st = TP_OK;
     int c, rc = EXIT_USAGE;
 
-    c = parse_realm_only(argc, argv, usage_peer, &realm);
+    c = parse_realm_only(argc, argv, usage_peer, &realm, &db);
     if (c >= 0)
         return c;
     if (optind != argc - 1)
         return tp_cli_usage_error(usage_peer,
                                   "exactly one ADDRESS is required");
-    if (realm != NULL) {
+    if (db != NULL || realm != NULL) {
+        rc = check_source(usage_peer, db, &realm, &cfg, &store);
+        if (rc != 0)
+            goto out;
+        rc = EXIT_USAGE;
+    }
+    memset(&d, 0, sizeof(d));
+    if (store != NULL) {
+        st = tp_addr_parse(argv[optind], &addr, &err);
+        if (st == TP_OK)
+            st = tp_store_peer_check(store, realm, &addr, &d, &err);
+    } else if (realm != NULL) {
         if (load_config(&cfg) != 0)
             return EXIT_USAGE;
+        if (cfg == NULL && load_config(&cfg) != 0)
+            goto out;
         ps = tp_peerset_from_config(cfg, realm, &err);
     } else {
         ps = tp_peerset_new(&err);
     }
-    if (ps == NULL) {
+    if (store == NULL && ps == NULL) {
         rc = fail_err("peers", &err);
         goto out;
     }
-    st = tp_peerset_check_str(ps, argv[optind], &d, &err);
+    if (store == NULL)
+        st = tp_peerset_check_str(ps, argv[optind], &d, &err);
     if (st == TP_OK) {
         printf("allow %s%s%s\n", argv[optind], d.rule[0] ? " by " : "",
                d.rule);
@@ -773,28 +838,33 @@ cmd_peer_check(int argc, char **argv)
     }
 out:
     tp_peerset_free(ps);
+    tp_store_free(store);
     tp_config_free(cfg);
     return rc;
 }
 
 static const char usage_host[] =
-    "usage: turnpolicy host-check [--realm R] HOST [PORT [PATH]]\n"
+    "usage: turnpolicy host-check [--realm R] [--database CONNINFO] HOST "
+    "[PORT [PATH]]\n"
     "Decide whether the signaling proxy may forward to HOST (the realm's\n"
-    "`hosts` allow-list; default deny).  Exit 0 allowed, 1 denied.\n";
+    "`hosts` allow-list; default deny), from the configuration or, with a\n"
+    "database (--database, or $TURNPOLICY_DATABASE / database_url when no\n"
+    "realm is configured), from PostgreSQL.  Exit 0 allowed, 1 denied.\n";
 
 static int
 cmd_host_check(int argc, char **argv)
 {
-    const char *realm = NULL, *path = NULL;
+    const char *realm = NULL, *path = NULL, *db = NULL;
     tp_config *cfg = NULL;
     tp_hostlist *hl = NULL;
+    tp_store *store = NULL;
     tp_host_match m;
     int64_t port = 0;
     tp_error err;
     tp_status st;
     int c, rc = EXIT_USAGE;
 
-    c = parse_realm_only(argc, argv, usage_host, &realm);
+    c = parse_realm_only(argc, argv, usage_host, &realm, &db);
     if (c >= 0)
         return c;
     if (optind >= argc || argc - optind > 3)
@@ -804,21 +874,35 @@ cmd_host_check(int argc, char **argv)
         return tp_cli_usage_error(usage_host, "bad PORT %s", argv[optind + 1]);
     if (argc - optind == 3)
         path = argv[optind + 2];
-    if (load_config(&cfg) != 0)
-        return EXIT_USAGE;
-    realm = pick_realm(cfg, realm);
-    if (realm == NULL) {
-        rc = tp_cli_usage_error(usage_host, "--realm is required");
+    rc = check_source(usage_host, db, &realm, &cfg, &store);
+    if (rc != 0)
         goto out;
+    rc = EXIT_USAGE;
+    if (store != NULL) {
+        st = tp_store_host_check(store, realm, argv[optind], (unsigned)port,
+                                 path, &m, &err);
+    } else {
+        if (cfg == NULL && load_config(&cfg) != 0)
+            goto out;
+        realm = pick_realm(cfg, realm);
+        if (realm == NULL) {
+            rc = tp_cli_usage_error(usage_host, "--realm is required");
+            goto out;
+        }
+        hl = tp_hostlist_from_config(cfg, realm, &err);
+        if (hl == NULL) {
+            rc = fail_err("hosts", &err);
+            goto out;
+        }
+        st = tp_hostlist_check(hl, argv[optind], (unsigned)port, path, &m,
+                               &err);
     }
-    hl = tp_hostlist_from_config(cfg, realm, &err);
-    if (hl == NULL) {
-        rc = fail_err("hosts", &err);
-        goto out;
-    }
-    st = tp_hostlist_check(hl, argv[optind], (unsigned)port, path, &m, &err);
     if (st == TP_OK) {
-        printf("allow %s by %s\n", argv[optind], m.rule);
+        if (m.rule != NULL)
+            printf("allow %s by %s\n", argv[optind], m.rule);
+        else /* the store's rules live in its snapshot */
+            printf("allow %s by the realm's rule %d\n", argv[optind],
+                   m.rule_index + 1);
         rc = 0;
     } else if (st == TP_EHOSTDENIED || st == TP_EBADHOST) {
         printf("deny %s: %s\n", argv[optind], tp_reason(st));
@@ -828,6 +912,7 @@ cmd_host_check(int argc, char **argv)
     }
 out:
     tp_hostlist_free(hl);
+    tp_store_free(store);
     tp_config_free(cfg);
     return rc;
 }
@@ -854,7 +939,7 @@ cmd_coturn_peers(int argc, char **argv)
     tp_error err;
     int c, rc = EXIT_USAGE;
 
-    c = parse_realm_only(argc, argv, usage_coturn_peers, &realm);
+    c = parse_realm_only(argc, argv, usage_coturn_peers, &realm, NULL);
     if (c >= 0)
         return c;
     if (realm != NULL) {
@@ -1041,10 +1126,52 @@ out:
 #define TP_SCHEMA_DIR "/usr/local/share/turnpolicy/schema"
 #endif
 
+/* Where migrate finds the schema without --schema-dir: $TP_SCHEMA_DIR;
+ * else, for a binary in a build tree (BUILD/bin/turnpolicy, BUILD at
+ * most three levels under the tree), that tree's schema/; else the
+ * installed TP_SCHEMA_DIR.  The result is static. */
+static const char *
+default_schema_dir(void)
+{
+    static char dir[4096];
+    char probe[4200];
+    const char *env = getenv("TP_SCHEMA_DIR");
+    ssize_t n;
+    char *slash;
+    int up;
+
+    if (env != NULL && env[0] != '\0')
+        return env;
+    n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+    if (n <= 0 || (size_t)n >= sizeof(dir) - 1)
+        return TP_SCHEMA_DIR;
+    dir[n] = '\0';
+    for (up = 0; up < 4; up++) {
+        slash = strrchr(dir, '/');
+        if (slash == NULL || slash == dir)
+            break;
+        *slash = '\0';
+        snprintf(probe, sizeof(probe), "%s/policy/include/turnpolicy.h",
+                 dir);
+        if (access(probe, R_OK) != 0)
+            continue;
+        snprintf(probe, sizeof(probe), "%s/schema/001_core.sql", dir);
+        if (access(probe, R_OK) != 0)
+            continue;
+        if (strlen(dir) + sizeof("/schema") > sizeof(dir))
+            break;
+        strcat(dir, "/schema");
+        return dir;
+    }
+    return TP_SCHEMA_DIR;
+}
+
 static const char usage_migrate[] =
     "usage: turnpolicy migrate [--database CONNINFO] [--schema-dir DIR] "
     "[--check]\n"
-    "Apply the forward-only migrations in DIR (default " TP_SCHEMA_DIR ")\n"
+    "Apply the forward-only migrations in DIR (default: $TP_SCHEMA_DIR,\n"
+    "else the schema/ of the source tree the binary was built in, else\n"
+    TP_SCHEMA_DIR ")\n"
     "to the database: a libpq connection string or URI from --database,\n"
     "else $TURNPOLICY_DATABASE, else the configuration's database_url.\n"
     "Keep the password out of it (use a passfile=...).  Safe to re-run;\n"
@@ -1074,7 +1201,7 @@ cmd_migrate(int argc, char **argv)
         {"check", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *db = NULL, *dir = TP_SCHEMA_DIR;
+    const char *db = NULL, *dir = default_schema_dir();
     int c, check_only = 0, applied = 0;
     tp_error err;
 

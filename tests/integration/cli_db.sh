@@ -310,6 +310,35 @@ expect "usage --since garbage exits 2" 2 "invalid input syntax for type timestam
 t usage --realm nope.org
 [ $rc = 0 ] && [ ! -s "$d/out" ] && ok "usage of a realm without sessions prints nothing" || not_ok "empty usage"
 
+# --- host-check and peer-check against the database -----------------------
+q "SELECT turnpolicy.create_realm('chk.org')" >/dev/null
+q "SELECT turnpolicy.allow_acs_hosts('chk.org')" >/dev/null
+q "SELECT turnpolicy.allow_peer('chk.org', '203.0.113.0/24')" >/dev/null
+t host-check --database "$DB" --realm chk.org edge.skype.com
+expect "host-check --database: an ACS host the realm allows exits 0" 0
+grep -q '^allow edge.skype.com by the realm.s rule [0-9]' "$d/out" ||
+    not_ok "host-check --database names the rule" "$(cat "$d/out")"
+t host-check --database "$DB" --realm chk.org evil.example.com 443
+[ $rc = 1 ] && grep -q '^deny evil.example.com' "$d/out" &&
+    ok "host-check --database: a host off the list is denied (exit 1)" ||
+    not_ok "host-check --database deny" "$rc $(cat "$d/out" "$d/err")"
+t peer-check --database "$DB" --realm chk.org 203.0.113.9
+[ $rc = 0 ] && grep -q '^allow 203.0.113.9 by 203.0.113.0/24' "$d/out" &&
+    ok "peer-check --database: the realm's allow_peer range from PostgreSQL" ||
+    not_ok "peer-check --database allow" "$rc $(cat "$d/out" "$d/err")"
+t peer-check --database "$DB" --realm chk.org 169.254.169.254
+[ $rc = 1 ] && grep -q '^deny 169.254.169.254 by built-in' "$d/out" &&
+    ok "peer-check --database: the built-in default deny still applies" ||
+    not_ok "peer-check --database deny" "$rc $(cat "$d/out" "$d/err")"
+printf 'database_url = "%s"\ndefault_realm = chk.org\n' "$DB" >"$d/dbonly.conf"
+chmod 600 "$d/dbonly.conf"
+t --config "$d/dbonly.conf" peer-check --realm chk.org 203.0.113.10
+[ $rc = 0 ] && grep -q '^allow 203.0.113.10 by 203.0.113.0/24' "$d/out" &&
+    ok "peer-check with a configuration without realms uses its database_url" ||
+    not_ok "peer-check via database_url" "$rc $(cat "$d/out" "$d/err")"
+t --config "$d/dbonly.conf" host-check api.flightproxy.skype.com
+expect "host-check with database_url and default_realm from the configuration" 0
+
 # --- connection errors never show the connection string -------------------
 t user list --realm ex.org --database "host=127.0.0.1 port=1 user=x password=sekrit-pw-1 connect_timeout=3"
 [ $rc = 2 ] && grep -q 'cannot connect to PostgreSQL' "$d/err" && ! grep -q sekrit "$d/err" &&

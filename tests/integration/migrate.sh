@@ -95,4 +95,16 @@ nb=$(sed -n 's/^applied \([0-9]*\).*/\1/p' "$d/b")
 printf 'database_url = "%s"\n' "$(conn m3)" >"$d/tp.conf"
 check "database_url from the configuration is used" \
     "$tp" --config "$d/tp.conf" migrate --schema-dir "$TP_ROOT/schema"
+# Without --schema-dir: a binary in a build tree finds the tree's schema/
+# (what a newcomer runs before `make install`); $TP_SCHEMA_DIR wins.
+out=$("$tp" migrate --check 2>&1)
+case $out in
+*" migrations in $TP_ROOT/schema are well-formed") ok "migrate from a build tree defaults to the tree's schema/" ;;
+*) not_ok "migrate default schema dir in a build tree" "$out" ;;
+esac
+out=$(TP_SCHEMA_DIR=$d/none "$tp" migrate --check 2>&1)
+case $out in
+*"$d/none"*) ok "TP_SCHEMA_DIR overrides the default schema directory" ;;
+*) not_ok "TP_SCHEMA_DIR" "$out" ;;
+esac
 exit "$tp_failed"

@@ -198,13 +198,16 @@ tls() {
     local name=$1 san=$2
     openssl req -new -newkey rsa:2048 -nodes -keyout "$d/$name.key" \
         -subj "/CN=$name" -out "$d/$name.csr" 2>/dev/null &&
-    printf 'subjectAltName=%s\n' "$san" >"$d/$name.ext" &&
+    # The extensions Python >= 3.13 requires (VERIFY_X509_STRICT).
+    printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n' \
+        "$san" >"$d/$name.ext" &&
     openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
         -CAcreateserial -days 2 -extfile "$d/$name.ext" \
         -out "$d/$name.pem" 2>/dev/null
 }
 if openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$d/ca.key" \
         -subj "/CN=turnpolicy test CA" -days 2 -out "$d/ca.pem" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
         2>/dev/null &&
    tls upstream "DNS:edge.skype.com,DNS:*.communication.azure.com,DNS:api.flightproxy.skype.com,DNS:go.trouter.communication.microsoft.com,DNS:evil.com,DNS:x.cloudapp.azure.com" &&
    tls proxy "DNS:proxy.test"; then

@@ -163,7 +163,15 @@ test_fanout_to_replica_reader(void **state)
         const char *q[2] = {REALM, "bob"};
 
         tp_itest_sql(admin, "SELECT turnpolicy.disable_user($1, $2)", 2, q);
-        assert_true(wait_status(b, &c2, TP_EDISABLED, 1.0) >= 0);
+        if (wait_status(b, &c2, TP_EDISABLED, 1.0) < 0) {
+            tp_status s2 = tp_store_verify(b, REALM, c2.username,
+                                           c2.password, tp_now(), NULL,
+                                           &err);
+
+            print_error("after disable: %s: %s\n", tp_reason(s2),
+                        err.message);
+            fail();
+        }
         tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, q);
         if (wait_status(b, &c2, TP_OK, 1.0) < 0) {
             tp_status s2 = tp_store_verify(b, REALM, c2.username,

@@ -32,10 +32,10 @@ SELECT turnpolicy.create_realm('$realm', max_ttl => 3600, user_quota => 5,
 SELECT turnpolicy.rotate_secret('$realm');
 SELECT turnpolicy.create_user('$realm', u)
   FROM unnest(ARRAY['alice', 'bob', 'carol', 'erin']) AS u;
-SELECT turnpolicy.allow_peer('$realm', '127.0.0.1/32');
+SELECT turnpolicy.allow_peer('$realm', '$TP_PEER_IP/32');
 SQL
 then
-    ok "realm $realm provisioned (peers: 127.0.0.1/32 allowed)"
+    ok "realm $realm provisioned (peers: $TP_PEER_IP/32 allowed)"
 else
     not_ok "provisioning" "$(cat "$d/provision.out")"
     exit 1
@@ -150,10 +150,10 @@ fi
     not_ok "KEYS denied-peer-ip" "$(rcli KEYS 'turn/realm/*/denied-peer-ip')"
 rcli SMEMBERS "turn/realm/$realm/allowed-peer-ip" >"$d/allowed"
 rcli SMEMBERS "turn/realm/$realm/denied-peer-ip" >"$d/denied"
-if grep -qx '127.0.0.1' "$d/allowed" &&
+if grep -qxF "$TP_PEER_IP" "$d/allowed" &&
    grep -qx '169.254.0.0-169.254.255.255' "$d/denied" &&
    grep -q '^::ffff:' "$d/denied"; then
-    ok "SMEMBERS give the realm's allowed peer (127.0.0.1) and the default deny ($(wc -l <"$d/denied") ranges, IPv4-mapped forms too)"
+    ok "SMEMBERS give the realm's allowed peer ($TP_PEER_IP) and the default deny ($(wc -l <"$d/denied") ranges, IPv4-mapped forms too)"
 else
     not_ok "SMEMBERS peer sets" "allowed: $(tr '\n' ' ' <"$d/allowed") denied: $(head -5 "$d/denied" | tr '\n' ' ')"
 fi
@@ -198,8 +198,9 @@ peer_port=$(tp_free_port)
 tp_coturn_conf turnserver "$turn_port" "$realm" \
     "$(tp_coturn_redis_auth "$tpd_port" "$pw")" allow-loopback-peers \
     cli-ip=127.0.0.1 "cli-port=$cli_port" \
-    "cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" verbose
-tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
+    "cli-password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" verbose \
+    "$(tp_coturn_uclient_lines)"
+tp_bg peer /usr/bin/turnutils_peer -L "$TP_PEER_IP" -p "$peer_port"
 if ! tp_coturn_start turnserver "$turn_port"; then
     not_ok "coturn starts" "$(tail -5 "$d/turnserver.out")"
     exit 1
@@ -207,7 +208,7 @@ fi
 ok "stock coturn $(/usr/bin/turnserver --version 2>/dev/null | head -1) on 127.0.0.1:$turn_port"
 
 relay() { # USER PASS -> $d/uclient.out, uclient's status
-    timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
+    timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e "$TP_PEER_IP" \
         -r "$peer_port" -p "$turn_port" -n 20 -l 120 -z 5 127.0.0.1 \
         >"$d/uclient.out" 2>&1
 }

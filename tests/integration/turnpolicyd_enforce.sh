@@ -39,10 +39,10 @@ SELECT turnpolicy.create_user('$realm', u)
 SELECT turnpolicy.create_user('$realm', 'cidr', client_cidr => '10.9.9.0/24');
 SELECT turnpolicy.create_user('$realm', 'bud', user_byte_budget => 200000);
 SELECT turnpolicy.create_user('$realm', 'quinn', user_quota => 1);
-SELECT turnpolicy.allow_peer('$realm', '127.0.0.1/32');
+SELECT turnpolicy.allow_peer('$realm', '$TP_PEER_IP/32');
 SQL
 then
-    ok "PostgreSQL, Redis, realm $realm provisioned (peers: 127.0.0.1/32)"
+    ok "PostgreSQL, Redis, realm $realm provisioned (peers: $TP_PEER_IP/32)"
 else
     not_ok "provisioning" "$(cat "$d/provision.out")"
     exit 1
@@ -338,6 +338,27 @@ else
     not_ok "wrong CLI password" "$(grep -i cli "$d/tpd3.out" | head -3)"
 fi
 kill "$tp_pid_tpd3"
+# A CLI that refuses connections (coturn >= 4.10 without `cli`): after
+# 10 s an error that names the fix, /health 503, turnpolicyd_enforcer_up 0.
+tpd_port4=$(tp_free_port)
+metrics4=$(tp_free_port)
+tpd_conf 4 "$(tp_free_port)"
+echo "metrics = 127.0.0.1:$metrics4" >>"$d/tpd4.conf"
+tp_bg tpd4 "$tpd_bin" --config "$d/tpd4.conf"
+tp_wait_port "$tpd_port4" 15
+for _ in $(seq 1 150); do
+    grep -q 'error: the session enforcer reaches 0 of 1' "$d/tpd4.out" && break
+    sleep 0.1
+done
+health4=$(curl -s --max-time 5 -w ' %{http_code}' "http://127.0.0.1:$metrics4/health")
+if grep -q 'error: the session enforcer reaches 0 of 1 .*`cli` in turnserver.conf' "$d/tpd4.out" &&
+   [ "${health4##* }" = 503 ] && [ "${health4#enforcer down: 0 of 1}" != "$health4" ] &&
+   [ "$(metric 4 enforcer_up)" = 0 ] && [ "$(metric 1 enforcer_up)" = 1 ]; then
+    ok "an unreachable coturn CLI: an error naming \`cli\` after 10 s, /health 503, enforcer_up 0 (1 where it is reachable)"
+else
+    not_ok "unreachable CLI is loud" "health=$health4 up4=$(metric 4 enforcer_up) up1=$(metric 1 enforcer_up) $(grep -i 'cli' "$d/tpd4.out" | head -3)"
+fi
+kill "$tp_pid_tpd4"
 sed -e "s/^coturn_cli = .*/coturn_cli = 10.0.0.1:5766/" "$d/tpd1.conf" >"$d/remote.conf"
 chmod 600 "$d/remote.conf"
 if ! timeout 10 "$tpd_bin" --config "$d/remote.conf" >"$d/remote.out" 2>&1 &&

@@ -75,7 +75,7 @@ counter() { # RESULT -> turnpolicyd_key_lookups_total for it (0 if none yet)
 
 # Two stock coturns, one per realm, both on turnpolicyd.
 peer_port=$(tp_free_port)
-tp_bg peer /usr/bin/turnutils_peer -L 127.0.0.1 -p "$peer_port"
+tp_bg peer /usr/bin/turnutils_peer -L "$TP_PEER_IP" -p "$peer_port"
 start_turn() { # NAME REALM -> sets turn_port_NAME, cli_port_NAME; $d/NAME.clipw
     local port cli
     port=$(tp_free_port)
@@ -83,7 +83,8 @@ start_turn() { # NAME REALM -> sets turn_port_NAME, cli_port_NAME; $d/NAME.clipw
     (umask 077; od -An -N8 -tx1 /dev/urandom | tr -d ' \n' >"$d/$1.clipw")
     tp_coturn_conf "$1" "$port" "$2" relay-ip=::1 \
         "$(tp_coturn_redis_auth "$tpd_port" "$pw")" allow-loopback-peers \
-        cli-ip=127.0.0.1 "cli-port=$cli" "cli-password=$(cat "$d/$1.clipw")"
+        cli-ip=127.0.0.1 "cli-port=$cli" "cli-password=$(cat "$d/$1.clipw")" \
+        "$(tp_coturn_uclient_lines)"
     eval "turn_port_$1=$port cli_port_$1=$cli"
     tp_coturn_start "$1" "$port"
 }
@@ -99,7 +100,7 @@ else
 fi
 
 relay() { # USER PASS [OUT] -> uclient's status, output in OUT
-    timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
+    timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e "$TP_PEER_IP" \
         -r "$peer_port" -p "$turn_port_ta" -n 20 -l 120 -z 5 127.0.0.1 \
         >"${3:-$d/uclient.out}" 2>&1
 }
@@ -171,7 +172,7 @@ metric() { rcli INFO | sed -n "s/^turnpolicyd_$1 //p"; }
 issue bud >"$d/bud"
 fin=$(metric sessions_finished_total)
 if relays "$(line 1 "$d/bud")" "$(line 2 "$d/bud")"; then
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 150); do
         [ "$(metric sessions_finished_total)" -gt "$fin" ] 2>/dev/null && break
         sleep 0.1
     done
@@ -230,11 +231,11 @@ fi
     --realm "$drealm" --user perm --format plain >"$d/dperm"
 issue perm >"$d/perm"
 /usr/bin/python3 "$perm_py" "$turn_port_tb" "$(line 1 "$d/dperm")" \
-    "$(line 2 "$d/dperm")" 127.0.0.1 ::ffff:127.0.0.1 10.0.0.1 169.254.169.254 \
+    "$(line 2 "$d/dperm")" "$TP_PEER_IP" "::ffff:$TP_PEER_IP" 10.0.0.1 169.254.169.254 \
     >"$d/dperm.out" 2>&1
 perm_res() { sed -n "s/^$1 //p" "$2"; }
 if grep -qx 'allocate success' "$d/dperm.out"; then
-    for p in 127.0.0.1 ::ffff:127.0.0.1 10.0.0.1 169.254.169.254; do
+    for p in "$TP_PEER_IP" "::ffff:$TP_PEER_IP" 10.0.0.1 169.254.169.254; do
         r=$(perm_res "$p" "$d/dperm.out")
         case "$p:$r" in
         *:"error 403") ok "default policy ($drealm): CreatePermission $p -> 403" ;;
@@ -246,9 +247,9 @@ else
     not_ok "Allocate in $drealm for CreatePermission" "$(cat "$d/dperm.out")"
 fi
 /usr/bin/python3 "$perm_py" "$turn_port_ta" "$(line 1 "$d/perm")" \
-    "$(line 2 "$d/perm")" 127.0.0.1 10.0.0.1 >"$d/perm.out" 2>&1
-[ "$(perm_res 127.0.0.1 "$d/perm.out")" = success ] &&
-    ok "$realm allows 127.0.0.0/8: CreatePermission 127.0.0.1 -> success" ||
+    "$(line 2 "$d/perm")" "$TP_PEER_IP" 10.0.0.1 >"$d/perm.out" 2>&1
+[ "$(perm_res "$TP_PEER_IP" "$d/perm.out")" = success ] &&
+    ok "$realm allows 127.0.0.0/8: CreatePermission $TP_PEER_IP -> success" ||
     not_ok "allowed loopback CreatePermission" "$(tr '\n' ' ' <"$d/perm.out")"
 [ "$(perm_res 10.0.0.1 "$d/perm.out")" = "error 403" ] &&
     ok "... while 10.0.0.1 is still refused there (403)" ||
@@ -259,10 +260,10 @@ fi
 "$tp_cli" --config "$d/turnpolicy.conf" issue --database "$db" \
     --realm "$drealm" --user perm --format plain >"$d/dperm6"
 /usr/bin/python3 "$perm_py" -6 "$turn_port_tb" "$(line 1 "$d/dperm6")" \
-    "$(line 2 "$d/dperm6")" ::ffff:127.0.0.1 ::1 >"$d/dperm6.out" 2>&1
+    "$(line 2 "$d/dperm6")" "::ffff:$TP_PEER_IP" ::1 >"$d/dperm6.out" 2>&1
 if grep -qx 'allocate success' "$d/dperm6.out" &&
    grep -qx 'relayed ipv6' "$d/dperm6.out"; then
-    for p in ::ffff:127.0.0.1 ::1; do
+    for p in "::ffff:$TP_PEER_IP" ::1; do
         r=$(perm_res "$p" "$d/dperm6.out")
         [ "$r" = "error 403" ] &&
             ok "default policy ($drealm), IPv6 allocation: CreatePermission $p -> 403 ($(grep -F "peer IP $p denied in the range" "$d/tb.log" | tail -1 | sed 's/.*range: //'))" ||
@@ -273,23 +274,23 @@ else
 fi
 issue perm >"$d/perm6"
 /usr/bin/python3 "$perm_py" -6 "$turn_port_ta" "$(line 1 "$d/perm6")" \
-    "$(line 2 "$d/perm6")" ::ffff:127.0.0.1 ::ffff:10.0.0.1 >"$d/perm6.out" 2>&1
+    "$(line 2 "$d/perm6")" "::ffff:$TP_PEER_IP" ::ffff:10.0.0.1 >"$d/perm6.out" 2>&1
 # turnpolicyd exports more.test's allow rules in IPv4-mapped form as well,
 # so ::ffff:127.0.0.1 is allowed there (coturn's own loopback check passes
 # with allow-loopback-peers), while ::ffff:10.0.0.1 stays denied.
 if grep -qx 'relayed ipv6' "$d/perm6.out" &&
-   [ "$(perm_res ::ffff:127.0.0.1 "$d/perm6.out")" = success ]; then
-    ok "$realm allows 127.0.0.0/8, IPv6 allocation: CreatePermission ::ffff:127.0.0.1 -> success"
+   [ "$(perm_res "::ffff:$TP_PEER_IP" "$d/perm6.out")" = success ]; then
+    ok "$realm allows 127.0.0.0/8, IPv6 allocation: CreatePermission ::ffff:$TP_PEER_IP -> success"
 else
-    not_ok "$realm, IPv6 allocation: CreatePermission ::ffff:127.0.0.1 -> success" \
-        "$(tr '\n' ' ' <"$d/perm6.out") $(grep -F '::ffff:127.0.0.1' "$d/ta.log" | tail -1)"
+    not_ok "$realm, IPv6 allocation: CreatePermission ::ffff:$TP_PEER_IP -> success" \
+        "$(tr '\n' ' ' <"$d/perm6.out") $(grep -F "::ffff:$TP_PEER_IP" "$d/ta.log" | tail -1)"
 fi
 [ "$(perm_res ::ffff:10.0.0.1 "$d/perm6.out")" = "error 403" ] &&
     ok "... while ::ffff:10.0.0.1 is still refused there (403)" ||
     not_ok "::ffff:10.0.0.1 in $realm" "got '$(perm_res ::ffff:10.0.0.1 "$d/perm6.out")'"
 issue perm >"$d/perm2"
 relays "$(line 1 "$d/perm2")" "$(line 2 "$d/perm2")" &&
-    ok "... and a turnutils_uclient relay to 127.0.0.1 works there ($(received) echoed)" ||
+    ok "... and a turnutils_uclient relay to $TP_PEER_IP works there ($(received) echoed)" ||
     not_ok "loopback relay in $realm" "$(tail -2 "$d/uclient.out" | tr '\n' ' ')"
 
 # --------------------------------------------------------------------
@@ -308,7 +309,7 @@ wait_usage() { # USER SECONDS
     return 1
 }
 slow_relay() { # USER PASS OUT: ~2 s of sending, end time in OUT.end
-    (timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e 127.0.0.1 \
+    (timeout 30 /usr/bin/turnutils_uclient -u "$1" -w "$2" -e "$TP_PEER_IP" \
         -r "$peer_port" -p "$turn_port_ta" -n 60 -l 120 -z 30 127.0.0.1 \
         >"$3" 2>&1; date +%s.%N >"$3.end") &
 }

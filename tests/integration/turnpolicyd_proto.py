@@ -105,6 +105,25 @@ s.sendall(cmd("PING") + cmd("SELECT", "0"))
 ok(read_reply(f) == b"+PONG" and read_reply(f) == b"+OK",
    "PING and SELECT after AUTH")
 s.close()
+# coturn >= 4.6.3 sends "AUTH <user> <password>" when given user=.
+s = connect()
+f = s.makefile("rb")
+s.sendall(cmd("AUTH", "turnserver", "wrong-password") + cmd("PING"))
+r = read_reply(f)
+r2 = read_reply(f)
+ok(r == b"-ERR invalid password" and r2.startswith(b"-NOAUTH"),
+   "AUTH user with a wrong password is refused", repr((r, r2)))
+s.sendall(cmd("AUTH", "turnserver", PASSWORD) + cmd("PING"))
+r = read_reply(f)
+r2 = read_reply(f)
+ok(r == b"+OK" and r2 == b"+PONG",
+   "AUTH with a user name and the right password is accepted",
+   repr((r, r2)))
+s.sendall(cmd("AUTH", "a", "b", "c"))
+r = read_reply(f)
+ok(r.startswith(b"-ERR wrong number"), "AUTH with 3 arguments is refused",
+   repr(r))
+s.close()
 
 # 2. Pipelining: one write, replies in order.
 s, f = authed()
