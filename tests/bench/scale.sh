@@ -161,6 +161,18 @@ quiesce() {
     done
     echo "# still busy after 30 s: $*" >>"$d/log"
 }
+# pg_ticks: CPU ticks of PostgreSQL: the postmaster (with its reaped
+# children: backends that came and went) and its live children
+pg_ticks() {
+    local pm p t v
+    pm=$(head -1 "$TP_PG_DIR/data/postmaster.pid")
+    t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+    for p in $(ps --ppid "$pm" -o pid=); do
+        v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null)
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 hz=$(getconf CLK_TCK)
 # storm_start: pgbench running create_user at RATE/s for RUN s, in the
@@ -298,25 +310,33 @@ store_phase() { # SIZE -> $d/res.SIZE.store
         field "$line" hwm_kb >>"$d/reload.hwm"
     done
     echo "reload_s=$(median <"$d/reload.s") reload_hwm_kb=$(median <"$d/reload.hwm")" >>"$out"
-    : >"$d/cpc" && : >"$d/lat" && : >"$d/idle_rate"
+    : >"$d/cpc" && : >"$d/lat" && : >"$d/idle_rate" && : >"$d/pgcpc"
     for r in $(seq 1 "$ROUNDS"); do
         quiesce "$store_pid"
+        p0=$(pg_ticks)
         line=$(ask "idle $RUN") || exit 1
+        p1=$(pg_ticks)
         cpu=$(field "$line" cpu_ms)
         wall=$(field "$line" wall_s)
         echo "$cpu $wall" | awk '{ print $1 / $2 }' >>"$d/idle_rate"
+        pg_idle=$(awk -v c="$((p1 - p0))" -v hz="$hz" -v w="$wall" 'BEGIN { print c * 1000 / hz / w }')
         quiesce "$store_pid"
+        p0=$(pg_ticks)
         storm_start
         line=$(ask "storm $RUN") || exit 1
         storm_done
+        p1=$(pg_ticks)
         n=$storm_n
         revs=$(field "$line" revokes)
         field "$line" lat_ms | tr ',' '\n' >>"$d/lat"
         echo "$(field "$line" cpu_ms) $(field "$line" wall_s) $n $revs $(tail -1 "$d/idle_rate")" |
             awk '{ print ($1 - $5 * $2) / ($3 + $4) }' >>"$d/cpc"
+        awk -v c="$((p1 - p0))" -v hz="$hz" -v w="$(field "$line" wall_s)" \
+            -v i="$pg_idle" -v n="$((n + revs))" \
+            'BEGIN { print (c * 1000 / hz - i * w) / n }' >>"$d/pgcpc"
         echo "# store round $r: idle $cpu ms CPU in $wall s; storm: $n create_user + $revs revocations, $line" >>"$d/log"
     done
-    echo "cpc_ms=$(median <"$d/cpc") idle_ms_per_s=$(median <"$d/idle_rate") lat_p50=$(pct 50 <"$d/lat") lat_p99=$(pct 99 <"$d/lat") lat_n=$(grep -c . "$d/lat")" >>"$out"
+    echo "cpc_ms=$(median <"$d/cpc") pg_cpc_ms=$(median <"$d/pgcpc") idle_ms_per_s=$(median <"$d/idle_rate") lat_p50=$(pct 50 <"$d/lat") lat_p99=$(pct 99 <"$d/lat") lat_n=$(grep -c . "$d/lat")" >>"$out"
     echo quit >&7
     exec 7>&-
     wait "$store_pid" || fail "scale_store: $(tail -5 "$d/store.err")"
@@ -327,6 +347,7 @@ store_phase() { # SIZE -> $d/res.SIZE.store
 # --------------------------------------------------------------------
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
+# shellcheck disable=SC2086 # $pids, $workers: lists of pids, split
 nginx_phase() { # SIZE -> $d/res.SIZE.nginx
     local size=$1 n=$d/nginx port pids workers i t0 line r c0 c1 cnt revs
     local out="$d/res.$size.nginx" idle_rate
@@ -388,14 +409,18 @@ CONF
         grep -q 'errors=0 ' "$d/probe.out" ||
         fail "nginx probe: $(cat "$d/probe.out" "$d/probe.err") $(tail -3 "$n/logs/error.log")"
     : >"$d/ncpc" && : >"$d/nlat" && : >"$d/nfirst" && : >"$d/nidle"
+    off=0 # victims revoked so far: each round starts with a fresh one
     for r in $(seq 1 "$ROUNDS"); do
+        tail -n +$((off + 1)) "$d/tokens" >"$d/tokens.r"
         quiesce $pids
         c0=$(cpu_ticks $pids)
         t0=$(date +%s.%N)
         "$d/scale_store" http "$port" "$NGINX_WORKERS" "$admin_db" "$realm" \
-            "$RUN" "$PROBE_MS" "$d/tokens" 0 >"$d/probe.out" 2>"$d/probe.err" ||
+            "$RUN" "$PROBE_MS" "$d/tokens.r" 0 >"$d/probe.out" 2>"$d/probe.err" ||
             fail "nginx probe (idle): $(cat "$d/probe.err")"
         c1=$(cpu_ticks $pids)
+        grep -q 'errors=0 ' "$d/probe.out" ||
+            fail "nginx probe (idle): $(cat "$d/probe.out" "$d/probe.err")"
         idle_rate=$(awk -v c="$((c1 - c0))" -v hz="$hz" -v t0="$t0" -v t="$(date +%s.%N)" \
             'BEGIN { print c * 1000 / hz / (t - t0) }')
         echo "$idle_rate" >>"$d/nidle"
@@ -404,13 +429,16 @@ CONF
         t0=$(date +%s.%N)
         storm_start
         "$d/scale_store" http "$port" "$NGINX_WORKERS" "$admin_db" "$realm" \
-            "$RUN" "$PROBE_MS" "$d/tokens" 1 >"$d/probe.out" 2>"$d/probe.err" ||
+            "$RUN" "$PROBE_MS" "$d/tokens.r" 1 >"$d/probe.out" 2>"$d/probe.err" ||
             fail "nginx probe (storm): $(cat "$d/probe.err")"
         c1=$(cpu_ticks $pids)
         line=$(cat "$d/probe.out")
         storm_done
         cnt=$storm_n
+        grep -q 'errors=0 ' "$d/probe.out" ||
+            fail "nginx probe (storm): $line $(cat "$d/probe.err")"
         revs=$(field "$line" revokes)
+        off=$((off + revs))
         field "$line" lat_ms | tr ',' '\n' | grep -v none >>"$d/nlat"
         field "$line" first_ms | tr ',' '\n' | grep -v none >>"$d/nfirst"
         awk -v c="$((c1 - c0))" -v hz="$hz" -v t0="$t0" -v t="$(date +%s.%N)" \
@@ -464,7 +492,7 @@ SQL
     done
     sleep 1
     /usr/bin/python3 tests/bench/scale_cut.py --turn "127.0.0.1:$turn_port" \
-        --creds "$d/cut.creds" --realm "$realm" >"$d/cut.out" 2>"$d/cut.err" ||
+        --creds "$d/cut.creds" --realm "$realm" --pid "$tp_pid_tpd" >"$d/cut.out" 2>"$d/cut.err" ||
         fail "scale_cut.py: $(tail -5 "$d/cut.err" "$d/cut.out")"
     sed -n 's/^cut .* lat_ms=\([0-9.]*\).*/\1/p' "$d/cut.out" >"$d/cut.lat"
     grep '^cut ' "$d/cut.out" | sed 's/^/# /' >>"$d/log"
@@ -514,7 +542,7 @@ echo "# columns: store = one process holding the store (scale_store.c): RSS afte
 for size in $sizes; do
     [ -f "$d/res.$size.nginx" ] &&
         echo "# nginx at $size users: all workers loaded $(get "$size" nginx load_s) s after start; workers' VmHWM sum $(mb "$(get "$size" nginx hwm_kb)") MB; master RSS $(mb "$(get "$size" nginx master_rss_kb)") MB; first worker refusing p50 $(get "$size" nginx first_p50) ms p99 $(get "$size" nginx first_p99) ms (n=$(get "$size" nginx lat_n)); idle CPU $(get "$size" nginx idle_ms_per_s) ms/s with the probe"
-    echo "# store at $size users: revocations n=$(get "$size" store lat_n); idle CPU $(get "$size" store idle_ms_per_s) ms/s; the periodic full reload (reload_interval, default 60 s) costs about $(get "$size" store reload_s) s of one core per process each time"
+    echo "# store at $size users: revocations n=$(get "$size" store lat_n); PostgreSQL CPU per change $(get "$size" store pg_cpc_ms) ms (create_user itself and the store's reloads, all backends); idle CPU $(get "$size" store idle_ms_per_s) ms/s; the periodic full reload (reload_interval, default 60 s) costs about $(get "$size" store reload_s) s of one core per process each time"
 done
 
 # Goal lines, at the largest size

@@ -12,9 +12,12 @@ After --warm seconds of traffic, turnpolicy.revoke_user(REALM, USER)
 commits (psql; the time taken when psql returns is the commit), and the
 latency is the arrival time of the last datagram after it, once nothing
 has arrived for --quiet seconds.  Output, one line per victim:
-  "cut USER lat_ms=L n_before=N n_after=M"  or  "cut USER timeout ..."
-(no cut within --timeout seconds).  Exit status 0 unless an allocation
-or the stream before the revocation failed.  Every address is 127.0.0.1.
+  "cut USER lat_ms=L n_before=N n_after=M"  or, with no cut within
+--timeout seconds, "cut USER lat_ms=<the timeout> timeout ...".  Before
+each allocation, --pid (turnpolicyd) is waited for until it burns at most
+2 clock ticks in 0.5 s: the reload the previous revocation started is
+over, so every cut starts idle.  Exit status 0 unless an allocation or
+the stream before the revocation failed.  Every address is 127.0.0.1.
 """
 import argparse
 import asyncio
@@ -42,6 +45,20 @@ class Peer(asyncio.DatagramProtocol):
 def hostport(s):
     host, port = s.rsplit(":", 1)
     return host, int(port)
+
+
+def ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return int(v[11]) + int(v[12])  # utime, stime
+
+
+async def quiesce(pid):
+    for _ in range(60):
+        t0 = ticks(pid)
+        await asyncio.sleep(0.5)
+        if ticks(pid) - t0 <= 2:
+            return
 
 
 def revoke(realm, user):
@@ -99,8 +116,9 @@ async def one(args, user, username, password):
                          client.n - n0), flush=True)
                 break
             if now - t0 > args.timeout:
-                print("cut %s timeout n_before=%d n_after=%d"
-                      % (user, n_before, client.n - n0), flush=True)
+                print("cut %s lat_ms=%.1f timeout n_before=%d n_after=%d"
+                      % (user, args.timeout * 1e3, n_before, client.n - n0),
+                      flush=True)
                 break
     finally:
         running = False
@@ -118,6 +136,8 @@ async def run(args):
     with open(args.creds) as f:
         victims = [line.split() for line in f if line.strip()]
     for user, username, password in victims:
+        if args.pid:
+            await quiesce(args.pid)
         if not await one(args, user, username, password):
             return 1
     return 0
@@ -132,6 +152,7 @@ def main():
     ap.add_argument("--warm", type=float, default=0.5)
     ap.add_argument("--quiet", type=float, default=1.0)
     ap.add_argument("--timeout", type=float, default=20.0)
+    ap.add_argument("--pid", type=int, help="wait for it to go idle first")
     args = ap.parse_args()
     if not args.turn.startswith("127."):
         ap.error("loopback addresses only")
