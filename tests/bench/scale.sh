@@ -485,7 +485,7 @@ SELECT u, c.username, c.password
        LATERAL turnpolicy.issue_credential('$realm', v.u, 3600) AS c;
 SQL
         fail "issuing: $(cat "$d/cut.err")"
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         [ "$(redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning \
              INFO | sed -n 's/^turnpolicyd_coturn_cli_up //p' | tr -d '\r')" = 1 ] && break
         sleep 0.1
@@ -518,7 +518,7 @@ cat "$d/log"
 # Report
 # --------------------------------------------------------------------
 # get SIZE KIND KEY
-get() { field "$(cat "$d/res.$1.$2" 2>/dev/null | tr '\n' ' ')" "$3"; }
+get() { field "$(tr '\n' ' ' <"$d/res.$1.$2" 2>/dev/null)" "$3"; }
 printf 'scale: %-8s %7s %9s %7s %8s %8s %9s %8s %8s | %9s %9s %8s %8s %8s\n' \
     users load_s store_MB B/user reload_s peak_MB cpu_ms/ch rev_p50 rev_p99 \
     nginx_PSS ngx_RSS ngx_cpu ngx_p50 ngx_p99
