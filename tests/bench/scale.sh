@@ -152,8 +152,8 @@ status_kb() {
 # quiesce PID...: wait (up to 30 s) until those processes burn at most 2
 # ticks in 0.5 s: reloads that a round's last changes started are over
 quiesce() {
-    local i c0 c1
-    for i in $(seq 1 60); do
+    local c0 c1
+    for _ in $(seq 1 60); do
         c0=$(cpu_ticks "$@")
         sleep 0.5
         c1=$(cpu_ticks "$@")
@@ -269,10 +269,10 @@ SQL
 # --------------------------------------------------------------------
 # ask CMD: send CMD to the driver, print its one-line answer
 ask() {
-    local n i
+    local n
     n=$(wc -l <"$d/store.out")
     echo "$1" >&7
-    for i in $(seq 1 6000); do
+    for _ in $(seq 1 6000); do
         if [ "$(wc -l <"$d/store.out")" -gt "$n" ]; then
             tail -1 "$d/store.out"
             return 0
@@ -284,7 +284,7 @@ ask() {
     fail "scale_store: no answer to '$1' in 300 s"
 }
 store_phase() { # SIZE -> $d/res.SIZE.store
-    local size=$1 line i r cpu wall n revs
+    local size=$1 line r cpu wall n revs
     local out="$d/res.$size.store"
     rm -f "$d/store.in"
     mkfifo "$d/store.in"
@@ -295,7 +295,7 @@ store_phase() { # SIZE -> $d/res.SIZE.store
     store_pid=$!
     tp_pids="$tp_pids $store_pid"
     exec 7>"$d/store.in"
-    for i in $(seq 1 6000); do
+    for _ in $(seq 1 6000); do
         [ -s "$d/store.out" ] && break
         kill -0 "$store_pid" 2>/dev/null ||
             fail "scale_store did not load: $(tail -5 "$d/store.err")"
@@ -304,7 +304,7 @@ store_phase() { # SIZE -> $d/res.SIZE.store
     line=$(head -1 "$d/store.out")
     echo "$line" >"$out"
     : >"$d/reload.s" && : >"$d/reload.hwm"
-    for i in $(seq 1 "$RELOADS"); do
+    for _ in $(seq 1 "$RELOADS"); do
         line=$(ask reload) || exit 1
         field "$line" s >>"$d/reload.s"
         field "$line" hwm_kb >>"$d/reload.hwm"
@@ -349,7 +349,7 @@ user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
 # shellcheck disable=SC2086 # $pids, $workers: lists of pids, split
 nginx_phase() { # SIZE -> $d/res.SIZE.nginx
-    local size=$1 n=$d/nginx port pids workers i t0 line r c0 c1 cnt revs
+    local size=$1 n=$d/nginx port pids workers t0 line r c0 c1 cnt revs
     local out="$d/res.$size.nginx" idle_rate
     port=$(tp_free_port)
     rm -rf "$n"
@@ -386,7 +386,7 @@ CONF
         fail "tokens: $(cat "$d/tokens.err")"
     t0=$(date +%s.%N)
     tp_bg nginx /usr/sbin/nginx -p "$n" -c "$n/nginx.conf"
-    for i in $(seq 1 6000); do
+    for _ in $(seq 1 6000); do
         c0=$(grep -c 'policy store loaded' "$n/logs/error.log" 2>/dev/null)
         [ "${c0:-0}" -ge "$NGINX_WORKERS" ] && break
         kill -0 "$tp_pid_nginx" 2>/dev/null ||
@@ -455,7 +455,7 @@ CONF
 # 4. Revocation -> live relay cut (turnpolicyd + coturn), idle
 # --------------------------------------------------------------------
 cut_phase() { # SIZE -> $d/res.SIZE.cut
-    local size=$1 tpd_port turn_port cli_port pw clipw i
+    local size=$1 tpd_port turn_port cli_port pw clipw
     local out="$d/res.$size.cut"
     tpd_port=$(tp_free_port)
     turn_port=$(tp_free_port)
@@ -518,7 +518,7 @@ cat "$d/log"
 # Report
 # --------------------------------------------------------------------
 # get SIZE KIND KEY
-get() { field "$(tr '\n' ' ' <"$d/res.$1.$2" 2>/dev/null)" "$3"; }
+get() { field "$(tr '\n' ' ' 2>/dev/null <"$d/res.$1.$2")" "$3"; }
 printf 'scale: %-8s %7s %9s %7s %8s %8s %9s %8s %8s | %9s %9s %8s %8s %8s\n' \
     users load_s store_MB B/user reload_s peak_MB cpu_ms/ch rev_p50 rev_p99 \
     nginx_PSS ngx_RSS ngx_cpu ngx_p50 ngx_p99
