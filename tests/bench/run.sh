@@ -1,7 +1,9 @@
 #!/bin/bash
 # tests/bench/run.sh - run every benchmark in $BUILD/bench and the scripted
 # ones in tests/bench/*.sh (nginx.sh: the nginx module; store.sh: the
-# policy store and SQL issuing; turnpolicyd.sh: turnpolicyd and coturn).
+# policy store and SQL issuing; turnpolicyd.sh: turnpolicyd and coturn;
+# scale.sh: memory, CPU per change and revocation latency at up to
+# SCALE_USERS users, about 10-15 minutes).
 # Each prints its own ratio against a baseline measured in the same run.
 # Not part of `make check`.
 #
