@@ -764,7 +764,7 @@ tpd_stats_event(tpd *d, const char *key, size_t klen, const char *val,
         return status_event(d, e, realm, user, &un, id, val, now);
     case K_TRAFFIC:
     case K_TRAFFIC_PEER:
-        /* Not a reason to adopt a session: coturn >= 4.1x also reports
+        /* Not a reason to adopt a session: coturn 4.18 (not 4.6.1) reports
          * the traffic of sessions refused before they allocated (with
          * their username), which would stay here as ghosts counted
          * against the user's quota.  A live session we did not see
