@@ -142,7 +142,7 @@ versions() { # dir or "" for this machine
 }
 
 # Per lane: log, results ("suite passed failed" lines), seconds.
-declare -A lane_secs lane_versions lane_status
+declare -A lane_secs lane_versions
 suites_seen=()
 
 record() { # lane, suite, passed, failed

@@ -215,7 +215,7 @@ ice_run exp "$ea" "$eb" $((ttl + grace + 2))
 exp_pid=$ice_pid
 
 cut_test ana "SELECT turnpolicy.revoke_user('$realm', 'ana')" revoked \
-    "revoking the user of a running relay (aioice, a datagram every 10 ms each way)"
+    "revoking the user of a running relay (coturn $TP_COTURN_VERSION; aioice, a datagram every 10 ms each way)"
 cut_test dis "SELECT turnpolicy.disable_user('$realm', 'dis')" user_disabled \
     "disabling the user of a running relay"
 
