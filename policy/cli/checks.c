@@ -117,8 +117,7 @@ tp_cli_peer_check(int argc, char **argv)
         if (st == TP_OK)
             st = tp_store_peer_check(store, realm, &addr, &d, &err);
     } else if (realm != NULL) {
-        if (tp_cli_load_config(&cfg) != 0)
-            return TP_CLI_EXIT_USAGE;
+        /* check_source has loaded it unless there is no file */
         if (cfg == NULL && tp_cli_load_config(&cfg) != 0)
             goto out;
         ps = tp_peerset_from_config(cfg, realm, &err);
