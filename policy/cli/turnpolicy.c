@@ -40,8 +40,8 @@ static const char usage_main[] =
     "The configuration is read from --config FILE, else $TURNPOLICY_CONFIG,\n"
     "else " TP_CLI_DEFAULT_CONFIG ".  `turnpolicy COMMAND --help` "
     "describes a command.\n"
-    "Exit status: 0 success/valid/allowed, 1 invalid/denied, 2 usage or\n"
-    "configuration error.\n"
+    "Exit status: 0 success/valid/allowed, 1 invalid/denied, 2 usage,\n"
+    "configuration or other error.\n"
     "Database commands use --database CONNINFO, else $TURNPOLICY_DATABASE,\n"
     "else the configuration's database_url.\n";
 
@@ -122,7 +122,7 @@ main(int argc, char **argv)
     if (fflush(stdout) != 0 || ferror(stdout)) {
         if (rc == 0)
             fputs("turnpolicy: cannot write the output\n", stderr);
-        return rc == 0 ? EXIT_FAILURE : rc;
+        return rc == 0 ? TP_CLI_EXIT_USAGE : rc;
     }
     return rc;
 }
