@@ -7,17 +7,18 @@
  * named by --database (else tp_cli_database_url(): $TURNPOLICY_DATABASE,
  * else the configuration's database_url), calls one function of the SQL
  * API (schema/002_api.sql) or runs one read-only query, and prints one
- * line per item, fields separated by a space.  Every statement goes through PQexecParams with the user's input
- * as parameters; every result is checked for its status, row count and
- * NULLs.  `realm add` is the only command with two statements
- * (create_realm, rotate_secret), run in one transaction.
+ * line per item, fields separated by a space.  Every statement goes
+ * through PQexecParams with the user's input as parameters; every result
+ * is checked for its status, row count and NULLs.  `realm add` is the
+ * only command with two statements (create_realm, rotate_secret), run in
+ * one transaction.
  *
  * Nothing secret is printed: the connection string (it may hold a
  * password) never appears in a message, secret bytes are never selected,
  * and a server error is reduced to its primary message and SQLSTATE on one
- * line (its DETAIL may echo a row).  The only secret this file prints is
- * the credential password `issue` writes to stdout, which is the point of
- * that command.
+ * line (its DETAIL may echo a row).  The only secret that leaves is the
+ * credential `issue` returns, printed on stdout by cli.c's
+ * tp_cli_print_credential, which is the point of that command.
  *
  * Exit status: 0 success; 1 the database refused (SQLSTATE P0002 unknown
  * realm/user/kid, 23505 already exists, 55000 disabled user, killed realm,
@@ -934,7 +935,8 @@ tp_cli_admin(const char *name, int argc, char **argv)
         cmd = group;
     } else {
         if (argc < 2)
-            return tp_cli_usage_error(group->usage, "%s needs a command", name);
+            return tp_cli_usage_error(group->usage, "%s needs a command",
+                                      name);
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
             strcmp(argv[1], "help") == 0) {
             fputs(group->usage, stdout);

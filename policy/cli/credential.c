@@ -240,7 +240,8 @@ verify_or_key(int argc, char **argv, int key_mode)
         return tp_cli_usage_error(usage, "--password is required");
     if (password != NULL &&
         tp_cli_read_stdin_arg(password, pwbuf, sizeof(pwbuf), &password) != 0)
-        return tp_cli_usage_error(usage, "cannot read the password from stdin");
+        return tp_cli_usage_error(usage,
+                                  "cannot read the password from stdin");
     if (key_mode && password != NULL) {
         /* Pure derivation: no configuration needed. */
         if (realm == NULL) {

@@ -71,7 +71,8 @@ tp_cli_jwt(int argc, char **argv)
         return 0;
     }
     if (strcmp(sub_cmd, "issue") != 0 && strcmp(sub_cmd, "verify") != 0)
-        return tp_cli_usage_error(usage_jwt, "unknown jwt command %s", sub_cmd);
+        return tp_cli_usage_error(usage_jwt, "unknown jwt command %s",
+                                  sub_cmd);
     memset(&ip, 0, sizeof(ip));
     argc--;
     argv++;
@@ -127,7 +128,8 @@ tp_cli_jwt(int argc, char **argv)
         rc = tp_cli_usage_error(usage_jwt, "jwt verify needs a TOKEN (or -)");
         goto out;
     }
-    if (tp_cli_read_stdin_arg(argv[optind], tokbuf, sizeof(tokbuf), &token) != 0) {
+    if (tp_cli_read_stdin_arg(argv[optind], tokbuf, sizeof(tokbuf),
+                              &token) != 0) {
         rc = tp_cli_usage_error(usage_jwt, "cannot read the token from stdin");
         goto out;
     }
