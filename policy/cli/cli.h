@@ -6,8 +6,8 @@
  * The map (every command parses its own options, asks the library or the
  * SQL API, prints one result):
  *   turnpolicy.c  main: global options (--config), the usage, dispatch
- *   cli.c         shared: exit codes in use, errors, strict integers,
- *                 the configuration file and where the policy comes from
+ *   cli.c         shared: errors, strict integers, stdin arguments, the
+ *                 configuration file and where the policy comes from
  *                 (configuration or database), printing a credential
  *   credential.c  issue, verify, key (configuration or the library's
  *                 store) and watch (a credential's decision over time)
