@@ -4,29 +4,27 @@
  * `issue` against the database (tp_cli_db_issue).
  *
  * Each command parses its options, connects with libpq to the database
- * named by --database (else what the main file's database() callback
- * finds: $TURNPOLICY_DATABASE, else the configuration's database_url),
- * calls one function of the SQL API (schema/002_api.sql) or runs one
- * read-only query, and prints one line per item, fields separated by a
- * space.  Every statement goes through PQexecParams with the user's input
- * as parameters; every result is checked for its status, row count and
- * NULLs.  `realm add` is the only command with two statements
- * (create_realm, rotate_secret), run in one transaction.
+ * named by --database (else tp_cli_database_url(): $TURNPOLICY_DATABASE,
+ * else the configuration's database_url), calls one function of the SQL
+ * API (schema/002_api.sql) or runs one read-only query, and prints one
+ * line per item, fields separated by a space.  Every statement goes
+ * through PQexecParams with the user's input as parameters; every result
+ * is checked for its status, row count and NULLs.  `realm add` is the
+ * only command with two statements (create_realm, rotate_secret), run in
+ * one transaction.
  *
  * Nothing secret is printed: the connection string (it may hold a
  * password) never appears in a message, secret bytes are never selected,
  * and a server error is reduced to its primary message and SQLSTATE on one
- * line (its DETAIL may echo a row).  The only secret this file prints is
- * the credential password `issue` writes to stdout, which is the point of
- * that command.
+ * line (its DETAIL may echo a row).  The only secret that leaves is the
+ * credential `issue` returns, printed on stdout by cli.c's
+ * tp_cli_print_credential, which is the point of that command.
  *
  * Exit status: 0 success; 1 the database refused (SQLSTATE P0002 unknown
  * realm/user/kid, 23505 already exists, 55000 disabled user, killed realm,
  * no signing secret, retiring the signer); 2 usage, configuration,
  * connection, malformed input (22xxx), permission or any other error.
  */
-#include "admin.h"
-#include "turnpolicy.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -38,9 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_REFUSED 1
-#define EXIT_USAGE 2
-#define MAX_URLS 16
 #define URLS_CAP 8192 /* 16 URLs of at most 255 bytes, newline-joined */
 #define LINE_MAX_SHOWN 300
 
@@ -59,7 +54,7 @@ typedef struct args {
     const char *since;
     const char *by;
     const char *name; /* the positional argument of `realm add` */
-    const char *urls[MAX_URLS];
+    const char *urls[TP_CLI_MAX_URLS];
     size_t nurls;
     int64_t ttl;
     int64_t max_ttl;
@@ -113,8 +108,8 @@ sqlstate_exit(const char *state)
     if (state != NULL &&
         (strcmp(state, "P0002") == 0 || strcmp(state, "23505") == 0 ||
          strcmp(state, "55000") == 0))
-        return EXIT_REFUSED;
-    return EXIT_USAGE;
+        return TP_CLI_EXIT_REFUSED;
+    return TP_CLI_EXIT_USAGE;
 }
 
 /* Say on one line why what failed: the server's primary message and
@@ -171,7 +166,7 @@ db_connect(const char *db, int *rc)
     PGconn *c;
     int n = 0;
 
-    *rc = EXIT_USAGE;
+    *rc = TP_CLI_EXIT_USAGE;
     /* libpq's parse errors quote the string: say only that it is bad. */
     if (strchr(db, '=') != NULL || strncmp(db, "postgresql://", 13) == 0 ||
         strncmp(db, "postgres://", 11) == 0) {
@@ -234,7 +229,7 @@ db_query(PGconn *c, const char *sql, int n, const char *const *vals,
     if (rows < min_rows || (max_rows >= 0 && rows > max_rows)) {
         fprintf(stderr, "turnpolicy: %s: unexpected reply from the "
                 "database (%d rows)\n", what, rows);
-        *rc = EXIT_USAGE;
+        *rc = TP_CLI_EXIT_USAGE;
         PQclear(r);
         return NULL;
     }
@@ -294,7 +289,7 @@ print_rows(const PGresult *r, const char *what)
         for (j = 0; j < cols; j++) {
             v = need_value(r, i, j, what);
             if (v == NULL)
-                return EXIT_USAGE;
+                return TP_CLI_EXIT_USAGE;
             printf("%s%s", j > 0 ? " " : "", v);
         }
         putchar('\n');
@@ -331,7 +326,7 @@ run_realm_add(PGconn *c, const args *a)
     size_t i, off = 0, len;
     int64_t max = a->max_ttl != 0 ? a->max_ttl : 86400;
     int64_t def = a->ttl != 0 ? a->ttl : (max < 3600 ? max : 3600);
-    int rc = EXIT_USAGE;
+    int rc = TP_CLI_EXIT_USAGE;
 
     for (i = 0; i < a->nurls; i++) {
         len = strlen(a->urls[i]);
@@ -351,7 +346,7 @@ run_realm_add(PGconn *c, const args *a)
     vals[2] = max_ttl;
     vals[3] = a->nurls > 0 ? urls : NULL;
     if (db_command(c, "BEGIN", "realm add") != 0)
-        return EXIT_USAGE;
+        return TP_CLI_EXIT_USAGE;
     r = db_query(c,
                  "SELECT turnpolicy.create_realm(name => $1, "
                  "default_ttl => $2::integer, max_ttl => $3::integer, "
@@ -372,7 +367,7 @@ run_realm_add(PGconn *c, const args *a)
             if (kid != NULL)
                 fputs("turnpolicy: realm add: unexpected kid from the "
                       "database\n", stderr);
-            rc = EXIT_USAGE;
+            rc = TP_CLI_EXIT_USAGE;
             goto out;
         }
         memcpy(kidbuf, kid, strlen(kid) + 1);
@@ -437,7 +432,7 @@ set_user_status(PGconn *c, const args *a, int enable)
     changed = need_bool(r, what);
     PQclear(r);
     if (changed < 0)
-        return EXIT_USAGE;
+        return TP_CLI_EXIT_USAGE;
     printf("user %s %s%s\n", a->user, changed ? "" : "was already ", word);
     return 0;
 }
@@ -463,32 +458,42 @@ no_realm(const char *realm, const char *what)
     one_line(shown, sizeof(shown), realm);
     fprintf(stderr, "turnpolicy: %s: realm '%.64s' does not exist\n", what,
             shown);
-    return EXIT_REFUSED;
+    return TP_CLI_EXIT_REFUSED;
+}
+
+/* Run sql, a list of the realm's items ($1) as `realm LEFT JOIN items`:
+ * one row per item, or one row of NULLs for a realm without any, or none
+ * for an unknown realm (exit 1).  Prints the rows; returns the exit
+ * status. */
+static int
+list_in_realm(PGconn *c, const char *sql, const char *realm,
+              const char *what)
+{
+    const char *vals[1] = {realm};
+    int rc = 0;
+    PGresult *r = db_query(c, sql, 1, vals, 0, -1, what, &rc);
+
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = no_realm(realm, what);
+    else if (!(PQntuples(r) == 1 && PQgetisnull(r, 0, 0)))
+        rc = print_rows(r, what);
+    PQclear(r);
+    return rc;
 }
 
 static int
 run_user_list(PGconn *c, const args *a)
 {
-    const char *vals[1] = {a->realm};
-    int rc = 0;
-    PGresult *r;
-
-    /* One row per user, or one row of NULLs for a realm without users,
-     * or none for an unknown realm. */
-    r = db_query(c,
-                 "SELECT u.user_id, u.status, " SQL_UTC("u.created_at")
-                 " FROM turnpolicy.realms AS r"
-                 " LEFT JOIN turnpolicy.users AS u ON u.realm = r.name"
-                 " WHERE r.name = $1 ORDER BY u.user_id",
-                 1, vals, 0, -1, "user list", &rc);
-    if (r == NULL)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = no_realm(a->realm, "user list");
-    else if (!(PQntuples(r) == 1 && PQgetisnull(r, 0, 0)))
-        rc = print_rows(r, "user list");
-    PQclear(r);
-    return rc;
+    return list_in_realm(c,
+                         "SELECT u.user_id, u.status, "
+                         SQL_UTC("u.created_at")
+                         " FROM turnpolicy.realms AS r"
+                         " LEFT JOIN turnpolicy.users AS u"
+                         " ON u.realm = r.name"
+                         " WHERE r.name = $1 ORDER BY u.user_id",
+                         a->realm, "user list");
 }
 
 /* ------------------------------------------------------------------ */
@@ -527,7 +532,7 @@ run_revoke(PGconn *c, const args *a)
             printf("user %s revoked: credentials issued before %s\n",
                    a->user, v);
         PQclear(r);
-        return v != NULL ? 0 : EXIT_USAGE;
+        return v != NULL ? 0 : TP_CLI_EXIT_USAGE;
     }
     r = db_query(c, "SELECT turnpolicy.revoke_credential($1, $2)", 2, vals,
                  1, 1, "revoke", &rc);
@@ -536,7 +541,7 @@ run_revoke(PGconn *c, const args *a)
     changed = need_bool(r, "revoke");
     PQclear(r);
     if (changed < 0)
-        return EXIT_USAGE;
+        return TP_CLI_EXIT_USAGE;
     printf("%s %s\n", changed ? "revoked" : "already revoked", a->username);
     return 0;
 }
@@ -572,7 +577,7 @@ run_secret_rotate(PGconn *c, const args *a)
     if (kid != NULL)
         printf("%s\n", kid);
     PQclear(r);
-    return kid != NULL ? 0 : EXIT_USAGE;
+    return kid != NULL ? 0 : TP_CLI_EXIT_USAGE;
 }
 
 static int
@@ -588,7 +593,7 @@ run_secret_retire(PGconn *c, const args *a)
     changed = need_bool(r, "secret retire");
     PQclear(r);
     if (changed < 0)
-        return EXIT_USAGE;
+        return TP_CLI_EXIT_USAGE;
     printf("secret %s %sretired\n", a->kid, changed ? "" : "was already ");
     return 0;
 }
@@ -596,25 +601,14 @@ run_secret_retire(PGconn *c, const args *a)
 static int
 run_secret_list(PGconn *c, const args *a)
 {
-    const char *vals[1] = {a->realm};
-    int rc = 0;
-    PGresult *r;
-
     /* Only the columns turnpolicy_admin may read; never s.secret. */
-    r = db_query(c,
-                 "SELECT s.kid, s.state, " SQL_UTC("s.created_at")
-                 " FROM turnpolicy.realms AS r"
-                 " LEFT JOIN turnpolicy.secrets AS s ON s.realm = r.name"
-                 " WHERE r.name = $1 ORDER BY s.created_at, s.kid",
-                 1, vals, 0, -1, "secret list", &rc);
-    if (r == NULL)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = no_realm(a->realm, "secret list");
-    else if (!(PQntuples(r) == 1 && PQgetisnull(r, 0, 0)))
-        rc = print_rows(r, "secret list");
-    PQclear(r);
-    return rc;
+    return list_in_realm(c,
+                         "SELECT s.kid, s.state, " SQL_UTC("s.created_at")
+                         " FROM turnpolicy.realms AS r"
+                         " LEFT JOIN turnpolicy.secrets AS s"
+                         " ON s.realm = r.name"
+                         " WHERE r.name = $1 ORDER BY s.created_at, s.kid",
+                         a->realm, "secret list");
 }
 
 /* ------------------------------------------------------------------ */
@@ -684,8 +678,8 @@ run_usage(PGconn *c, const args *a)
 /* ------------------------------------------------------------------ */
 
 /* Fill cred from row 0 of an issue_credential result (username, password,
- * ttl, expires epoch) and urls (at most MAX_URLS pointers into r) from
- * column 4 of every row.  Returns 0, or 2 after saying why. */
+ * ttl, expires epoch) and urls (at most TP_CLI_MAX_URLS pointers into r)
+ * from column 4 of every row.  Returns 0, or 2 after saying why. */
 static int
 credential_from_row(const PGresult *r, tp_credential *cred,
                     const char **urls, size_t *nurls)
@@ -701,13 +695,13 @@ credential_from_row(const PGresult *r, tp_credential *cred,
     ttl = need_value(r, 0, 2, "issue");
     exp = need_value(r, 0, 3, "issue");
     if (user == NULL || pw == NULL || ttl == NULL || exp == NULL)
-        return EXIT_USAGE;
+        return TP_CLI_EXIT_USAGE;
     if (strlen(user) > TP_USERNAME_MAX || strlen(pw) != TP_PASSWORD_LEN ||
         tp_cli_parse_int64(ttl, 1, TP_TTL_MAX, &t) != 0 ||
         tp_cli_parse_int64(exp, 1, INT64_MAX / 4, &e) != 0) {
         fputs("turnpolicy: issue: unexpected credential from the "
               "database\n", stderr);
-        return EXIT_USAGE;
+        return TP_CLI_EXIT_USAGE;
     }
     memcpy(cred->username, user, strlen(user) + 1);
     memcpy(cred->password, pw, TP_PASSWORD_LEN + 1);
@@ -720,10 +714,10 @@ credential_from_row(const PGresult *r, tp_credential *cred,
     for (i = 0; i < PQntuples(r); i++) {
         if (PQgetisnull(r, i, 4))
             continue;
-        if (*nurls == MAX_URLS) {
+        if (*nurls == TP_CLI_MAX_URLS) {
             fputs("turnpolicy: issue: more TURN URLs than the CLI "
                   "handles\n", stderr);
-            return EXIT_USAGE;
+            return TP_CLI_EXIT_USAGE;
         }
         urls[(*nurls)++] = PQgetvalue(r, i, 4);
     }
@@ -735,15 +729,12 @@ tp_cli_db_issue(const char *db, const char *realm, const char *user,
                 int64_t ttl, const char *format, int64_t now)
 {
     char ttlbuf[24], nowbuf[24];
-    char json[8192];
     const char *vals[4];
-    const char *urls[MAX_URLS];
+    const char *urls[TP_CLI_MAX_URLS];
     size_t nurls = 0;
     tp_credential cred;
-    tp_cred_json shape;
     PGconn *c = NULL;
     PGresult *r = NULL;
-    tp_error err;
     int rc;
 
     memset(&cred, 0, sizeof(cred));
@@ -766,7 +757,7 @@ tp_cli_db_issue(const char *db, const char *realm, const char *user,
                      " $3::integer, pg_catalog.to_timestamp($4::bigint))"
                      " AS c LEFT JOIN LATERAL pg_catalog.unnest(c.urls)"
                      " WITH ORDINALITY AS x(url, i) ON true ORDER BY x.i",
-                     4, vals, 1, MAX_URLS, "issue", &rc);
+                     4, vals, 1, TP_CLI_MAX_URLS, "issue", &rc);
     else
         r = db_query(c,
                      "SELECT c.username, c.password, c.ttl,"
@@ -774,31 +765,12 @@ tp_cli_db_issue(const char *db, const char *realm, const char *user,
                      " FROM turnpolicy.issue_credential($1, $2, $3::integer)"
                      " AS c LEFT JOIN LATERAL pg_catalog.unnest(c.urls)"
                      " WITH ORDINALITY AS x(url, i) ON true ORDER BY x.i",
-                     3, vals, 1, MAX_URLS, "issue", &rc);
+                     3, vals, 1, TP_CLI_MAX_URLS, "issue", &rc);
     if (r == NULL)
         goto out;
     rc = credential_from_row(r, &cred, urls, &nurls);
-    if (rc != 0)
-        goto out;
-    if (strcmp(format, "plain") == 0) {
-        printf("%s\n%s\n", cred.username, cred.password);
-    } else {
-        /* the shape (acs-native: the realm's URL the native SDKs take,
-         * or exit 2) is the library's decision */
-        if (tp_cred_json_parse(format, &shape, &err) != TP_OK ||
-            tp_credential_json_realm(&cred, realm, urls, nurls, shape, json,
-                                     sizeof(json), NULL, &err) != TP_OK) {
-            fprintf(stderr, "turnpolicy: %s: %s\n",
-                    err.status == TP_ENATIVE ? "acs-native" : "json",
-                    err.message[0] != '\0' ? err.message
-                                           : tp_strerror(err.status));
-            rc = EXIT_USAGE;
-            goto out;
-        }
-        printf("%s\n", json);
-        memset(json, 0, sizeof(json));
-    }
-    rc = 0;
+    if (rc == 0)
+        rc = tp_cli_print_credential(&cred, realm, urls, nurls, format);
 out:
     memset(&cred, 0, sizeof(cred));
     PQclear(r);
@@ -896,9 +868,9 @@ parse_args(const command *cmd, int argc, char **argv, args *a)
                                           optarg);
             break;
         case 'l':
-            if (a->nurls == MAX_URLS)
+            if (a->nurls == TP_CLI_MAX_URLS)
                 return tp_cli_usage_error(cmd->usage, "at most %d --url",
-                                   MAX_URLS);
+                                   TP_CLI_MAX_URLS);
             if (strpbrk(optarg, "\r\n") != NULL)
                 return tp_cli_usage_error(cmd->usage,
                                           "a --url must not contain "
@@ -942,8 +914,7 @@ parse_args(const command *cmd, int argc, char **argv, args *a)
 }
 
 int
-tp_cli_admin(const char *name, int argc, char **argv,
-             const char *(*database)(void))
+tp_cli_admin(const char *name, int argc, char **argv)
 {
     const command *cmd = NULL, *group = NULL;
     const char *db;
@@ -964,7 +935,8 @@ tp_cli_admin(const char *name, int argc, char **argv,
         cmd = group;
     } else {
         if (argc < 2)
-            return tp_cli_usage_error(group->usage, "%s needs a command", name);
+            return tp_cli_usage_error(group->usage, "%s needs a command",
+                                      name);
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
             strcmp(argv[1], "help") == 0) {
             fputs(group->usage, stdout);
@@ -988,7 +960,7 @@ tp_cli_admin(const char *name, int argc, char **argv,
     rc = parse_args(cmd, argc, argv, &a);
     if (rc >= 0)
         return rc;
-    db = a.db != NULL ? a.db : database();
+    db = a.db != NULL ? a.db : tp_cli_database_url();
     if (db == NULL)
         return tp_cli_usage_error(cmd->usage, "no database: use --database, "
                            "$TURNPOLICY_DATABASE or database_url");
