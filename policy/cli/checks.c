@@ -57,7 +57,6 @@ static int
 check_source(const char *usage, const char *db, const char **realm,
              tp_config **cfg, tp_store **store)
 {
-    tp_store_options so;
     tp_error err;
     int rc;
 
@@ -69,10 +68,7 @@ check_source(const char *usage, const char *db, const char **realm,
         *realm = tp_config_get(*cfg, "", "default_realm");
     if (*realm == NULL)
         return tp_cli_usage_error(usage, "--realm is required");
-    memset(&so, 0, sizeof(so));
-    so.database = db;
-    so.log = tp_cli_log;
-    *store = tp_store_new(&so, &err);
+    *store = tp_cli_open_store(db, *cfg, &err);
     if (*store == NULL)
         return tp_cli_fail("database", &err);
     return 0;

@@ -250,3 +250,22 @@ tp_cli_print_credential(const tp_credential *cred, const char *realm,
     memset(json, 0, sizeof(json));
     return 0;
 }
+
+tp_store *
+tp_cli_open_store(const char *db, const tp_config *cfg, tp_error *err)
+{
+    tp_store_options so;
+    tp_store_config hold;
+    tp_store *st;
+
+    memset(&so, 0, sizeof(so));
+    memset(&hold, 0, sizeof(hold));
+    if (cfg != NULL &&
+        tp_store_options_from_config(cfg, "cli", &so, &hold, err) != TP_OK)
+        return NULL;
+    so.database = db;
+    so.log = tp_cli_log;
+    st = tp_store_new(&so, err);
+    tp_store_config_clear(&hold);
+    return st;
+}

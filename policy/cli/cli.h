@@ -97,6 +97,12 @@ const char *tp_cli_database_url(void);
  */
 int tp_cli_pick_source(const char **db, tp_config **cfg,
                        int config_optional);
+/* The library's store on database db, with the file's store settings
+ * and JWT checks of section [cli] mapped by the library exactly as for
+ * turnpolicyd and nginx (cfg may be NULL).  NULL and err filled on
+ * failure. */
+tp_store *tp_cli_open_store(const char *db, const tp_config *cfg,
+                            tp_error *err);
 
 /* The realm to use: realm (--realm) if not NULL, else the configuration's
  * default_realm, else its only [realm ...] section; NULL if none. */

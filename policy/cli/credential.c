@@ -264,29 +264,13 @@ verify_or_key(int argc, char **argv, int key_mode)
         goto out;
     rc = TP_CLI_EXIT_USAGE;
     if (db != NULL) {
-        tp_store_options so;
-        tp_store_config hold;
-
         if (realm == NULL && cfg != NULL)
             realm = tp_config_get(cfg, "", "default_realm");
         if (realm == NULL) {
             rc = tp_cli_usage_error(usage, "--realm is required");
             goto out;
         }
-        /* the file's store settings and JWT checks mean here what they
-         * mean to turnpolicyd and nginx: the library maps them ([cli]) */
-        memset(&so, 0, sizeof(so));
-        memset(&hold, 0, sizeof(hold));
-        if (cfg != NULL &&
-            tp_store_options_from_config(cfg, "cli", &so, &hold, &err) !=
-                TP_OK) {
-            rc = tp_cli_fail("configuration", &err);
-            goto out;
-        }
-        so.database = db;
-        so.log = tp_cli_log;
-        store = tp_store_new(&so, &err);
-        tp_store_config_clear(&hold);
+        store = tp_cli_open_store(db, cfg, &err);
         if (store == NULL) {
             rc = tp_cli_fail("database", &err);
             goto out;
