@@ -147,7 +147,13 @@ FUZZ_CFLAGS   = $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
                 -Ipolicy/src -Icoturn-plugin $(DEPS_CFLAGS)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_TPD_OBJS := $(DAEMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
-FUZZ_BINS     := $(FUZZ_DIR)/fuzz_resp $(FUZZ_DIR)/fuzz_username
+# Every target is tests/fuzz/fuzz_NAME.c, built as $(FUZZ_DIR)/fuzz_NAME
+# against the library; those in FUZZ_TPD_TARGETS also link turnpolicyd's
+# files.  A new target joins FUZZ_TARGETS (a target with its own link
+# line adds an explicit rule for $(FUZZ_DIR)/fuzz_NAME).
+FUZZ_TARGETS     := resp username jwt host peer config
+FUZZ_TPD_TARGETS := resp
+FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
 fuzzers: $(FUZZ_BINS)
 
@@ -163,13 +169,13 @@ $(FUZZ_DIR)/obj/coturn-plugin/sessions.o: tests/fuzz/coverage.ignore
 $(FUZZ_DIR)/obj/coturn-plugin/sessions.o: FUZZ_CFLAGS += \
     -fsanitize-coverage-ignorelist=tests/fuzz/coverage.ignore
 
-$(FUZZ_DIR)/fuzz_resp: tests/fuzz/fuzz_resp.c $(FUZZ_TPD_OBJS) $(FUZZ_LIB_OBJS)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_TPD_OBJS) \
-	    $(FUZZ_LIB_OBJS) -Wl,--wrap=tpd_log $(DEPS_LIBS)
+$(FUZZ_TPD_TARGETS:%=$(FUZZ_DIR)/fuzz_%): $(FUZZ_TPD_OBJS)
+$(FUZZ_TPD_TARGETS:%=$(FUZZ_DIR)/fuzz_%): FUZZ_LINK = $(FUZZ_TPD_OBJS) \
+    -Wl,--wrap=tpd_log
 
-$(FUZZ_DIR)/fuzz_username: tests/fuzz/fuzz_username.c $(FUZZ_LIB_OBJS)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) \
-	    $(DEPS_LIBS)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LINK) \
+	    $(FUZZ_LIB_OBJS) $(DEPS_LIBS)
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) \
          $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TPD_OBJS:.o=.d)
@@ -206,8 +212,9 @@ tsan: deps
 # crashes, leaks and timeouts are written to $(FUZZ_DIR)/crashes.
 fuzz: deps
 	$(MAKE) fuzzers
-	BUILD=$(BUILD) tests/fuzz/run.sh resp $(FUZZ_SECONDS)
-	BUILD=$(BUILD) tests/fuzz/run.sh username $(FUZZ_SECONDS)
+	@rc=0; for t in $(FUZZ_TARGETS); do \
+	    BUILD=$(BUILD) tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || rc=1; \
+	done; exit $$rc
 
 bench: deps
 	$(MAKE) all benches

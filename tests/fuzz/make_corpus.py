@@ -182,5 +182,101 @@ def write(name, files):
     print("%s: %d files" % (name, len(files)))
 
 
+HS = b"fuzz-jwt-hs256-key-hs-0123456789abcdef"
+NOKID = b"fuzz-jwt-hs256-key-nokid-0123456789abc"
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+
+def jwt_corpus():
+    """fuzz_jwt: byte 0 is the mode (see fuzz_jwt.c), cases after
+    tests/unit/test_jwt.c."""
+    exp = NOW + 600
+    good = {"sub": "alice", "iss": "https://issuer.fuzz", "aud": "turn",
+            "exp": exp, "iat": NOW, "nbf": NOW, "realm": "fuzz.test",
+            "jti": "j-1"}
+
+    def js(o):
+        return json.dumps(o, separators=(",", ":")).encode()
+
+    def tok(key, header, payload, sig=None):
+        h = b64u(header if isinstance(header, bytes) else js(header))
+        c = b64u(payload if isinstance(payload, bytes) else js(payload))
+        if sig is None:
+            sig = b64u(hmac.new(key, h + b"." + c, hashlib.sha256).digest())
+        return h + b"." + c + b"." + sig
+    hs = {"alg": "HS256", "typ": "JWT", "kid": "hs"}
+    payloads = {
+        "good": good,
+        "no_exp": dict((k, v) for k, v in good.items() if k != "exp"),
+        "expired": dict(good, exp=NOW - 31),
+        "exp_leeway": dict(good, exp=NOW - 29),
+        "exp_huge": dict(good, exp=2**63 - 1),
+        "exp_float": dict(good, exp=1e30),
+        "exp_string": dict(good, exp=str(exp)),
+        "exp_negative": dict(good, exp=-1),
+        "nbf_future": dict(good, nbf=NOW + 31),
+        "iat_future": dict(good, iat=NOW + 31),
+        "iss_evil": dict(good, iss="https://evil.example"),
+        "no_iss": dict((k, v) for k, v in good.items() if k != "iss"),
+        "aud_other": dict(good, aud="other"),
+        "aud_list": dict(good, aud=["x", "turn"]),
+        "aud_list_bad": dict(good, aud=["x", "y"]),
+        "aud_empty": dict(good, aud=[]),
+        "aud_nonstring": dict(good, aud=["turn", 1]),
+        "no_sub": dict((k, v) for k, v in good.items() if k != "sub"),
+        "sub_int": dict(good, sub=42),
+        "sub_empty": dict(good, sub=""),
+        "sub_long": dict(good, sub="x" * 256),
+        "sub_max": dict(good, sub="x" * 255),
+        "sub_nul": dict(good, sub="al\u0000ice"),
+        "tenant": dict(good, tenant="fuzz.test"),
+        "jti_long": dict(good, jti="j" * 300),
+    }
+    out = {}
+    for name, p in payloads.items():
+        pj = js(p).replace(b"\\u0000", b"\u0000")
+        out["signed_" + name] = b"\x01" + pj
+        out["alt_" + name] = b"\x09" + pj
+        out["raw_" + name] = b"\x00" + tok(HS, hs, pj)
+    out["es_good"] = b"\x03" + js(good)
+    out["es_expired"] = b"\x03" + js(dict(good, exp=NOW - 100))
+    out["nokid_good"] = b"\x11" + js(good)
+    out["raw_nokid"] = b"\x00" + tok(NOKID, {"alg": "HS256"}, good)
+    bad_headers = [b"not json", b'["alg","HS256"]', b'"HS256"',
+                   b'{"typ":"JWT","kid":"hs"}', b'{"alg":256,"kid":"hs"}',
+                   b'{"alg":"HS256","kid":"hs","crit":["exp"]}',
+                   b'{"alg":"HS256","kid":"hs","alg":"HS256"}',
+                   b'{"alg":"HS256","kid":"hs"} trailing', b"",
+                   b'{"alg":"none","kid":"hs"}', b'{"alg":"RS256","kid":"hs"}',
+                   b'{"alg":"HS256","kid":"rs"}', b'{"alg":"HS512","kid":"h5"}',
+                   b'{"alg":"ES256","kid":"es"}', b'{"alg":"HS256","kid":"zz"}',
+                   b'{"alg":"HS256","kid":""}', b'{"alg":"HS256","kid":7}',
+                   b'{"alg":"HS256","jku":"https://x","kid":"hs"}']
+    for i, h in enumerate(bad_headers):
+        out["hdr_%02d" % i] = b"\x02" + h + b"\n" + js(good)
+        out["raw_hdr_%02d" % i] = b"\x00" + tok(HS, h, good)
+    # well-formed RS256 / ES256 tokens, wrong signatures of the right size
+    out["raw_rs256"] = b"\x00" + tok(HS, {"alg": "RS256", "kid": "rs"}, good,
+                                     b64u(b"\x01" * 256))
+    out["raw_es256"] = b"\x00" + tok(HS, {"alg": "ES256", "kid": "es"}, good,
+                                     b64u(b"\x01" * 64))
+    out["raw_es256_short"] = b"\x00" + tok(HS, {"alg": "ES256", "kid": "es"},
+                                           good, b64u(b"\x01" * 63))
+    for name, t in [("two_parts", b"a.b"), ("four_parts", b"a.b.c.d"),
+                    ("dots", b".."), ("bad_b64", b"a$b!.eyJ9.abc"),
+                    ("percent", b"%%%%.%%%%.%%%%"), ("empty", b"")]:
+        out["raw_" + name] = b"\x00" + t
+    for name, sub in [("plain", b"alice"), ("empty", b""),
+                      ("long", b"x" * 300), ("quote", b'a"b\\c'),
+                      ("utf8", "\u00e9l\u00e8ve".encode())]:
+        out["issue_" + name] = b"\x04" + sub
+        out["issue_alt_" + name] = b"\x0c" + sub
+    return out
+
+
 write("corpus_resp", resp_corpus())
 write("corpus_username", username_corpus())
+write("corpus_jwt", jwt_corpus())
