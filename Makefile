@@ -151,7 +151,7 @@ FUZZ_TPD_OBJS := $(DAEMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 # against the library; those in FUZZ_TPD_TARGETS also link turnpolicyd's
 # files.  A new target joins FUZZ_TARGETS (a target with its own link
 # line adds an explicit rule for $(FUZZ_DIR)/fuzz_NAME).
-FUZZ_TARGETS     := resp username jwt host peer config
+FUZZ_TARGETS     := resp username jwt host peer peer_export
 FUZZ_TPD_TARGETS := resp
 FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
@@ -172,6 +172,11 @@ $(FUZZ_DIR)/obj/coturn-plugin/sessions.o: FUZZ_CFLAGS += \
 $(FUZZ_TPD_TARGETS:%=$(FUZZ_DIR)/fuzz_%): $(FUZZ_TPD_OBJS)
 $(FUZZ_TPD_TARGETS:%=$(FUZZ_DIR)/fuzz_%): FUZZ_LINK = $(FUZZ_TPD_OBJS) \
     -Wl,--wrap=tpd_log
+
+# fuzz_peer with the coturn export (slow by nature: see fuzz_peer.c).
+$(FUZZ_DIR)/fuzz_peer_export: tests/fuzz/fuzz_peer.c $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZ_PEER_EXPORT -fsanitize=fuzzer -o $@ $< \
+	    $(FUZZ_LIB_OBJS) $(DEPS_LIBS)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LINK) \

@@ -277,6 +277,63 @@ def jwt_corpus():
     return out
 
 
+def c_strings(name):
+    """The string literals of tests/unit/NAME (escapes decoded, adjacent
+    literals joined): the unit tests' vectors, as seeds."""
+    import re
+    text = open(os.path.join(HERE, "..", "unit", name)).read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    lit = r'"((?:[^"\\\n]|\\.)*)"'
+    out = []
+    for m in re.finditer(r'(?:%s\s*)+' % lit, text):
+        parts = re.findall(lit, m.group(0))
+        raw = "".join(parts)
+        b = raw.encode("latin-1", "backslashreplace").decode(
+            "unicode_escape").encode("latin-1", "replace")
+        if b not in out and b"%" not in b[:1]:
+            out.append(b)
+    return out
+
+
+def lines_corpus(name, extra=()):
+    """One seed per unit-test string, plus a few multi-line seeds."""
+    vecs = c_strings(name)
+    out = {}
+    for i, v in enumerate(vecs):
+        out["unit_%03d" % i] = v
+    for i in range(0, len(vecs), 6):
+        out["lines_%03d" % i] = b"\n".join(vecs[i:i + 6])
+    for i, v in enumerate(extra):
+        out["extra_%02d" % i] = v
+    return out
+
+
 write("corpus_resp", resp_corpus())
 write("corpus_username", username_corpus())
 write("corpus_jwt", jwt_corpus())
+def peer_corpus():
+    """fuzz_peer: addresses, and each CIDR of test_peer.c as an allow and a
+    deny rule followed by addresses, exported ('~')."""
+    vecs = [v for v in c_strings("test_peer.c") if len(v) < 80]
+    out = lines_corpus("test_peer.c")
+    cidrs = [v for v in vecs if b"/" in v]
+    addrs = [v for v in vecs if b"/" not in v and b" " not in v]
+    for i, c in enumerate(cidrs):
+        out["allow_%03d" % i] = (b"~+" + c + b"\n" +
+                                 b"\n".join(addrs[i % 7::7][:8]))
+        out["deny_%03d" % i] = (b"-" + c + b"\n!\n" +
+                                b"\n".join(addrs[i % 5::5][:8]))
+    out["export_empty"] = b"~127.0.0.1\n8.8.8.8\n::ffff:10.0.0.1\n64:ff9b::a00:1"
+    out["export_default_deny"] = b"~!\n+8.8.8.0/24\n8.8.8.8\n8.8.4.4"
+    out["export_mapped"] = (b"~+::ffff:10.0.0.0/104\n-10.0.0.0/16\n"
+                            b"::ffff:10.0.0.1\n10.1.0.1\n2002:a00:1::1")
+    return out
+
+
+write("corpus_peer", peer_corpus())
+write("corpus_host", lines_corpus("test_host.c", [
+    b"a.example.com\na.example.com",
+    b"*.example.com\nx.example.com\nexample.com",
+    b"a.example.com:8443/api\na.example.com:8443/api/x\na.example.com/api",
+    b"EDGE.skype.com.\nedge.skype.com",
+]))
