@@ -151,7 +151,7 @@ FUZZ_TPD_OBJS := $(DAEMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 # against the library; those in FUZZ_TPD_TARGETS also link turnpolicyd's
 # files.  A new target joins FUZZ_TARGETS (a target with its own link
 # line adds an explicit rule for $(FUZZ_DIR)/fuzz_NAME).
-FUZZ_TARGETS     := resp username jwt host peer peer_export
+FUZZ_TARGETS     := resp username jwt host peer peer_export config
 FUZZ_TPD_TARGETS := resp
 FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 

@@ -330,6 +330,35 @@ def peer_corpus():
     return out
 
 
+def config_corpus():
+    """fuzz_config: the texts of tests/unit/test_config.c (adjacent
+    literals joined), the shipped example, and realm sections for the
+    builders."""
+    out = {}
+    for i, v in enumerate(c_strings("test_config.c")):
+        if b"\n" in v or b"=" in v or v.startswith(b"["):
+            out["unit_%03d" % i] = v
+    with open(os.path.join(HERE, "..", "..", "coturn-plugin",
+                           "turnpolicyd.conf.example"), "rb") as f:
+        out["turnpolicyd_example"] = f.read()
+    out["realm_builders"] = (
+        b"jwt_issuer = https://issuer.example\njwt_audience = turn\n"
+        b"jwt_leeway = 30\njwt_realm_claim = tenant\n"
+        b"[realm example.org]\ndefault_ttl = 600\nmax_ttl = 3600\n"
+        b"clock_skew = 30\n"
+        b"peer_allow = 10.1.0.0/16 fd00::/8\npeer_deny = 8.8.8.8 2001:db8::/32\n"
+        b"peer_default = deny\n"
+        b"hosts = edge.skype.com *.communication.azure.com p.example.com:*/api\n"
+        b"[realm b.example]\npeer_default = sideways\nhosts = *.com\n"
+        b"max_ttl = -5\n")
+    out["quoted"] = (b'a = "x \\" y"\nb = "\\\\"\nc = "unterminated\n')
+    out["dup_key"] = b"a = 1\na = 2\n"
+    out["dup_section"] = b"[s]\n[s]\n"
+    out["crlf"] = b"a = 1\r\n[realm x.org]\r\nhosts = a.com\r\n"
+    return out
+
+
+write("corpus_config", config_corpus())
 write("corpus_peer", peer_corpus())
 write("corpus_host", lines_corpus("test_host.c", [
     b"a.example.com\na.example.com",
