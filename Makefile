@@ -69,7 +69,7 @@ DAEMON_BIN := $(BUILD)/bin/turnpolicyd
 NGINX_MOD  := $(BUILD)/nginx/ngx_http_turnpolicy_module.so
 
 .PHONY: all lib cli daemon nginx-module tests benches check unit asan tsan bench demo deps \
-        fuzz fuzzers install uninstall clean
+        fuzz fuzzers fuzz-targets install uninstall clean
 .DELETE_ON_ERROR:
 
 all: lib cli daemon nginx-module
@@ -156,6 +156,9 @@ FUZZ_TPD_TARGETS := resp
 FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
 fuzzers: $(FUZZ_BINS)
+# The list, for tests/integration/fuzz.sh.
+fuzz-targets:
+	@echo $(FUZZ_TARGETS)
 
 $(FUZZ_DIR)/obj/%.o: %.c policy/include/turnpolicy.h policy/src/tp_internal.h
 	@mkdir -p $(dir $@)
