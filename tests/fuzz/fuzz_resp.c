@@ -11,7 +11,9 @@
  *   byte 0   flags: bit 0 = the connection starts unauthenticated (so
  *            AUTH, NOAUTH and the failure limit are reached; the password
  *            is PASSWORD below); bit 1 = max_request 64 instead of
- *            65536 (the bounds); bit 2 = a session table of 2 (full).
+ *            65536 (the bounds); bit 2 = a session table of 2 (full);
+ *            bit 3 = log level debug (every command is formatted and
+ *            escaped for the log, dropped here) instead of info.
  *   byte 1   how the stream is split into tpd_parser_feed calls: 0 = one
  *            feed; otherwise the low 3 bits give the largest chunk
  *            (2^k bytes) and the byte seeds the chunk lengths.
@@ -22,9 +24,10 @@
  * The dispatcher runs without a policy store (d->store == NULL: every
  * tp_store_* call answers TP_EINVAL, no database, no I/O) and without the
  * allocation worker (d->allocq == NULL: pushes are no-ops).  Every
- * request without a NUL byte that has three arguments is also given to
- * tpd_stats_event directly as key/value, as PUBLISH would, so the report
- * parser is reached whatever the command name.
+ * request without a NUL byte that has three arguments, other than SET and
+ * PUBLISH (which reach it through the dispatcher), is also given to
+ * tpd_stats_event directly as key/value, so the report parser is reached
+ * whatever the command name.
  *
  * Checked, beyond ASan/UBSan/LSan: each request has 1..TPD_MAX_ARGS
  * NUL-terminated arguments within max_request; each command appends
@@ -42,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
@@ -99,12 +103,22 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     (void)argc;
     (void)argv;
-    /* Debug level: log_command formats every command (dropped above). */
-    tpd_log_init(TP_LOG_DEBUG);
     if (EVP_Digest(PASSWORD, strlen(PASSWORD), pw_digest, &n, EVP_sha256(),
                    NULL) != 1 || n != sizeof(pw_digest))
         abort();
     return 0;
+}
+
+/* tpd_log_init looks at the environment and stderr: only on a change. */
+static void
+set_log_level(tp_log_level level)
+{
+    static int current = -1;
+
+    if ((int)level != current) {
+        tpd_log_init(level);
+        current = (int)level;
+    }
 }
 
 /* The one reply a command appended to out[from..): parse it back. */
@@ -177,7 +191,9 @@ drain(tpd *d, tpd_client *c, tpd_parser *p, size_t max_request)
             return 1;
         }
         check_request(rq, max_request);
-        if (rq->argc == 3 && !has_nul(rq))
+        if (rq->argc == 3 && !has_nul(rq) &&
+            strcasecmp(rq->argv[0], "SET") != 0 &&
+            strcasecmp(rq->argv[0], "PUBLISH") != 0)
             (void)tpd_stats_event(d, rq->argv[1], rq->len[1], rq->argv[2],
                                   rq->len[2], NOW);
         from = out.len;
@@ -216,6 +232,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 2;
     size -= 2;
     max_request = (flags & 2) ? 64 : 65536;
+    set_log_level((flags & 8) ? TP_LOG_DEBUG : TP_LOG_INFO);
 
     d = calloc(1, sizeof(*d));
     if (d == NULL)

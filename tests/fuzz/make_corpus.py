@@ -97,6 +97,10 @@ def resp_corpus():
         + resp("HGETALL", "turn/admin_user/x"),
         "statsdb_pipelined": b"\x01\x00" + statsdb,
         "statsdb_split": b"\x01\x29" + statsdb,
+        # flags 8: debug log level (every command formatted and escaped)
+        "statsdb_debug": b"\x09\x00" + statsdb,
+        "get_key_debug": b"\x08\x00" + resp("GET", "turn/realm/%s/user/%s/key"
+                                            % (REALM, user)),
         "statsdb_ipv6": b"\x00\x00"
         + resp("PUBLISH", alloc_key(user, 990002, "status"), new6)
         + resp("PUBLISH", alloc_key(user, 990002, "traffic"), traffic)
