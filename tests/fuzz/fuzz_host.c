@@ -139,18 +139,23 @@ normalized(const char *host, const char *out)
     (void)host;
 }
 
-/* Check rq against hl, and its normalized spelling the same way. */
+/* Check rq against hl, and its normalized spelling the same way.  Only
+ * the first check formats a message (with_err): formatting is a third
+ * of a check's time and the same code each time. */
 static tp_status
-query(const tp_hostlist *hl, const request *rq, const char *norm)
+query(const tp_hostlist *hl, const request *rq, const char *norm,
+      int with_err)
 {
     tp_host_match m, m2;
     tp_error err;
     tp_status st, st2;
 
-    st = tp_hostlist_check(hl, rq->host, rq->port, rq->path, &m, &err);
+    memset(&err, 0, sizeof(err));
+    st = tp_hostlist_check(hl, rq->host, rq->port, rq->path, &m,
+                           with_err ? &err : NULL);
     check_answer(hl, st, &m, &err);
     if (norm != NULL) {
-        st2 = tp_hostlist_check(hl, norm, rq->port, rq->path, &m2, &err);
+        st2 = tp_hostlist_check(hl, norm, rq->port, rq->path, &m2, NULL);
         check_answer(hl, st2, &m2, &err);
         if (st2 != st || m2.rule_index != m.rule_index)
             abort();
@@ -194,8 +199,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     TP_OK;
         if (have_norm)
             normalized(rq.host, norm);
-        (void)query(fixed, &rq, have_norm ? norm : NULL);
-        st = query(mine, &rq, have_norm ? norm : NULL);
+        (void)query(fixed, &rq, have_norm ? norm : NULL, 0);
+        st = query(mine, &rq, have_norm ? norm : NULL, 1);
         /* An exact rule just accepted allows the request spelled like
          * it. */
         if (added == TP_OK && line[0] != '*' && st != TP_OK)
