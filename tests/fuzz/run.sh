@@ -32,12 +32,16 @@ crashes=$BUILD/fuzz/crashes
 jobs=${FUZZ_JOBS:-1}
 min_execs=${FUZZ_MIN_EXECS:-1}
 seeds=tests/fuzz/corpus_$target
+# Longer inputs only repeat work: each target's bound is just above the
+# longest input its code treats differently.
 max_len=4096
 case $target in
 resp) max_len=70000 ;;      # above max_request (65536): the bound is hit
 username|jwt) max_len=9000 ;;   # above TP_JWT_MAX (8192)
-config) max_len=16384 ;;    # several lines of CONFIG_LINE_MAX (4096)
-peer_export) seeds=tests/fuzz/corpus_peer ;;
+config) max_len=8192 ;;     # lines above CONFIG_LINE_MAX (4096)
+host) max_len=1100 ;;       # a rule above TP__RULE_MAX (1024)
+peer) max_len=1024 ;;       # 16 rules and 16 addresses of ~30 bytes
+peer_export) max_len=1024; seeds=tests/fuzz/corpus_peer ;;
 esac
 dict=tests/fuzz/${target%_export}.dict
 [ -x "$bin" ] || { echo "run.sh: no $bin (make fuzzers)" >&2; exit 2; }
