@@ -8,16 +8,27 @@
     tests/fuzz/corpus_username/  for fuzz_username: usernames (optionally
                                  "\\n" + password) and JSON Web Tokens for
                                  the fixed keys of fuzz_username.c
+    tests/fuzz/corpus_jwt/       for fuzz_jwt: a mode byte + a token, a
+                                 payload or "header\\n payload" (the cases
+                                 of tests/unit/test_jwt.c)
+    tests/fuzz/corpus_host/      for fuzz_host: lines, every string of
+                                 tests/unit/test_host.c
+    tests/fuzz/corpus_peer/      for fuzz_peer and fuzz_peer_export: lines
+                                 (+CIDR, -CIDR, !, addresses), every string
+                                 of tests/unit/test_peer.c
+    tests/fuzz/corpus_config/    for fuzz_config: configuration texts of
+                                 tests/unit/test_config.c, the example
 
-The files are committed; rerun this after changing it (it rewrites both
-directories).  The secrets and NOW below must match fuzz_username.c.
+The files are committed; rerun this after changing it (it rewrites every
+directory above, except the regress-* files: inputs of crashes found,
+replayed by every run).  The secrets and NOW below must match
+fuzz_username.c and fuzz_jwt.c.
 """
 import base64
 import hashlib
 import hmac
 import json
 import os
-import shutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOW = 1700000000
@@ -178,8 +189,10 @@ def username_corpus():
 
 def write(name, files):
     d = os.path.join(HERE, name)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
+    for old in os.listdir(d):
+        if not old.startswith("regress-"):
+            os.remove(os.path.join(d, old))
     for k, v in sorted(files.items()):
         with open(os.path.join(d, k), "wb") as f:
             f.write(v)
