@@ -137,7 +137,8 @@ $(BUILD)/bench/%: tests/bench/%.c $(STATIC_LIB)
 # libFuzzer targets (tests/fuzz): clang with coverage, ASan and UBSan on
 # every object, the library and turnpolicyd's files rebuilt that way under
 # $(BUILD)/fuzz.  turnpolicyd.c is linked for its helpers (tpd_escape,
-# logging) with its main() renamed; fuzz_resp.c replaces tpd_log.
+# logging) with its main() renamed; the FUZZ_TPD_TARGETS replace tpd_log
+# (-Wl,--wrap=tpd_log: each defines __wrap_tpd_log).
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 300
 FUZZ_DIR     := $(BUILD)/fuzz
