@@ -18,11 +18,6 @@
  *            feed; otherwise the low 3 bits give the largest chunk
  *            (2^k bytes) and the byte seeds the chunk lengths.
  *   rest     the byte stream, as a socket would deliver it.
- * run.sh bounds inputs at 4 KiB: in a 300 s run with 70 KB allowed they
- * grew to 1.4 KB on average and the rate fell from 23k/s (first 30 s) to
- * 10k/s (whole run); every bound is
- * reached through the 64-byte max_request of bit 1 (the daemon's own
- * 65536 is tested on the real daemon by tests/integration/turnpolicyd.sh).
  * The seed corpus (tests/fuzz/corpus_resp, written by make_corpus.py) is
  * what stock coturn 4.6.1 sends, with these two bytes in front.
  *
