@@ -8,16 +8,27 @@
     tests/fuzz/corpus_username/  for fuzz_username: usernames (optionally
                                  "\\n" + password) and JSON Web Tokens for
                                  the fixed keys of fuzz_username.c
+    tests/fuzz/corpus_jwt/       for fuzz_jwt: a mode byte + a token, a
+                                 payload or "header\\n payload" (the cases
+                                 of tests/unit/test_jwt.c)
+    tests/fuzz/corpus_host/      for fuzz_host: lines, every string of
+                                 tests/unit/test_host.c
+    tests/fuzz/corpus_peer/      for fuzz_peer and fuzz_peer_export: lines
+                                 (+CIDR, -CIDR, !, addresses), every string
+                                 of tests/unit/test_peer.c
+    tests/fuzz/corpus_config/    for fuzz_config: configuration texts of
+                                 tests/unit/test_config.c, the example
 
-The files are committed; rerun this after changing it (it rewrites both
-directories).  The secrets and NOW below must match fuzz_username.c.
+The files are committed; rerun this after changing it (it rewrites every
+directory above, except the regress-* files: inputs of crashes found,
+replayed by every run).  The secrets and NOW below must match
+fuzz_username.c and fuzz_jwt.c.
 """
 import base64
 import hashlib
 import hmac
 import json
 import os
-import shutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOW = 1700000000
@@ -97,6 +108,10 @@ def resp_corpus():
         + resp("HGETALL", "turn/admin_user/x"),
         "statsdb_pipelined": b"\x01\x00" + statsdb,
         "statsdb_split": b"\x01\x29" + statsdb,
+        # flags 8: debug log level (every command formatted and escaped)
+        "statsdb_debug": b"\x09\x00" + statsdb,
+        "get_key_debug": b"\x08\x00" + resp("GET", "turn/realm/%s/user/%s/key"
+                                            % (REALM, user)),
         "statsdb_ipv6": b"\x00\x00"
         + resp("PUBLISH", alloc_key(user, 990002, "status"), new6)
         + resp("PUBLISH", alloc_key(user, 990002, "traffic"), traffic)
@@ -174,13 +189,197 @@ def username_corpus():
 
 def write(name, files):
     d = os.path.join(HERE, name)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
+    for old in os.listdir(d):
+        if not old.startswith("regress-"):
+            os.remove(os.path.join(d, old))
     for k, v in sorted(files.items()):
         with open(os.path.join(d, k), "wb") as f:
             f.write(v)
     print("%s: %d files" % (name, len(files)))
 
 
+HS = b"fuzz-jwt-hs256-key-hs-0123456789abcdef"
+NOKID = b"fuzz-jwt-hs256-key-nokid-0123456789abc"
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+
+def jwt_corpus():
+    """fuzz_jwt: byte 0 is the mode (see fuzz_jwt.c), cases after
+    tests/unit/test_jwt.c."""
+    exp = NOW + 600
+    good = {"sub": "alice", "iss": "https://issuer.fuzz", "aud": "turn",
+            "exp": exp, "iat": NOW, "nbf": NOW, "realm": "fuzz.test",
+            "jti": "j-1"}
+
+    def js(o):
+        return json.dumps(o, separators=(",", ":")).encode()
+
+    def tok(key, header, payload, sig=None):
+        h = b64u(header if isinstance(header, bytes) else js(header))
+        c = b64u(payload if isinstance(payload, bytes) else js(payload))
+        if sig is None:
+            sig = b64u(hmac.new(key, h + b"." + c, hashlib.sha256).digest())
+        return h + b"." + c + b"." + sig
+    hs = {"alg": "HS256", "typ": "JWT", "kid": "hs"}
+    payloads = {
+        "good": good,
+        "no_exp": dict((k, v) for k, v in good.items() if k != "exp"),
+        "expired": dict(good, exp=NOW - 31),
+        "exp_leeway": dict(good, exp=NOW - 29),
+        "exp_huge": dict(good, exp=2**63 - 1),
+        "exp_float": dict(good, exp=1e30),
+        "exp_string": dict(good, exp=str(exp)),
+        "exp_negative": dict(good, exp=-1),
+        "nbf_future": dict(good, nbf=NOW + 31),
+        "iat_future": dict(good, iat=NOW + 31),
+        "iss_evil": dict(good, iss="https://evil.example"),
+        "no_iss": dict((k, v) for k, v in good.items() if k != "iss"),
+        "aud_other": dict(good, aud="other"),
+        "aud_list": dict(good, aud=["x", "turn"]),
+        "aud_list_bad": dict(good, aud=["x", "y"]),
+        "aud_empty": dict(good, aud=[]),
+        "aud_nonstring": dict(good, aud=["turn", 1]),
+        "no_sub": dict((k, v) for k, v in good.items() if k != "sub"),
+        "sub_int": dict(good, sub=42),
+        "sub_empty": dict(good, sub=""),
+        "sub_long": dict(good, sub="x" * 256),
+        "sub_max": dict(good, sub="x" * 255),
+        "sub_nul": dict(good, sub="al\u0000ice"),
+        "tenant": dict(good, tenant="fuzz.test"),
+        "jti_long": dict(good, jti="j" * 300),
+    }
+    out = {}
+    for name, p in payloads.items():
+        pj = js(p).replace(b"\\u0000", b"\u0000")
+        out["signed_" + name] = b"\x01" + pj
+        out["alt_" + name] = b"\x09" + pj
+        out["raw_" + name] = b"\x00" + tok(HS, hs, pj)
+    out["es_good"] = b"\x03" + js(good)
+    out["es_expired"] = b"\x03" + js(dict(good, exp=NOW - 100))
+    out["nokid_good"] = b"\x11" + js(good)
+    out["raw_nokid"] = b"\x00" + tok(NOKID, {"alg": "HS256"}, good)
+    bad_headers = [b"not json", b'["alg","HS256"]', b'"HS256"',
+                   b'{"typ":"JWT","kid":"hs"}', b'{"alg":256,"kid":"hs"}',
+                   b'{"alg":"HS256","kid":"hs","crit":["exp"]}',
+                   b'{"alg":"HS256","kid":"hs","alg":"HS256"}',
+                   b'{"alg":"HS256","kid":"hs"} trailing', b"",
+                   b'{"alg":"none","kid":"hs"}', b'{"alg":"RS256","kid":"hs"}',
+                   b'{"alg":"HS256","kid":"rs"}', b'{"alg":"HS512","kid":"h5"}',
+                   b'{"alg":"ES256","kid":"es"}', b'{"alg":"HS256","kid":"zz"}',
+                   b'{"alg":"HS256","kid":""}', b'{"alg":"HS256","kid":7}',
+                   b'{"alg":"HS256","jku":"https://x","kid":"hs"}']
+    for i, h in enumerate(bad_headers):
+        out["hdr_%02d" % i] = b"\x02" + h + b"\n" + js(good)
+        out["raw_hdr_%02d" % i] = b"\x00" + tok(HS, h, good)
+    # well-formed RS256 / ES256 tokens, wrong signatures of the right size
+    out["raw_rs256"] = b"\x00" + tok(HS, {"alg": "RS256", "kid": "rs"}, good,
+                                     b64u(b"\x01" * 256))
+    out["raw_es256"] = b"\x00" + tok(HS, {"alg": "ES256", "kid": "es"}, good,
+                                     b64u(b"\x01" * 64))
+    out["raw_es256_short"] = b"\x00" + tok(HS, {"alg": "ES256", "kid": "es"},
+                                           good, b64u(b"\x01" * 63))
+    for name, t in [("two_parts", b"a.b"), ("four_parts", b"a.b.c.d"),
+                    ("dots", b".."), ("bad_b64", b"a$b!.eyJ9.abc"),
+                    ("percent", b"%%%%.%%%%.%%%%"), ("empty", b"")]:
+        out["raw_" + name] = b"\x00" + t
+    for name, sub in [("plain", b"alice"), ("empty", b""),
+                      ("long", b"x" * 300), ("quote", b'a"b\\c'),
+                      ("utf8", "\u00e9l\u00e8ve".encode())]:
+        out["issue_" + name] = b"\x04" + sub
+        out["issue_alt_" + name] = b"\x0c" + sub
+    return out
+
+
+def c_strings(name):
+    """The string literals of tests/unit/NAME (escapes decoded, adjacent
+    literals joined): the unit tests' vectors, as seeds."""
+    import re
+    text = open(os.path.join(HERE, "..", "unit", name)).read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    lit = r'"((?:[^"\\\n]|\\.)*)"'
+    out = []
+    for m in re.finditer(r'(?:%s\s*)+' % lit, text):
+        parts = re.findall(lit, m.group(0))
+        raw = "".join(parts)
+        b = raw.encode("latin-1", "backslashreplace").decode(
+            "unicode_escape").encode("latin-1", "replace")
+        if b not in out and b"%" not in b[:1]:
+            out.append(b)
+    return out
+
+
+def lines_corpus(name, extra=()):
+    """One seed per unit-test string, plus a few multi-line seeds."""
+    vecs = c_strings(name)
+    out = {}
+    for i, v in enumerate(vecs):
+        out["unit_%03d" % i] = v
+    for i in range(0, len(vecs), 6):
+        out["lines_%03d" % i] = b"\n".join(vecs[i:i + 6])
+    for i, v in enumerate(extra):
+        out["extra_%02d" % i] = v
+    return out
+
+
 write("corpus_resp", resp_corpus())
 write("corpus_username", username_corpus())
+write("corpus_jwt", jwt_corpus())
+def peer_corpus():
+    """fuzz_peer: addresses, and each CIDR of test_peer.c as an allow and a
+    deny rule followed by addresses, exported ('~')."""
+    vecs = [v for v in c_strings("test_peer.c") if len(v) < 80]
+    out = lines_corpus("test_peer.c")
+    cidrs = [v for v in vecs if b"/" in v]
+    addrs = [v for v in vecs if b"/" not in v and b" " not in v]
+    for i, c in enumerate(cidrs):
+        out["allow_%03d" % i] = (b"~+" + c + b"\n" +
+                                 b"\n".join(addrs[i % 7::7][:8]))
+        out["deny_%03d" % i] = (b"-" + c + b"\n!\n" +
+                                b"\n".join(addrs[i % 5::5][:8]))
+    out["export_empty"] = b"~127.0.0.1\n8.8.8.8\n::ffff:10.0.0.1\n64:ff9b::a00:1"
+    out["export_default_deny"] = b"~!\n+8.8.8.0/24\n8.8.8.8\n8.8.4.4"
+    out["export_mapped"] = (b"~+::ffff:10.0.0.0/104\n-10.0.0.0/16\n"
+                            b"::ffff:10.0.0.1\n10.1.0.1\n2002:a00:1::1")
+    return out
+
+
+def config_corpus():
+    """fuzz_config: the texts of tests/unit/test_config.c (adjacent
+    literals joined), the shipped example, and realm sections for the
+    builders."""
+    out = {}
+    for i, v in enumerate(c_strings("test_config.c")):
+        if b"\n" in v or b"=" in v or v.startswith(b"["):
+            out["unit_%03d" % i] = v
+    with open(os.path.join(HERE, "..", "..", "coturn-plugin",
+                           "turnpolicyd.conf.example"), "rb") as f:
+        out["turnpolicyd_example"] = f.read()
+    out["realm_builders"] = (
+        b"jwt_issuer = https://issuer.example\njwt_audience = turn\n"
+        b"jwt_leeway = 30\njwt_realm_claim = tenant\n"
+        b"[realm example.org]\ndefault_ttl = 600\nmax_ttl = 3600\n"
+        b"clock_skew = 30\n"
+        b"peer_allow = 10.1.0.0/16 fd00::/8\npeer_deny = 8.8.8.8 2001:db8::/32\n"
+        b"peer_default = deny\n"
+        b"hosts = edge.skype.com *.communication.azure.com p.example.com:*/api\n"
+        b"[realm b.example]\npeer_default = sideways\nhosts = *.com\n"
+        b"max_ttl = -5\n")
+    out["quoted"] = (b'a = "x \\" y"\nb = "\\\\"\nc = "unterminated\n')
+    out["dup_key"] = b"a = 1\na = 2\n"
+    out["dup_section"] = b"[s]\n[s]\n"
+    out["crlf"] = b"a = 1\r\n[realm x.org]\r\nhosts = a.com\r\n"
+    return out
+
+
+write("corpus_config", config_corpus())
+write("corpus_peer", peer_corpus())
+write("corpus_host", lines_corpus("test_host.c", [
+    b"a.example.com\na.example.com",
+    b"*.example.com\nx.example.com\nexample.com",
+    b"a.example.com:8443/api\na.example.com:8443/api/x\na.example.com/api",
+    b"EDGE.skype.com.\nedge.skype.com",
+]))

@@ -1,17 +1,18 @@
 #!/bin/bash
-# fuzz.sh - a short libFuzzer run of each fuzz target, inside `make check`
+# fuzz.sh - a short libFuzzer run of every fuzz target, inside `make check`
 # (the long run is `make fuzz`).
 #
-#   fuzz_resp      turnpolicyd's request parser, command dispatcher and
-#                  statsdb report parser, ~20 s, inputs up to 70000 bytes
-#   fuzz_username  the library's username, long-term key and JWT checks,
-#                  ~10 s
-#
-# Built here with clang (`make fuzzers`, objects under $BUILD/fuzz); the
-# working corpus is thrown away with the test's directory, the seeds in
-# tests/fuzz/corpus_* are only read.  A crash, leak, timeout or failed
-# check is `not ok`, with the input kept in $BUILD/fuzz/crashes.
-# FUZZ_RESP_SECONDS / FUZZ_USERNAME_SECONDS override the durations.
+# The targets are the Makefile's FUZZ_TARGETS (`make fuzz-targets`), each
+# built here with clang (`make fuzzers`, objects under $BUILD/fuzz) and run
+# for FUZZ_CHECK_SECONDS (default 4) by tests/fuzz/run.sh.  Each run first
+# replays every seed of tests/fuzz/corpus_<target>, which holds the
+# regress-* inputs of crashes found earlier, then mutates.  A target is
+# `ok` only if the run ended by its time limit with no crash, leak,
+# timeout or failed harness check, and executed at least a minimum number
+# of inputs (more than its seeds: a run that barely started proves
+# nothing): 1000, or 20 for peer_export (an export costs milliseconds).
+# The working corpus is thrown away with the test's directory; a failing
+# input is kept in $BUILD/fuzz/crashes.
 # shellcheck disable=SC2154  # tp_tmpdir, tp_failed come from lib.sh
 . "$(dirname "$0")/../lib.sh"
 
@@ -23,16 +24,18 @@ else
     exit 1
 fi
 
-run() { # TARGET SECONDS
-    local out
-    if out=$(FUZZ_WORK="$tp_tmpdir" tests/fuzz/run.sh "$1" "$2"); then
+targets=$(make -s BUILD="$BUILD" fuzz-targets)
+secs=${FUZZ_CHECK_SECONDS:-4}
+for t in $targets; do
+    min=1000
+    [ "$t" = peer_export ] && min=20
+    if out=$(FUZZ_WORK="$tp_tmpdir" FUZZ_MIN_EXECS=$min \
+             tests/fuzz/run.sh "$t" "$secs"); then
         ok "${out%: ok}"
     else
-        not_ok "${out:-fuzz_$1 did not run}"
-        grep -m1 -A12 -E '^==[0-9]+==ERROR' "$tp_tmpdir/$1.log" |
+        not_ok "${out:-fuzz_$t did not run}"
+        grep -m1 -A12 -E '^==[0-9]+==ERROR' "$tp_tmpdir/$t.log" |
             sed 's/^/#   /'
     fi
-}
-run resp "${FUZZ_RESP_SECONDS:-20}"
-run username "${FUZZ_USERNAME_SECONDS:-10}"
+done
 exit "$tp_failed"
