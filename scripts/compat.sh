@@ -121,6 +121,16 @@ prepare_chroot() { # suite, dir
         tail -5 "$c.apt.log" | sed 's/^/#   /'
         return 1
     }
+    # This machine's own trust additions (a company CA, a TLS-inspecting
+    # egress proxy): what reaches the registries here must reach them from
+    # the chroot too (npm, for the browser test, uses the system store).
+    if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+        mkdir -p "$c/usr/local/share/ca-certificates"
+        cp /usr/local/share/ca-certificates/*.crt \
+            "$c/usr/local/share/ca-certificates/"
+        in_chroot "$c" update-ca-certificates >>"$c.apt.log" 2>&1
+    fi
+    printf 'cafile=/etc/ssl/certs/ca-certificates.crt\n' >"$c/etc/npmrc"
 }
 
 copy_tree() { # dir
