@@ -195,6 +195,19 @@ ngx_int_t ngx_http_turnpolicy_limit_check(ngx_http_request_t *r,
 
 
 /*
+ * ngx_http_turnpolicy_store.c: the worker's policy store, created in
+ * init_process (retried every NGX_HTTP_TURNPOLICY_RETRY ms until
+ * PostgreSQL answers; mcf->st stays NULL meanwhile) and freed in
+ * exit_process; the store's log callback (runs on the store's thread too).
+ */
+
+ngx_int_t ngx_http_turnpolicy_init_process(ngx_cycle_t *cycle);
+void ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle);
+void ngx_http_turnpolicy_store_log(void *ud, tp_log_level level,
+    const char *msg);
+
+
+/*
  * ngx_http_turnpolicy_filter.c: header (and body) filters for requests the
  * module allowed: a redirect's Location is checked against the realm's
  * allow-list and rewritten through the proxy, or refused (403
