@@ -142,12 +142,36 @@ extern ngx_module_t  ngx_http_turnpolicy_module;
 
 /* ngx_http_turnpolicy_module.c */
 
+ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
+ngx_int_t ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, const char *reason, ngx_int_t *rc);
+
+
+/*
+ * ngx_http_turnpolicy_reply.c: answers and refusals.  _deny and
+ * _deny_status refuse from the access phase (answer, finalize, return
+ * NGX_DONE); _refuse builds the JSON refusal {"error":"<reason>"} and
+ * returns the rc to finalize with; _send_json sends any complete JSON
+ * answer (no-store; a 401 carries WWW-Authenticate); _http_status maps
+ * libturnpolicy's refusals to HTTP.  The $turnpolicy_* variables are
+ * registered by _add_variables (preconfiguration).
+ */
+
+ngx_int_t ngx_http_turnpolicy_deny(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    const char *detail);
+ngx_int_t ngx_http_turnpolicy_deny_status(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, tp_status status, const tp_error *err);
+ngx_int_t ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    const char *detail);
+ngx_uint_t ngx_http_turnpolicy_http_status(tp_status status);
 ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len, const char *reason);
-ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
 /* push a response header (key: a string that outlives the request) */
 ngx_int_t ngx_http_turnpolicy_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
+ngx_int_t ngx_http_turnpolicy_add_variables(ngx_conf_t *cf);
 
 
 /*
