@@ -143,6 +143,28 @@ extern ngx_module_t  ngx_http_turnpolicy_module;
 /* ngx_http_turnpolicy_module.c */
 
 ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
+ngx_int_t ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport);
+ngx_uint_t ngx_http_turnpolicy_header(ngx_http_request_t *r,
+    const ngx_str_t *name, ngx_str_t *value);
+
+
+/*
+ * ngx_http_turnpolicy_cors.c: _preflight answers a CORS preflight (204
+ * with the CORS headers, or a refusal; NGX_DECLINED when the OPTIONS
+ * request is no preflight); _origin checks a real request's Origin
+ * against its realm (sets ctx->cors for the header filter);
+ * _refusal_cors lets an allowed page read a refusal (NGX_DONE when the
+ * preflight answer is the response, *rc the rc to finalize with).
+ */
+
+ngx_int_t ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx);
+ngx_int_t ngx_http_turnpolicy_origin(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx);
 ngx_int_t ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx, const char *reason, ngx_int_t *rc);
 
