@@ -241,6 +241,19 @@ ngx_int_t ngx_http_turnpolicy_limit_check(ngx_http_request_t *r,
 
 
 /*
+ * ngx_http_turnpolicy_credentials.c: the content handlers of
+ * "turnpolicy_credentials on" (TURN credentials, issued in the thread
+ * pool) and "turnpolicy_forward_auth" (the forwarded request's upstream
+ * and path, as X-Turnpolicy-* headers); _wipe is a pool cleanup that wipes
+ * the ngx_str_t it is given (a credential body, a secret).
+ */
+
+ngx_int_t ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_turnpolicy_forward_auth_handler(ngx_http_request_t *r);
+void ngx_http_turnpolicy_wipe(void *data);
+
+
+/*
  * ngx_http_turnpolicy_store.c: the worker's policy store, created in
  * init_process (retried every NGX_HTTP_TURNPOLICY_RETRY ms until
  * PostgreSQL answers; mcf->st stays NULL meanwhile) and freed in
