@@ -170,6 +170,21 @@ ngx_int_t ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
 
 
 /*
+ * ngx_http_turnpolicy_resolve.c: _resolve starts resolving
+ * ctx->upstream_host (NGX_OK: answered from the resolver's cache; NGX_DONE:
+ * the request waits and the access handler runs again); _check_peers
+ * checks every address against the realm's peer rules and fills
+ * $turnpolicy_upstream_addr (NGX_OK, or what the access handler returns
+ * after a refusal).
+ */
+
+ngx_int_t ngx_http_turnpolicy_resolve(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx);
+ngx_int_t ngx_http_turnpolicy_check_peers(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx);
+
+
+/*
  * ngx_http_turnpolicy_reply.c: answers and refusals.  _deny and
  * _deny_status refuse from the access phase (answer, finalize, return
  * NGX_DONE); _refuse builds the JSON refusal {"error":"<reason>"} and

@@ -219,7 +219,6 @@ ngx_http_turnpolicy_issue_respond(ngx_http_request_t *r)
                                   r, ctx, ctx->issue));
 }
 
-
 #endif
 
 
