@@ -147,8 +147,26 @@ ngx_int_t ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_str_t *hostport);
+
+
+/*
+ * ngx_http_turnpolicy_token.c: _header gives request header "name" and
+ * returns how many times it is present (0: *value empty; more: the first);
+ * _get_token reads the token from a header, cookie or argument (NGX_ERROR:
+ * a header given twice); _token_shape is NGX_OK for a compact JWS;
+ * _strip_arg gives the query without the token's argument; _redact takes
+ * the token out of the request line (sets ctx->redacted).
+ */
+
 ngx_uint_t ngx_http_turnpolicy_header(ngx_http_request_t *r,
     const ngx_str_t *name, ngx_str_t *value);
+ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token);
+ngx_int_t ngx_http_turnpolicy_token_shape(ngx_str_t *token);
+ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *args);
+void ngx_http_turnpolicy_redact(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, const ngx_str_t *token);
 
 
 /*
