@@ -140,13 +140,20 @@ typedef struct {
 extern ngx_module_t  ngx_http_turnpolicy_module;
 
 
-/* ngx_http_turnpolicy_module.c */
+/*
+ * ngx_http_turnpolicy_access.c: the access-phase handler (installed by the
+ * module's postconfiguration); _authenticate finds and verifies the token
+ * and its subject (the CORS preflight calls it for a URL token); _path_safe
+ * is the rule request paths and redirect targets are held to
+ * (tp_uri_path_safe): NGX_OK, or NGX_DECLINED.
+ */
 
-ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
+ngx_int_t ngx_http_turnpolicy_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
     ngx_http_turnpolicy_main_conf_t *mcf,
     ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
     ngx_str_t *hostport);
+ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
 
 
 /*
