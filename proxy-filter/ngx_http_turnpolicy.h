@@ -2,15 +2,31 @@
  * ngx_http_turnpolicy.h - what the source files of ngx_http_turnpolicy_module
  * share: configuration, the per-request context, and the interfaces of
  *
- *   ngx_http_turnpolicy_module.c  directives, access phase, credentials
- *                                 and forward-auth endpoints, CORS
- *                                 preflights, the worker's policy store
- *   ngx_http_turnpolicy_cache.c   verified-token cache (per worker)
- *   ngx_http_turnpolicy_limit.c   per-subject rate limit (shared memory)
- *   ngx_http_turnpolicy_filter.c  response headers: redirects, CORS
- *   tp_uri.c (tp_uri.h)           the pure URI helpers: path splitting,
- *                                 nested URLs, path safety, token shapes
- *                                 (plain C, fuzzed without nginx)
+ *   ngx_http_turnpolicy_module.c       the module: directives, create/merge,
+ *                                      turnpolicy_config (master process)
+ *   ngx_http_turnpolicy_access.c       access phase: path split, token
+ *                                      verification, subject, rate limit,
+ *                                      host authorization
+ *   ngx_http_turnpolicy_token.c        the token in the request: headers,
+ *                                      cookie, argument; redaction of the
+ *                                      request line
+ *   ngx_http_turnpolicy_resolve.c      resolving the upstream host, peer
+ *                                      checks of every address
+ *   ngx_http_turnpolicy_cors.c         CORS preflight and Origin checks
+ *   ngx_http_turnpolicy_reply.c        refusals, JSON answers, status
+ *                                      mapping, headers, $turnpolicy_*
+ *   ngx_http_turnpolicy_credentials.c  content handlers: TURN credentials
+ *                                      (thread pool) and forward-auth
+ *   ngx_http_turnpolicy_store.c        the worker's policy store lifecycle
+ *   ngx_http_turnpolicy_cache.c        verified-token cache (per worker)
+ *   ngx_http_turnpolicy_limit.c        per-subject rate limit (shared memory)
+ *   ngx_http_turnpolicy_filter.c       response headers: redirects, CORS
+ *   tp_uri.c (tp_uri.h)                the pure URI helpers: path splitting,
+ *                                      nested URLs, path safety, token
+ *                                      shapes (plain C, fuzzed without nginx)
+ *
+ * Functions shared between these files are declared below, by file, with
+ * the ngx_http_turnpolicy_ prefix; everything else is static.
  *
  * Not a public interface: nothing outside proxy-filter/ includes it.
  */
@@ -27,8 +43,6 @@
 #include <turnpolicy.h>
 
 
-#define NGX_HTTP_TURNPOLICY_MAX_URLS      16
-
 #define NGX_HTTP_TURNPOLICY_TOKEN_PATH    1
 #define NGX_HTTP_TURNPOLICY_TOKEN_HEADER  2
 #define NGX_HTTP_TURNPOLICY_TOKEN_COOKIE  3
@@ -40,6 +54,8 @@
 
 #define NGX_HTTP_TURNPOLICY_RETRY         5000   /* ms between store starts */
 #define NGX_HTTP_TURNPOLICY_HOST_MAX      253
+
+/* TURN URIs in a credential: turnpolicy_turn_urls, or the realm's */
 #define NGX_HTTP_TURNPOLICY_URLS_MAX      16
 
 #define NGX_HTTP_TURNPOLICY_CACHE_DEFAULT 4096   /* tokens per worker */

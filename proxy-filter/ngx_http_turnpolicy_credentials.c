@@ -235,7 +235,7 @@ ngx_http_turnpolicy_credentials_respond(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx, ngx_http_turnpolicy_issue_t *t)
 {
     char                             **urls;
-    char                              *realm_urls[NGX_HTTP_TURNPOLICY_MAX_URLS];
+    char                              *realm_urls[NGX_HTTP_TURNPOLICY_URLS_MAX];
     size_t                             cap, written, nurls;
     u_char                            *body;
     u_char                             urlbuf[2048];
@@ -332,7 +332,7 @@ ngx_http_turnpolicy_cred_urls(ngx_http_request_t *r,
 
     return tp_store_realm_urls(mcf->st, (char *) ctx->realm.data,
                                (char *) buf, cap, (const char **) store,
-                               NGX_HTTP_TURNPOLICY_MAX_URLS, nurls, err);
+                               NGX_HTTP_TURNPOLICY_URLS_MAX, nurls, err);
 }
 
 
@@ -347,7 +347,7 @@ static ngx_int_t
 ngx_http_turnpolicy_cred_format(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx, tp_cred_json *shape, ngx_int_t *rc)
 {
-    char        name[16], *store[NGX_HTTP_TURNPOLICY_MAX_URLS], **urls;
+    char        name[16], *store[NGX_HTTP_TURNPOLICY_URLS_MAX], **urls;
     size_t      nurls;
     u_char      buf[2048];
     tp_error    err;
