@@ -257,7 +257,8 @@ ngx_int_t ngx_http_turnpolicy_add_variables(ngx_conf_t *cf);
  * SHA-256 of the token (the token itself is not kept).  An entry answers
  * only under the policy generation it was verified in (tp_store_changes:
  * a new snapshot may have new keys or issuer settings) and before its
- * deadline (the token's exp + leeway).  The subject is still checked on
+ * deadline (tp_jwt_deadline: when the library would start refusing the
+ * token as expired).  The subject is still checked on
  * every request (revocation, disabling): the cache saves the signature and
  * the claims parsing, nothing else.
  */

@@ -543,6 +543,7 @@ ngx_http_turnpolicy_verify(ngx_http_turnpolicy_main_conf_t *mcf,
     tp_error *err)
 {
     time_t     now, deadline;
+    int64_t    until;
     uint64_t   generation;
     tp_status  status;
 
@@ -567,13 +568,15 @@ ngx_http_turnpolicy_verify(ngx_http_turnpolicy_main_conf_t *mcf,
         return status;
     }
 
-    /* valid while now < exp + leeway, as tp_jwt_verify decides */
+    /* trusted while now < the instant tp_jwt_verify starts refusing it */
 
-    if (claims->exp > (int64_t) (NGX_MAX_TIME_T_VALUE - mcf->jwt.leeway)) {
+    until = tp_jwt_deadline(&mcf->jwt, claims);
+
+    if (until > (int64_t) NGX_MAX_TIME_T_VALUE) {
         deadline = NGX_MAX_TIME_T_VALUE;
 
     } else {
-        deadline = (time_t) claims->exp + mcf->jwt.leeway;
+        deadline = (time_t) until;
     }
 
     ngx_http_turnpolicy_cache_put(mcf->cache, token, generation, deadline,
