@@ -2,15 +2,31 @@
  * ngx_http_turnpolicy.h - what the source files of ngx_http_turnpolicy_module
  * share: configuration, the per-request context, and the interfaces of
  *
- *   ngx_http_turnpolicy_module.c  directives, access phase, credentials
- *                                 and forward-auth endpoints, CORS
- *                                 preflights, the worker's policy store
- *   ngx_http_turnpolicy_cache.c   verified-token cache (per worker)
- *   ngx_http_turnpolicy_limit.c   per-subject rate limit (shared memory)
- *   ngx_http_turnpolicy_filter.c  response headers: redirects, CORS
- *   tp_uri.c (tp_uri.h)           the pure URI helpers: path splitting,
- *                                 nested URLs, path safety, token shapes
- *                                 (plain C, fuzzed without nginx)
+ *   ngx_http_turnpolicy_module.c       the module: directives, create/merge,
+ *                                      turnpolicy_config (master process)
+ *   ngx_http_turnpolicy_access.c       access phase: path split, token
+ *                                      verification, subject, rate limit,
+ *                                      host authorization
+ *   ngx_http_turnpolicy_token.c        the token in the request: headers,
+ *                                      cookie, argument; redaction of the
+ *                                      request line
+ *   ngx_http_turnpolicy_resolve.c      resolving the upstream host, peer
+ *                                      checks of every address
+ *   ngx_http_turnpolicy_cors.c         CORS preflight and Origin checks
+ *   ngx_http_turnpolicy_reply.c        refusals, JSON answers, status
+ *                                      mapping, headers, $turnpolicy_*
+ *   ngx_http_turnpolicy_credentials.c  content handlers: TURN credentials
+ *                                      (thread pool) and forward-auth
+ *   ngx_http_turnpolicy_store.c        the worker's policy store lifecycle
+ *   ngx_http_turnpolicy_cache.c        verified-token cache (per worker)
+ *   ngx_http_turnpolicy_limit.c        per-subject rate limit (shared memory)
+ *   ngx_http_turnpolicy_filter.c       response headers: redirects, CORS
+ *   tp_uri.c (tp_uri.h)                the pure URI helpers: path splitting,
+ *                                      nested URLs, path safety, token
+ *                                      shapes (plain C, fuzzed without nginx)
+ *
+ * Functions shared between these files are declared below, by file, with
+ * the ngx_http_turnpolicy_ prefix; everything else is static.
  *
  * Not a public interface: nothing outside proxy-filter/ includes it.
  */
@@ -27,8 +43,6 @@
 #include <turnpolicy.h>
 
 
-#define NGX_HTTP_TURNPOLICY_MAX_URLS      16
-
 #define NGX_HTTP_TURNPOLICY_TOKEN_PATH    1
 #define NGX_HTTP_TURNPOLICY_TOKEN_HEADER  2
 #define NGX_HTTP_TURNPOLICY_TOKEN_COOKIE  3
@@ -40,6 +54,8 @@
 
 #define NGX_HTTP_TURNPOLICY_RETRY         5000   /* ms between store starts */
 #define NGX_HTTP_TURNPOLICY_HOST_MAX      253
+
+/* TURN URIs in a credential: turnpolicy_turn_urls, or the realm's */
 #define NGX_HTTP_TURNPOLICY_URLS_MAX      16
 
 #define NGX_HTTP_TURNPOLICY_CACHE_DEFAULT 4096   /* tokens per worker */
@@ -140,14 +156,100 @@ typedef struct {
 extern ngx_module_t  ngx_http_turnpolicy_module;
 
 
-/* ngx_http_turnpolicy_module.c */
+/*
+ * ngx_http_turnpolicy_access.c: the access-phase handler (installed by the
+ * module's postconfiguration); _authenticate finds and verifies the token
+ * and its subject (the CORS preflight calls it for a URL token); _path_safe
+ * is the rule request paths and redirect targets are held to
+ * (tp_uri_path_safe): NGX_OK, or NGX_DECLINED.
+ */
 
+ngx_int_t ngx_http_turnpolicy_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_turnpolicy_authenticate(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx,
+    ngx_str_t *hostport);
+ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
+
+
+/*
+ * ngx_http_turnpolicy_token.c: _header gives request header "name" and
+ * returns how many times it is present (0: *value empty; more: the first);
+ * _get_token reads the token from a header, cookie or argument (NGX_ERROR:
+ * a header given twice); _token_shape is NGX_OK for a compact JWS;
+ * _strip_arg gives the query without the token's argument; _redact takes
+ * the token out of the request line (sets ctx->redacted).
+ */
+
+ngx_uint_t ngx_http_turnpolicy_header(ngx_http_request_t *r,
+    const ngx_str_t *name, ngx_str_t *value);
+ngx_int_t ngx_http_turnpolicy_get_token(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *token);
+ngx_int_t ngx_http_turnpolicy_token_shape(ngx_str_t *token);
+ngx_int_t ngx_http_turnpolicy_strip_arg(ngx_http_request_t *r,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_str_t *args);
+void ngx_http_turnpolicy_redact(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, const ngx_str_t *token);
+
+
+/*
+ * ngx_http_turnpolicy_cors.c: _preflight answers a CORS preflight (204
+ * with the CORS headers, or a refusal; NGX_DECLINED when the OPTIONS
+ * request is no preflight); _origin checks a real request's Origin
+ * against its realm (sets ctx->cors for the header filter);
+ * _refusal_cors lets an allowed page read a refusal (NGX_DONE when the
+ * preflight answer is the response, *rc the rc to finalize with).
+ */
+
+ngx_int_t ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf,
+    ngx_http_turnpolicy_loc_conf_t *lcf, ngx_http_turnpolicy_ctx_t *ctx);
+ngx_int_t ngx_http_turnpolicy_origin(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx);
+ngx_int_t ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, const char *reason, ngx_int_t *rc);
+
+
+/*
+ * ngx_http_turnpolicy_resolve.c: _resolve starts resolving
+ * ctx->upstream_host (NGX_OK: answered from the resolver's cache; NGX_DONE:
+ * the request waits and the access handler runs again); _check_peers
+ * checks every address against the realm's peer rules and fills
+ * $turnpolicy_upstream_addr (NGX_OK, or what the access handler returns
+ * after a refusal).
+ */
+
+ngx_int_t ngx_http_turnpolicy_resolve(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx);
+ngx_int_t ngx_http_turnpolicy_check_peers(ngx_http_request_t *r,
+    ngx_http_turnpolicy_main_conf_t *mcf, ngx_http_turnpolicy_ctx_t *ctx);
+
+
+/*
+ * ngx_http_turnpolicy_reply.c: answers and refusals.  _deny and
+ * _deny_status refuse from the access phase (answer, finalize, return
+ * NGX_DONE); _refuse builds the JSON refusal {"error":"<reason>"} and
+ * returns the rc to finalize with; _send_json sends any complete JSON
+ * answer (no-store; a 401 carries WWW-Authenticate); _http_status maps
+ * libturnpolicy's refusals to HTTP.  The $turnpolicy_* variables are
+ * registered by _add_variables (preconfiguration).
+ */
+
+ngx_int_t ngx_http_turnpolicy_deny(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    const char *detail);
+ngx_int_t ngx_http_turnpolicy_deny_status(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, tp_status status, const tp_error *err);
+ngx_int_t ngx_http_turnpolicy_refuse(ngx_http_request_t *r,
+    ngx_http_turnpolicy_ctx_t *ctx, ngx_uint_t status, const char *reason,
+    const char *detail);
+ngx_uint_t ngx_http_turnpolicy_http_status(tp_status status);
 ngx_int_t ngx_http_turnpolicy_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len, const char *reason);
-ngx_int_t ngx_http_turnpolicy_path_safe(u_char *p, u_char *end);
 /* push a response header (key: a string that outlives the request) */
 ngx_int_t ngx_http_turnpolicy_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
+ngx_int_t ngx_http_turnpolicy_add_variables(ngx_conf_t *cf);
 
 
 /*
@@ -155,7 +257,8 @@ ngx_int_t ngx_http_turnpolicy_add_header(ngx_http_request_t *r,
  * SHA-256 of the token (the token itself is not kept).  An entry answers
  * only under the policy generation it was verified in (tp_store_changes:
  * a new snapshot may have new keys or issuer settings) and before its
- * deadline (the token's exp + leeway).  The subject is still checked on
+ * deadline (tp_jwt_deadline: when the library would start refusing the
+ * token as expired).  The subject is still checked on
  * every request (revocation, disabling): the cache saves the signature and
  * the claims parsing, nothing else.
  */
@@ -192,6 +295,32 @@ char *ngx_http_turnpolicy_limit_directive(ngx_conf_t *cf,
 ngx_int_t ngx_http_turnpolicy_limit_check(ngx_http_request_t *r,
     ngx_http_turnpolicy_limit_t *limit, const ngx_str_t *realm,
     const ngx_str_t *sub, time_t *retry_after);
+
+
+/*
+ * ngx_http_turnpolicy_credentials.c: the content handlers of
+ * "turnpolicy_credentials on" (TURN credentials, issued in the thread
+ * pool) and "turnpolicy_forward_auth" (the forwarded request's upstream
+ * and path, as X-Turnpolicy-* headers); _wipe is a pool cleanup that wipes
+ * the ngx_str_t it is given (a credential body, a secret).
+ */
+
+ngx_int_t ngx_http_turnpolicy_credentials_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_turnpolicy_forward_auth_handler(ngx_http_request_t *r);
+void ngx_http_turnpolicy_wipe(void *data);
+
+
+/*
+ * ngx_http_turnpolicy_store.c: the worker's policy store, created in
+ * init_process (retried every NGX_HTTP_TURNPOLICY_RETRY ms until
+ * PostgreSQL answers; mcf->st stays NULL meanwhile) and freed in
+ * exit_process; the store's log callback (runs on the store's thread too).
+ */
+
+ngx_int_t ngx_http_turnpolicy_init_process(ngx_cycle_t *cycle);
+void ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle);
+void ngx_http_turnpolicy_store_log(void *ud, tp_log_level level,
+    const char *msg);
 
 
 /*

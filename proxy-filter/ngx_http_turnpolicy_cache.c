@@ -7,8 +7,8 @@
  *
  * What it holds: for each token, the SHA-256 of the token (never the
  * token), the policy generation it was verified under (tp_store_changes,
- * read before verifying), its deadline (exp + the configured leeway, the
- * instant tp_jwt_verify starts refusing it as expired) and the claims the
+ * read before verifying), its deadline (tp_jwt_deadline: the instant
+ * tp_jwt_verify starts refusing it as expired) and the claims the
  * module uses: sub, realm, alg, exp, iat.  An entry answers only while
  * the generation is still the store's and the deadline has not passed; a
  * policy change (new snapshot: keys removed or added, issuer settings; or
@@ -186,7 +186,7 @@ ngx_http_turnpolicy_cache_get(ngx_http_turnpolicy_cache_t *c,
 
 /*
  * Remember a token verified under generation (read before verifying),
- * valid until deadline (its exp + leeway).  A token without exp, with a
+ * valid until deadline (tp_jwt_deadline).  A token without exp, with a
  * deadline not after its own exp, or whose names do not fit, is not kept.
  */
 void

@@ -607,6 +607,15 @@ TP_EXPORT TP_NODISCARD tp_status tp_jwt_verify(const tp_jwt_keys *jk,
                                                tp_jwt_claims *claims,
                                                tp_error *err);
 
+/* How long a verification of claims stays good on time grounds: the
+ * first instant at which tp_jwt_verify with opts (NULL: the defaults)
+ * refuses them as expired (TP_EJWTEXPIRED), exp + leeway, INT64_MAX when
+ * that overflows; 0 when claims->exp is 0 or negative (no deadline to
+ * trust a verification by).  For callers that keep a verification, such as
+ * nginx's verified-token cache: it may answer while now < the deadline. */
+TP_EXPORT int64_t tp_jwt_deadline(const tp_jwt_options *opts,
+                                  const tp_jwt_claims *claims);
+
 typedef struct tp_jwt_issue_params {
     const char *kid;       /* key to sign with (NULL/"" = the kid-less key) */
     const char *sub;       /* required */

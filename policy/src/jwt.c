@@ -800,10 +800,20 @@ sat_add(int64_t a, uint32_t b)
     return a > INT64_MAX - (int64_t)b ? INT64_MAX : a + (int64_t)b;
 }
 
+/* A token with this exp is expired from exp + leeway on: the one rule for
+ * claims_check and tp_jwt_deadline. */
 static int64_t
-sat_sub(int64_t a, uint32_t b)
+exp_deadline(int64_t exp, uint32_t leeway)
 {
-    return a < INT64_MIN + (int64_t)b ? INT64_MIN : a - (int64_t)b;
+    return sat_add(exp, leeway);
+}
+
+int64_t
+tp_jwt_deadline(const tp_jwt_options *opts, const tp_jwt_claims *claims)
+{
+    if (claims == NULL || claims->exp <= 0)
+        return 0;
+    return exp_deadline(claims->exp, opts != NULL ? opts->leeway : 0);
 }
 
 /* Check the claims of a payload whose signature is already verified and
@@ -814,7 +824,7 @@ claims_check(const tp_jwt_keys *jk, const json_t *body, int64_t now,
              tp_jwt_claims *c, tp_error *err)
 {
     const json_t *jexp, *jnbf, *jiat, *jiss, *jaud, *v;
-    int64_t lo = sat_sub(now, jk->leeway), hi = sat_add(now, jk->leeway);
+    int64_t hi = sat_add(now, jk->leeway);
     int aud_ok = 0;
     size_t i;
 
@@ -862,7 +872,7 @@ claims_check(const tp_jwt_keys *jk, const json_t *body, int64_t now,
                         "of 1 to %d bytes", TP_JWT_CLAIM_MAX);
 
     /* Time. */
-    if (jexp != NULL && c->exp <= lo)
+    if (jexp != NULL && now >= exp_deadline(c->exp, jk->leeway))
         return tp__fail(err, TP_EJWTEXPIRED, "token expired at %lld (now "
                         "%lld, leeway %u s)", (long long)c->exp,
                         (long long)now, (unsigned)jk->leeway);

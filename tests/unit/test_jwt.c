@@ -609,6 +609,49 @@ test_time_claims(void **state)
     TP_ASSERT_OK(verify_payload(p, &err), &err);
 }
 
+/* tp_jwt_deadline is where tp_jwt_verify starts refusing the claims as
+ * expired: verify at deadline - 1 passes, at the deadline it is
+ * TP_EJWTEXPIRED; saturating; 0 without exp. */
+static void
+test_deadline(void **state)
+{
+    tp_jwt_keys *jk = std_keys();
+    tp_jwt_options o;
+    tp_jwt_claims c;
+    tp_error err;
+    int64_t deadline;
+    char p[512], tok[2048];
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.leeway = LEEWAY;
+
+    snprintf(p, sizeof(p), "{" GOOD_CLAIMS_FMT ",\"exp\":%lld}", NOW + 60);
+    hs256(p, tok, sizeof(tok));
+    TP_ASSERT_OK(verify(jk, tok, NOW, &c, &err), &err);
+    deadline = tp_jwt_deadline(&o, &c);
+    assert_int_equal(deadline, NOW + 60 + LEEWAY);
+    TP_ASSERT_OK(verify(jk, tok, deadline - 1, NULL, &err), &err);
+    TP_ASSERT_STATUS(TP_EJWTEXPIRED, verify(jk, tok, deadline, NULL, &err),
+                     &err);
+
+    /* NULL options: no leeway */
+    assert_int_equal(tp_jwt_deadline(NULL, &c), NOW + 60);
+
+    /* exp + leeway beyond the 64-bit range: the end of it */
+    c.exp = INT64_MAX - 1;
+    assert_true(tp_jwt_deadline(&o, &c) == INT64_MAX);
+
+    /* no exp: nothing to trust a verification until */
+    c.exp = 0;
+    assert_int_equal(tp_jwt_deadline(&o, &c), 0);
+    c.exp = -5;
+    assert_int_equal(tp_jwt_deadline(&o, &c), 0);
+    assert_int_equal(tp_jwt_deadline(&o, NULL), 0);
+
+    tp_jwt_keys_free(jk);
+}
+
 /* Keys like std_keys with max_lifetime set (0: the default). */
 static tp_jwt_keys *
 lifetime_keys(uint32_t max_lifetime)
@@ -1197,6 +1240,7 @@ main(void)
         cmocka_unit_test(test_hs_rs_confusion),
         cmocka_unit_test(test_kid),
         cmocka_unit_test(test_time_claims),
+        cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_lifetime),
         cmocka_unit_test(test_require_exp),
         cmocka_unit_test(test_iss_aud),
