@@ -87,7 +87,7 @@ in_chroot() { # dir, command...
     shift
     chroot "$c" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive \
-        "$@"
+        ${CI:+CI="$CI"} "$@"
 }
 
 # Make (once) and refresh the chroot for a Debian suite.
