@@ -107,8 +107,12 @@ if mode == "relay":
             "credentials:200" in (res.get("steps") or []) and
             "CallClient(turn)" in (res.get("steps") or []),
             scrub(str(res.get("error"))))
-    verdict("relay: only relay candidates, on 127.0.0.1 (%d)" % len(cands),
-            cands and all(" typ relay" in c and " 127.0.0.1 " in c
+    # the relay address is coturn's relay-ip: 127.0.0.1, or 127.0.0.2 on
+    # coturn >= 4.13 (which will not relay from its database's host)
+    verdict("relay: only relay candidates, on a loopback address (%d)"
+            % len(cands),
+            cands and all(" typ relay" in c and len(c.split()) > 4 and
+                          c.split()[4].startswith("127.")
                           for c in cands), scrub(" | ".join(cands[:3])))
     verdict("relay: a data channel message went through coturn",
             res.get("received") == "through the relay",
