@@ -151,9 +151,10 @@ tp__store_publish(tp_store *st, snapshot *s)
     st->generation++;
     pthread_mutex_unlock(&st->mu);
     mark_current(st, 1);
-    if (!st->no_listen)
-        tp__publish_diff(st, old, s);
+    tp__publish_diff(st, old, s);
     tp__synchronize_readers(st);
+    if (old != NULL && old->tab == s->tab)
+        old->tab = NULL; /* the new snapshot carries the tables on */
     tp__snapshot_free(old);
 }
 
@@ -214,12 +215,68 @@ store_jwt(const tp_store *st)
     return st->jwt_set ? &st->jwt : NULL;
 }
 
+/* The usage records taken off the queue so far. */
+static uint64_t
+usage_done(tp_store *st)
+{
+    uint64_t done;
+
+    pthread_mutex_lock(&st->uq_mu);
+    done = st->uq_done;
+    pthread_mutex_unlock(&st->uq_mu);
+    return done;
+}
+
+/* Take the notifications libpq holds; how many there were. */
+static int
+drain_notifies(tp_store *st)
+{
+    PGnotify *nf;
+    int n = 0;
+
+    while ((nf = PQnotifies(st->conn)) != NULL) {
+        PQfreemem(nf);
+        n++;
+    }
+    return n;
+}
+
+/* Apply the change log; 0 when the snapshot is current, 1 when a full
+ * load is needed, -1 when the connection was lost. */
+static int
+read_changes(tp_store *st)
+{
+    uint64_t done = usage_done(st);
+    tp_error err;
+    int full = 0;
+
+    if (tp__chglog_apply(st, &full, &err) != TP_OK) {
+        if (PQstatus(st->conn) != CONNECTION_OK) {
+            lost(st, err.message);
+            return -1;
+        }
+        if (!st->failing)
+            tp__slog(st, TP_LOG_ERROR, "policy store: reading changes: %s; "
+                     "loading in full", err.message);
+        return 1;
+    }
+    if (full)
+        return 1;
+    /* Usage rows committed before the read are in its sums now. */
+    atomic_store(&st->usage_included, done);
+    mark_current(st, 1);
+    if (st->failing)
+        tp__slog(st, TP_LOG_INFO, "policy store: recovered");
+    st->failing = 0;
+    return 0;
+}
+
 static void *
 store_thread(void *arg)
 {
     tp_store *st = arg;
     struct timespec last_load, last_beat;
-    int backoff = BACKOFF_MIN_MS, dirty = 0, sub_ready = 0;
+    int backoff = BACKOFF_MIN_MS, dirty = 0, sub_ready = 0, due = 0;
     int first = atomic_load(&st->cur) == NULL; /* background_start */
     uint64_t done;
     snapshot *s;
@@ -228,8 +285,10 @@ store_thread(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &last_load);
     last_beat = last_load;
     for (;;) {
+        /* (Re)subscribing may have missed fan-out messages: the change
+         * log has them, or a full load. */
         if (tp__sub_ensure(st))
-            dirty = 1;
+            due = 1;
         if (st->conn == NULL) {
             /* (a background start tries at once, then backs off) */
             if (wait_events(st, first ? 0 : backoff, &sub_ready))
@@ -248,31 +307,32 @@ store_thread(void *arg)
                 continue;
             }
             backoff = BACKOFF_MIN_MS;
-            dirty = 1; /* changes may have been missed while away */
+            /* Changes made while away are in the change log. */
+            due = 1;
         } else {
             int ms = st->sub != NULL || st->redis == NULL ? HEARTBEAT_MS
                                                           : 100;
-            int due = tp__usage_wait_ms(st);
+            int uw = tp__usage_wait_ms(st);
 
-            if (due >= 0 && due < ms)
-                ms = due;
+            if (uw >= 0 && uw < ms)
+                ms = uw;
+            /* Notifications libpq read during our own queries are in its
+             * queue already: the socket will not wake us for them. */
+            if (drain_notifies(st) > 0)
+                due = 1;
+            if (due)
+                ms = 0;
             if (wait_events(st, ms, &sub_ready))
                 break;
         }
         if (sub_ready && tp__sub_read(st))
-            dirty = 1;
+            due = 1;
         if (!PQconsumeInput(st->conn) || PQstatus(st->conn) != CONNECTION_OK) {
             lost(st, "connection to PostgreSQL lost");
             continue;
         }
-        for (;;) {
-            PGnotify *nf = PQnotifies(st->conn);
-
-            if (nf == NULL)
-                break;
-            dirty = 1;
-            PQfreemem(nf);
-        }
+        if (drain_notifies(st) > 0)
+            due = 1;
         if (tp__usage_wait_ms(st) == 0 && tp__usage_write(st) != 0) {
             lost(st, "connection to PostgreSQL lost while writing usage");
             continue;
@@ -285,13 +345,30 @@ store_thread(void *arg)
         pthread_mutex_unlock(&st->mu);
         if (mono_since(&last_load) >= st->reload_interval)
             dirty = 1;
+        /* The change log, on a notification and on every heartbeat (a
+         * missed notification costs at most one heartbeat). */
+        if (!dirty && st->chg.on && atomic_load(&st->cur) != NULL &&
+            (due || mono_since(&last_beat) * 1000 >= HEARTBEAT_MS)) {
+            int rc = read_changes(st);
+
+            if (rc < 0)
+                continue;
+            clock_gettime(CLOCK_MONOTONIC, &last_beat);
+            due = 0;
+            if (rc > 0)
+                dirty = 1;
+            else
+                continue;
+        }
+        if (due && !st->chg.on) {
+            dirty = 1; /* a schema without the change log */
+            due = 0;
+        }
         if (dirty) {
             /* Usage rows committed before this load are in its sums. */
-            pthread_mutex_lock(&st->uq_mu);
-            done = st->uq_done;
-            pthread_mutex_unlock(&st->uq_mu);
-            if (tp__snapshot_load(st->conn, store_jwt(st), &s, &err) !=
-                TP_OK) {
+            done = usage_done(st);
+            if (tp__snapshot_load(st->conn, store_jwt(st), &s, &st->chg,
+                                  &err) != TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
                 } else if (!st->failing) {
@@ -303,13 +380,16 @@ store_thread(void *arg)
             }
             if (atomic_load(&st->cur) == NULL)
                 tp__slog(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
-                         "%zu users", s->nrealms, s->nusers);
+                         "%zu users", s->nrealms,
+                         (size_t)atomic_load(&s->tab->users.used));
             tp__store_publish(st, s);
             /* After the swap: a reader in between counts a record twice
              * (refuses early) rather than not at all. */
             atomic_store(&st->usage_included, done);
             mark_current(st, 1);
+            atomic_fetch_add(&st->full_loads, 1);
             dirty = 0;
+            due = 0;
             clock_gettime(CLOCK_MONOTONIC, &last_load);
             last_beat = last_load;
             if (st->failing)
@@ -392,7 +472,8 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
     }
     st->database = strdup(opts->database);
     st->max_staleness = opts->max_staleness ? opts->max_staleness : 30;
-    st->reload_interval = opts->reload_interval ? opts->reload_interval : 60;
+    st->reload_interval = opts->reload_interval ? opts->reload_interval
+                                                : 600;
     st->no_listen = opts->no_listen;
     st->log = opts->log;
     st->log_ud = opts->log_ud;
@@ -465,9 +546,11 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
         st->conn = store_connect(st, err);
         if (st->conn == NULL)
             goto fail;
-        if (tp__snapshot_load(st->conn, store_jwt(st), &s, err) != TP_OK)
+        if (tp__snapshot_load(st->conn, store_jwt(st), &s, &st->chg,
+                              err) != TP_OK)
             goto fail;
         tp__store_publish(st, s);
+        atomic_fetch_add(&st->full_loads, 1);
         mark_current(st, 1);
     }
     if (pthread_create(&st->thread, NULL, store_thread, st) != 0) {
@@ -515,6 +598,7 @@ tp_store_free(tp_store *st)
     if (st->change_fd >= 0)
         close(st->change_fd);
     tp__usage_free_all(st);
+    tp__chglog_clear(&st->chg);
     free((char *)(uintptr_t)st->jwt.issuer);
     free((char *)(uintptr_t)st->jwt.audience);
     free((char *)(uintptr_t)st->jwt.realm_claim);
@@ -588,12 +672,15 @@ tp_store_info_get(tp_store *st, tp_store_info *info)
         if (s != NULL) {
             info->loaded_at = s->loaded_at;
             info->realms = s->nrealms;
-            info->users = s->nusers;
+            info->users = s->tab != NULL ? atomic_load(&s->tab->users.used)
+                                         : 0;
         }
         info->overlay = o != NULL ? o->n : 0;
         read_leave(st, p);
     }
     info->changes = atomic_load(&st->changes);
+    info->full_loads = atomic_load(&st->full_loads);
+    info->change_reads = atomic_load(&st->deltas);
     pthread_mutex_lock(&st->uq_mu);
     info->usage_pending = st->uq_len;
     info->usage_written = st->uq_written;

@@ -184,10 +184,10 @@ user_checks(const snapshot *s, const overlay *ov, const char *realm,
                         " s", u->user_id, r->name, ue->used, limit,
                         r->budget_period);
     limit = realm_budget_limit(r);
-    if (limit > 0 && r->realm_used >= limit)
+    if (limit > 0 && tp__realm_used(s, (size_t)ri) >= limit)
         return tp__fail(err, TP_EBUDGET, "realm %s used %" PRIu64 " of its "
                         "%" PRIu64 " bytes (all users) in the last %" PRId64
-                        " s", r->name, r->realm_used, limit,
+                        " s", r->name, tp__realm_used(s, (size_t)ri), limit,
                         r->budget_period);
     return TP_OK;
 }
@@ -372,17 +372,17 @@ tp_store_session_check(tp_store *st, const char *realm, const char *user_id,
         goto out;
     }
     limit = realm_budget_limit(r);
-    spent = add_sat(r->realm_used, use->realm_bytes);
+    spent = add_sat(tp__realm_used(s, (size_t)ri), use->realm_bytes);
     if (limit > 0 && spent >= limit) {
         status = tp__fail(err, TP_EBUDGET, "realm %s: %" PRIu64 " bytes of "
                           "its budget of %" PRIu64 " (all users) used (%"
                           PRIu64 " recorded, %" PRIu64 " on this node not "
                           "yet recorded)", realm, spent, limit,
-                          r->realm_used, use->realm_bytes);
+                          tp__realm_used(s, (size_t)ri), use->realm_bytes);
         goto out;
     }
     if (use->client != NULL && ue->has_cidr &&
-        !cidr_contains(&ue->cidr, ue->cidr_len, use->client)) {
+        !cidr_contains(user_cidr(ue), ue->cidr_len, use->client)) {
         status = tp__fail(err, TP_ECLIENTADDR, "user %s of realm %s may "
                           "only connect from its bound network", user_id,
                           realm);
@@ -412,7 +412,7 @@ tp_store_client_check(tp_store *st, const char *realm, const char *user_id,
         return status;
     status = realm_user(s, ov, realm, user_id, &ri, &ue, err);
     if (status == TP_OK && ue->has_cidr &&
-        !cidr_contains(&ue->cidr, ue->cidr_len, client))
+        !cidr_contains(user_cidr(ue), ue->cidr_len, client))
         status = tp__fail(err, TP_ECLIENTADDR, "user %s of realm %s may "
                           "only connect from its bound network", user_id,
                           realm);

@@ -89,69 +89,90 @@ remember_revocation(tp_store *st, const char *realm, const char *kind,
     freeReplyObject(rep);
 }
 
-static const user_entry *
-find_user_by_name(const snapshot *s, const char *realm, const char *user_id)
+void
+tp__publish_realm(tp_store *st, const realm_entry *old, const realm_entry *nu)
 {
-    long ri = tp__find_realm(s, realm);
+    int was = old != NULL && old->killed;
 
-    return ri < 0 ? NULL : tp__find_user(s, (size_t)ri, user_id);
+    if (st->redis == NULL || st->no_listen || nu->killed == was)
+        return;
+    publish_event(st, json_pack("{s:s,s:s}", "t",
+                                nu->killed ? "kill" : "unkill", "realm",
+                                nu->name));
+}
+
+void
+tp__publish_user(tp_store *st, const realm_entry *r, const user_entry *old,
+                 const user_entry *nu)
+{
+    if (st->redis == NULL || st->no_listen || nu == NULL)
+        return;
+    if (nu->revoked_before != 0 &&
+        (old == NULL || nu->revoked_before > old->revoked_before)) {
+        remember_revocation(st, r->name, "ru", nu->user_id,
+                            nu->revoked_before, r->max_ttl);
+        publish_event(st, json_pack("{s:s,s:s,s:s,s:I,s:I}", "t",
+                                    "revoke_user", "realm", r->name, "user",
+                                    nu->user_id, "before",
+                                    (json_int_t)nu->revoked_before, "ttl",
+                                    (json_int_t)r->max_ttl));
+    }
+    if (old != NULL && old->active != nu->active)
+        publish_event(st, json_pack("{s:s,s:s,s:s}", "t",
+                                    nu->active ? "enable" : "disable",
+                                    "realm", r->name, "user", nu->user_id));
+}
+
+void
+tp__publish_revoked(tp_store *st, const realm_entry *r, const char *username)
+{
+    if (st->redis == NULL || st->no_listen)
+        return;
+    remember_revocation(st, r->name, "rc", username, 1, r->max_ttl);
+    publish_event(st, json_pack("{s:s,s:s,s:s,s:I}", "t", "revoke_cred",
+                                "realm", r->name, "username", username,
+                                "ttl", (json_int_t)r->max_ttl));
 }
 
 /* Publish what changed from old to new that other nodes must apply at
- * once: revocations, disables/enables, kill switches. */
+ * once: revocations, disables/enables, kill switches.  After a full load
+ * only (a change-log read publishes entry by entry): O(users). */
 void
 tp__publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
 {
-    size_t i;
+    const user_entry *u;
+    const revoked_entry *v;
+    size_t i, pos;
 
-    if (st->redis == NULL || old == NULL)
+    if (st->redis == NULL || st->no_listen || old == NULL)
         return;
     for (i = 0; i < new->nrealms; i++) {
-        const realm_entry *r = &new->realms[i];
-        long oi = tp__find_realm(old, r->name);
-        int was = oi >= 0 && old->realms[oi].killed;
+        long oi = tp__find_realm(old, new->realms[i].name);
 
-        if (r->killed != was)
-            publish_event(st, json_pack("{s:s,s:s}", "t",
-                                        r->killed ? "kill" : "unkill",
-                                        "realm", r->name));
+        tp__publish_realm(st, oi >= 0 ? &old->realms[oi] : NULL,
+                          &new->realms[i]);
     }
-    for (i = 0; i < new->nusers; i++) {
-        const user_entry *u = &new->users[i];
+    if (old->tab == new->tab)
+        return;
+    pos = 0;
+    while ((u = tp__table_next(&new->tab->users, &pos)) != NULL) {
         const realm_entry *r = &new->realms[u->realm];
-        const user_entry *ou = find_user_by_name(old, r->name, u->user_id);
+        long oi = tp__find_realm(old, r->name);
+        const user_entry *ou =
+            oi < 0 ? NULL : tp__find_user(old, (size_t)oi, u->user_id);
 
-        if (u->revoked_before != 0 &&
-            (ou == NULL || u->revoked_before > ou->revoked_before))
-            remember_revocation(st, r->name, "ru", u->user_id,
-                                u->revoked_before, r->max_ttl);
-        if (u->revoked_before != 0 &&
-            (ou == NULL || u->revoked_before > ou->revoked_before))
-            publish_event(st, json_pack("{s:s,s:s,s:s,s:I,s:I}", "t",
-                                        "revoke_user", "realm", r->name,
-                                        "user", u->user_id, "before",
-                                        (json_int_t)u->revoked_before,
-                                        "ttl", (json_int_t)r->max_ttl));
-        if (ou != NULL && ou->active != u->active)
-            publish_event(st, json_pack("{s:s,s:s,s:s}", "t",
-                                        u->active ? "enable" : "disable",
-                                        "realm", r->name, "user",
-                                        u->user_id));
+        if (ou == NULL && u->revoked_before == 0)
+            continue;
+        tp__publish_user(st, r, ou, u);
     }
-    for (i = 0; i < new->nrevoked; i++) {
-        const revoked_entry *v = &new->revoked[i];
-        const char *realm = new->realms[v->realm].name;
-        long oi = tp__find_realm(old, realm);
+    pos = 0;
+    while ((v = tp__table_next(&new->tab->revoked, &pos)) != NULL) {
+        const realm_entry *r = &new->realms[v->realm];
+        long oi = tp__find_realm(old, r->name);
 
         if (oi >= 0 && tp__is_revoked(old, (size_t)oi, v->username))
             continue;
-        remember_revocation(st, realm, "rc", v->username, 1,
-                            new->realms[v->realm].max_ttl);
-        publish_event(st, json_pack("{s:s,s:s,s:s,s:I}", "t", "revoke_cred",
-                                    "realm", realm, "username", v->username,
-                                    "ttl",
-                                    (json_int_t)new->realms[v->realm]
-                                        .max_ttl));
+        tp__publish_revoked(st, r, v->username);
     }
 }
 

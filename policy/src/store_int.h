@@ -38,7 +38,9 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include <libpq-fe.h>
@@ -58,46 +60,91 @@ typedef struct realm_entry {
     int64_t user_budget; /* bytes per user per budget_period; 0 = none */
     int64_t realm_budget; /* bytes of all its users per period; 0 = none */
     int64_t budget_period;
-    uint64_t realm_used; /* bytes of its finished sessions in the period */
     char **urls;         /* TURN URIs, in order */
     size_t nurls;
 } realm_entry;
 
+/*
+ * A user, immutable once published in a table (store_table.c): one
+ * allocation holding the fields, the user id and - when has_cidr - the
+ * client network after it (user_cidr).  realm comes first: the table's
+ * key is (realm, user_id).
+ */
 typedef struct user_entry {
-    size_t realm;        /* index into realms */
-    char *user_id;
-    int active;
+    uint32_t realm;         /* index into realms */
+    uint8_t active;
+    uint8_t has_cidr;       /* client_cidr binding */
+    uint8_t cidr_len;
     int64_t revoked_before; /* Unix seconds; 0 = never revoked */
-    int64_t user_quota;  /* -1 = the realm's */
-    int64_t user_budget; /* -1 = the realm's */
-    uint64_t used;       /* bytes of finished sessions in the period */
-    int has_cidr;        /* client_cidr binding */
-    tp_addr cidr;
-    int cidr_len;
+    int64_t user_quota;     /* -1 = the realm's */
+    int64_t user_budget;    /* -1 = the realm's */
+    uint64_t used;          /* bytes of finished sessions in the period */
+    char user_id[];
 } user_entry;
+
+/* The client network of a user with has_cidr. */
+static inline const tp_addr *
+user_cidr(const user_entry *u)
+{
+    size_t off = offsetof(user_entry, user_id) + strlen(u->user_id) + 1;
+
+    off = (off + _Alignof(tp_addr) - 1) & ~(_Alignof(tp_addr) - 1);
+    return (const tp_addr *)(const void *)((const char *)u + off);
+}
+
+/* A revoked credential; the table's key is (realm, username). */
+typedef struct revoked_entry {
+    uint32_t realm;
+    char username[];
+} revoked_entry;
 
 typedef struct origin_entry {
     char *origin;
     size_t realm;
 } origin_entry;
 
-typedef struct revoked_entry {
-    size_t realm;
-    char *username;
-} revoked_entry;
+/* ---- store_table.c: tables changed entry by entry, read lock-free ---- */
+
+typedef struct tp__slots {
+    size_t mask;                /* capacity - 1 (a power of two) */
+    _Atomic(void *) slot[];     /* NULL, an entry, or the tombstone */
+} tp__slots;
+
+typedef struct tp__table {
+    _Atomic(tp__slots *) slots;
+    size_t name_off;            /* where an entry's name starts */
+    atomic_size_t used;         /* live entries (written by the writer) */
+    size_t dead;                /* tombstones (writer only) */
+} tp__table;
+
+/* What a writer replaced, to free after a grace period. */
+typedef struct tp__garbage {
+    void **p;
+    size_t n, cap;
+} tp__garbage;
+
+/*
+ * What one full load built and changes then update in place, shared by
+ * the snapshots that follow it as long as the realms stay the same ones
+ * in the same order (a change to a realm's settings or rules publishes a
+ * new snapshot over the same tables).
+ */
+typedef struct tp__tables {
+    tp__table users;            /* user_entry */
+    tp__table revoked;          /* revoked_entry */
+    size_t nrealms;
+    _Atomic uint64_t *realm_used; /* per realm index: bytes of all its
+                                     sessions (users removed since too) in
+                                     the budget period */
+} tp__tables;
 
 typedef struct snapshot {
     int64_t loaded_at;      /* Unix seconds */
-    realm_entry *realms;
+    realm_entry *realms;    /* sorted by name */
     size_t nrealms;
-    user_entry *users;
-    size_t nusers;
-    revoked_entry *revoked;
-    size_t nrevoked;
-    uint32_t *uhash;        /* open addressing: index + 1 into users */
-    size_t uhash_mask;      /* capacity - 1 (a power of two) */
     origin_entry *origins;  /* sorted by origin, then realm index */
     size_t norigins;
+    tp__tables *tab;        /* owned by the last snapshot holding it */
 } snapshot;
 
 /*
@@ -124,6 +171,15 @@ typedef struct overlay {
     ov_entry *e;
     size_t n;
 } overlay;
+
+/* Where the store stands in turnpolicy.changes (store_delta.c). */
+typedef struct tp__chglog {
+    int on;                   /* the schema has the change log */
+    int64_t seq;              /* every row up to seq is applied, but for
+                                 rows of the transactions in xip */
+    char *xip;                /* xid8[] text: in progress at the last read */
+    double read_at;           /* monotonic: the last successful read */
+} tp__chglog;
 
 /* A finished session waiting to be written to turnpolicy.usage. */
 #define USAGE_QUEUE_MAX 100000
@@ -200,6 +256,9 @@ struct tp_store {
     pthread_t thread;
     int thread_started;
     PGconn *conn;             /* owned by the thread after start */
+    tp__chglog chg;           /* thread only (and tp_store_new) */
+    atomic_ullong deltas;     /* change-log reads applied */
+    atomic_ullong full_loads; /* full loads */
     int failing;              /* thread only: a failure was logged */
     int usage_failing;        /* thread only: usage refusal logged */
     long long usage_retry_ms; /* thread only: no write before (refused) */
@@ -283,11 +342,8 @@ void tp__snapshot_free(snapshot *s);
  * hold a pointer read before the last swap. */
 void tp__synchronize_readers(tp_store *st);
 
-/* qsort/bsearch orders: realms by name, users by (realm, user id),
- * revoked by (realm, username), origins by (origin, realm) - strcmp. */
+/* qsort orders: realms by name, origins by (origin, realm) - strcmp. */
 int tp__cmp_realm(const void *a, const void *b);
-int tp__cmp_user(const void *a, const void *b);
-int tp__cmp_revoked(const void *a, const void *b);
 int tp__cmp_origin(const void *a, const void *b);
 
 /* Sort s->origins (tp__cmp_origin) and drop a realm's duplicates. */
@@ -296,8 +352,10 @@ void tp__index_origins(snapshot *s);
 /* Index of realm name in s (sorted), or -1. */
 long tp__find_realm(const snapshot *s, const char *name);
 
-/* Build s->uhash over the sorted users; 0, or -1 when out of memory. */
-int tp__build_user_hash(snapshot *s);
+/* New empty tables for nrealms realms sized for about nusers users; NULL
+ * when out of memory.  tp__tables_free frees them and their entries. */
+tp__tables *tp__tables_new(size_t nrealms, size_t nusers);
+void tp__tables_free(tp__tables *t);
 
 /* The user user_id of realm index realm, or NULL. */
 const user_entry *tp__find_user(const snapshot *s, size_t realm,
@@ -305,6 +363,54 @@ const user_entry *tp__find_user(const snapshot *s, size_t realm,
 
 /* Is username of realm index realm in the revoked credentials? */
 int tp__is_revoked(const snapshot *s, size_t realm, const char *username);
+
+/* Bytes of realm index ri's sessions in its budget period. */
+uint64_t tp__realm_used(const snapshot *s, size_t ri);
+
+/* A new user entry (malloc'd; NULL when out of memory); cidr may be NULL. */
+user_entry *tp__user_entry_new(uint32_t realm, const char *user_id,
+                               const tp_addr *cidr, int cidr_len);
+
+/* Do two user entries say the same? */
+int tp__user_entry_same(const user_entry *a, const user_entry *b);
+
+/* A copy of u, or NULL when out of memory. */
+user_entry *tp__user_entry_dup(const user_entry *u);
+
+/* A new revoked-credential entry, or NULL when out of memory. */
+revoked_entry *tp__revoked_entry_new(uint32_t realm, const char *username);
+
+/* ---- store_table.c ---- */
+
+/* An empty table for entries whose name starts at name_off, sized for
+ * about expect entries; 0, or -1 when out of memory. */
+int tp__table_init(tp__table *t, size_t name_off, size_t expect);
+
+/* Reader (pinned) or writer: the entry (realm, name), or NULL. */
+void *tp__table_find(const tp__table *t, uint32_t realm, const char *name);
+
+/* Writer: publish e, replacing the entry with its key if any (which goes
+ * to g, like a replaced slot array).  0, or -1 when out of memory (e is
+ * then not published; the caller still owns it). */
+int tp__table_put(tp__table *t, void *e, tp__garbage *g);
+
+/* Writer: remove (realm, name) if present (the entry goes to g). */
+int tp__table_del(tp__table *t, uint32_t realm, const char *name,
+                  tp__garbage *g);
+
+/* Writer: the next entry from *pos (start at 0), or NULL at the end. */
+void *tp__table_next(const tp__table *t, size_t *pos);
+
+/* Free the slots and every entry (nobody may read the table any more). */
+void tp__table_free(tp__table *t, void (*free_ent)(void *));
+
+/* Keep p for freeing after the next flush; -1 when out of memory. */
+int tp__garbage_add(tp__garbage *g, void *p);
+
+/* Free what g holds, after a grace period when st is not NULL (the table
+ * was published). */
+void tp__garbage_flush(tp_store *st, tp__garbage *g);
+void tp__garbage_clear(tp__garbage *g);
 
 void tp__overlay_free(overlay *o);
 
@@ -329,19 +435,59 @@ void tp__unpin(tp_store *st, int parity);
 /* One printable line of the server's (or libpq's) error for messages. */
 void tp__pg_message(PGconn *c, const PGresult *r, char *buf, size_t cap);
 
+/* Run sql with n text parameters; *out is the caller's on TP_OK. */
+tp_status tp__load_query(PGconn *c, const char *sql, int n,
+                         const char *const *params, PGresult **out,
+                         tp_error *err);
+
 /* Load a complete snapshot in one REPEATABLE READ transaction; *out is
- * the caller's on TP_OK. */
+ * the caller's on TP_OK.  cl (may be NULL) receives where the change log
+ * stands in that transaction. */
 tp_status tp__snapshot_load(PGconn *c, const tp_jwt_options *jo,
-                            snapshot **out, tp_error *err);
+                            snapshot **out, tp__chglog *cl, tp_error *err);
+
+/* Realms with their secrets, rules, URIs, origins and JWT keys into s
+ * (no tables), inside the caller's transaction. */
+tp_status tp__realms_load(PGconn *c, const tp_jwt_options *jo, snapshot *s,
+                          tp_error *err);
+
+/* The select list of a users row for tp__user_from_row ("u" = users). */
+extern const char tp__user_columns[];
+
+/* A user entry from row i of r (tp__user_columns), or NULL (no memory). */
+user_entry *tp__user_from_row(PGresult *r, int i, uint32_t ri);
 
 /* "a.b.c.d/n" or "x::/n" (PostgreSQL's cidr text) -> address, prefix
  * length; 0, or -1. */
 int tp__parse_cidr(const char *text, tp_addr *a, int *len);
 
+/* ---- store_delta.c: the change log ---- */
+
+/* Inside a load's transaction: where the change log stands (cl->on = 0
+ * when the schema has none). */
+tp_status tp__chglog_start(PGconn *c, tp__chglog *cl, tp_error *err);
+
+/* Read the changes since the last read and apply them to the snapshot in
+ * force (store thread).  *full = 1 when only a full load will do (a hole
+ * in the log, a truncate, a realm added or removed, too many changes).
+ * TP_EDB when the read failed. */
+tp_status tp__chglog_apply(tp_store *st, int *full, tp_error *err);
+
+void tp__chglog_clear(tp__chglog *cl);
+
 /* ---- store_fanout.c: Redis fan-out (store thread) ---- */
 
 /* Publish the changes from old to new other nodes must apply at once. */
 void tp__publish_diff(tp_store *st, const snapshot *old, const snapshot *new);
+
+/* The same for one user (old or nu may be NULL), one new revoked
+ * credential, and one realm's kill switch. */
+void tp__publish_user(tp_store *st, const realm_entry *r,
+                      const user_entry *old, const user_entry *nu);
+void tp__publish_revoked(tp_store *st, const realm_entry *r,
+                         const char *username);
+void tp__publish_realm(tp_store *st, const realm_entry *old,
+                       const realm_entry *nu);
 
 /* (Re)subscribe when due; 1 if a reload is wanted. */
 int tp__sub_ensure(tp_store *st);
@@ -373,6 +519,13 @@ tp_status tp__rate_check(tp_store *st, const char *realm,
  * or overlay), or TP_OK with *ri set. */
 tp_status tp__realm_lookup(const snapshot *s, const overlay *ov,
                            const char *realm, long *ri, tp_error *err);
+
+/* ---- store_dump.c: the content of a store, for tests ---- */
+
+/* Every realm (settings, byte sum, URIs), origin, user and revoked
+ * credential of the snapshot in force, one sorted line each, in *out
+ * (malloc'd; the caller frees it).  No secrets. */
+tp_status tp__store_dump(tp_store *st, char **out, tp_error *err);
 
 /* ---- store_static.c: a store without PostgreSQL (unit tests) ---- */
 

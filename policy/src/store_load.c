@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,11 +77,12 @@ tp__pg_message(PGconn *c, const PGresult *r, char *buf, size_t cap)
         buf[--n] = '\0';
 }
 
-/* Run a query in the load transaction. */
-static tp_status
-load_query(PGconn *c, const char *sql, PGresult **out, tp_error *err)
+/* Run a query (with n text parameters) in the load transaction. */
+tp_status
+tp__load_query(PGconn *c, const char *sql, int n, const char *const *params,
+               PGresult **out, tp_error *err)
 {
-    PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     char msg[200];
 
     if (r == NULL || (PQresultStatus(r) != PGRES_TUPLES_OK &&
@@ -127,13 +129,13 @@ load_realms(PGconn *c, const tp_jwt_options *jo, snapshot *s,
     tp_status st;
     int i, n;
 
-    st = load_query(c, "SELECT name, default_ttl, max_ttl, clock_skew, "
+    st = tp__load_query(c, "SELECT name, default_ttl, max_ttl, clock_skew, "
                     "killed, peer_default, coalesce(user_quota, 0), "
                     "coalesce(total_quota, 0), coalesce(max_bps, 0), "
                     "coalesce(user_byte_budget, 0), "
                     "coalesce(budget_period, 0), "
                     "coalesce(realm_byte_budget, 0) "
-                    "FROM turnpolicy.realms", &r, err);
+                    "FROM turnpolicy.realms", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -195,8 +197,8 @@ load_secrets(PGconn *c, snapshot *s, tp_error *err)
     long ri, len;
     int i, n;
 
-    st = load_query(c, "SELECT realm, kid, encode(secret, 'hex'), state "
-                    "FROM turnpolicy.secrets", &r, err);
+    st = tp__load_query(c, "SELECT realm, kid, encode(secret, 'hex'), state "
+                    "FROM turnpolicy.secrets", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -226,8 +228,8 @@ load_secrets(PGconn *c, snapshot *s, tp_error *err)
     if (st != TP_OK)
         return st;
 
-    st = load_query(c, "SELECT realm, encode(secret, 'hex') "
-                    "FROM turnpolicy.legacy_secrets", &r, err);
+    st = tp__load_query(c, "SELECT realm, encode(secret, 'hex') "
+                    "FROM turnpolicy.legacy_secrets", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -272,7 +274,7 @@ tp__parse_cidr(const char *text, tp_addr *a, int *len)
     return 0;
 }
 
-/* Origins and per-user usage in the budget period. */
+/* TURN URIs and allowed origins. */
 static tp_status
 load_extras(PGconn *c, snapshot *s, tp_error *err)
 {
@@ -281,9 +283,9 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
     long ri;
     int n, k;
 
-    st = load_query(c, "SELECT r.name, u.url FROM turnpolicy.realms r, "
+    st = tp__load_query(c, "SELECT r.name, u.url FROM turnpolicy.realms r, "
                     "unnest(r.turn_urls) WITH ORDINALITY AS u(url, n) "
-                    "ORDER BY r.name, u.n", &r, err);
+                    "ORDER BY r.name, u.n", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -313,8 +315,8 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
     PQclear(r);
     r = NULL;
 
-    st = load_query(c, "SELECT name, unnest(allowed_origins) FROM "
-                    "turnpolicy.realms", &r, err);
+    st = tp__load_query(c, "SELECT name, unnest(allowed_origins) FROM "
+                    "turnpolicy.realms", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -341,13 +343,122 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
     PQclear(r);
     r = NULL;
 
-    st = load_query(c, "SELECT u.realm, u.user_id, "
-                    "sum(u.bytes_in + u.bytes_out)::text "
-                    "FROM turnpolicy.usage u JOIN turnpolicy.realms r "
-                    "ON r.name = u.realm WHERE r.budget_period IS NOT NULL "
-                    "AND u.ended_at > now() - "
-                    "make_interval(secs => r.budget_period) "
-                    "GROUP BY u.realm, u.user_id", &r, err);
+out:
+    PQclear(r);
+    return st;
+}
+
+/* The columns of tp__user_from_row, from turnpolicy.users u. */
+const char tp__user_columns[] =
+    "u.realm, u.user_id, u.status, "
+    "coalesce(extract(epoch FROM u.revoked_before)::bigint, 0), "
+    "coalesce(u.user_quota, -1), coalesce(u.user_byte_budget, -1), "
+    "u.client_cidr::text";
+
+user_entry *
+tp__user_from_row(PGresult *r, int i, uint32_t ri)
+{
+    tp_addr cidr;
+    int len = 0, has;
+    user_entry *u;
+
+    has = !PQgetisnull(r, i, 6) &&
+          tp__parse_cidr(PQgetvalue(r, i, 6), &cidr, &len) == 0;
+    u = tp__user_entry_new(ri, PQgetvalue(r, i, 1), has ? &cidr : NULL,
+                           len);
+    if (u == NULL)
+        return NULL;
+    u->active = strcmp(PQgetvalue(r, i, 2), "active") == 0;
+    u->revoked_before = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+    u->user_quota = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+    u->user_budget = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+    return u;
+}
+
+/* Every user and revoked credential into s->tab (not yet published). */
+static tp_status
+load_users(PGconn *c, snapshot *s, tp_error *err)
+{
+    char sql[512];
+    PGresult *r = NULL;
+    tp__garbage g = {0};
+    tp_status st;
+    long ri;
+    int i, n;
+
+    snprintf(sql, sizeof(sql), "SELECT %s FROM turnpolicy.users u",
+             tp__user_columns);
+    st = tp__load_query(c, sql, 0, NULL, &r, err);
+    if (st != TP_OK)
+        return st;
+    n = PQntuples(r);
+    s->tab = tp__tables_new(s->nrealms, (size_t)n);
+    if (s->tab == NULL) {
+        st = tp__fail(err, TP_ENOMEM, "out of memory loading users");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        user_entry *u;
+
+        ri = realm_of(s, r, i, err);
+        if (ri < 0) {
+            st = TP_EDB;
+            goto out;
+        }
+        u = tp__user_from_row(r, i, (uint32_t)ri);
+        if (u == NULL || tp__table_put(&s->tab->users, u, &g) != 0) {
+            free(u);
+            st = tp__fail(err, TP_ENOMEM, "out of memory loading users");
+            goto out;
+        }
+    }
+    PQclear(r);
+    r = NULL;
+    st = tp__load_query(c, "SELECT realm, username FROM "
+                        "turnpolicy.revoked_credentials", 0, NULL, &r, err);
+    if (st != TP_OK)
+        goto out;
+    n = PQntuples(r);
+    for (i = 0; i < n; i++) {
+        revoked_entry *v;
+
+        ri = realm_of(s, r, i, err);
+        if (ri < 0) {
+            st = TP_EDB;
+            goto out;
+        }
+        v = tp__revoked_entry_new((uint32_t)ri, PQgetvalue(r, i, 1));
+        if (v == NULL || tp__table_put(&s->tab->revoked, v, &g) != 0) {
+            free(v);
+            st = tp__fail(err, TP_ENOMEM, "out of memory loading "
+                          "revocations");
+            goto out;
+        }
+    }
+out:
+    PQclear(r);
+    tp__garbage_flush(NULL, &g); /* unpublished: nobody reads it yet */
+    tp__garbage_clear(&g);
+    return st;
+}
+
+/* Bytes used in each realm's budget period, per user and per realm.  The
+ * user entries are not published yet: they are filled in place. */
+static tp_status
+load_usage(PGconn *c, snapshot *s, tp_error *err)
+{
+    PGresult *r = NULL;
+    tp_status st;
+    long ri;
+    int n, k;
+
+    st = tp__load_query(c, "SELECT u.realm, u.user_id, "
+                        "sum(u.bytes_in + u.bytes_out)::text "
+                        "FROM turnpolicy.usage u JOIN turnpolicy.realms r "
+                        "ON r.name = u.realm WHERE r.budget_period IS NOT "
+                        "NULL AND u.ended_at > now() - "
+                        "make_interval(secs => r.budget_period) "
+                        "GROUP BY u.realm, u.user_id", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -357,103 +468,17 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
             user_entry *u = (user_entry *)(uintptr_t)tp__find_user(
                 s, (size_t)ri, PQgetvalue(r, k, 1));
             uint64_t b = strtoull(PQgetvalue(r, k, 2), NULL, 10);
-            realm_entry *re = &s->realms[ri];
+            uint64_t t = atomic_load(&s->tab->realm_used[ri]);
 
             if (u != NULL)
                 u->used = b;
             /* the realm's total counts users removed since, too */
-            re->realm_used = re->realm_used > UINT64_MAX - b
-                                 ? UINT64_MAX
-                                 : re->realm_used + b;
+            atomic_store(&s->tab->realm_used[ri],
+                         t > UINT64_MAX - b ? UINT64_MAX : t + b);
         }
     }
-out:
     PQclear(r);
-    return st;
-}
-
-static tp_status
-load_users(PGconn *c, snapshot *s, tp_error *err)
-{
-    PGresult *r = NULL;
-    tp_status st;
-    long ri;
-    int i, n;
-
-    st = load_query(c, "SELECT realm, user_id, status, "
-                    "coalesce(extract(epoch FROM revoked_before)::bigint, 0), "
-                    "coalesce(user_quota, -1), coalesce(user_byte_budget, -1), "
-                    "client_cidr::text FROM turnpolicy.users", &r, err);
-    if (st != TP_OK)
-        return st;
-    n = PQntuples(r);
-    s->users = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->users));
-    if (s->users == NULL) {
-        st = tp__fail(err, TP_ENOMEM, "out of memory loading users");
-        goto out;
-    }
-    for (i = 0; i < n; i++) {
-        user_entry *u = &s->users[s->nusers];
-
-        ri = realm_of(s, r, i, err);
-        if (ri < 0) {
-            st = TP_EDB;
-            goto out;
-        }
-        u->realm = (size_t)ri;
-        u->user_id = strdup(PQgetvalue(r, i, 1));
-        if (u->user_id == NULL) {
-            st = tp__fail(err, TP_ENOMEM, "out of memory loading users");
-            goto out;
-        }
-        s->nusers++;
-        u->active = strcmp(PQgetvalue(r, i, 2), "active") == 0;
-        u->revoked_before = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-        u->user_quota = strtoll(PQgetvalue(r, i, 4), NULL, 10);
-        u->user_budget = strtoll(PQgetvalue(r, i, 5), NULL, 10);
-        if (!PQgetisnull(r, i, 6) &&
-            tp__parse_cidr(PQgetvalue(r, i, 6), &u->cidr, &u->cidr_len) == 0)
-            u->has_cidr = 1;
-    }
-    qsort(s->users, s->nusers, sizeof(*s->users), tp__cmp_user);
-    if (s->nusers > UINT32_MAX - 1 || tp__build_user_hash(s) != 0) {
-        st = tp__fail(err, TP_ENOMEM, "out of memory indexing users");
-        goto out;
-    }
-
-    PQclear(r);
-    r = NULL;
-    st = load_query(c, "SELECT realm, username FROM "
-                    "turnpolicy.revoked_credentials", &r, err);
-    if (st != TP_OK)
-        return st;
-    n = PQntuples(r);
-    s->revoked = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->revoked));
-    if (s->revoked == NULL) {
-        st = tp__fail(err, TP_ENOMEM, "out of memory loading revocations");
-        goto out;
-    }
-    for (i = 0; i < n; i++) {
-        revoked_entry *v = &s->revoked[s->nrevoked];
-
-        ri = realm_of(s, r, i, err);
-        if (ri < 0) {
-            st = TP_EDB;
-            goto out;
-        }
-        v->realm = (size_t)ri;
-        v->username = strdup(PQgetvalue(r, i, 1));
-        if (v->username == NULL) {
-            st = tp__fail(err, TP_ENOMEM, "out of memory loading "
-                          "revocations");
-            goto out;
-        }
-        s->nrevoked++;
-    }
-    qsort(s->revoked, s->nrevoked, sizeof(*s->revoked), tp__cmp_revoked);
-out:
-    PQclear(r);
-    return st;
+    return TP_OK;
 }
 
 static tp_status
@@ -464,8 +489,8 @@ load_rules(PGconn *c, snapshot *s, tp_error *err)
     long ri;
     int i, n;
 
-    st = load_query(c, "SELECT realm, pattern || coalesce(path_prefix, '') "
-                    "FROM turnpolicy.host_rules", &r, err);
+    st = tp__load_query(c, "SELECT realm, pattern || coalesce(path_prefix, '') "
+                    "FROM turnpolicy.host_rules", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -481,8 +506,8 @@ load_rules(PGconn *c, snapshot *s, tp_error *err)
     PQclear(r);
     if (st != TP_OK)
         return st;
-    st = load_query(c, "SELECT realm, net::text, action FROM "
-                    "turnpolicy.peer_rules", &r, err);
+    st = tp__load_query(c, "SELECT realm, net::text, action FROM "
+                    "turnpolicy.peer_rules", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -510,8 +535,8 @@ load_jwt_keys(PGconn *c, snapshot *s, tp_error *err)
     long ri, len;
     int i, n;
 
-    st = load_query(c, "SELECT realm, kid, alg, encode(key_data, 'hex') "
-                    "FROM turnpolicy.jwt_keys", &r, err);
+    st = tp__load_query(c, "SELECT realm, kid, alg, encode(key_data, 'hex') "
+                    "FROM turnpolicy.jwt_keys", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     key = calloc(1, 16384 + 1);
@@ -548,10 +573,30 @@ out:
     return st;
 }
 
-/* Load a complete snapshot in one consistent read-only transaction. */
+/* A realm's own policy: settings, secrets, rules, URIs, origins, JWT
+ * keys - everything but users, revocations and usage. */
+tp_status
+tp__realms_load(PGconn *c, const tp_jwt_options *jo, snapshot *s,
+                tp_error *err)
+{
+    tp_status st = load_realms(c, jo, s, err);
+
+    if (st == TP_OK)
+        st = load_secrets(c, s, err);
+    if (st == TP_OK)
+        st = load_rules(c, s, err);
+    if (st == TP_OK)
+        st = load_extras(c, s, err);
+    if (st == TP_OK)
+        st = load_jwt_keys(c, s, err);
+    return st;
+}
+
+/* Load a complete snapshot in one consistent read-only transaction, and
+ * where the change log stands in it (cl, when not NULL). */
 tp_status
 tp__snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
-                  tp_error *err)
+                  tp__chglog *cl, tp_error *err)
 {
     snapshot *s;
     PGresult *r = NULL;
@@ -562,27 +607,23 @@ tp__snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
     if (s == NULL)
         return tp__fail(err, TP_ENOMEM, "out of memory");
     s->loaded_at = tp_now();
-    st = load_query(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &r,
-                    err);
+    st = tp__load_query(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                        0, NULL, &r, err);
     if (st != TP_OK)
         goto fail;
     PQclear(r);
-    st = load_realms(c, jo, s, err);
-    if (st == TP_OK)
-        st = load_secrets(c, s, err);
+    st = tp__realms_load(c, jo, s, err);
     if (st == TP_OK)
         st = load_users(c, s, err);
     if (st == TP_OK)
-        st = load_rules(c, s, err);
-    if (st == TP_OK)
-        st = load_extras(c, s, err);
-    if (st == TP_OK)
-        st = load_jwt_keys(c, s, err);
+        st = load_usage(c, s, err);
+    if (st == TP_OK && cl != NULL)
+        st = tp__chglog_start(c, cl, err);
     if (st != TP_OK) {
         PQclear(PQexec(c, "ROLLBACK"));
         goto fail;
     }
-    st = load_query(c, "COMMIT", &r, err);
+    st = tp__load_query(c, "COMMIT", 0, NULL, &r, err);
     if (st != TP_OK)
         goto fail;
     PQclear(r);

@@ -3,13 +3,15 @@
  * them, and the read-copy-update scheme that lets decisions read them
  * without a lock.
  *
- * What: a snapshot (store_int.h) is the whole policy as one load saw it:
- * realms sorted by name, users sorted by (realm index, user id) with an
- * open-addressing hash over them, revoked credentials sorted by (realm
- * index, username), origins sorted by (origin, realm index) - all in
- * strcmp order.  The overlay holds changes learned through Redis before
- * the snapshot has them; its entries expire on the monotonic clock.
- *
+ * What: a snapshot (store_int.h) is the policy as loads and changes made
+ * it: realms sorted by name, origins sorted by (origin, realm index) -
+ * both in strcmp order and immutable once published - and the tables of
+ * users and revoked credentials (store_table.c), which the store thread
+ * changes entry by entry and which successive snapshots share while the
+ * set of realms stays the same.  The overlay holds changes learned
+ * through Redis before the snapshot has them; its entries expire on the
+ * monotonic clock.
+
  * Read side: tp__pin enters a read-side critical section (one atomic
  * increment of a per-parity reader count, no lock), takes the current
  * snapshot and overlay pointers, and refuses with TP_ESTALE when the
@@ -21,7 +23,9 @@
  * sees either the old policy or the new one, never a mix, and readers
  * never wait.
  *
- * Invariants: a snapshot and an overlay are immutable once published.
+ * Invariants: a snapshot's realms and origins, an overlay, and every
+ * table entry are immutable once published; a replaced entry is freed
+ * only after a grace period.
  * Workload: every decision pins once and does one or two lookups: users
  * by hash (millions of users), realms by binary search (few).
  */
@@ -32,6 +36,44 @@
 #include <string.h>
 #include <inttypes.h>
 #include <stdio.h>
+
+static void
+free_entry(void *e)
+{
+    free(e);
+}
+
+tp__tables *
+tp__tables_new(size_t nrealms, size_t nusers)
+{
+    tp__tables *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return NULL;
+    t->nrealms = nrealms;
+    t->realm_used = calloc(nrealms > 0 ? nrealms : 1,
+                           sizeof(*t->realm_used));
+    if (t->realm_used == NULL ||
+        tp__table_init(&t->users, offsetof(user_entry, user_id), nusers) !=
+            0 ||
+        tp__table_init(&t->revoked, offsetof(revoked_entry, username), 0) !=
+            0) {
+        tp__tables_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void
+tp__tables_free(tp__tables *t)
+{
+    if (t == NULL)
+        return;
+    tp__table_free(&t->users, free_entry);
+    tp__table_free(&t->revoked, free_entry);
+    free(t->realm_used);
+    free(t);
+}
 
 void
 tp__snapshot_free(snapshot *s)
@@ -50,17 +92,11 @@ tp__snapshot_free(snapshot *s)
             free(s->realms[i].urls[j]);
         free(s->realms[i].urls);
     }
-    for (i = 0; i < s->nusers; i++)
-        free(s->users[i].user_id);
-    for (i = 0; i < s->nrevoked; i++)
-        free(s->revoked[i].username);
     for (i = 0; i < s->norigins; i++)
         free(s->origins[i].origin);
     free(s->origins);
     free(s->realms);
-    free(s->users);
-    free(s->revoked);
-    free(s->uhash);
+    tp__tables_free(s->tab);
     free(s);
 }
 
@@ -90,26 +126,6 @@ tp__cmp_realm(const void *a, const void *b)
                   ((const realm_entry *)b)->name);
 }
 
-int
-tp__cmp_user(const void *a, const void *b)
-{
-    const user_entry *x = a, *y = b;
-
-    if (x->realm != y->realm)
-        return x->realm < y->realm ? -1 : 1;
-    return strcmp(x->user_id, y->user_id);
-}
-
-int
-tp__cmp_revoked(const void *a, const void *b)
-{
-    const revoked_entry *x = a, *y = b;
-
-    if (x->realm != y->realm)
-        return x->realm < y->realm ? -1 : 1;
-    return strcmp(x->username, y->username);
-}
-
 long
 tp__find_realm(const snapshot *s, const char *name)
 {
@@ -129,70 +145,100 @@ tp__find_realm(const snapshot *s, const char *name)
     return -1;
 }
 
-/* FNV-1a over the realm index and the user id. */
-static uint32_t
-user_hash(size_t realm, const char *user_id)
-{
-    uint32_t h = 2166136261u ^ (uint32_t)realm;
-
-    h *= 16777619u;
-    for (; *user_id != '\0'; user_id++) {
-        h ^= (unsigned char)*user_id;
-        h *= 16777619u;
-    }
-    return h;
-}
-
-/* Users are looked up on every decision: a hash table with a load factor
- * of at most 1/2 over the sorted array. */
-int
-tp__build_user_hash(snapshot *s)
-{
-    size_t cap = 16, i, j;
-
-    while (cap < s->nusers * 2)
-        cap *= 2;
-    s->uhash = calloc(cap, sizeof(*s->uhash));
-    if (s->uhash == NULL)
-        return -1;
-    s->uhash_mask = cap - 1;
-    for (i = 0; i < s->nusers; i++) {
-        j = user_hash(s->users[i].realm, s->users[i].user_id) &
-            s->uhash_mask;
-        while (s->uhash[j] != 0)
-            j = (j + 1) & s->uhash_mask;
-        s->uhash[j] = (uint32_t)(i + 1);
-    }
-    return 0;
-}
-
 const user_entry *
 tp__find_user(const snapshot *s, size_t realm, const char *user_id)
 {
-    size_t j;
-
-    if (s->uhash == NULL)
+    if (s->tab == NULL || realm > UINT32_MAX)
         return NULL;
-    j = user_hash(realm, user_id) & s->uhash_mask;
-    while (s->uhash[j] != 0) {
-        const user_entry *u = &s->users[s->uhash[j] - 1];
-
-        if (u->realm == realm && strcmp(u->user_id, user_id) == 0)
-            return u;
-        j = (j + 1) & s->uhash_mask;
-    }
-    return NULL;
+    return tp__table_find(&s->tab->users, (uint32_t)realm, user_id);
 }
 
 int
 tp__is_revoked(const snapshot *s, size_t realm, const char *username)
 {
-    revoked_entry key;
+    if (s->tab == NULL || realm > UINT32_MAX)
+        return 0;
+    return tp__table_find(&s->tab->revoked, (uint32_t)realm, username) !=
+           NULL;
+}
 
-    key.realm = realm;
-    key.username = (char *)(uintptr_t)username;
-    return bsearch(&key, s->revoked, s->nrevoked, sizeof(*s->revoked),
-                   tp__cmp_revoked) != NULL;
+uint64_t
+tp__realm_used(const snapshot *s, size_t ri)
+{
+    if (s->tab == NULL || ri >= s->tab->nrealms)
+        return 0;
+    return atomic_load_explicit(&s->tab->realm_used[ri],
+                                memory_order_relaxed);
+}
+
+user_entry *
+tp__user_entry_new(uint32_t realm, const char *user_id, const tp_addr *cidr,
+                   int cidr_len)
+{
+    size_t len = strlen(user_id) + 1;
+    size_t size = offsetof(user_entry, user_id) + len, at = size;
+    user_entry *u;
+
+    if (cidr != NULL) {
+        at = (size + _Alignof(tp_addr) - 1) & ~(_Alignof(tp_addr) - 1);
+        size = at + sizeof(tp_addr);
+    }
+    u = calloc(1, size);
+    if (u == NULL)
+        return NULL;
+    u->realm = realm;
+    u->active = 1;
+    u->user_quota = -1;
+    u->user_budget = -1;
+    memcpy(u->user_id, user_id, len);
+    if (cidr != NULL) {
+        memcpy((char *)u + at, cidr, sizeof(*cidr));
+        u->has_cidr = 1;
+        u->cidr_len = (uint8_t)cidr_len;
+    }
+    return u;
+}
+
+user_entry *
+tp__user_entry_dup(const user_entry *u)
+{
+    size_t size = offsetof(user_entry, user_id) + strlen(u->user_id) + 1;
+    user_entry *c;
+
+    if (u->has_cidr)
+        size = (size_t)((const char *)user_cidr(u) - (const char *)u) +
+               sizeof(tp_addr);
+    c = malloc(size);
+    if (c != NULL)
+        memcpy(c, u, size);
+    return c;
+}
+
+int
+tp__user_entry_same(const user_entry *a, const user_entry *b)
+{
+    return a->realm == b->realm && a->active == b->active &&
+           a->revoked_before == b->revoked_before &&
+           a->user_quota == b->user_quota &&
+           a->user_budget == b->user_budget && a->used == b->used &&
+           a->has_cidr == b->has_cidr &&
+           strcmp(a->user_id, b->user_id) == 0 &&
+           (!a->has_cidr ||
+            (a->cidr_len == b->cidr_len &&
+             memcmp(user_cidr(a), user_cidr(b), sizeof(tp_addr)) == 0));
+}
+
+revoked_entry *
+tp__revoked_entry_new(uint32_t realm, const char *username)
+{
+    size_t len = strlen(username) + 1;
+    revoked_entry *v = malloc(offsetof(revoked_entry, username) + len);
+
+    if (v == NULL)
+        return NULL;
+    v->realm = realm;
+    memcpy(v->username, username, len);
+    return v;
 }
 
 void

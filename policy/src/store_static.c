@@ -52,7 +52,6 @@ static_realm(realm_entry *e, const tp__static_realm *in,
     e->max_bps = in->max_bps;
     e->user_budget = in->user_budget;
     e->realm_budget = in->realm_budget;
-    e->realm_used = in->realm_used;
     e->budget_period = in->budget_period;
     e->kr = tp_keyring_new(e->name, &ko, err);
     e->hl = tp_hostlist_new(err);
@@ -124,76 +123,83 @@ static_realm_rows(snapshot *s, realm_entry *e, size_t ri,
 static tp_status
 static_users(snapshot *s, const tp__static_policy *p, tp_error *err)
 {
+    tp__garbage g = {0};
+    tp_status st = TP_OK;
     size_t i;
     long ri;
 
-    s->users = calloc(p->nusers > 0 ? p->nusers : 1, sizeof(*s->users));
-    if (s->users == NULL)
-        return tp__fail(err, TP_ENOMEM, "out of memory");
-    for (i = 0; i < p->nusers; i++) {
+    for (i = 0; i < p->nusers && st == TP_OK; i++) {
         const tp__static_user *in = &p->users[i];
-        user_entry *u = &s->users[s->nusers];
+        tp_addr cidr;
+        int len = 0;
+        user_entry *u;
 
         ri = in->realm != NULL ? tp__find_realm(s, in->realm) : -1;
         if (ri < 0 || in->user_id == NULL ||
-            tp_user_id_check(in->user_id, NULL) != TP_OK)
-            return tp__fail(err, TP_EINVAL, "user %zu: unknown realm or "
-                            "bad user id", i);
-        u->realm = (size_t)ri;
-        u->user_id = strdup(in->user_id);
-        if (u->user_id == NULL)
-            return tp__fail(err, TP_ENOMEM, "out of memory");
-        s->nusers++;
+            tp_user_id_check(in->user_id, NULL) != TP_OK) {
+            st = tp__fail(err, TP_EINVAL, "user %zu: unknown realm or bad "
+                          "user id", i);
+            break;
+        }
+        if (in->client_cidr != NULL &&
+            tp__parse_cidr(in->client_cidr, &cidr, &len) != 0) {
+            st = tp__fail(err, TP_EINVAL, "user %zu: bad network", i);
+            break;
+        }
+        if (tp__find_user(s, (size_t)ri, in->user_id) != NULL) {
+            st = tp__fail(err, TP_EINVAL, "user %s is listed twice",
+                          in->user_id);
+            break;
+        }
+        u = tp__user_entry_new((uint32_t)ri, in->user_id,
+                               in->client_cidr != NULL ? &cidr : NULL, len);
+        if (u == NULL) {
+            st = tp__fail(err, TP_ENOMEM, "out of memory");
+            break;
+        }
         u->active = !in->disabled;
         u->revoked_before = in->revoked_before;
         u->user_quota = in->own_quota ? in->user_quota : -1;
         u->user_budget = in->own_budget ? in->user_budget : -1;
         u->used = in->used;
-        if (in->client_cidr != NULL) {
-            if (tp__parse_cidr(in->client_cidr, &u->cidr, &u->cidr_len) !=
-                0)
-                return tp__fail(err, TP_EINVAL, "user %zu: bad network", i);
-            u->has_cidr = 1;
+        if (tp__table_put(&s->tab->users, u, &g) != 0) {
+            free(u);
+            st = tp__fail(err, TP_ENOMEM, "out of memory");
         }
     }
-    qsort(s->users, s->nusers, sizeof(*s->users), tp__cmp_user);
-    for (i = 1; i < s->nusers; i++) {
-        if (tp__cmp_user(&s->users[i - 1], &s->users[i]) == 0)
-            return tp__fail(err, TP_EINVAL, "user %s is listed twice",
-                            s->users[i].user_id);
-    }
-    if (s->nusers > UINT32_MAX - 1 || tp__build_user_hash(s) != 0)
-        return tp__fail(err, TP_ENOMEM, "out of memory");
-    return TP_OK;
+    tp__garbage_flush(NULL, &g);
+    tp__garbage_clear(&g);
+    return st;
 }
 
 static tp_status
 static_revoked(snapshot *s, const tp__static_policy *p, tp_error *err)
 {
+    tp__garbage g = {0};
+    tp_status st = TP_OK;
     size_t i;
     long ri;
 
-    s->revoked = calloc(p->nrevoked > 0 ? p->nrevoked : 1,
-                        sizeof(*s->revoked));
-    if (s->revoked == NULL)
-        return tp__fail(err, TP_ENOMEM, "out of memory");
-    for (i = 0; i < p->nrevoked; i++) {
-        revoked_entry *v = &s->revoked[s->nrevoked];
+    for (i = 0; i < p->nrevoked && st == TP_OK; i++) {
+        revoked_entry *v;
 
         ri = p->revoked[i].realm != NULL
                  ? tp__find_realm(s, p->revoked[i].realm)
                  : -1;
-        if (ri < 0 || p->revoked[i].username == NULL)
-            return tp__fail(err, TP_EINVAL, "revoked credential %zu: "
-                            "unknown realm or no username", i);
-        v->realm = (size_t)ri;
-        v->username = strdup(p->revoked[i].username);
-        if (v->username == NULL)
-            return tp__fail(err, TP_ENOMEM, "out of memory");
-        s->nrevoked++;
+        if (ri < 0 || p->revoked[i].username == NULL) {
+            st = tp__fail(err, TP_EINVAL, "revoked credential %zu: unknown "
+                          "realm or no username", i);
+            break;
+        }
+        v = tp__revoked_entry_new((uint32_t)ri, p->revoked[i].username);
+        if (v == NULL || tp__table_put(&s->tab->revoked, v, &g) != 0) {
+            free(v);
+            st = tp__fail(err, TP_ENOMEM, "out of memory");
+        }
     }
-    qsort(s->revoked, s->nrevoked, sizeof(*s->revoked), tp__cmp_revoked);
-    return TP_OK;
+    tp__garbage_flush(NULL, &g);
+    tp__garbage_clear(&g);
+    return st;
 }
 
 /* The snapshot of p, as tp__snapshot_load would build it. */
@@ -237,6 +243,15 @@ static_snapshot(const tp__static_policy *p, const tp_jwt_options *jo,
         ri = tp__find_realm(s, p->realms[i].name);
         st = static_realm_rows(s, &s->realms[ri], (size_t)ri, &p->realms[i],
                                &norigin, err);
+    }
+    if (st == TP_OK) {
+        s->tab = tp__tables_new(s->nrealms, p->nusers);
+        if (s->tab == NULL)
+            st = tp__fail(err, TP_ENOMEM, "out of memory");
+    }
+    for (i = 0; i < p->nrealms && st == TP_OK; i++) {
+        ri = tp__find_realm(s, p->realms[i].name);
+        atomic_store(&s->tab->realm_used[ri], p->realms[i].realm_used);
     }
     if (st == TP_OK)
         st = static_users(s, p, err);
@@ -291,7 +306,7 @@ tp__store_new_static(const tp__static_policy *p, const tp__static_options *o,
     st->wake[0] = st->wake[1] = -1;
     st->change_fd = -1;
     st->max_staleness = o->max_staleness ? o->max_staleness : 30;
-    st->reload_interval = 60;
+    st->reload_interval = 600;
     st->no_listen = 1;
     st->fail_mode = o->redis_fail_mode;
     st->issue_per_minute = o->issue_per_minute;

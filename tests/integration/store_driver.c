@@ -23,6 +23,8 @@
 
 #include "tp_itest.h"
 
+#include "store_int.h" /* tp__store_dump */
+
 #define REALM "store.test"
 
 static const char *db;
@@ -360,7 +362,7 @@ test_postgres_down(void **state)
                   mono() - t0);
     tp_store_info_get(st, &info);
     assert_true(info.connected);
-    assert_true(info.generation >= 2);
+    assert_true(info.age < 2.0);
     /* Nothing lost: the queued sessions are written once it is back. */
     TP_ASSERT_OK(tp_store_usage_flush(st, 10000, &err), &err);
     tp_store_free(st);
@@ -557,7 +559,7 @@ test_usage_and_budget(void **state)
     do {
         TP_ASSERT_OK(tp_store_budget(st, REALM, "alice", &limit, &used,
                                      &err), &err);
-        if (used > 0)
+        if (used == 3 * (1200 + 3400))
             break;
         usleep(10000);
     } while (mono() - t0 < 2.0);
@@ -961,6 +963,211 @@ test_concurrent_reload(void **state)
     tp_store_free(st);
 }
 
+/* ---- incremental updates: the change log (schema/007) ---- */
+
+#define DREALM "delta.test"
+
+/* The store's content, or NULL (the caller frees it). */
+static char *
+dump(tp_store *st)
+{
+    tp_error err;
+    char *out = NULL;
+
+    if (tp__store_dump(st, &out, &err) != TP_OK)
+        print_error("dump: %s\n", err.message);
+    return out;
+}
+
+/* Wait until a and b hold the same policy (limit seconds); 1 if they do.
+ * On failure the first differing lines are printed. */
+static int
+same_policy(tp_store *a, tp_store *b, double limit)
+{
+    double t0 = mono();
+    char *x, *y;
+    int same;
+
+    for (;;) {
+        x = dump(a);
+        y = dump(b);
+        same = x != NULL && y != NULL && strcmp(x, y) == 0;
+        if (same || mono() - t0 > limit)
+            break;
+        free(x);
+        free(y);
+        usleep(20000);
+    }
+    if (!same && x != NULL && y != NULL) {
+        const char *p = x, *q = y;
+
+        while (*p != '\0' && *p == *q) {
+            p++;
+            q++;
+        }
+        while (p > x && p[-1] != '\n') {
+            p--;
+            q--;
+        }
+        print_error("incremental: %.200s\nfull load:   %.200s\n", p, q);
+    }
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Wait until st knows user_id of DREALM (1) or limit seconds pass (0). */
+static int
+knows_user(tp_store *st, const char *user_id, double limit)
+{
+    double t0 = mono();
+    tp_credential c;
+    tp_error err;
+
+    do {
+        if (tp_store_issue(st, DREALM, user_id, 600, tp_now(), &c, &err) ==
+            TP_OK)
+            return 1;
+        usleep(10000);
+    } while (mono() - t0 < limit);
+    return 0;
+}
+
+static void
+kill_store_connections(void)
+{
+    tp_itest_sql(admin, "SELECT count(pg_terminate_backend(pid)) FROM "
+                 "pg_stat_activity WHERE application_name = 'turnpolicy' "
+                 "AND pid <> pg_backend_pid()", 0, NULL);
+}
+
+/*
+ * A store kept current by the change log holds exactly what a fresh full
+ * load holds, after: users created in bulk, disabled, revoked, renamed,
+ * moved to their own quota, budget and client network, deleted; usage
+ * recorded (of a deleted user too: the realm's sum still counts it);
+ * credentials revoked and un-revoked; a realm's settings, URIs, origins
+ * and kill switch changed; two transactions committing out of seq order;
+ * the stores' connections killed with changes made while they were away.
+ * Store "a" listens; store "b" does not (every notification missed: only
+ * its heartbeat reads).  Neither loads in full after the realm exists.
+ */
+static void
+test_delta_equals_full_load(void **state)
+{
+    static const char *const changes[] = {
+        "SELECT count(turnpolicy.create_user('" DREALM "', 'd' || g)) "
+        "FROM generate_series(1, 300) g",
+        "SELECT turnpolicy.disable_user('" DREALM "', 'd7')",
+        "SELECT turnpolicy.revoke_user('" DREALM "', 'd8')",
+        "UPDATE turnpolicy.users SET user_quota = 2, user_byte_budget = 7777 "
+        "WHERE realm = '" DREALM "' AND user_id = 'd9'",
+        "UPDATE turnpolicy.users SET client_cidr = '198.51.100.0/24' "
+        "WHERE realm = '" DREALM "' AND user_id = 'd10'",
+        "INSERT INTO turnpolicy.usage (node, session_id, realm, user_id, "
+        "started_at, ended_at, bytes_in, bytes_out) VALUES "
+        "('delta', 'u1', '" DREALM "', 'd13', now() - interval '1 min', "
+        "now(), 100, 23), ('delta', 'u2', '" DREALM "', 'd11', "
+        "now() - interval '1 min', now(), 1000, 1), ('delta', 'u3', '"
+        DREALM "', 'd13', now() - interval '1 min', now(), 5, 5)",
+        "DELETE FROM turnpolicy.users WHERE realm = '" DREALM "' AND "
+        "user_id IN ('d11', 'd12')",
+        "UPDATE turnpolicy.users SET user_id = 'd14x' WHERE realm = '"
+        DREALM "' AND user_id = 'd14'",
+        "SELECT turnpolicy.revoke_credential('" DREALM "', "
+        "'4000000000:d15:k1:1700000000')",
+        "SELECT turnpolicy.revoke_credential('" DREALM "', "
+        "'4000000000:d16:k1:1700000000')",
+        "DELETE FROM turnpolicy.revoked_credentials WHERE realm = '" DREALM
+        "' AND username = '4000000000:d16:k1:1700000000'",
+        "SELECT turnpolicy.set_turn_urls('" DREALM "', "
+        "ARRAY['turn:127.0.0.1:3479?transport=udp'])",
+        "SELECT turnpolicy.kill_realm('other.test')",
+        "UPDATE turnpolicy.realms SET user_quota = 5 WHERE name = '" DREALM
+        "'",
+        "SELECT turnpolicy.unkill_realm('other.test')",
+        "SELECT turnpolicy.kill_realm('" DREALM "')",
+        "SELECT turnpolicy.unkill_realm('" DREALM "')",
+        "SELECT turnpolicy.enable_user('" DREALM "', 'd7')",
+        "SELECT turnpolicy.disable_user('" DREALM "', 'd20')",
+    };
+    tp_store_options o;
+    tp_store_info ia, ib;
+    uint64_t fa, fb, ra, rb;
+    tp_store *a, *b, *c;
+    tp_error err;
+    PGconn *late;
+    size_t i;
+
+    (void)state;
+    tp_itest_sql(admin, "SELECT turnpolicy.create_realm('" DREALM "', "
+                 "budget_period => 3600, realm_byte_budget => 1000000)",
+                 0, NULL);
+    tp_itest_sql(admin, "SELECT turnpolicy.rotate_secret('" DREALM "')", 0,
+                 NULL);
+    tp_itest_sql(admin, "SELECT turnpolicy.create_user('" DREALM "', "
+                 "'d0')", 0, NULL);
+    a = open_store(30);
+    memset(&o, 0, sizeof(o));
+    o.database = db;
+    o.no_listen = 1;
+    b = tp_store_new(&o, &err);
+    assert_non_null(b);
+    tp_store_info_get(a, &ia);
+    tp_store_info_get(b, &ib);
+    fa = ia.full_loads;
+    fb = ib.full_loads;
+    ra = ia.change_reads;
+    rb = ib.change_reads;
+
+    for (i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+        tp_itest_sql(admin, changes[i], 0, NULL);
+        if (i == 6)
+            kill_store_connections(); /* changes 7.. made while away */
+        if (i % 4 == 3)
+            usleep(300000); /* some reads see one change, some several */
+    }
+    assert_true(knows_user(a, "d300", 3.0));
+
+    /* Two transactions committing out of seq order: "late" takes its
+     * seq first and commits after "early" has been read. */
+    late = PQconnectdb(db);
+    assert_int_equal(PQstatus(late), CONNECTION_OK);
+    tp_itest_sql(late, "BEGIN", 0, NULL);
+    tp_itest_sql(late, "SELECT turnpolicy.create_user('" DREALM "', "
+                 "'late')", 0, NULL);
+    tp_itest_sql(admin, "SELECT turnpolicy.create_user('" DREALM "', "
+                 "'early')", 0, NULL);
+    assert_true(knows_user(a, "early", 3.0));
+    assert_true(knows_user(b, "early", 3.0));
+    assert_false(knows_user(a, "late", 0.0));
+    tp_itest_sql(late, "COMMIT", 0, NULL);
+    PQfinish(late);
+    assert_true(knows_user(a, "late", 3.0));
+    assert_true(knows_user(b, "late", 3.0));
+
+    c = open_store(30); /* a fresh full load of the same database */
+    assert_true(same_policy(a, c, 5.0));
+    assert_true(same_policy(b, c, 5.0));
+
+    /* ... and they got there by reading changes, not by loading again. */
+    tp_store_info_get(a, &ia);
+    tp_store_info_get(b, &ib);
+    print_message("listening store: %llu change reads, %llu full loads; "
+                  "heartbeat-only store: %llu, %llu\n",
+                  (unsigned long long)(ia.change_reads - ra),
+                  (unsigned long long)(ia.full_loads - fa),
+                  (unsigned long long)(ib.change_reads - rb),
+                  (unsigned long long)(ib.full_loads - fb));
+    assert_int_equal(ia.full_loads, fa);
+    assert_int_equal(ib.full_loads, fb);
+    assert_true(ia.change_reads > ra + 3);
+    assert_true(ib.change_reads > rb);
+    tp_store_free(a);
+    tp_store_free(b);
+    tp_store_free(c);
+}
+
 static void
 test_connect_failure(void **state)
 {
@@ -1050,6 +1257,7 @@ main(void)
         cmocka_unit_test(test_connect_failure),
         cmocka_unit_test(test_background_start),
         cmocka_unit_test(test_postgres_down),
+        cmocka_unit_test(test_delta_equals_full_load),
     };
 
     return cmocka_run_group_tests_name("store", tests, setup, teardown);
