@@ -818,7 +818,9 @@ typedef enum tp_fail_mode {
 typedef struct tp_store_options {
     const char *database;      /* libpq connection string; required */
     uint32_t max_staleness;    /* seconds; 0 = 30 */
-    uint32_t reload_interval;  /* full reload even without NOTIFY; 0 = 60 */
+    uint32_t reload_interval;  /* a full reload as a check (changes are
+                                  applied from the change log as they
+                                  come); 0 = 600 */
     int no_listen;             /* 1: do not LISTEN (a hot-standby replica,
                                   which NOTIFY does not reach) */
     const char *redis_host;    /* NULL = no Redis */
@@ -866,7 +868,7 @@ typedef struct tp_store_config {
  *   redis_fail_mode      closed (default) | open
  *   no_listen            no (default) | yes (a hot-standby replica)
  *   max_staleness        seconds, 1..86400, default 30
- *   reload_interval      seconds, 1..86400, default 60
+ *   reload_interval      seconds, 1..86400, default 600
  *   issue_per_minute     0..1000000, default 0 (no limit)
  * and from the global section the JWT options (tp_jwt_options_from_
  * config).  Other keys of the section are the consumer's own: this does

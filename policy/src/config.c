@@ -909,7 +909,7 @@ tp_store_options_from_config(const tp_config *cfg, const char *section,
     if (st != TP_OK)
         goto fail;
     out->max_staleness = (uint32_t)n;
-    st = tp_config_get_int(cfg, section, "reload_interval", 1, 86400, 60, &n,
+    st = tp_config_get_int(cfg, section, "reload_interval", 1, 86400, 600, &n,
                            err);
     if (st != TP_OK)
         goto fail;

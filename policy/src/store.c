@@ -8,25 +8,31 @@
  * (store_load.c: every realm with its secrets, host, peer and JWT rules,
  * every user and every revoked credential, in one REPEATABLE READ
  * transaction), and starts a thread that LISTENs on channel "turnpolicy"
- * and reloads when a change is notified, every reload_interval, or on
- * request.  The same thread keeps the Redis subscription
- * (store_fanout.c) and writes usage records (store_usage.c).
+ * and, on each notification and each heartbeat, applies what the change
+ * log says changed (store_delta.c: schema 007's turnpolicy.changes); it
+ * loads in full only when the log cannot say (store_delta.c lists when),
+ * every reload_interval as a check, or on request.  The same thread keeps
+ * the Redis subscription (store_fanout.c) and writes usage records
+ * (store_usage.c).
  *
  * Why a snapshot: decisions sit on coturn's authentication path and on
  * nginx's request path, where no I/O may block.  A decision pins the
  * current snapshot and overlay lock-free and reads them
- * (store_snapshot.c); a reload builds a complete new snapshot off to the
- * side, and tp__store_publish swaps the pointer and frees the old one
- * after a grace period.  Only the store thread (and tp_store_free, after
- * joining it) swaps pointers.
+ * (store_snapshot.c).  A change to a user or a credential replaces its
+ * entry in a table (store_table.c); a change to a realm publishes a new
+ * snapshot over the same tables; a full load builds a complete new
+ * snapshot off to the side.  tp__store_publish swaps the pointer and
+ * frees the old one after a grace period.  Only the store thread (and
+ * tp_store_free, after joining it) changes what readers see.
  *
  * Freshness: the thread records the last moment it knew the snapshot was
- * current (a successful load, or a heartbeat round trip with no change
- * pending).  Decisions refuse with TP_ESTALE once that is older than
- * max_staleness: PostgreSQL down means "decide from the last snapshot for
+ * current (a successful load or change-log read, or - on a schema without
+ * the change log - a heartbeat round trip with no change pending).
+ * Decisions refuse with TP_ESTALE once that is older than max_staleness: PostgreSQL down means "decide from the last snapshot for
  * a bounded time, then fail closed" (DESIGN.md).  NOTIFY does not reach
- * hot-standby replicas; with no_listen the store relies on the periodic
- * reload and on Redis fan-out from a node that listens.
+ * hot-standby replicas; with no_listen the store reads the change log on
+ * each heartbeat, and Redis fan-out from a node that listens brings
+ * revocations sooner.
  *
  * Threads: fields of struct tp_store are guarded by mu or uq_mu, atomic,
  * or owned by the thread, as store_int.h says.  The connection string is
@@ -48,6 +54,7 @@
 #define HEARTBEAT_MS 1000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define STANDBY_RELOAD_S 60 /* full loads on a hot standby (store_delta.c) */
 
 void
 tp__slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
@@ -343,7 +350,10 @@ store_thread(void *arg)
             st->reload_requested = 0;
         }
         pthread_mutex_unlock(&st->mu);
-        if (mono_since(&last_load) >= st->reload_interval)
+        if (mono_since(&last_load) >=
+            (st->chg.standby && st->reload_interval > STANDBY_RELOAD_S
+                 ? STANDBY_RELOAD_S
+                 : st->reload_interval))
             dirty = 1;
         /* The change log, on a notification and on every heartbeat (a
          * missed notification costs at most one heartbeat). */

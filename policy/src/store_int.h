@@ -9,7 +9,11 @@
  *   store_snapshot.c  the snapshot and overlay structures, lookups in
  *                     them, and the RCU read side (pin/unpin) with the
  *                     writer's grace period
+ *   store_table.c     the tables of users and revoked credentials: one
+ *                     writer swaps entries, readers look up lock-free
  *   store_load.c      building a snapshot from PostgreSQL (libpq)
+ *   store_delta.c     applying the change log (schema 007) to the
+ *                     snapshot in force: the cost of what changed
  *   store_static.c    building a store from C structures, without a
  *                     database (unit tests)
  *   store_fanout.c    Redis fan-out: publishing changes, the subscription
@@ -21,9 +25,11 @@
  *                     issuance, session limits, quotas and budgets
  *   store_realm.c     questions about a realm: options, peer and host
  *                     rules, origins, TURN URIs, coturn exports
+ *   store_dump.c      the content of a store as text, for tests
  *
- * Threads: a snapshot and an overlay are immutable once published; the
- * store thread alone (and tp_store_free after joining it) swaps them.
+ * Threads: a snapshot's realms and an overlay are immutable once
+ * published, and so is every table entry; the store thread alone (and
+ * tp_store_free after joining it) swaps them.
  * Fields of struct tp_store say which lock guards them or which thread
  * owns them.  Decisions read under tp__pin / tp__unpin and never lock.
  *
@@ -179,6 +185,10 @@ typedef struct tp__chglog {
                                  rows of the transactions in xip */
     char *xip;                /* xid8[] text: in progress at the last read */
     double read_at;           /* monotonic: the last successful read */
+    int standby;              /* the server is a hot standby: its
+                                 snapshots list no running transactions
+                                 (they are in subxip, which SQL does not
+                                 show), so late rows need a full load */
 } tp__chglog;
 
 /* A finished session waiting to be written to turnpolicy.usage. */

@@ -349,7 +349,7 @@ test_store_options(void **state)
                                               &err), &err);
     assert_string_equal(so.database, "dbname=x");
     assert_int_equal(so.max_staleness, 30);
-    assert_int_equal(so.reload_interval, 60);
+    assert_int_equal(so.reload_interval, 600);
     assert_int_equal(so.issue_per_minute, 0);
     assert_int_equal(so.no_listen, 0);
     assert_int_equal(so.redis_fail_mode, TP_FAIL_CLOSED);
@@ -372,7 +372,7 @@ test_store_options(void **state)
              "redis_fail_mode = open\n"
              "no_listen = yes\n"
              "max_staleness = 5\n"
-             "reload_interval = 600\n"
+             "reload_interval = 90\n"
              "issue_per_minute = 12\n", pw);
     TP_ASSERT_OK(tp_config_parse(text, strlen(text), "t", &cfg, &err), &err);
     TP_ASSERT_OK(tp_store_options_from_config(cfg, "turnpolicyd", &so,
@@ -384,7 +384,7 @@ test_store_options(void **state)
     assert_int_equal(so.redis_fail_mode, TP_FAIL_OPEN);
     assert_int_equal(so.no_listen, 1);
     assert_int_equal(so.max_staleness, 5);
-    assert_int_equal(so.reload_interval, 600);
+    assert_int_equal(so.reload_interval, 90);
     assert_int_equal(so.issue_per_minute, 12);
     assert_int_equal(so.jwt->leeway, 7);
     tp_store_config_clear(&hold);
