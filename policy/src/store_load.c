@@ -376,95 +376,112 @@ tp__user_from_row(PGresult *r, int i, uint32_t ri)
     return u;
 }
 
-/* Every user and revoked credential into s->tab (not yet published). */
-static tp_status
-load_users(PGconn *c, snapshot *s, tp_error *err)
-{
-    char sql[512];
-    PGresult *r = NULL;
-    tp__garbage g = {0};
-    tp_status st;
-    long ri;
-    int i, n;
+/*
+ * Run sql through a cursor in the load's transaction, handing cb the rows
+ * FETCH_ROWS at a time: a million users never sit in one PGresult beside
+ * the tables they fill (that would double the load's peak memory).
+ */
+#define FETCH_ROWS 20000
 
-    snprintf(sql, sizeof(sql), "SELECT %s FROM turnpolicy.users u",
-             tp__user_columns);
-    st = tp__load_query(c, sql, 0, NULL, &r, err);
+typedef tp_status (*rows_fn)(snapshot *s, PGresult *r, tp__garbage *g,
+                             tp_error *err);
+
+static tp_status
+load_cursor(PGconn *c, const char *sql, snapshot *s, rows_fn cb,
+            tp_error *err)
+{
+    char fetch[64], *decl;
+    tp__garbage g = {0};
+    PGresult *r = NULL;
+    tp_status st;
+    size_t n = strlen(sql) + 64;
+
+    decl = malloc(n);
+    if (decl == NULL)
+        return tp__fail(err, TP_ENOMEM, "out of memory");
+    snprintf(decl, n, "DECLARE tp_load NO SCROLL CURSOR FOR %s", sql);
+    st = tp__load_query(c, decl, 0, NULL, &r, err);
+    free(decl);
     if (st != TP_OK)
         return st;
-    n = PQntuples(r);
-    s->tab = tp__tables_new(s->nrealms, (size_t)n);
-    if (s->tab == NULL) {
-        st = tp__fail(err, TP_ENOMEM, "out of memory loading users");
-        goto out;
-    }
-    for (i = 0; i < n; i++) {
-        user_entry *u;
-
-        ri = realm_of(s, r, i, err);
-        if (ri < 0) {
-            st = TP_EDB;
-            goto out;
-        }
-        u = tp__user_from_row(r, i, (uint32_t)ri);
-        if (u == NULL || tp__table_put(&s->tab->users, u, &g) != 0) {
-            free(u);
-            st = tp__fail(err, TP_ENOMEM, "out of memory loading users");
-            goto out;
-        }
-    }
     PQclear(r);
-    r = NULL;
-    st = tp__load_query(c, "SELECT realm, username FROM "
-                        "turnpolicy.revoked_credentials", 0, NULL, &r, err);
-    if (st != TP_OK)
-        goto out;
-    n = PQntuples(r);
-    for (i = 0; i < n; i++) {
-        revoked_entry *v;
-
-        ri = realm_of(s, r, i, err);
-        if (ri < 0) {
-            st = TP_EDB;
-            goto out;
+    snprintf(fetch, sizeof(fetch), "FETCH %d FROM tp_load", FETCH_ROWS);
+    for (;;) {
+        st = tp__load_query(c, fetch, 0, NULL, &r, err);
+        if (st != TP_OK)
+            break;
+        if (PQntuples(r) == 0) {
+            PQclear(r);
+            break;
         }
-        v = tp__revoked_entry_new((uint32_t)ri, PQgetvalue(r, i, 1));
-        if (v == NULL || tp__table_put(&s->tab->revoked, v, &g) != 0) {
-            free(v);
-            st = tp__fail(err, TP_ENOMEM, "out of memory loading "
-                          "revocations");
-            goto out;
-        }
+        st = cb(s, r, &g, err);
+        PQclear(r);
+        if (st != TP_OK)
+            break;
     }
-out:
-    PQclear(r);
     tp__garbage_flush(NULL, &g); /* unpublished: nobody reads it yet */
     tp__garbage_clear(&g);
+    if (st == TP_OK) {
+        st = tp__load_query(c, "CLOSE tp_load", 0, NULL, &r, err);
+        if (st == TP_OK)
+            PQclear(r);
+    }
     return st;
+}
+
+static tp_status
+user_rows(snapshot *s, PGresult *r, tp__garbage *g, tp_error *err)
+{
+    int i, n = PQntuples(r);
+
+    for (i = 0; i < n; i++) {
+        long ri = realm_of(s, r, i, err);
+        user_entry *u;
+
+        if (ri < 0)
+            return TP_EDB;
+        u = tp__user_from_row(r, i, (uint32_t)ri);
+        if (u == NULL || tp__table_put(&s->tab->users, u, g) != 0) {
+            free(u);
+            return tp__fail(err, TP_ENOMEM, "out of memory loading users");
+        }
+    }
+    return TP_OK;
+}
+
+static tp_status
+revoked_rows(snapshot *s, PGresult *r, tp__garbage *g, tp_error *err)
+{
+    int i, n = PQntuples(r);
+
+    for (i = 0; i < n; i++) {
+        long ri = realm_of(s, r, i, err);
+        revoked_entry *v;
+
+        if (ri < 0)
+            return TP_EDB;
+        v = tp__revoked_entry_new((uint32_t)ri, PQgetvalue(r, i, 1));
+        if (v == NULL || tp__table_put(&s->tab->revoked, v, g) != 0) {
+            free(v);
+            return tp__fail(err, TP_ENOMEM, "out of memory loading "
+                            "revocations");
+        }
+    }
+    return TP_OK;
 }
 
 /* Bytes used in each realm's budget period, per user and per realm.  The
  * user entries are not published yet: they are filled in place. */
 static tp_status
-load_usage(PGconn *c, snapshot *s, tp_error *err)
+usage_rows(snapshot *s, PGresult *r, tp__garbage *g, tp_error *err)
 {
-    PGresult *r = NULL;
-    tp_status st;
-    long ri;
-    int n, k;
+    int k, n = PQntuples(r);
 
-    st = tp__load_query(c, "SELECT u.realm, u.user_id, "
-                        "sum(u.bytes_in + u.bytes_out)::text "
-                        "FROM turnpolicy.usage u JOIN turnpolicy.realms r "
-                        "ON r.name = u.realm WHERE r.budget_period IS NOT "
-                        "NULL AND u.ended_at > now() - "
-                        "make_interval(secs => r.budget_period) "
-                        "GROUP BY u.realm, u.user_id", 0, NULL, &r, err);
-    if (st != TP_OK)
-        return st;
-    n = PQntuples(r);
+    (void)g;
+    (void)err;
     for (k = 0; k < n; k++) {
-        ri = tp__find_realm(s, PQgetvalue(r, k, 0));
+        long ri = tp__find_realm(s, PQgetvalue(r, k, 0));
+
         if (ri >= 0) {
             user_entry *u = (user_entry *)(uintptr_t)tp__find_user(
                 s, (size_t)ri, PQgetvalue(r, k, 1));
@@ -478,8 +495,44 @@ load_usage(PGconn *c, snapshot *s, tp_error *err)
                          t > UINT64_MAX - b ? UINT64_MAX : t + b);
         }
     }
-    PQclear(r);
     return TP_OK;
+}
+
+/* Every user, revoked credential and usage sum into s->tab (not yet
+ * published). */
+static tp_status
+load_users(PGconn *c, snapshot *s, tp_error *err)
+{
+    PGresult *r = NULL;
+    char sql[512];
+    tp_status st;
+
+    /* The table is sized once, for the users there are. */
+    st = tp__load_query(c, "SELECT count(*) FROM turnpolicy.users", 0, NULL,
+                        &r, err);
+    if (st != TP_OK)
+        return st;
+    s->tab = tp__tables_new(s->nrealms,
+                            strtoull(PQgetvalue(r, 0, 0), NULL, 10));
+    PQclear(r);
+    if (s->tab == NULL)
+        return tp__fail(err, TP_ENOMEM, "out of memory loading users");
+    snprintf(sql, sizeof(sql), "SELECT %s FROM turnpolicy.users u",
+             tp__user_columns);
+    st = load_cursor(c, sql, s, user_rows, err);
+    if (st == TP_OK)
+        st = load_cursor(c, "SELECT realm, username FROM "
+                         "turnpolicy.revoked_credentials", s, revoked_rows,
+                         err);
+    if (st == TP_OK)
+        st = load_cursor(c, "SELECT u.realm, u.user_id, "
+                         "sum(u.bytes_in + u.bytes_out)::text "
+                         "FROM turnpolicy.usage u JOIN turnpolicy.realms r "
+                         "ON r.name = u.realm WHERE r.budget_period IS NOT "
+                         "NULL AND u.ended_at > now() - "
+                         "make_interval(secs => r.budget_period) "
+                         "GROUP BY u.realm, u.user_id", s, usage_rows, err);
+    return st;
 }
 
 static tp_status
@@ -616,8 +669,6 @@ tp__snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
     st = tp__realms_load(c, jo, s, err);
     if (st == TP_OK)
         st = load_users(c, s, err);
-    if (st == TP_OK)
-        st = load_usage(c, s, err);
     if (st == TP_OK && cl != NULL)
         st = tp__chglog_start(c, cl, err);
     if (st != TP_OK) {
