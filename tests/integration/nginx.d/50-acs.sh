@@ -152,9 +152,12 @@ else
 fi
 nu=$(printf '%s' "$body" | $py -c 'import json,sys; print(json.load(sys.stdin)["iceServers"][0]["username"])')
 np=$(printf '%s' "$body" | $py -c 'import json,sys; print(json.load(sys.stdin)["iceServers"][0]["password"])')
-"$tp_cli" verify --database "$db" --realm acs.test --username "$nu" --password "$np" \
-    >/dev/null 2>&1 && ok "... the native credential verifies in the store" ||
-    not_ok "native credential verifies"
+if vout=$("$tp_cli" verify --database "$db" --realm acs.test --username "$nu" \
+        --password "$np" 2>&1); then
+    ok "... the native credential verifies in the store"
+else
+    not_ok "native credential verifies" "$vout"
+fi
 req "/credentials?format=rest" -H "Authorization: Bearer $tok_hank"
 [ "$code" = 200 ] && [ "$(json ttl)" = 600 ] && [ -n "$(json uris)" ] &&
     ok "credentials ?format=rest: the TURN REST shape" || not_ok "rest format" "HTTP $code $body"
