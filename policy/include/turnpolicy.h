@@ -977,7 +977,9 @@ TP_EXPORT tp_status tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops,
 typedef struct tp_store_info {
     uint64_t generation;  /* snapshots published so far (1 after new):
                              full loads and realm changes */
-    uint64_t full_loads;  /* full loads of the whole policy */
+    uint64_t full_loads;  /* full reads of the whole policy (a load that
+                             builds new tables, or the periodic check,
+                             applied in place) */
     uint64_t change_reads; /* reads of the change log (schema 007) that
                              applied what changed without a full load */
     int64_t loaded_at;    /* Unix seconds of the current snapshot */

@@ -222,6 +222,24 @@ store_jwt(const tp_store *st)
     return st->jwt_set ? &st->jwt : NULL;
 }
 
+/* A full read: applied in place to the tables in force when there are
+ * any and the realms are the same ones (store_sync.c, *s = NULL), else a
+ * full load into new tables (*s, for the caller to publish). */
+static tp_status
+sync_or_load(tp_store *st, snapshot **s, tp_error *err)
+{
+    int rebuild = 0;
+    tp_status status;
+
+    *s = NULL;
+    if (atomic_load(&st->cur) != NULL) {
+        status = tp__snapshot_sync(st, &rebuild, err);
+        if (status != TP_OK || !rebuild)
+            return status;
+    }
+    return tp__snapshot_load(st->conn, store_jwt(st), s, &st->chg, err);
+}
+
 /* The usage records taken off the queue so far. */
 static uint64_t
 usage_done(tp_store *st)
@@ -377,8 +395,7 @@ store_thread(void *arg)
         if (dirty) {
             /* Usage rows committed before this load are in its sums. */
             done = usage_done(st);
-            if (tp__snapshot_load(st->conn, store_jwt(st), &s, &st->chg,
-                                  &err) != TP_OK) {
+            if (sync_or_load(st, &s, &err) != TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
                 } else if (!st->failing) {
@@ -388,11 +405,14 @@ store_thread(void *arg)
                 }
                 continue;
             }
-            if (atomic_load(&st->cur) == NULL)
+            if (s != NULL && atomic_load(&st->cur) == NULL)
                 tp__slog(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
                          "%zu users", s->nrealms,
                          (size_t)atomic_load(&s->tab->users.used));
-            tp__store_publish(st, s);
+            if (s != NULL) {
+                tp__store_publish(st, s);
+                st->mark = 0; /* new tables: their entries carry 0 */
+            }
             /* After the swap: a reader in between counts a record twice
              * (refuses early) rather than not at all. */
             atomic_store(&st->usage_included, done);

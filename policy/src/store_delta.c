@@ -349,7 +349,7 @@ user_plus(const user_entry *u, uint64_t bytes)
     user_entry *c = tp__user_entry_dup(u);
 
     if (c != NULL)
-        c->used = add_sat(c->used, bytes);
+        c->used = add_sat(c->used, bytes); /* mark: the one u carries */
     return c;
 }
 
@@ -419,6 +419,7 @@ delta_apply(tp_store *st, delta *d, tp__garbage *g)
         if (nu == NULL)
             return -1;
         nu->used = strtoull(PQgetvalue(d->users, i, 7), NULL, 10);
+        nu->mark = st->mark;
         if (old != NULL && tp__user_entry_same(old, nu)) {
             free(nu);
             continue;
@@ -446,6 +447,8 @@ delta_apply(tp_store *st, delta *d, tp__garbage *g)
             continue;
         }
         v = tp__revoked_entry_new((uint32_t)ri, name);
+        if (v != NULL)
+            v->mark = st->mark;
         if (v == NULL || tp__table_put(&t->revoked, v, g) != 0) {
             free(v);
             return -1;

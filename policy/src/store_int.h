@@ -81,6 +81,8 @@ typedef struct user_entry {
     uint8_t active;
     uint8_t has_cidr;       /* client_cidr binding */
     uint8_t cidr_len;
+    uint8_t mark;           /* the store thread's only: the last full
+                               read (store_sync.c) that found it */
     int64_t revoked_before; /* Unix seconds; 0 = never revoked */
     int64_t user_quota;     /* -1 = the realm's */
     int64_t user_budget;    /* -1 = the realm's */
@@ -101,6 +103,7 @@ user_cidr(const user_entry *u)
 /* A revoked credential; the table's key is (realm, username). */
 typedef struct revoked_entry {
     uint32_t realm;
+    uint8_t mark;           /* as user_entry's */
     char username[];
 } revoked_entry;
 
@@ -267,6 +270,8 @@ struct tp_store {
     int thread_started;
     PGconn *conn;             /* owned by the thread after start */
     tp__chglog chg;           /* thread only (and tp_store_new) */
+    uint8_t mark;             /* thread only: what store_sync.c marks the
+                                 entries it finds with (0 or 1) */
     atomic_ullong deltas;     /* change-log reads applied */
     atomic_ullong full_loads; /* full loads */
     int failing;              /* thread only: a failure was logged */
@@ -461,6 +466,16 @@ tp_status tp__snapshot_load(PGconn *c, const tp_jwt_options *jo,
 tp_status tp__realms_load(PGconn *c, const tp_jwt_options *jo, snapshot *s,
                           tp_error *err);
 
+/* A batch of rows for tp__load_cursor's caller (arg is its own). */
+typedef tp_status (*tp__rows_fn)(void *arg, PGresult *r, tp__garbage *g,
+                                 tp_error *err);
+
+/* Run sql through a cursor in the caller's transaction, handing cb the
+ * rows a batch at a time; what a batch put in g is freed after it, after
+ * a grace period when published (the store) is not NULL. */
+tp_status tp__load_cursor(PGconn *c, const char *sql, tp__rows_fn cb,
+                          void *arg, tp_store *published, tp_error *err);
+
 /* The select list of a users row for tp__user_from_row ("u" = users). */
 extern const char tp__user_columns[];
 
@@ -470,6 +485,15 @@ user_entry *tp__user_from_row(PGresult *r, int i, uint32_t ri);
 /* "a.b.c.d/n" or "x::/n" (PostgreSQL's cidr text) -> address, prefix
  * length; 0, or -1. */
 int tp__parse_cidr(const char *text, tp_addr *a, int *len);
+
+/* ---- store_sync.c: a full read applied in place ---- */
+
+/* Read the whole policy again in one transaction and apply the
+ * differences to the snapshot in force entry by entry (no second copy);
+ * entries the read did not find are removed.  *rebuild = 1 when the
+ * realms are not the same ones (a full load must build new tables).
+ * Store thread. */
+tp_status tp__snapshot_sync(tp_store *st, int *rebuild, tp_error *err);
 
 /* ---- store_delta.c: the change log ---- */
 

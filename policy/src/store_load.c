@@ -376,19 +376,14 @@ tp__user_from_row(PGresult *r, int i, uint32_t ri)
     return u;
 }
 
-/*
- * Run sql through a cursor in the load's transaction, handing cb the rows
- * FETCH_ROWS at a time: a million users never sit in one PGresult beside
- * the tables they fill (that would double the load's peak memory).
- */
+/* tp__load_cursor hands its callback FETCH_ROWS rows at a time: a
+ * million users never sit in one PGresult beside the tables they fill
+ * (that would double the load's peak memory). */
 #define FETCH_ROWS 20000
 
-typedef tp_status (*rows_fn)(snapshot *s, PGresult *r, tp__garbage *g,
-                             tp_error *err);
-
-static tp_status
-load_cursor(PGconn *c, const char *sql, snapshot *s, rows_fn cb,
-            tp_error *err)
+tp_status
+tp__load_cursor(PGconn *c, const char *sql, tp__rows_fn cb, void *arg,
+                tp_store *published, tp_error *err)
 {
     char fetch[64], *decl;
     tp__garbage g = {0};
@@ -414,12 +409,13 @@ load_cursor(PGconn *c, const char *sql, snapshot *s, rows_fn cb,
             PQclear(r);
             break;
         }
-        st = cb(s, r, &g, err);
+        st = cb(arg, r, &g, err);
         PQclear(r);
+        /* What a batch replaced goes before the next one comes. */
+        tp__garbage_flush(published, &g);
         if (st != TP_OK)
             break;
     }
-    tp__garbage_flush(NULL, &g); /* unpublished: nobody reads it yet */
     tp__garbage_clear(&g);
     if (st == TP_OK) {
         st = tp__load_query(c, "CLOSE tp_load", 0, NULL, &r, err);
@@ -430,8 +426,9 @@ load_cursor(PGconn *c, const char *sql, snapshot *s, rows_fn cb,
 }
 
 static tp_status
-user_rows(snapshot *s, PGresult *r, tp__garbage *g, tp_error *err)
+user_rows(void *arg, PGresult *r, tp__garbage *g, tp_error *err)
 {
+    snapshot *s = arg;
     int i, n = PQntuples(r);
 
     for (i = 0; i < n; i++) {
@@ -450,8 +447,9 @@ user_rows(snapshot *s, PGresult *r, tp__garbage *g, tp_error *err)
 }
 
 static tp_status
-revoked_rows(snapshot *s, PGresult *r, tp__garbage *g, tp_error *err)
+revoked_rows(void *arg, PGresult *r, tp__garbage *g, tp_error *err)
 {
+    snapshot *s = arg;
     int i, n = PQntuples(r);
 
     for (i = 0; i < n; i++) {
@@ -473,8 +471,9 @@ revoked_rows(snapshot *s, PGresult *r, tp__garbage *g, tp_error *err)
 /* Bytes used in each realm's budget period, per user and per realm.  The
  * user entries are not published yet: they are filled in place. */
 static tp_status
-usage_rows(snapshot *s, PGresult *r, tp__garbage *g, tp_error *err)
+usage_rows(void *arg, PGresult *r, tp__garbage *g, tp_error *err)
 {
+    snapshot *s = arg;
     int k, n = PQntuples(r);
 
     (void)g;
@@ -519,19 +518,20 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
         return tp__fail(err, TP_ENOMEM, "out of memory loading users");
     snprintf(sql, sizeof(sql), "SELECT %s FROM turnpolicy.users u",
              tp__user_columns);
-    st = load_cursor(c, sql, s, user_rows, err);
+    st = tp__load_cursor(c, sql, user_rows, s, NULL, err);
     if (st == TP_OK)
-        st = load_cursor(c, "SELECT realm, username FROM "
-                         "turnpolicy.revoked_credentials", s, revoked_rows,
-                         err);
+        st = tp__load_cursor(c, "SELECT realm, username FROM "
+                             "turnpolicy.revoked_credentials", revoked_rows,
+                             s, NULL, err);
     if (st == TP_OK)
-        st = load_cursor(c, "SELECT u.realm, u.user_id, "
-                         "sum(u.bytes_in + u.bytes_out)::text "
-                         "FROM turnpolicy.usage u JOIN turnpolicy.realms r "
-                         "ON r.name = u.realm WHERE r.budget_period IS NOT "
-                         "NULL AND u.ended_at > now() - "
-                         "make_interval(secs => r.budget_period) "
-                         "GROUP BY u.realm, u.user_id", s, usage_rows, err);
+        st = tp__load_cursor(c, "SELECT u.realm, u.user_id, "
+                             "sum(u.bytes_in + u.bytes_out)::text "
+                             "FROM turnpolicy.usage u JOIN turnpolicy.realms "
+                             "r ON r.name = u.realm WHERE r.budget_period IS "
+                             "NOT NULL AND u.ended_at > now() - "
+                             "make_interval(secs => r.budget_period) "
+                             "GROUP BY u.realm, u.user_id", usage_rows, s,
+                             NULL, err);
     return st;
 }
 

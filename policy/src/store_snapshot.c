@@ -237,6 +237,7 @@ tp__revoked_entry_new(uint32_t realm, const char *username)
     if (v == NULL)
         return NULL;
     v->realm = realm;
+    v->mark = 0;
     memcpy(v->username, username, len);
     return v;
 }
