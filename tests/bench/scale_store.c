@@ -13,11 +13,10 @@
  *     (B: VmRSS before tp_store_new; R, H: VmRSS and VmHWM after the
  *     first load; T: the time tp_store_new took), then answers one
  *     command per line on stdin with one line on stdout:
- *       reload        -> "reload s=T rss_kb=R hwm_kb=H": a full reload
- *                        (tp_store_reload) timed until the generation
- *                        moves; H is the peak RSS while the new snapshot
- *                        was built beside the old one (VmHWM, reset
- *                        through /proc/self/clear_refs first).
+ *       reload        -> "reload s=T rss_kb=R hwm_kb=H": a full read
+ *                        (tp_store_reload) timed until full_loads
+ *                        moves; H is the peak RSS during it (VmHWM,
+ *                        reset through /proc/self/clear_refs first).
  *       idle SECS     -> "idle cpu_ms=C wall_s=W"
  *       storm SECS    -> "storm cpu_ms=C wall_s=W revokes=K lat_ms=a,b,..."
  *                        C: CPU time of the process (all threads) over
@@ -288,13 +287,13 @@ store_reload(store_ctx *c)
     double t0;
 
     tp_store_info_get(c->st, &info);
-    gen = info.generation;
+    gen = info.full_loads;
     reset_hwm();
     t0 = mono();
     tp_store_reload(c->st);
     for (;;) {
         tp_store_info_get(c->st, &info);
-        if (info.generation != gen)
+        if (info.full_loads != gen)
             break;
         if (mono() - t0 > 120) {
             fprintf(stderr, "scale_store: no reload within 120 s\n");
