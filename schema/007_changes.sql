@@ -134,6 +134,11 @@ BEGIN
 END
 $$;
 
+-- Budget sums read the usage of each realm's budget period only (a full
+-- read, store_sync.c): by realm and end time, so their cost follows the
+-- period's rows, not all history.
+CREATE INDEX usage_realm_ended_at ON turnpolicy.usage (realm, ended_at);
+
 CREATE TRIGGER usage_changed AFTER INSERT ON turnpolicy.usage
     FOR EACH ROW EXECUTE FUNCTION turnpolicy._usage_changed();
 -- Removing usage rows changes budget sums: stores reload in full.
