@@ -1,0 +1,234 @@
+/*
+ * test_table.c - the store's lock-free tables (policy/src/store_table.c):
+ * put, replace, remove, tombstones, rebuilds and iteration against a
+ * reference, and readers looking up while one writer churns (run under
+ * ASan by `make asan` and under TSan by `make tsan`: a reader must never
+ * see a freed or half-written entry, nor miss a key that stays).
+ */
+#include "tp_test.h"
+
+#include "store_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define N 5000
+
+static user_entry *
+entry(uint32_t realm, const char *id, int64_t v)
+{
+    user_entry *u = tp__user_entry_new(realm, id, NULL, 0);
+
+    assert_non_null(u);
+    u->user_quota = v;
+    u->user_budget = v; /* readers check the two agree */
+    return u;
+}
+
+static void
+name(char *buf, size_t cap, int i)
+{
+    snprintf(buf, cap, "user-%d", i);
+}
+
+static void
+test_put_find_replace_del(void **state)
+{
+    tp__table t;
+    tp__garbage g = {0};
+    user_entry *a, *b;
+
+    (void)state;
+    assert_int_equal(tp__table_init(&t, offsetof(user_entry, user_id), 0), 0);
+    assert_null(tp__table_find(&t, 0, "alice"));
+    a = entry(0, "alice", 1);
+    assert_int_equal(tp__table_put(&t, a, &g), 0);
+    assert_ptr_equal(tp__table_find(&t, 0, "alice"), a);
+    assert_null(tp__table_find(&t, 1, "alice")); /* realm is in the key */
+    assert_int_equal(g.n, 0);
+    b = entry(0, "alice", 2);
+    assert_int_equal(tp__table_put(&t, b, &g), 0); /* replaces a */
+    assert_ptr_equal(tp__table_find(&t, 0, "alice"), b);
+    assert_int_equal(g.n, 1);
+    assert_ptr_equal(g.p[0], a);
+    assert_int_equal(atomic_load(&t.used), 1);
+    assert_int_equal(tp__table_del(&t, 0, "alice", &g), 0);
+    assert_null(tp__table_find(&t, 0, "alice"));
+    assert_int_equal(g.n, 2);
+    assert_int_equal(atomic_load(&t.used), 0);
+    assert_int_equal(t.dead, 1);
+    assert_int_equal(tp__table_del(&t, 0, "nobody", &g), 0); /* no-op */
+    tp__garbage_flush(NULL, &g);
+    tp__garbage_clear(&g);
+    tp__table_free(&t, free);
+}
+
+/* Inserts, removals and re-inserts against a reference: every live key
+ * is found with its latest value, no removed key is, iteration yields
+ * each live entry once, and tombstones never fill the table. */
+static void
+test_churn_against_reference(void **state)
+{
+    static int64_t ref[N]; /* 0: absent, else the value */
+    tp__table t;
+    tp__garbage g = {0};
+    char id[32];
+    size_t pos, seen;
+    unsigned seed = 7;
+    int i, round;
+
+    (void)state;
+    memset(ref, 0, sizeof(ref));
+    assert_int_equal(tp__table_init(&t, offsetof(user_entry, user_id), 16),
+                     0);
+    for (round = 0; round < 20 * N; round++) {
+        int k = (int)(rand_r(&seed) % N);
+
+        name(id, sizeof(id), k);
+        if (rand_r(&seed) % 3 == 0) {
+            assert_int_equal(tp__table_del(&t, (uint32_t)(k % 3), id, &g),
+                             0);
+            ref[k] = 0;
+        } else {
+            ref[k] = round + 1;
+            assert_int_equal(tp__table_put(&t, entry((uint32_t)(k % 3), id,
+                                                     ref[k]), &g), 0);
+        }
+        if (g.n > 1000)
+            tp__garbage_flush(NULL, &g);
+        /* 3/4 at most taken, live or tombstones */
+        assert_true((atomic_load(&t.used) + t.dead) * 4 <=
+                    (atomic_load(&t.slots)->mask + 1) * 3);
+    }
+    seen = 0;
+    for (i = 0; i < N; i++) {
+        const user_entry *u;
+
+        name(id, sizeof(id), i);
+        u = tp__table_find(&t, (uint32_t)(i % 3), id);
+        if (ref[i] == 0) {
+            assert_null(u);
+        } else {
+            assert_non_null(u);
+            assert_int_equal(u->user_quota, ref[i]);
+            seen++;
+        }
+    }
+    assert_int_equal(atomic_load(&t.used), seen);
+    pos = 0;
+    i = 0;
+    while (tp__table_next(&t, &pos) != NULL)
+        i++;
+    assert_int_equal((size_t)i, seen);
+    tp__garbage_flush(NULL, &g);
+    tp__garbage_clear(&g);
+    tp__table_free(&t, free);
+}
+
+struct reader {
+    tp_store *st;
+    tp__table *t;
+    atomic_int *stop;
+    long lookups;
+    int bad;
+};
+
+/* Keys 0..99 are always present (only replaced): a reader must find each
+ * every time, whole. */
+static void *
+reader_thread(void *arg)
+{
+    struct reader *r = arg;
+    char id[32];
+    int i = 0;
+
+    while (!atomic_load(r->stop)) {
+        int p = read_enter(r->st);
+        const user_entry *u;
+
+        name(id, sizeof(id), i % 100);
+        u = tp__table_find(r->t, 0, id);
+        if (u == NULL || u->user_quota != u->user_budget ||
+            strcmp(u->user_id, id) != 0)
+            r->bad++;
+        read_leave(r->st, p);
+        r->lookups++;
+        i++;
+    }
+    return NULL;
+}
+
+static void
+test_readers_during_churn(void **state)
+{
+    static const tp__static_policy none;
+    tp__table t;
+    tp__garbage g = {0};
+    struct reader r[2];
+    pthread_t th[2];
+    atomic_int stop;
+    tp_error err;
+    tp_store *st = tp__store_new_static(&none, NULL, &err);
+    char id[32];
+    int i, k;
+
+    (void)state;
+    assert_non_null(st);
+    atomic_init(&stop, 0);
+    assert_int_equal(tp__table_init(&t, offsetof(user_entry, user_id), 0), 0);
+    for (i = 0; i < 100; i++) {
+        name(id, sizeof(id), i);
+        assert_int_equal(tp__table_put(&t, entry(0, id, i), &g), 0);
+    }
+    for (k = 0; k < 2; k++) {
+        r[k].st = st;
+        r[k].t = &t;
+        r[k].stop = &stop;
+        r[k].lookups = 0;
+        r[k].bad = 0;
+        assert_int_equal(pthread_create(&th[k], NULL, reader_thread, &r[k]),
+                         0);
+    }
+    /* The writer: replace the kept keys, add and remove others (slot
+     * arrays rebuilt as the table grows and its tombstones pile up), and
+     * free what it replaced after each grace period. */
+    for (k = 0; k < 200; k++) {
+        for (i = 0; i < 100; i++) {
+            name(id, sizeof(id), i);
+            assert_int_equal(tp__table_put(&t, entry(0, id, k * 1000 + i),
+                                           &g), 0);
+        }
+        for (i = 0; i < 50; i++) {
+            name(id, sizeof(id), 1000 + k * 50 + i);
+            assert_int_equal(tp__table_put(&t, entry(1, id, i), &g), 0);
+            if (k > 0) {
+                name(id, sizeof(id), 1000 + (k - 1) * 50 + i);
+                assert_int_equal(tp__table_del(&t, 1, id, &g), 0);
+            }
+        }
+        tp__garbage_flush(st, &g);
+    }
+    atomic_store(&stop, 1);
+    for (k = 0; k < 2; k++) {
+        pthread_join(th[k], NULL);
+        assert_true(r[k].lookups > 0);
+        assert_int_equal(r[k].bad, 0);
+    }
+    print_message("%ld + %ld lookups during 200 rounds of changes\n",
+                  r[0].lookups, r[1].lookups);
+    tp__garbage_clear(&g);
+    tp__table_free(&t, free);
+    tp_store_free(st);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_find_replace_del),
+        cmocka_unit_test(test_churn_against_reference),
+        cmocka_unit_test(test_readers_during_churn),
+    };
+
+    return cmocka_run_group_tests_name("table", tests, NULL, NULL);
+}
