@@ -90,6 +90,12 @@ typedef struct user_entry {
     char user_id[];
 } user_entry;
 
+/* The largest user entry: a user id of TP_USER_ID_MAX bytes and a client
+ * network after it. */
+#define USER_ENTRY_MAX                                                        \
+    (sizeof(user_entry) + TP_USER_ID_MAX + 1 + _Alignof(tp_addr) +            \
+     sizeof(tp_addr))
+
 /* The client network of a user with has_cidr. */
 static inline const tp_addr *
 user_cidr(const user_entry *u)
@@ -386,6 +392,12 @@ uint64_t tp__realm_used(const snapshot *s, size_t ri);
 user_entry *tp__user_entry_new(uint32_t realm, const char *user_id,
                                const tp_addr *cidr, int cidr_len);
 
+/* The same, built in buf (cap bytes, aligned for user_entry): its size,
+ * or 0 when it does not fit. */
+size_t tp__user_entry_make(void *buf, size_t cap, uint32_t realm,
+                           const char *user_id, const tp_addr *cidr,
+                           int cidr_len);
+
 /* Do two user entries say the same? */
 int tp__user_entry_same(const user_entry *a, const user_entry *b);
 
@@ -481,6 +493,10 @@ extern const char tp__user_columns[];
 
 /* A user entry from row i of r (tp__user_columns), or NULL (no memory). */
 user_entry *tp__user_from_row(PGresult *r, int i, uint32_t ri);
+
+/* The same into buf (cap bytes, aligned): its size, or 0 if too small. */
+size_t tp__user_row_make(void *buf, size_t cap, PGresult *r, int i,
+                         uint32_t ri);
 
 /* "a.b.c.d/n" or "x::/n" (PostgreSQL's cidr text) -> address, prefix
  * length; 0, or -1. */

@@ -356,23 +356,39 @@ const char tp__user_columns[] =
     "coalesce(u.user_quota, -1), coalesce(u.user_byte_budget, -1), "
     "u.client_cidr::text";
 
-user_entry *
-tp__user_from_row(PGresult *r, int i, uint32_t ri)
+size_t
+tp__user_row_make(void *buf, size_t cap, PGresult *r, int i, uint32_t ri)
 {
     tp_addr cidr;
     int len = 0, has;
-    user_entry *u;
+    user_entry *u = buf;
+    size_t size;
 
     has = !PQgetisnull(r, i, 6) &&
           tp__parse_cidr(PQgetvalue(r, i, 6), &cidr, &len) == 0;
-    u = tp__user_entry_new(ri, PQgetvalue(r, i, 1), has ? &cidr : NULL,
-                           len);
-    if (u == NULL)
-        return NULL;
+    size = tp__user_entry_make(buf, cap, ri, PQgetvalue(r, i, 1),
+                               has ? &cidr : NULL, len);
+    if (size == 0)
+        return 0;
     u->active = strcmp(PQgetvalue(r, i, 2), "active") == 0;
     u->revoked_before = strtoll(PQgetvalue(r, i, 3), NULL, 10);
     u->user_quota = strtoll(PQgetvalue(r, i, 4), NULL, 10);
     u->user_budget = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+    return size;
+}
+
+user_entry *
+tp__user_from_row(PGresult *r, int i, uint32_t ri)
+{
+    _Alignas(user_entry) char buf[USER_ENTRY_MAX];
+    size_t size = tp__user_row_make(buf, sizeof(buf), r, i, ri);
+    user_entry *u;
+
+    if (size == 0)
+        return NULL; /* a user id longer than the schema allows */
+    u = malloc(size);
+    if (u != NULL)
+        memcpy(u, buf, size);
     return u;
 }
 

@@ -171,43 +171,60 @@ tp__realm_used(const snapshot *s, size_t ri)
                                 memory_order_relaxed);
 }
 
-user_entry *
-tp__user_entry_new(uint32_t realm, const char *user_id, const tp_addr *cidr,
-                   int cidr_len)
+/* Bytes of a user entry for user_id (with a client network or not), and
+ * where the network starts. */
+static size_t
+user_entry_size(const char *user_id, int has_cidr, size_t *cidr_at)
 {
-    size_t len = strlen(user_id) + 1;
-    size_t size = offsetof(user_entry, user_id) + len, at = size;
-    user_entry *u;
+    size_t size = offsetof(user_entry, user_id) + strlen(user_id) + 1;
 
-    if (cidr != NULL) {
-        at = (size + _Alignof(tp_addr) - 1) & ~(_Alignof(tp_addr) - 1);
-        size = at + sizeof(tp_addr);
-    }
-    u = calloc(1, size);
-    if (u == NULL)
-        return NULL;
+    if (!has_cidr)
+        return size;
+    *cidr_at = (size + _Alignof(tp_addr) - 1) & ~(_Alignof(tp_addr) - 1);
+    return *cidr_at + sizeof(tp_addr);
+}
+
+size_t
+tp__user_entry_make(void *buf, size_t cap, uint32_t realm,
+                    const char *user_id, const tp_addr *cidr, int cidr_len)
+{
+    size_t at = 0, size = user_entry_size(user_id, cidr != NULL, &at);
+    user_entry *u = buf;
+
+    if (size > cap)
+        return 0;
+    memset(u, 0, offsetof(user_entry, user_id));
     u->realm = realm;
     u->active = 1;
     u->user_quota = -1;
     u->user_budget = -1;
-    memcpy(u->user_id, user_id, len);
+    memcpy(u->user_id, user_id, strlen(user_id) + 1);
     if (cidr != NULL) {
         memcpy((char *)u + at, cidr, sizeof(*cidr));
         u->has_cidr = 1;
         u->cidr_len = (uint8_t)cidr_len;
     }
+    return size;
+}
+
+user_entry *
+tp__user_entry_new(uint32_t realm, const char *user_id, const tp_addr *cidr,
+                   int cidr_len)
+{
+    size_t at = 0, size = user_entry_size(user_id, cidr != NULL, &at);
+    user_entry *u = malloc(size);
+
+    if (u != NULL)
+        tp__user_entry_make(u, size, realm, user_id, cidr, cidr_len);
     return u;
 }
 
 user_entry *
 tp__user_entry_dup(const user_entry *u)
 {
-    size_t size = offsetof(user_entry, user_id) + strlen(u->user_id) + 1;
+    size_t at = 0, size = user_entry_size(u->user_id, u->has_cidr, &at);
     user_entry *c;
 
-    if (u->has_cidr)
-        size = (size_t)((const char *)user_cidr(u) - (const char *)u) +
-               sizeof(tp_addr);
     c = malloc(size);
     if (c != NULL)
         memcpy(c, u, size);

@@ -48,22 +48,29 @@ sync_users(void *arg, PGresult *r, tp__garbage *g, tp_error *err)
 
     for (i = 0; i < n; i++) {
         long ri = tp__find_realm(x->s, PQgetvalue(r, i, 0));
-        user_entry *old, *nu;
+        _Alignas(user_entry) char buf[USER_ENTRY_MAX];
+        user_entry *old, *nu, *row = (user_entry *)(void *)buf;
+        size_t size;
 
         if (ri < 0)
             return tp__fail(err, TP_EDB, "reading the policy: row for "
                             "unknown realm");
-        nu = tp__user_from_row(r, i, (uint32_t)ri);
-        if (nu == NULL)
-            return tp__fail(err, TP_ENOMEM, "out of memory reading users");
-        nu->used = strtoull(PQgetvalue(r, i, 7), NULL, 10);
-        nu->mark = x->mark;
-        old = tp__table_find(&x->s->tab->users, (uint32_t)ri, nu->user_id);
-        if (old != NULL && tp__user_entry_same(old, nu)) {
+        /* Built on the stack first: most rows are unchanged. */
+        size = tp__user_row_make(buf, sizeof(buf), r, i, (uint32_t)ri);
+        if (size == 0)
+            return tp__fail(err, TP_EDB, "reading the policy: user id "
+                            "too long");
+        row->used = strtoull(PQgetvalue(r, i, 7), NULL, 10);
+        row->mark = x->mark;
+        old = tp__table_find(&x->s->tab->users, (uint32_t)ri, row->user_id);
+        if (old != NULL && tp__user_entry_same(old, row)) {
             old->mark = x->mark; /* the writer's byte; readers skip it */
-            free(nu);
             continue;
         }
+        nu = malloc(size);
+        if (nu == NULL)
+            return tp__fail(err, TP_ENOMEM, "out of memory reading users");
+        memcpy(nu, buf, size);
         tp__publish_user(x->st, &x->s->realms[ri], old, nu);
         if (tp__table_put(&x->s->tab->users, nu, g) != 0) {
             free(nu);
