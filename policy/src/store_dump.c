@@ -10,7 +10,9 @@
  * whole with their realm (tp__realms_load) by both paths.  No secret
  * appears in the output.
  *
- * Threads: any; reads under a pin like a decision.  Not on any hot path.
+ * Threads: any; reads under a pin like a decision, at rest (a table
+ * rebuilt during the dump may show an entry twice or not at all).  Not on
+ * any hot path.
  */
 #include "store_int.h"
 
@@ -95,17 +97,15 @@ dump_realms(const snapshot *s, lines *l)
 static void
 dump_tables(const snapshot *s, lines *l)
 {
-    const tp__slots *us = atomic_load(&s->tab->users.slots);
-    const tp__slots *vs = atomic_load(&s->tab->revoked.slots);
-    size_t i;
+    const user_entry *u;
+    const revoked_entry *v;
+    size_t pos = 0;
 
-    for (i = 0; i <= us->mask; i++) {
-        const user_entry *u = atomic_load(&us->slot[i]);
+    /* (A table rebuilt under the iteration may list an entry twice or
+     * not at all: callers dump a store at rest.) */
+    while ((u = tp__table_next(&s->tab->users, &pos)) != NULL) {
         char net[INET6_ADDRSTRLEN + 8] = "-";
 
-        if (u == NULL || tp__table_find(&s->tab->users, u->realm,
-                                        u->user_id) != u)
-            continue; /* empty, or the tombstone */
         if (u->has_cidr) {
             const tp_addr *a = user_cidr(u);
 
@@ -117,14 +117,9 @@ dump_tables(const snapshot *s, lines *l)
             s->realms[u->realm].name, u->user_id, u->active,
             u->revoked_before, u->user_quota, u->user_budget, u->used, net);
     }
-    for (i = 0; i <= vs->mask; i++) {
-        const revoked_entry *v = atomic_load(&vs->slot[i]);
-
-        if (v == NULL || tp__table_find(&s->tab->revoked, v->realm,
-                                        v->username) != v)
-            continue;
+    pos = 0;
+    while ((v = tp__table_next(&s->tab->revoked, &pos)) != NULL)
         add(l, "revoked %s %s", s->realms[v->realm].name, v->username);
-    }
 }
 
 tp_status
