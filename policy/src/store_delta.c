@@ -51,50 +51,6 @@
 
 #define DELTA_MAX 20000
 
-/* A growable text buffer for array literals. */
-typedef struct tbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} tbuf;
-
-static void
-tb_put(tbuf *b, const char *s, size_t len)
-{
-    if (b->oom)
-        return;
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *np;
-
-        while (b->n + len + 1 > cap)
-            cap *= 2;
-        np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-/* Append v to the text[] literal in b (started with "{"). */
-static void
-arr_add(tbuf *b, const char *v)
-{
-    tb_put(b, b->n > 1 ? ",\"" : "\"", b->n > 1 ? 2 : 1);
-    for (; *v != '\0'; v++) {
-        if (*v == '"' || *v == '\\')
-            tb_put(b, "\\", 1);
-        tb_put(b, v, 1);
-    }
-    tb_put(b, "\"", 1);
-}
-
 void
 tp__chglog_clear(tp__chglog *cl)
 {
@@ -203,7 +159,7 @@ delta_read(tp_store *st, const snapshot *cur, delta *d, int *full,
            tp_error *err)
 {
     tp__chglog *cl = &st->chg;
-    tbuf ur = {0}, uk = {0}, vr = {0}, vk = {0};
+    tp__strbuf ur = {0}, uk = {0}, vr = {0}, vk = {0};
     const char *params[2];
     char seqtxt[24], sql[1024];
     int realm_changed = 0, nu = 0, nv = 0, i, n;
@@ -247,10 +203,6 @@ delta_read(tp_store *st, const snapshot *cur, delta *d, int *full,
         return TP_OK;
     }
     d->seq = cl->seq;
-    tb_put(&ur, "{", 1);
-    tb_put(&uk, "{", 1);
-    tb_put(&vr, "{", 1);
-    tb_put(&vk, "{", 1);
     for (i = 0; i < n && !*full; i++) {
         int64_t seq = strtoll(PQgetvalue(d->log, i, 0), NULL, 10);
         const char *tab = PQgetvalue(d->log, i, 1);
@@ -269,20 +221,20 @@ delta_read(tp_store *st, const snapshot *cur, delta *d, int *full,
             *full = 1;
         } else if (strcmp(tab, "users") == 0 &&
                    !PQgetisnull(d->log, i, 3)) {
-            arr_add(&ur, realm);
-            arr_add(&uk, key);
+            tp__sb_elem(&ur, realm, nu == 0);
+            tp__sb_elem(&uk, key, nu == 0);
             nu++;
         } else if (strcmp(tab, "revoked_credentials") == 0 &&
                    !PQgetisnull(d->log, i, 3)) {
-            arr_add(&vr, realm);
-            arr_add(&vk, key);
+            tp__sb_elem(&vr, realm, nv == 0);
+            tp__sb_elem(&vk, key, nv == 0);
             nv++;
         }
     }
-    tb_put(&ur, "}", 1);
-    tb_put(&uk, "}", 1);
-    tb_put(&vr, "}", 1);
-    tb_put(&vk, "}", 1);
+    tp__sb_add(&ur, "}", 1);
+    tp__sb_add(&uk, "}", 1);
+    tp__sb_add(&vr, "}", 1);
+    tp__sb_add(&vk, "}", 1);
     if (ur.oom || uk.oom || vr.oom || vk.oom) {
         status = tp__fail(err, TP_ENOMEM, "out of memory");
         goto out;

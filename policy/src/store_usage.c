@@ -149,66 +149,13 @@ usage_insert(tp_store *st, const usage_rec *r, int *inserted)
     return 0;
 }
 
-/* A growable string for array literals. */
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} strbuf;
-
-static void
-sb_add(strbuf *b, const char *s, size_t n)
-{
-    size_t cap;
-    char *np;
-
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        cap = b->cap != 0 ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-/* One element of an array literal: quoted (with \ and " escaped), or
- * NULL. */
-static void
-sb_elem(strbuf *b, const char *v, int first)
-{
-    const char *p;
-
-    sb_add(b, first ? "{" : ",", 1);
-    if (v == NULL) {
-        sb_add(b, "NULL", 4);
-        return;
-    }
-    sb_add(b, "\"", 1);
-    for (p = v; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            sb_add(b, "\\", 1);
-        sb_add(b, p, 1);
-    }
-    sb_add(b, "\"", 1);
-}
-
 /* INSERT a whole batch in one statement (arrays unnested).  0 done
  * (*written rows, resends not counted), 1 refused (the caller finds the
  * row by row), -1 the connection broke. */
 static int
 usage_insert_batch(tp_store *st, const usage_rec *batch, size_t *written)
 {
-    strbuf col[9];
+    tp__strbuf col[9];
     const char *v[9];
     char num[24];
     const usage_rec *r;
@@ -220,22 +167,22 @@ usage_insert_batch(tp_store *st, const usage_rec *batch, size_t *written)
     for (r = batch; r != NULL; r = r->next) {
         int first = r == batch;
 
-        sb_elem(&col[0], r->node, first);
-        sb_elem(&col[1], r->session, first);
-        sb_elem(&col[2], r->realm, first);
-        sb_elem(&col[3], r->user, first);
+        tp__sb_elem(&col[0], r->node, first);
+        tp__sb_elem(&col[1], r->session, first);
+        tp__sb_elem(&col[2], r->realm, first);
+        tp__sb_elem(&col[3], r->user, first);
         snprintf(num, sizeof(num), "%" PRId64, r->started);
-        sb_elem(&col[4], num, first);
+        tp__sb_elem(&col[4], num, first);
         snprintf(num, sizeof(num), "%" PRId64, r->ended);
-        sb_elem(&col[5], num, first);
+        tp__sb_elem(&col[5], num, first);
         snprintf(num, sizeof(num), "%" PRIu64, r->bytes_in);
-        sb_elem(&col[6], num, first);
+        tp__sb_elem(&col[6], num, first);
         snprintf(num, sizeof(num), "%" PRIu64, r->bytes_out);
-        sb_elem(&col[7], num, first);
-        sb_elem(&col[8], r->client[0] != '\0' ? r->client : NULL, first);
+        tp__sb_elem(&col[7], num, first);
+        tp__sb_elem(&col[8], r->client[0] != '\0' ? r->client : NULL, first);
     }
     for (i = 0; i < 9; i++) {
-        sb_add(&col[i], "}", 1);
+        tp__sb_add(&col[i], "}", 1);
         if (col[i].oom)
             goto out;
         v[i] = col[i].p;

@@ -71,4 +71,18 @@ tp_status tp__read_file(const char *path, size_t max, int check_perms,
  * (TP_EINVAL, nothing of the string shown) and never libpq's. */
 tp_status tp__conninfo_check(const char *conninfo, tp_error *err);
 
+/* A growable string (PostgreSQL array literals); oom set once an
+ * allocation failed, after which adding does nothing. */
+typedef struct tp__strbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} tp__strbuf;
+
+void tp__sb_add(tp__strbuf *b, const char *s, size_t n);
+
+/* One element of an array literal: "{" (first) or ",", then v quoted
+ * (\ and " escaped), or NULL.  The caller closes with "}". */
+void tp__sb_elem(tp__strbuf *b, const char *v, int first);
+
 #endif /* TP_INTERNAL_H */

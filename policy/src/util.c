@@ -186,3 +186,49 @@ tp__conninfo_check(const char *conninfo, tp_error *err)
     PQconninfoFree(opts);
     return TP_OK;
 }
+
+void
+tp__sb_add(tp__strbuf *b, const char *s, size_t n)
+{
+    size_t cap;
+    char *np;
+
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        cap = b->cap != 0 ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* One element of an array literal: quoted (with \ and " escaped), or
+ * NULL. */
+void
+tp__sb_elem(tp__strbuf *b, const char *v, int first)
+{
+    const char *p;
+
+    tp__sb_add(b, first ? "{" : ",", 1);
+    if (v == NULL) {
+        tp__sb_add(b, "NULL", 4);
+        return;
+    }
+    tp__sb_add(b, "\"", 1);
+    for (p = v; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            tp__sb_add(b, "\\", 1);
+        tp__sb_add(b, p, 1);
+    }
+    tp__sb_add(b, "\"", 1);
+}
