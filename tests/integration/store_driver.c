@@ -42,7 +42,7 @@ open_store(uint32_t staleness)
     o.database = db;
     o.max_staleness = staleness;
     o.usage_queue_max = queue_max;
-    st = tp_store_new(&o, &err);
+    st = tp_itest_keep(tp_store_new(&o, &err));
     if (st == NULL) {
         print_error("tp_store_new: %s\n", err.message);
         fail();
@@ -121,7 +121,7 @@ test_load_and_decide(void **state)
                      tp_store_verify(st, "other.test", c.username,
                                      c.password, tp_now(), NULL, &err),
                      &err);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* The SQL function and the C library issue byte-identical credentials. */
@@ -145,7 +145,7 @@ test_sql_c_identical(void **state)
     assert_string_equal(PQgetvalue(r, 0, 0), c.username);
     assert_string_equal(PQgetvalue(r, 0, 1), c.password);
     PQclear(r);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 static void
@@ -192,7 +192,7 @@ test_notify_disable_within_1s(void **state)
     tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, p);
     took = wait_for(st, &c, TP_OK, 1.0);
     assert_true(took >= 0);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 static void
@@ -235,7 +235,7 @@ test_revocations(void **state)
                      tp_store_verify(st, REALM, c2.username, c2.password,
                                      tp_now(), NULL, &err), &err);
     assert_non_null(strstr(err.message, "carol"));
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 static void
@@ -278,7 +278,7 @@ test_kill_switch_and_rules(void **state)
                      tp_store_issue(st, "other.test", "dave", 600, tp_now(),
                                     &c, &err), &err);
     tp_itest_sql(admin, "SELECT turnpolicy.unkill_realm($1)", 1, p);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* PostgreSQL stopped: decisions continue from the snapshot within the
@@ -363,7 +363,7 @@ test_postgres_down(void **state)
     assert_true(info.generation >= 2);
     /* Nothing lost: the queued sessions are written once it is back. */
     TP_ASSERT_OK(tp_store_usage_flush(st, 10000, &err), &err);
-    tp_store_free(st);
+    tp_itest_store_free(st);
     admin = PQconnectdb(db);
     assert_int_equal(PQstatus(admin), CONNECTION_OK);
     assert_int_equal(usage_rows("bob"), 2);
@@ -470,7 +470,7 @@ test_coturn_views(void **state)
     TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
                      tp_store_client_check(st, REALM, "ghost", &a, &err),
                      &err);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 static long
@@ -566,7 +566,7 @@ test_usage_and_budget(void **state)
     TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
                      tp_store_budget(st, REALM, "ghost", &limit, &used, &err),
                      &err);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* One rule for a session starting (key lookup) and living (enforcer):
@@ -665,7 +665,7 @@ test_session_check(void **state)
             assert_non_null(strstr(err.message, "realm tenant.test"));
         }
     }
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* A user whose byte budget for the period is used up is refused when a
@@ -755,7 +755,7 @@ test_budget_exhausted(void **state)
     TP_ASSERT_OK(tp_store_budget(st, REALM, "almost", &limit, &used, &err),
                  &err);
     assert_int_equal(used, 5000);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* Tokens are verified with the keys provisioned for the realm they name. */
@@ -828,7 +828,7 @@ test_jwt(void **state)
     tp_free(other);
     tp_free(wrongkid);
     tp_jwt_keys_free(jk);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* The realm's TURN URIs, and whether a token's subject may act. */
@@ -883,7 +883,7 @@ test_urls_and_subject(void **state)
         assert_true(mono() - t0 < 1.0);
         usleep(5000);
     }
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 struct hammer {
@@ -958,7 +958,7 @@ test_concurrent_reload(void **state)
     assert_true(h[0].ok > 0 && h[1].ok > 0);
     assert_int_equal(h[0].other + h[1].other, 0); /* alice never changed */
     tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, p);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 static void
@@ -1006,7 +1006,7 @@ test_background_start(void **state)
     o.database = "host=127.0.0.1 port=1 connect_timeout=2";
     o.background_start = 1;
     t0 = mono();
-    st = tp_store_new(&o, &err);
+    st = tp_itest_keep(tp_store_new(&o, &err));
     assert_non_null(st);
     assert_true(mono() - t0 < 0.5);
     TP_ASSERT_STATUS(TP_ESTALE,
@@ -1015,10 +1015,10 @@ test_background_start(void **state)
     assert_non_null(strstr(err.message, "no policy loaded yet"));
     tp_store_info_get(st, &info);
     assert_int_equal(info.generation, 0);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 
     o.database = db;
-    st = tp_store_new(&o, &err);
+    st = tp_itest_keep(tp_store_new(&o, &err));
     assert_non_null(st);
     for (t0 = mono(); mono() - t0 < 10; ) {
         if (tp_store_subject_check(st, REALM, "alice", 0, &err) == TP_OK)
@@ -1028,28 +1028,28 @@ test_background_start(void **state)
     TP_ASSERT_OK(tp_store_subject_check(st, REALM, "alice", 0, &err), &err);
     print_message("background start: loaded %.3f s after tp_store_new\n",
                   mono() - t0);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_and_decide),
-        cmocka_unit_test(test_sql_c_identical),
-        cmocka_unit_test(test_notify_disable_within_1s),
-        cmocka_unit_test(test_revocations),
-        cmocka_unit_test(test_kill_switch_and_rules),
-        cmocka_unit_test(test_coturn_views),
-        cmocka_unit_test(test_usage_and_budget),
-        cmocka_unit_test(test_session_check),
-        cmocka_unit_test(test_budget_exhausted),
-        cmocka_unit_test(test_jwt),
-        cmocka_unit_test(test_urls_and_subject),
-        cmocka_unit_test(test_concurrent_reload),
-        cmocka_unit_test(test_connect_failure),
-        cmocka_unit_test(test_background_start),
-        cmocka_unit_test(test_postgres_down),
+        tp_itest_test(test_load_and_decide),
+        tp_itest_test(test_sql_c_identical),
+        tp_itest_test(test_notify_disable_within_1s),
+        tp_itest_test(test_revocations),
+        tp_itest_test(test_kill_switch_and_rules),
+        tp_itest_test(test_coturn_views),
+        tp_itest_test(test_usage_and_budget),
+        tp_itest_test(test_session_check),
+        tp_itest_test(test_budget_exhausted),
+        tp_itest_test(test_jwt),
+        tp_itest_test(test_urls_and_subject),
+        tp_itest_test(test_concurrent_reload),
+        tp_itest_test(test_connect_failure),
+        tp_itest_test(test_background_start),
+        tp_itest_test(test_postgres_down),
     };
 
     return cmocka_run_group_tests_name("store", tests, setup, teardown);
