@@ -207,6 +207,24 @@ wait_events(tp_store *st, int ms, int *sub_ready)
     return stop;
 }
 
+/* Drop the notifications libpq has already read; returns 1 if there were
+ * any.  A query's reply can carry them (PostgreSQL sends what arrived
+ * during a transaction before its ReadyForQuery), and once in libpq's
+ * queue they no longer make the socket readable: poll() would not wake
+ * for them. */
+static int
+take_notifies(PGconn *c)
+{
+    PGnotify *nf;
+    int any = 0;
+
+    while ((nf = PQnotifies(c)) != NULL) {
+        any = 1;
+        PQfreemem(nf);
+    }
+    return any;
+}
+
 /* The JWT claim checks the store was given (NULL: the defaults). */
 static const tp_jwt_options *
 store_jwt(const tp_store *st)
@@ -256,6 +274,10 @@ store_thread(void *arg)
 
             if (due >= 0 && due < ms)
                 ms = due;
+            /* A change is known to be pending: reload without waiting
+             * (unless the last load failed: then retry at the heartbeat). */
+            if (dirty && !st->failing)
+                ms = 0;
             if (wait_events(st, ms, &sub_ready))
                 break;
         }
@@ -265,14 +287,8 @@ store_thread(void *arg)
             lost(st, "connection to PostgreSQL lost");
             continue;
         }
-        for (;;) {
-            PGnotify *nf = PQnotifies(st->conn);
-
-            if (nf == NULL)
-                break;
+        if (take_notifies(st->conn))
             dirty = 1;
-            PQfreemem(nf);
-        }
         if (tp__usage_wait_ms(st) == 0 && tp__usage_write(st) != 0) {
             lost(st, "connection to PostgreSQL lost while writing usage");
             continue;
@@ -309,7 +325,9 @@ store_thread(void *arg)
              * (refuses early) rather than not at all. */
             atomic_store(&st->usage_included, done);
             mark_current(st, 1);
-            dirty = 0;
+            /* A change committed while this load ran (after its snapshot)
+             * was notified with the load's COMMIT: load again at once. */
+            dirty = take_notifies(st->conn);
             clock_gettime(CLOCK_MONOTONIC, &last_load);
             last_beat = last_load;
             if (st->failing)
@@ -331,14 +349,10 @@ store_thread(void *arg)
             /* Notifications that arrived with the reply are handled on
              * the next turn; only a quiet round trip proves freshness. */
             if (PQisBusy(st->conn) == 0 && !dirty) {
-                PGnotify *nf = PQnotifies(st->conn);
-
-                if (nf != NULL) {
-                    PQfreemem(nf);
+                if (take_notifies(st->conn))
                     dirty = 1;
-                } else {
+                else
                     mark_current(st, 1);
-                }
             }
         }
     }

@@ -195,6 +195,62 @@ test_notify_disable_within_1s(void **state)
     tp_itest_store_free(st);
 }
 
+/*
+ * A change committed while the store is loading (after the load's
+ * snapshot) is notified with the load's COMMIT: libpq reads the
+ * notification with that reply, so the socket does not wake the store
+ * again.  It must load again at once, not at the next heartbeat (1 s).
+ * The load is held on a lock on jwt_keys (its last table) while bob is
+ * disabled (the store had waited for the heartbeat before).
+ */
+static void
+test_notify_during_reload(void **state)
+{
+    const char *p[2] = {REALM, "bob"};
+    tp_credential c;
+    tp_error err;
+    tp_store *st = open_store(30);
+    PGconn *locker = PQconnectdb(db);
+    double took, t0;
+
+    (void)state;
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    /* a failed test leaves it idle in the transaction: the server ends
+     * it, and the lock, instead of tp_itest_free_stores waiting forever */
+    tp_itest_sql(locker, "SET idle_in_transaction_session_timeout = '5s'",
+                 0, NULL);
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "bob", 600, tp_now(), &c, &err),
+                 &err);
+    tp_itest_sql(locker, "BEGIN", 0, NULL);
+    tp_itest_sql(locker, "LOCK TABLE turnpolicy.jwt_keys IN ACCESS "
+                 "EXCLUSIVE MODE", 0, NULL);
+    tp_store_reload(st);
+    /* the load has its snapshot and waits for the lock */
+    t0 = mono();
+    for (;;) {
+        PGresult *r = PQexec(admin, "SELECT 1 FROM pg_stat_activity WHERE "
+                             "wait_event_type = 'Lock' AND query LIKE "
+                             "'%turnpolicy.jwt_keys%'");
+        int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+
+        PQclear(r);
+        assert_true(n >= 0);
+        if (n > 0)
+            break;
+        assert_true(mono() - t0 < 5.0);
+        usleep(5000);
+    }
+    tp_itest_sql(admin, "SELECT turnpolicy.disable_user($1, $2)", 2, p);
+    tp_itest_sql(locker, "COMMIT", 0, NULL);
+    PQfinish(locker);
+    took = wait_for(st, &c, TP_EDISABLED, 2.0);
+    print_message("disabled during a reload: refused after %.3f s\n", took);
+    tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, p);
+    assert_true(took >= 0 && took < 0.5);
+    assert_true(wait_for(st, &c, TP_OK, 2.0) >= 0);
+    tp_itest_store_free(st);
+}
+
 static void
 test_revocations(void **state)
 {
@@ -1038,6 +1094,7 @@ main(void)
         tp_itest_test(test_load_and_decide),
         tp_itest_test(test_sql_c_identical),
         tp_itest_test(test_notify_disable_within_1s),
+        tp_itest_test(test_notify_during_reload),
         tp_itest_test(test_revocations),
         tp_itest_test(test_kill_switch_and_rules),
         tp_itest_test(test_coturn_views),
