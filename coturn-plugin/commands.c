@@ -411,31 +411,12 @@ get_realm_option(tpd *d, const char *realm, const char *opt, size_t n,
     return tpd_reply_cstr(out, num);
 }
 
-typedef struct origin_find {
-    const char *origin;
-    char realm[TP_REALM_MAX + 1];
-    int found;
-} origin_find;
-
-static tp_status
-origin_match(void *ud, const char *origin, const char *realm)
-{
-    origin_find *f = ud;
-
-    if (strcmp(origin, f->origin) != 0)
-        return TP_OK;
-    snprintf(f->realm, sizeof(f->realm), "%s", realm);
-    f->found = 1;
-    return TP_EEXISTS; /* stop */
-}
-
 static int
 cmd_get(tpd *d, const tpd_request *rq, tpd_buf *out)
 {
     char realm[TP_REALM_MAX + 1], shown[160];
     const char *key = rq->argv[1], *rest, *user;
     size_t n = rq->len[1], restlen, ulen;
-    origin_find f;
 
     if (split_realm(key, n, realm, &rest, &restlen) == 0) {
         if (has_prefix(rest, restlen, "user/") &&
@@ -455,10 +436,12 @@ cmd_get(tpd *d, const tpd_request *rq, tpd_buf *out)
         return tpd_reply_nil(out);
     }
     if (has_prefix(key, n, PFX_ORIGIN) && n > LIT_LEN(PFX_ORIGIN)) {
-        memset(&f, 0, sizeof(f));
-        f.origin = key + LIT_LEN(PFX_ORIGIN);
-        (void)tp_store_origins(d->store, origin_match, &f, NULL);
-        return f.found ? tpd_reply_cstr(out, f.realm) : tpd_reply_nil(out);
+        /* (an origin with a NUL in it is nobody's) */
+        if (memchr(key, '\0', n) != NULL ||
+            tp_store_origin_realm(d->store, key + LIT_LEN(PFX_ORIGIN), realm,
+                                  sizeof(realm), NULL) != TP_OK)
+            return tpd_reply_nil(out);
+        return tpd_reply_cstr(out, realm);
     }
     return tpd_reply_nil(out);
 }

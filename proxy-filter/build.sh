@@ -13,9 +13,10 @@
 #
 # Needs $BUILD/lib/libturnpolicy.a (make lib) and pkg-config for the
 # library's dependencies.  NGINX_SRC overrides /usr/share/nginx/src.
-# SAN (e.g. "-fsanitize=address,undefined") builds an instrumented module
-# for `make asan`; nginx must then run with the sanitizer runtimes
-# preloaded (tests/integration/nginx.sh does).
+# SAN (e.g. "-fsanitize=address,undefined" or "-fsanitize=thread") builds
+# an instrumented module for `make asan` or `make tsan`; nginx must then
+# run with the sanitizer runtimes preloaded (tests/integration/nginx.sh
+# does).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -3,8 +3,9 @@
  * ngx_http_turnpolicy_cors.c - cross-origin requests from web pages (the
  * ACS web SDK): the CORS preflight (OPTIONS with Origin and Access-Control-
  * Request-Method), the Origin check of a real request against its realm's
- * allowed origins (tp_store_origin_check), and the CORS headers a refusal
- * carries so that an allowed page can read the JSON reason.
+ * allowed origins (tp_store_origin_check; tp_store_origin_realm before the
+ * realm is known), and the CORS headers a refusal carries so that an
+ * allowed page can read the JSON reason.
  *
  * Its own file because the browser's rules cut across the access phase: a
  * preflight comes without credentials and may be answered before any token
@@ -29,10 +30,6 @@
 
 static ngx_int_t ngx_http_turnpolicy_preflight_send(ngx_http_request_t *r,
     ngx_http_turnpolicy_ctx_t *ctx);
-static tp_status ngx_http_turnpolicy_some_realm(
-    ngx_http_turnpolicy_main_conf_t *mcf, char *origin, tp_error *err);
-static tp_status ngx_http_turnpolicy_any_origin(void *ud, const char *origin,
-    const char *realm);
 
 
 /*
@@ -141,7 +138,7 @@ ngx_http_turnpolicy_preflight(ngx_http_request_t *r,
                                        &err);
 
     } else {
-        status = ngx_http_turnpolicy_some_realm(mcf, o, &err);
+        status = tp_store_origin_realm(mcf->st, o, NULL, 0, &err);
     }
 
     if (status != TP_OK) {
@@ -227,28 +224,6 @@ ngx_http_turnpolicy_preflight_send(ngx_http_request_t *r,
 
 
 /*
- * TP_OK if some realm lists origin (NUL-terminated), TP_EORIGIN if none
- * does, or the store's error.
- */
-static tp_status
-ngx_http_turnpolicy_some_realm(ngx_http_turnpolicy_main_conf_t *mcf,
-    char *origin, tp_error *err)
-{
-    tp_status  status;
-
-    status = tp_store_origins(mcf->st, ngx_http_turnpolicy_any_origin,
-                              origin, err);
-
-    if (status == TP_OK) {
-        return TP_EORIGIN;
-    }
-
-    /* found: the callback stops the walk with TP_EEXISTS */
-    return status == TP_EEXISTS ? TP_OK : status;
-}
-
-
-/*
  * A refusal to a page of an allowed origin carries the CORS headers, so
  * that the page reads the JSON reason instead of a CORS failure: allowed
  * by the realm of the token when it is known, else by some realm (a token
@@ -297,7 +272,7 @@ ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
                                         o, &err);
 
     } else {
-        allowed = ngx_http_turnpolicy_some_realm(mcf, o, &err);
+        allowed = tp_store_origin_realm(mcf->st, o, NULL, 0, &err);
     }
 
     if (allowed != TP_OK) {
@@ -315,14 +290,6 @@ ngx_http_turnpolicy_refusal_cors(ngx_http_request_t *r,
     ctx->cors = 1;
 
     return NGX_OK;
-}
-
-
-static tp_status
-ngx_http_turnpolicy_any_origin(void *ud, const char *origin,
-    const char *realm)
-{
-    return ngx_strcmp(ud, origin) == 0 ? TP_EEXISTS : TP_OK;
 }
 
 

@@ -1058,6 +1058,18 @@ typedef tp_status (*tp_origin_fn)(void *ud, const char *origin,
 TP_EXPORT tp_status tp_store_origins(tp_store *st, tp_origin_fn fn,
                                      void *ud, tp_error *err);
 
+/* Which realm allows web origin ("https://app.example.org", compared
+ * exactly as provisioned)?  The first in name order when several do, the
+ * realm tp_store_origins gives for it.  Its name is copied to realm (cap
+ * bytes; TP_REALM_MAX + 1 always fits); realm may be NULL, with cap 0, to
+ * ask only whether some realm does.  TP_OK, TP_EORIGIN if no realm allows
+ * origin, TP_ENOSPACE if cap is too small, TP_EINVAL, TP_ESTALE.  No I/O. */
+TP_EXPORT TP_NODISCARD tp_status tp_store_origin_realm(tp_store *st,
+                                                       const char *origin,
+                                                       char *realm,
+                                                       size_t cap,
+                                                       tp_error *err);
+
 /* May a web page of origin ("https://app.example.org", compared exactly as
  * provisioned) use this realm?  TP_OK if it is one of the realm's
  * allowed_origins, TP_EORIGIN if not, TP_EUNKNOWNREALM, TP_ESTALE.  No I/O. */

@@ -215,6 +215,24 @@ wait_events(tp_store *st, int ms, int *sub_ready)
     return stop;
 }
 
+/* Drop the notifications libpq has already read; returns 1 if there were
+ * any.  A query's reply can carry them (PostgreSQL sends what arrived
+ * during a transaction before its ReadyForQuery), and once in libpq's
+ * queue they no longer make the socket readable: poll() would not wake
+ * for them. */
+static int
+take_notifies(PGconn *c)
+{
+    PGnotify *nf;
+    int any = 0;
+
+    while ((nf = PQnotifies(c)) != NULL) {
+        any = 1;
+        PQfreemem(nf);
+    }
+    return any;
+}
+
 /* The JWT claim checks the store was given (NULL: the defaults). */
 static const tp_jwt_options *
 store_jwt(const tp_store *st)
@@ -250,20 +268,6 @@ usage_done(tp_store *st)
     done = st->uq_done;
     pthread_mutex_unlock(&st->uq_mu);
     return done;
-}
-
-/* Take the notifications libpq holds; how many there were. */
-static int
-drain_notifies(tp_store *st)
-{
-    PGnotify *nf;
-    int n = 0;
-
-    while ((nf = PQnotifies(st->conn)) != NULL) {
-        PQfreemem(nf);
-        n++;
-    }
-    return n;
 }
 
 /* Apply the change log; 0 when the snapshot is current, 1 when a full
@@ -341,9 +345,10 @@ store_thread(void *arg)
 
             if (uw >= 0 && uw < ms)
                 ms = uw;
-            /* Notifications libpq read during our own queries are in its
-             * queue already: the socket will not wake us for them. */
-            if (drain_notifies(st) > 0)
+            /* Notifications libpq read with our own queries' replies are
+             * in its queue already: the socket will not wake us for them
+             * (take_notifies). */
+            if (take_notifies(st->conn))
                 due = 1;
             if (due)
                 ms = 0;
@@ -356,7 +361,7 @@ store_thread(void *arg)
             lost(st, "connection to PostgreSQL lost");
             continue;
         }
-        if (drain_notifies(st) > 0)
+        if (take_notifies(st->conn))
             due = 1;
         if (tp__usage_wait_ms(st) == 0 && tp__usage_write(st) != 0) {
             lost(st, "connection to PostgreSQL lost while writing usage");
@@ -441,14 +446,10 @@ store_thread(void *arg)
             /* Notifications that arrived with the reply are handled on
              * the next turn; only a quiet round trip proves freshness. */
             if (PQisBusy(st->conn) == 0 && !dirty) {
-                PGnotify *nf = PQnotifies(st->conn);
-
-                if (nf != NULL) {
-                    PQfreemem(nf);
+                if (take_notifies(st->conn))
                     dirty = 1;
-                } else {
+                else
                     mark_current(st, 1);
-                }
             }
         }
     }

@@ -150,6 +150,49 @@ tp_store_origins(tp_store *st, tp_origin_fn fn, void *ud, tp_error *err)
 }
 
 tp_status
+tp_store_origin_realm(tp_store *st, const char *origin, char *realm,
+                      size_t cap, tp_error *err)
+{
+    tp_status status = TP_OK;
+    overlay *ov = NULL;
+    const char *name;
+    snapshot *s;
+    size_t lo, hi, mid, len;
+    int parity;
+
+    if (st == NULL || origin == NULL || (realm == NULL && cap != 0))
+        return tp__fail(err, TP_EINVAL, "store and origin are required");
+    s = tp__pin(st, &ov, &parity, &status, err);
+    if (s == NULL)
+        return status;
+    /* The first pair of origin (sorted by origin, then realm index = name
+     * order): its first realm. */
+    lo = 0;
+    hi = s->norigins;
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        if (strcmp(s->origins[mid].origin, origin) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == s->norigins || strcmp(s->origins[lo].origin, origin) != 0) {
+        status = tp__fail(err, TP_EORIGIN, "origin is not allowed for any "
+                          "realm");
+    } else if (realm != NULL) {
+        name = s->realms[s->origins[lo].realm].name;
+        len = strlen(name);
+        if (len >= cap)
+            status = tp__fail(err, TP_ENOSPACE, "realm name needs %zu "
+                              "bytes, %zu given", len + 1, cap);
+        else
+            memcpy(realm, name, len + 1);
+    }
+    tp__unpin(st, parity);
+    return status;
+}
+
+tp_status
 tp_store_origin_check(tp_store *st, const char *realm, const char *origin,
                       tp_error *err)
 {

@@ -45,7 +45,7 @@ open_store(int no_listen, tp_fail_mode mode, uint32_t per_minute,
     o.redis_password = password;
     o.redis_fail_mode = mode;
     o.issue_per_minute = per_minute;
-    st = tp_store_new(&o, &err);
+    st = tp_itest_keep(tp_store_new(&o, &err));
     if (st == NULL) {
         print_error("tp_store_new: %s\n", err.message);
         fail();
@@ -197,10 +197,10 @@ test_fanout_to_replica_reader(void **state)
         print_message("late node seeded %zu revocation(s) from Redis\n",
                       info.overlay);
         assert_true(info.overlay >= 2); /* alice (user) and bob's credential */
-        tp_store_free(late);
+        tp_itest_store_free(late);
     }
-    tp_store_free(a);
-    tp_store_free(b);
+    tp_itest_store_free(a);
+    tp_itest_store_free(b);
 }
 
 /* Two nodes share the per-user quota (realm user_quota = 2). */
@@ -255,8 +255,8 @@ test_quota_across_nodes(void **state)
     TP_ASSERT_STATUS(TP_EINVAL,
                      tp_store_alloc_acquire(a, REALM, "dave", "bad id", 60,
                                             now, &n, &err), &err);
-    tp_store_free(a);
-    tp_store_free(b);
+    tp_itest_store_free(a);
+    tp_itest_store_free(b);
 }
 
 /* Many acquires and releases in one pipelined round trip: each op gets
@@ -321,7 +321,7 @@ test_alloc_batch(void **state)
     ops[2].user_id = "frank";
     TP_ASSERT_OK(tp_store_alloc_batch(a, ops, 3, now, &err), &err);
     TP_ASSERT_OK(tp_store_alloc_batch(a, NULL, 0, now, &err), &err);
-    tp_store_free(a);
+    tp_itest_store_free(a);
 }
 
 /* The realm's total quota holds across nodes too (small.test: 2). */
@@ -347,8 +347,8 @@ test_realm_total_quota(void **state)
                  &err);
     TP_ASSERT_OK(tp_store_alloc_acquire(a, "small.test", "z", "z-1", 60, now,
                                         &n, &err), &err);
-    tp_store_free(a);
-    tp_store_free(b);
+    tp_itest_store_free(a);
+    tp_itest_store_free(b);
 }
 
 static void
@@ -372,7 +372,7 @@ test_issue_rate_limit(void **state)
                  &err);
     TP_ASSERT_OK(tp_store_issue(a, REALM, "erin", 600, now + 60, &c, &err),
                  &err);
-    tp_store_free(a);
+    tp_itest_store_free(a);
 }
 
 static void
@@ -387,7 +387,7 @@ test_wrong_redis_password(void **state)
                      tp_store_alloc_acquire(a, REALM, "carol", "x-1", 60,
                                             tp_now(), &n, &err), &err);
     assert_null(strstr(err.message, "wrong-password"));
-    tp_store_free(a);
+    tp_itest_store_free(a);
 }
 
 /* Redis stopped: revocations still arrive from PostgreSQL (NOTIFY);
@@ -435,21 +435,21 @@ test_redis_down(void **state)
     }
     print_message("counters and subscription back %.2f s after Redis "
                   "restarted\n", mono() - t0);
-    tp_store_free(closed);
-    tp_store_free(open_);
+    tp_itest_store_free(closed);
+    tp_itest_store_free(open_);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fanout_to_replica_reader),
-        cmocka_unit_test(test_quota_across_nodes),
-        cmocka_unit_test(test_realm_total_quota),
-        cmocka_unit_test(test_alloc_batch),
-        cmocka_unit_test(test_issue_rate_limit),
-        cmocka_unit_test(test_wrong_redis_password),
-        cmocka_unit_test(test_redis_down),
+        tp_itest_test(test_fanout_to_replica_reader),
+        tp_itest_test(test_quota_across_nodes),
+        tp_itest_test(test_realm_total_quota),
+        tp_itest_test(test_alloc_batch),
+        tp_itest_test(test_issue_rate_limit),
+        tp_itest_test(test_wrong_redis_password),
+        tp_itest_test(test_redis_down),
     };
 
     return cmocka_run_group_tests_name("redis", tests, setup, teardown);

@@ -44,7 +44,7 @@ open_store(uint32_t staleness)
     o.database = db;
     o.max_staleness = staleness;
     o.usage_queue_max = queue_max;
-    st = tp_store_new(&o, &err);
+    st = tp_itest_keep(tp_store_new(&o, &err));
     if (st == NULL) {
         print_error("tp_store_new: %s\n", err.message);
         fail();
@@ -123,7 +123,7 @@ test_load_and_decide(void **state)
                      tp_store_verify(st, "other.test", c.username,
                                      c.password, tp_now(), NULL, &err),
                      &err);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* The SQL function and the C library issue byte-identical credentials. */
@@ -147,7 +147,7 @@ test_sql_c_identical(void **state)
     assert_string_equal(PQgetvalue(r, 0, 0), c.username);
     assert_string_equal(PQgetvalue(r, 0, 1), c.password);
     PQclear(r);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 static void
@@ -194,7 +194,63 @@ test_notify_disable_within_1s(void **state)
     tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, p);
     took = wait_for(st, &c, TP_OK, 1.0);
     assert_true(took >= 0);
-    tp_store_free(st);
+    tp_itest_store_free(st);
+}
+
+/*
+ * A change committed while the store is loading (after the load's
+ * snapshot) is notified with the load's COMMIT: libpq reads the
+ * notification with that reply, so the socket does not wake the store
+ * again.  It must load again at once, not at the next heartbeat (1 s).
+ * The load is held on a lock on jwt_keys (its last table) while bob is
+ * disabled (the store had waited for the heartbeat before).
+ */
+static void
+test_notify_during_reload(void **state)
+{
+    const char *p[2] = {REALM, "bob"};
+    tp_credential c;
+    tp_error err;
+    tp_store *st = open_store(30);
+    PGconn *locker = PQconnectdb(db);
+    double took, t0;
+
+    (void)state;
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    /* a failed test leaves it idle in the transaction: the server ends
+     * it, and the lock, instead of tp_itest_free_stores waiting forever */
+    tp_itest_sql(locker, "SET idle_in_transaction_session_timeout = '5s'",
+                 0, NULL);
+    TP_ASSERT_OK(tp_store_issue(st, REALM, "bob", 600, tp_now(), &c, &err),
+                 &err);
+    tp_itest_sql(locker, "BEGIN", 0, NULL);
+    tp_itest_sql(locker, "LOCK TABLE turnpolicy.jwt_keys IN ACCESS "
+                 "EXCLUSIVE MODE", 0, NULL);
+    tp_store_reload(st);
+    /* the load has its snapshot and waits for the lock */
+    t0 = mono();
+    for (;;) {
+        PGresult *r = PQexec(admin, "SELECT 1 FROM pg_stat_activity WHERE "
+                             "wait_event_type = 'Lock' AND query LIKE "
+                             "'%turnpolicy.jwt_keys%'");
+        int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+
+        PQclear(r);
+        assert_true(n >= 0);
+        if (n > 0)
+            break;
+        assert_true(mono() - t0 < 5.0);
+        usleep(5000);
+    }
+    tp_itest_sql(admin, "SELECT turnpolicy.disable_user($1, $2)", 2, p);
+    tp_itest_sql(locker, "COMMIT", 0, NULL);
+    PQfinish(locker);
+    took = wait_for(st, &c, TP_EDISABLED, 2.0);
+    print_message("disabled during a reload: refused after %.3f s\n", took);
+    tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, p);
+    assert_true(took >= 0 && took < 0.5);
+    assert_true(wait_for(st, &c, TP_OK, 2.0) >= 0);
+    tp_itest_store_free(st);
 }
 
 static void
@@ -237,7 +293,7 @@ test_revocations(void **state)
                      tp_store_verify(st, REALM, c2.username, c2.password,
                                      tp_now(), NULL, &err), &err);
     assert_non_null(strstr(err.message, "carol"));
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 static void
@@ -280,7 +336,7 @@ test_kill_switch_and_rules(void **state)
                      tp_store_issue(st, "other.test", "dave", 600, tp_now(),
                                     &c, &err), &err);
     tp_itest_sql(admin, "SELECT turnpolicy.unkill_realm($1)", 1, p);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* PostgreSQL stopped: decisions continue from the snapshot within the
@@ -365,7 +421,7 @@ test_postgres_down(void **state)
     assert_true(info.age < 2.0);
     /* Nothing lost: the queued sessions are written once it is back. */
     TP_ASSERT_OK(tp_store_usage_flush(st, 10000, &err), &err);
-    tp_store_free(st);
+    tp_itest_store_free(st);
     admin = PQconnectdb(db);
     assert_int_equal(PQstatus(admin), CONNECTION_OK);
     assert_int_equal(usage_rows("bob"), 2);
@@ -472,7 +528,7 @@ test_coturn_views(void **state)
     TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
                      tp_store_client_check(st, REALM, "ghost", &a, &err),
                      &err);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 static long
@@ -568,7 +624,7 @@ test_usage_and_budget(void **state)
     TP_ASSERT_STATUS(TP_EUNKNOWNUSER,
                      tp_store_budget(st, REALM, "ghost", &limit, &used, &err),
                      &err);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* One rule for a session starting (key lookup) and living (enforcer):
@@ -667,7 +723,7 @@ test_session_check(void **state)
             assert_non_null(strstr(err.message, "realm tenant.test"));
         }
     }
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* A user whose byte budget for the period is used up is refused when a
@@ -757,7 +813,7 @@ test_budget_exhausted(void **state)
     TP_ASSERT_OK(tp_store_budget(st, REALM, "almost", &limit, &used, &err),
                  &err);
     assert_int_equal(used, 5000);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* Tokens are verified with the keys provisioned for the realm they name. */
@@ -830,7 +886,7 @@ test_jwt(void **state)
     tp_free(other);
     tp_free(wrongkid);
     tp_jwt_keys_free(jk);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* The realm's TURN URIs, and whether a token's subject may act. */
@@ -885,7 +941,7 @@ test_urls_and_subject(void **state)
         assert_true(mono() - t0 < 1.0);
         usleep(5000);
     }
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 struct hammer {
@@ -960,7 +1016,7 @@ test_concurrent_reload(void **state)
     assert_true(h[0].ok > 0 && h[1].ok > 0);
     assert_int_equal(h[0].other + h[1].other, 0); /* alice never changed */
     tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, p);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 /* ---- incremental updates: the change log (schema/007) ---- */
@@ -1111,7 +1167,7 @@ test_delta_equals_full_load(void **state)
     memset(&o, 0, sizeof(o));
     o.database = db;
     o.no_listen = 1;
-    b = tp_store_new(&o, &err);
+    b = tp_itest_keep(tp_store_new(&o, &err));
     assert_non_null(b);
     tp_store_info_get(a, &ia);
     tp_store_info_get(b, &ib);
@@ -1163,7 +1219,7 @@ test_delta_equals_full_load(void **state)
     assert_int_equal(ib.full_loads, fb);
     assert_true(ia.change_reads > ra + 3);
     assert_true(ib.change_reads > rb);
-    tp_store_free(c);
+    tp_itest_store_free(c);
 
     /* Changes the log does not have (triggers off, as a restore from a
      * dump may do): only a full read finds them.  tp_store_reload applies
@@ -1195,9 +1251,9 @@ test_delta_equals_full_load(void **state)
     assert_int_equal(ia.full_loads, fa + 1);
     assert_true(knows_user(a, "quiet", 0.0));
     assert_false(knows_user(a, "d21", 0.0));
-    tp_store_free(a);
-    tp_store_free(b);
-    tp_store_free(c);
+    tp_itest_store_free(a);
+    tp_itest_store_free(b);
+    tp_itest_store_free(c);
 }
 
 static void
@@ -1245,7 +1301,7 @@ test_background_start(void **state)
     o.database = "host=127.0.0.1 port=1 connect_timeout=2";
     o.background_start = 1;
     t0 = mono();
-    st = tp_store_new(&o, &err);
+    st = tp_itest_keep(tp_store_new(&o, &err));
     assert_non_null(st);
     assert_true(mono() - t0 < 0.5);
     TP_ASSERT_STATUS(TP_ESTALE,
@@ -1254,10 +1310,10 @@ test_background_start(void **state)
     assert_non_null(strstr(err.message, "no policy loaded yet"));
     tp_store_info_get(st, &info);
     assert_int_equal(info.generation, 0);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 
     o.database = db;
-    st = tp_store_new(&o, &err);
+    st = tp_itest_keep(tp_store_new(&o, &err));
     assert_non_null(st);
     for (t0 = mono(); mono() - t0 < 10; ) {
         if (tp_store_subject_check(st, REALM, "alice", 0, &err) == TP_OK)
@@ -1267,29 +1323,30 @@ test_background_start(void **state)
     TP_ASSERT_OK(tp_store_subject_check(st, REALM, "alice", 0, &err), &err);
     print_message("background start: loaded %.3f s after tp_store_new\n",
                   mono() - t0);
-    tp_store_free(st);
+    tp_itest_store_free(st);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_and_decide),
-        cmocka_unit_test(test_sql_c_identical),
-        cmocka_unit_test(test_notify_disable_within_1s),
-        cmocka_unit_test(test_revocations),
-        cmocka_unit_test(test_kill_switch_and_rules),
-        cmocka_unit_test(test_coturn_views),
-        cmocka_unit_test(test_usage_and_budget),
-        cmocka_unit_test(test_session_check),
-        cmocka_unit_test(test_budget_exhausted),
-        cmocka_unit_test(test_jwt),
-        cmocka_unit_test(test_urls_and_subject),
-        cmocka_unit_test(test_concurrent_reload),
-        cmocka_unit_test(test_connect_failure),
-        cmocka_unit_test(test_background_start),
-        cmocka_unit_test(test_postgres_down),
-        cmocka_unit_test(test_delta_equals_full_load),
+        tp_itest_test(test_load_and_decide),
+        tp_itest_test(test_sql_c_identical),
+        tp_itest_test(test_notify_disable_within_1s),
+        tp_itest_test(test_notify_during_reload),
+        tp_itest_test(test_revocations),
+        tp_itest_test(test_kill_switch_and_rules),
+        tp_itest_test(test_coturn_views),
+        tp_itest_test(test_usage_and_budget),
+        tp_itest_test(test_session_check),
+        tp_itest_test(test_budget_exhausted),
+        tp_itest_test(test_jwt),
+        tp_itest_test(test_urls_and_subject),
+        tp_itest_test(test_concurrent_reload),
+        tp_itest_test(test_connect_failure),
+        tp_itest_test(test_background_start),
+        tp_itest_test(test_postgres_down),
+        tp_itest_test(test_delta_equals_full_load),
     };
 
     return cmocka_run_group_tests_name("store", tests, setup, teardown);

@@ -695,6 +695,69 @@ test_origins_urls(void **state)
                                          list, 4, &n, &err), &err);
 }
 
+static tp_status
+first_realm_of_app(void *ud, const char *origin, const char *realm)
+{
+    if (strcmp(origin, "https://app.example.org") == 0)
+        snprintf(ud, TP_REALM_MAX + 1, "%s", realm);
+    return TP_OK;
+}
+
+/* tp_store_origin_realm: which realm allows an origin (the first in name
+ * order, as tp_store_origins gives it), or none. */
+static void
+test_origin_realm(void **state)
+{
+    char realm[TP_REALM_MAX + 1], listed[TP_REALM_MAX + 1] = "", tiny[4];
+    tp_error err;
+
+    (void)state;
+    /* two realms allow it: budget.example comes before example.org */
+    TP_ASSERT_OK(tp_store_origin_realm(store, "https://app.example.org",
+                                       realm, sizeof(realm), &err), &err);
+    assert_string_equal(realm, BUDGET);
+    TP_ASSERT_OK(tp_store_origins(store, first_realm_of_app, listed, &err),
+                 &err);
+    assert_string_equal(realm, listed);
+    TP_ASSERT_OK(tp_store_origin_realm(store, "https://b.example.org",
+                                       realm, sizeof(realm), &err), &err);
+    assert_string_equal(realm, REALM);
+    /* whether any realm does, without the name */
+    TP_ASSERT_OK(tp_store_origin_realm(store, "https://b.example.org", NULL,
+                                       0, &err), &err);
+    /* none does: before, between and after the listed origins, a prefix
+     * of one, and one a character longer */
+    TP_ASSERT_STATUS(TP_EORIGIN,
+                     tp_store_origin_realm(store, "", realm, sizeof(realm),
+                                           &err), &err);
+    TP_ASSERT_STATUS(TP_EORIGIN,
+                     tp_store_origin_realm(store, "https://an.example.org",
+                                           realm, sizeof(realm), &err),
+                     &err);
+    TP_ASSERT_STATUS(TP_EORIGIN,
+                     tp_store_origin_realm(store, "https://zz.example.org",
+                                           NULL, 0, &err), &err);
+    TP_ASSERT_STATUS(TP_EORIGIN,
+                     tp_store_origin_realm(store, "https://app.example.or",
+                                           NULL, 0, &err), &err);
+    TP_ASSERT_STATUS(TP_EORIGIN,
+                     tp_store_origin_realm(store, "https://app.example.orgx",
+                                           NULL, 0, &err), &err);
+    /* the name does not fit */
+    TP_ASSERT_STATUS(TP_ENOSPACE,
+                     tp_store_origin_realm(store, "https://app.example.org",
+                                           tiny, sizeof(tiny), &err), &err);
+    TP_ASSERT_STATUS(TP_EINVAL,
+                     tp_store_origin_realm(store, "https://app.example.org",
+                                           NULL, 8, &err), &err);
+    TP_ASSERT_STATUS(TP_EINVAL, tp_store_origin_realm(store, NULL, realm,
+                                                      sizeof(realm), &err),
+                     &err);
+    TP_ASSERT_STATUS(TP_EINVAL,
+                     tp_store_origin_realm(NULL, "https://app.example.org",
+                                           realm, sizeof(realm), &err), &err);
+}
+
 /* An HS256 token signed with JWT_KEY (kid) naming realm. */
 static char *
 token(const char *kid, const char *sub, const char *realm, int64_t now)
@@ -1017,6 +1080,7 @@ main(void)
         cmocka_unit_test(test_client),
         cmocka_unit_test(test_hosts_peers),
         cmocka_unit_test(test_origins_urls),
+        cmocka_unit_test(test_origin_realm),
         cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_overlay),
         cmocka_unit_test(test_stale),
