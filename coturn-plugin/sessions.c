@@ -100,6 +100,7 @@
 /* A key served to coturn, waiting for its session's "new" report. */
 typedef struct served_key {
     struct served_key *next;         /* bucket chain */
+    struct served_key **pprev;       /* what points at it in the chain */
     struct served_key *older, *newer; /* FIFO over all */
     uint64_t hash;
     int64_t at;
@@ -276,16 +277,14 @@ key_hash(const char *realm, const char *username)
     return h;
 }
 
+/* O(1): a chain can hold every remembered key (one username asked for
+ * again and again), so unlinking never walks it. */
 static void
 key_unlink(tpd_sessions *s, served_key *k)
 {
-    served_key **pp;
-
-    for (pp = &s->keys[k->hash & (s->nb - 1)]; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == k) {
-            *pp = k->next;
-            break;
-        }
+    *k->pprev = k->next;
+    if (k->next != NULL)
+        k->next->pprev = k->pprev;
     if (k->older != NULL)
         k->older->newer = k->newer;
     else
@@ -303,7 +302,7 @@ tpd_sessions_key_served(tpd *d, const char *realm, const char *username,
                         int64_t now)
 {
     tpd_sessions *s = d->sessions;
-    served_key *k;
+    served_key *k, **slot;
 
     if (s->nkeys >= KEY_MAX) { /* the oldest cannot be confirmed now */
         d->n.keys_abandoned++;
@@ -314,8 +313,12 @@ tpd_sessions_key_served(tpd *d, const char *realm, const char *username,
         return;
     k->hash = key_hash(realm, username);
     k->at = now;
-    k->next = s->keys[k->hash & (s->nb - 1)];
-    s->keys[k->hash & (s->nb - 1)] = k;
+    slot = &s->keys[k->hash & (s->nb - 1)];
+    k->next = *slot;
+    if (k->next != NULL)
+        k->next->pprev = &k->next;
+    k->pprev = slot;
+    *slot = k;
     k->older = s->knewest;
     if (s->knewest != NULL)
         s->knewest->newer = k;
