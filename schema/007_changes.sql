@@ -1,9 +1,9 @@
 -- 007_changes.sql - a change log, so running stores apply what changed
 -- instead of reloading everything (issue 13).
 --
--- turnpolicy.changes has one row per changed policy row (and per usage
--- record), written by the same triggers that NOTIFY, in the changing
--- transaction:
+-- turnpolicy.changes has one row per changed policy row (and per user of
+-- each INSERT into usage), written by the same triggers that NOTIFY, in
+-- the changing transaction:
 --   seq    increasing, in insertion order (not commit order)
 --   xid    the writing transaction (xid8)
 --   tab    the table: realms, users, secrets, legacy_secrets,
@@ -11,7 +11,7 @@
 --   realm  the row's realm (NULL after a TRUNCATE: reload everything)
 --   key    users: user_id; revoked_credentials: username; usage: user_id;
 --          NULL for the realm-level tables
---   bytes  usage only: bytes_in + bytes_out of the record
+--   bytes  usage only: bytes_in + bytes_out of the user's new records
 -- An UPDATE that moves a user or credential to another key logs the old
 -- key too.
 --
@@ -25,8 +25,8 @@
 -- progress at the previous read, and is found by its xid.  Nothing
 -- committed is missed and nothing is applied twice.
 
--- Pruning: the trigger deletes, every 1024th change, the rows older than
--- one hour beyond the newest 100000.  A store that fell further behind
+-- Pruning: the triggers delete, each time the log passes a multiple of
+-- 1024 rows, the rows older than one hour beyond the newest 100000.  A store that fell further behind
 -- (it polls every second while connected) notices the hole (the oldest
 -- row is newer than the next one it expects) and reloads in full.
 --
@@ -48,7 +48,20 @@ CREATE INDEX changes_xid ON turnpolicy.changes (xid);
 COMMENT ON TABLE turnpolicy.changes IS
     'one row per changed policy row and usage record (written by triggers); running stores read it by seq to apply changes incrementally';
 
--- _change(tab, realm, key, bytes): log one change; prune now and then.
+-- _prune(lo, hi): rows lo..hi were just logged; each time the log passes
+-- a multiple of 1024, delete what is older than an hour beyond the newest
+-- 100000 rows.
+CREATE FUNCTION turnpolicy._prune(lo bigint, hi bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, turnpolicy AS $$
+BEGIN
+    IF hi / 1024 > (lo - 1) / 1024 THEN
+        DELETE FROM turnpolicy.changes
+         WHERE seq <= hi - 100000 AND at < pg_catalog.now() - interval '1 hour';
+    END IF;
+END
+$$;
+
+-- _change(tab, realm, key, bytes): log one change.
 CREATE FUNCTION turnpolicy._change(p_tab text, p_realm text, p_key text,
                                    p_bytes bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, turnpolicy AS $$
@@ -58,10 +71,7 @@ BEGIN
     INSERT INTO turnpolicy.changes (tab, realm, key, bytes)
     VALUES (p_tab, p_realm, p_key, p_bytes)
     RETURNING seq INTO s;
-    IF s % 1024 = 0 THEN
-        DELETE FROM turnpolicy.changes
-         WHERE seq <= s - 100000 AND at < pg_catalog.now() - interval '1 hour';
-    END IF;
+    PERFORM turnpolicy._prune(s, s);
 END
 $$;
 
@@ -115,21 +125,38 @@ BEGIN
 END
 $$;
 
--- _usage_changed(): a usage record counts against budgets on every node.
-CREATE FUNCTION turnpolicy._usage_changed() RETURNS trigger
+-- _usage_added(): usage records count against budgets on every node.  A
+-- statement trigger: turnpolicyd writes records in batches (one INSERT of
+-- up to 200), logged as one row per user of the batch, one NOTIFY.
+CREATE FUNCTION turnpolicy._usage_added() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, turnpolicy AS $$
+DECLARE
+    lo bigint;
+    hi bigint;
+BEGIN
+    WITH ins AS (
+        INSERT INTO turnpolicy.changes (tab, realm, key, bytes)
+        SELECT 'usage', n.realm, n.user_id, sum(n.bytes_in + n.bytes_out)
+          FROM new_rows n GROUP BY n.realm, n.user_id
+        RETURNING seq)
+    SELECT min(seq), max(seq) INTO lo, hi FROM ins;
+    IF hi IS NOT NULL THEN
+        PERFORM turnpolicy._prune(lo, hi);
+        PERFORM pg_catalog.pg_notify('turnpolicy',
+            '{"table":"usage","op":"insert","realm":null}');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- _usage_removed(): usage rows deleted or changed: budget sums must be
+-- read again in full (a store seeing this loads in full).
+CREATE FUNCTION turnpolicy._usage_removed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, turnpolicy AS $$
 BEGIN
-    IF TG_LEVEL = 'ROW' THEN
-        PERFORM turnpolicy._change('usage', NEW.realm, NEW.user_id,
-                                   NEW.bytes_in + NEW.bytes_out);
-        PERFORM pg_catalog.pg_notify('turnpolicy',
-            pg_catalog.format('{"table":"usage","op":"insert","realm":%s}',
-                              pg_catalog.to_json(NEW.realm)));
-    ELSE
-        PERFORM turnpolicy._change('usage', NULL, NULL, NULL);
-        PERFORM pg_catalog.pg_notify('turnpolicy',
-            '{"table":"usage","op":"' || pg_catalog.lower(TG_OP) || '","realm":null}');
-    END IF;
+    PERFORM turnpolicy._change('usage', NULL, NULL, NULL);
+    PERFORM pg_catalog.pg_notify('turnpolicy',
+        '{"table":"usage","op":"' || pg_catalog.lower(TG_OP) || '","realm":null}');
     RETURN NULL;
 END
 $$;
@@ -139,15 +166,20 @@ $$;
 -- period's rows, not all history.
 CREATE INDEX usage_realm_ended_at ON turnpolicy.usage (realm, ended_at);
 
-CREATE TRIGGER usage_changed AFTER INSERT ON turnpolicy.usage
-    FOR EACH ROW EXECUTE FUNCTION turnpolicy._usage_changed();
--- Removing usage rows changes budget sums: stores reload in full.
-CREATE TRIGGER usage_removed AFTER DELETE OR TRUNCATE ON turnpolicy.usage
-    FOR EACH STATEMENT EXECUTE FUNCTION turnpolicy._usage_changed();
+CREATE TRIGGER usage_added AFTER INSERT ON turnpolicy.usage
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION turnpolicy._usage_added();
+CREATE TRIGGER usage_removed AFTER UPDATE OR DELETE OR TRUNCATE ON turnpolicy.usage
+    FOR EACH STATEMENT EXECUTE FUNCTION turnpolicy._usage_removed();
 
 COMMENT ON FUNCTION turnpolicy._change(text, text, text, bigint)
     IS 'internal: append one row to turnpolicy.changes';
 
+COMMENT ON FUNCTION turnpolicy._prune(bigint, bigint)
+    IS 'internal: prune turnpolicy.changes now and then';
+
 REVOKE ALL ON FUNCTION turnpolicy._change(text, text, text, bigint),
-              turnpolicy._notify(), turnpolicy._usage_changed() FROM PUBLIC;
+              turnpolicy._prune(bigint, bigint), turnpolicy._notify(),
+              turnpolicy._usage_added(), turnpolicy._usage_removed()
+    FROM PUBLIC;
 GRANT SELECT ON turnpolicy.changes TO turnpolicy_reader, turnpolicy_admin;

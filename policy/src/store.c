@@ -54,6 +54,7 @@
 #define HEARTBEAT_MS 1000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define READ_GAP_MS 25      /* between change-log reads (read_gap_ms) */
 #define STANDBY_RELOAD_S 60 /* full loads on a hot standby (store_delta.c) */
 
 void
@@ -240,6 +241,17 @@ store_jwt(const tp_store *st)
     return st->jwt_set ? &st->jwt : NULL;
 }
 
+/* ms until the change log may be read again after the read at last:
+ * notifications closer together than READ_GAP_MS (a busy node's usage
+ * batches, a provisioning storm) share one read. */
+static int
+read_gap_ms(const struct timespec *last)
+{
+    double since = mono_since(last) * 1000;
+
+    return since >= READ_GAP_MS ? 0 : (int)(READ_GAP_MS - since) + 1;
+}
+
 /* A full read: applied in place to the tables in force when there are
  * any and the realms are the same ones (store_sync.c, *s = NULL), else a
  * full load into new tables (*s, for the caller to publish). */
@@ -351,7 +363,7 @@ store_thread(void *arg)
             if (take_notifies(st->conn))
                 due = 1;
             if (due)
-                ms = 0;
+                ms = read_gap_ms(&last_beat);
             if (wait_events(st, ms, &sub_ready))
                 break;
         }
@@ -381,7 +393,8 @@ store_thread(void *arg)
         /* The change log, on a notification and on every heartbeat (a
          * missed notification costs at most one heartbeat). */
         if (!dirty && st->chg.on && atomic_load(&st->cur) != NULL &&
-            (due || mono_since(&last_beat) * 1000 >= HEARTBEAT_MS)) {
+            ((due && read_gap_ms(&last_beat) == 0) ||
+             mono_since(&last_beat) * 1000 >= HEARTBEAT_MS)) {
             int rc = read_changes(st);
 
             if (rc < 0)
