@@ -3,12 +3,14 @@
  * force, at the cost of what changed.
  *
  * What: the triggers of schema/007_changes.sql log every changed policy
- * row and every usage record in turnpolicy.changes (seq, xid, table,
- * realm, key).  A full load (store_load.c) notes where the log stands in
- * its own transaction (tp__chglog_start); after that the store thread
- * reads, on each NOTIFY and on each heartbeat, the rows past that point
- * (tp__chglog_apply) and, in the same REPEATABLE READ transaction,
- * re-reads the rows they name:
+ * row and the usage records of each user in turnpolicy.changes (seq,
+ * xid, table, realm, key, bytes).  A full load (store_load.c) notes where
+ * the log stands in its own transaction (tp__chglog_start); after that
+ * the store thread reads, on each NOTIFY (at most every 25 ms) and on
+ * each heartbeat, the rows past that point (tp__chglog_apply) - in one
+ * statement, which is all a read takes when the log has nothing new or
+ * usage alone - and, when they name rows to read again, reads the log
+ * again and those rows in one REPEATABLE READ transaction:
  *   users                a user's row (and its bytes in the budget
  *                        period): its entry is replaced, or removed;
  *   revoked_credentials  added or removed;
@@ -140,7 +142,12 @@ typedef struct delta {
     snapshot *realms;   /* re-read realms, or NULL */
     char *xip;
     int64_t seq;
+    int need_txn;       /* a probe found rows to read again */
 } delta;
+
+/* The columns of a log read (delta_read). */
+enum { LOG_XIP, LOG_LO, LOG_HI, LOG_SEQ, LOG_TAB, LOG_REALM, LOG_KEY,
+       LOG_BYTES };
 
 static void
 delta_clear(delta *d)
@@ -153,9 +160,11 @@ delta_clear(delta *d)
     memset(d, 0, sizeof(*d));
 }
 
-/* Read the log and the rows it names (inside the read's transaction). */
+/* Read the log; unless probe, also the rows it names (the caller has
+ * begun a REPEATABLE READ transaction).  A probe sets d->need_txn when
+ * there are rows to read again. */
 static tp_status
-delta_read(tp_store *st, const snapshot *cur, delta *d, int *full,
+delta_read(tp_store *st, const snapshot *cur, int probe, delta *d, int *full,
            tp_error *err)
 {
     tp__chglog *cl = &st->chg;
@@ -163,40 +172,38 @@ delta_read(tp_store *st, const snapshot *cur, delta *d, int *full,
     const char *params[2];
     char seqtxt[24], sql[1024];
     int realm_changed = 0, nu = 0, nv = 0, i, n;
-    PGresult *h = NULL;
+    PGresult *h;
     tp_status status;
 
-    status = tp__load_query(st->conn, "SELECT (SELECT coalesce(array_agg(x), "
-                            "'{}')::text FROM pg_snapshot_xip("
-                            "pg_current_snapshot()) x), (SELECT min(seq) "
-                            "FROM turnpolicy.changes)::text, (SELECT "
-                            "max(seq) FROM turnpolicy.changes)::text", 0,
-                            NULL, &h, err);
+    /* One statement, so one snapshot, for where the log stands and what
+     * it has past us (a row with NULL seq when it has nothing). */
+    snprintf(seqtxt, sizeof(seqtxt), "%" PRId64, cl->seq);
+    params[0] = seqtxt;
+    params[1] = cl->xip != NULL ? cl->xip : "{}";
+    snprintf(sql, sizeof(sql), "SELECT h.xip, h.lo::text, h.hi::text, "
+             "c.seq::text, c.tab, c.realm, c.key, coalesce(c.bytes, 0)::text "
+             "FROM (SELECT (SELECT coalesce(array_agg(x), '{}')::text FROM "
+             "pg_snapshot_xip(pg_current_snapshot()) x) AS xip, (SELECT "
+             "min(seq) FROM turnpolicy.changes) AS lo, (SELECT max(seq) FROM "
+             "turnpolicy.changes) AS hi) h LEFT JOIN LATERAL (SELECT seq, "
+             "tab, realm, key, bytes FROM turnpolicy.changes WHERE seq > "
+             "$1::bigint OR xid = ANY($2::xid8[]) ORDER BY seq LIMIT %d) c "
+             "ON true", DELTA_MAX + 1);
+    status = tp__load_query(st->conn, sql, 2, params, &d->log, err);
     if (status != TP_OK)
         return status;
+    h = d->log;
     if ((PQgetisnull(h, 0, 2) && cl->seq > 0) ||
         (!PQgetisnull(h, 0, 2) &&
          strtoll(PQgetvalue(h, 0, 2), NULL, 10) < cl->seq) ||
         (!PQgetisnull(h, 0, 1) &&
          strtoll(PQgetvalue(h, 0, 1), NULL, 10) > cl->seq + 1)) {
-        PQclear(h);
         *full = 1; /* emptied, another database, or rows pruned unread */
         return TP_OK;
     }
     d->xip = strdup(PQgetvalue(h, 0, 0));
-    PQclear(h);
     if (d->xip == NULL)
         return tp__fail(err, TP_ENOMEM, "out of memory");
-    snprintf(seqtxt, sizeof(seqtxt), "%" PRId64, cl->seq);
-    params[0] = seqtxt;
-    params[1] = cl->xip != NULL ? cl->xip : "{}";
-    snprintf(sql, sizeof(sql), "SELECT seq::text, tab, realm, key, "
-             "coalesce(bytes, 0)::text FROM turnpolicy.changes WHERE seq > "
-             "$1::bigint OR xid = ANY($2::xid8[]) ORDER BY seq LIMIT %d",
-             DELTA_MAX + 1);
-    status = tp__load_query(st->conn, sql, 2, params, &d->log, err);
-    if (status != TP_OK)
-        return status;
     n = PQntuples(d->log);
     if (n > DELTA_MAX) {
         *full = 1;
@@ -204,14 +211,16 @@ delta_read(tp_store *st, const snapshot *cur, delta *d, int *full,
     }
     d->seq = cl->seq;
     for (i = 0; i < n && !*full; i++) {
-        int64_t seq = strtoll(PQgetvalue(d->log, i, 0), NULL, 10);
-        const char *tab = PQgetvalue(d->log, i, 1);
-        const char *realm = PQgetvalue(d->log, i, 2);
-        const char *key = PQgetvalue(d->log, i, 3);
+        int64_t seq = strtoll(PQgetvalue(d->log, i, LOG_SEQ), NULL, 10);
+        const char *tab = PQgetvalue(d->log, i, LOG_TAB);
+        const char *realm = PQgetvalue(d->log, i, LOG_REALM);
+        const char *key = PQgetvalue(d->log, i, LOG_KEY);
 
+        if (PQgetisnull(d->log, i, LOG_SEQ))
+            continue; /* the log has nothing past us */
         if (seq > d->seq)
             d->seq = seq;
-        if (PQgetisnull(d->log, i, 2)) {
+        if (PQgetisnull(d->log, i, LOG_REALM)) {
             *full = 1; /* a TRUNCATE, or usage deleted */
         } else if (realm_table(tab)) {
             realm_changed = 1;
@@ -220,12 +229,12 @@ delta_read(tp_store *st, const snapshot *cur, delta *d, int *full,
         } else if (tp__find_realm(cur, realm) < 0) {
             *full = 1;
         } else if (strcmp(tab, "users") == 0 &&
-                   !PQgetisnull(d->log, i, 3)) {
+                   !PQgetisnull(d->log, i, LOG_KEY)) {
             tp__sb_elem(&ur, realm, nu == 0);
             tp__sb_elem(&uk, key, nu == 0);
             nu++;
         } else if (strcmp(tab, "revoked_credentials") == 0 &&
-                   !PQgetisnull(d->log, i, 3)) {
+                   !PQgetisnull(d->log, i, LOG_KEY)) {
             tp__sb_elem(&vr, realm, nv == 0);
             tp__sb_elem(&vk, key, nv == 0);
             nv++;
@@ -241,6 +250,13 @@ delta_read(tp_store *st, const snapshot *cur, delta *d, int *full,
     }
     if (*full)
         goto out;
+    if (probe) {
+        /* Outside a transaction: usage alone is applied from this read;
+         * rows to read again need one snapshot with the log (a user's
+         * sum must count exactly the usage rows this read applies). */
+        d->need_txn = realm_changed || nu > 0 || nv > 0;
+        goto out;
+    }
     if (realm_changed) {
         d->realms = calloc(1, sizeof(*d->realms));
         if (d->realms == NULL) {
@@ -325,22 +341,23 @@ delta_apply(tp_store *st, delta *d, tp__garbage *g)
     /* Usage first: a user re-read below gets its exact sum anyway. */
     n = PQntuples(d->log);
     for (i = 0; i < n; i++) {
-        const char *realm = PQgetvalue(d->log, i, 2);
+        const char *realm = PQgetvalue(d->log, i, LOG_REALM);
         const user_entry *u;
         uint64_t bytes;
         user_entry *nu;
         long ri;
 
-        if (strcmp(PQgetvalue(d->log, i, 1), "usage") != 0)
+        if (PQgetisnull(d->log, i, LOG_SEQ) ||
+            strcmp(PQgetvalue(d->log, i, LOG_TAB), "usage") != 0)
             continue;
         ri = tp__find_realm(cur, realm);
         if (ri < 0 || cur->realms[ri].budget_period <= 0)
             continue;
-        bytes = strtoull(PQgetvalue(d->log, i, 4), NULL, 10);
+        bytes = strtoull(PQgetvalue(d->log, i, LOG_BYTES), NULL, 10);
         atomic_store(&t->realm_used[ri],
                      add_sat(atomic_load(&t->realm_used[ri]), bytes));
         changed++;
-        u = tp__find_user(cur, (size_t)ri, PQgetvalue(d->log, i, 3));
+        u = tp__find_user(cur, (size_t)ri, PQgetvalue(d->log, i, LOG_KEY));
         if (u == NULL)
             continue;
         nu = user_plus(u, bytes);
@@ -426,23 +443,32 @@ tp__chglog_apply(tp_store *st, int *full, tp_error *err)
         *full = 1;
         return TP_OK;
     }
-    status = tp__load_query(st->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ "
-                            "READ ONLY", 0, NULL, &r, err);
-    if (status != TP_OK)
-        return status;
-    PQclear(r);
-    status = delta_read(st, cur, &d, full, err);
+    /* Most reads find nothing, or usage alone: one statement. */
+    status = delta_read(st, cur, 1, &d, full, err);
     if (status != TP_OK || *full) {
-        PQclear(PQexec(st->conn, "ROLLBACK"));
         delta_clear(&d);
         return status;
     }
-    status = tp__load_query(st->conn, "COMMIT", 0, NULL, &r, err);
-    if (status != TP_OK) {
+    if (d.need_txn) {
         delta_clear(&d);
-        return status;
+        status = tp__load_query(st->conn, "BEGIN ISOLATION LEVEL REPEATABLE "
+                                "READ READ ONLY", 0, NULL, &r, err);
+        if (status != TP_OK)
+            return status;
+        PQclear(r);
+        status = delta_read(st, cur, 0, &d, full, err);
+        if (status != TP_OK || *full) {
+            PQclear(PQexec(st->conn, "ROLLBACK"));
+            delta_clear(&d);
+            return status;
+        }
+        status = tp__load_query(st->conn, "COMMIT", 0, NULL, &r, err);
+        if (status != TP_OK) {
+            delta_clear(&d);
+            return status;
+        }
+        PQclear(r);
     }
-    PQclear(r);
     changed = delta_apply(st, &d, &g);
     /* What was replaced goes after one grace period for the whole read. */
     tp__garbage_flush(st, &g);
