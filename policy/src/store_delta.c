@@ -226,8 +226,11 @@ delta_read(tp_store *st, const snapshot *cur, int probe, delta *d, int *full,
             realm_changed = 1;
             if (tp__find_realm(cur, realm) < 0)
                 *full = 1; /* a realm added */
+        } else if (strcmp(tab, "usage") == 0) {
+            /* applied by delta_apply; a realm removed since (metering
+             * outlives realms) is skipped there, as a full load does */
         } else if (tp__find_realm(cur, realm) < 0) {
-            *full = 1;
+            *full = 1; /* a realm added in this read's rows */
         } else if (strcmp(tab, "users") == 0 &&
                    !PQgetisnull(d->log, i, LOG_KEY)) {
             tp__sb_elem(&ur, realm, nu == 0);

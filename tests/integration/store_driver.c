@@ -1101,7 +1101,8 @@ kill_store_connections(void)
  * A store kept current by the change log holds exactly what a fresh full
  * load holds, after: users created in bulk, disabled, revoked, renamed,
  * moved to their own quota, budget and client network, deleted; usage
- * recorded (of a deleted user too: the realm's sum still counts it);
+ * recorded (of a deleted user too: the realm's sum still counts it; and
+ * of a realm that no longer exists);
  * credentials revoked and un-revoked; a realm's settings, URIs, origins
  * and kill switch changed; two transactions committing out of seq order;
  * the stores' connections killed with changes made while they were away.
@@ -1128,6 +1129,10 @@ test_delta_equals_full_load(void **state)
         DREALM "', 'd13', now() - interval '1 min', now(), 5, 5)",
         "DELETE FROM turnpolicy.users WHERE realm = '" DREALM "' AND "
         "user_id IN ('d11', 'd12')",
+        /* metering outlives realms: usage of a realm that is gone */
+        "INSERT INTO turnpolicy.usage (node, session_id, realm, user_id, "
+        "started_at, ended_at, bytes_in, bytes_out) VALUES ('delta', 'u4', "
+        "'gone.test', 'x', now() - interval '1 min', now(), 7, 7)",
         "UPDATE turnpolicy.users SET user_id = 'd14x' WHERE realm = '"
         DREALM "' AND user_id = 'd14'",
         "SELECT turnpolicy.revoke_credential('" DREALM "', "
