@@ -14,6 +14,7 @@
  *   store_load.c      building a snapshot from PostgreSQL (libpq)
  *   store_delta.c     applying the change log (schema 007) to the
  *                     snapshot in force: the cost of what changed
+ *   store_sync.c      a full read applied in place, entry by entry
  *   store_static.c    building a store from C structures, without a
  *                     database (unit tests)
  *   store_fanout.c    Redis fan-out: publishing changes, the subscription
