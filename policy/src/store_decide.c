@@ -109,24 +109,16 @@ add_sat(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/*
- * The one rule for "may this subject act now" (pinned s, ov): the realm
- * is provisioned and not switched off, the user is provisioned and
- * active, and - when issued > 0 - nothing it holds was issued before a
- * revoke_user (snapshot or overlay).  *ri and *ue are set on TP_OK.
- * Used by credential checks (user_checks), issuance and JWT subjects.
- */
+/* The user half of subject_checks, for realm already found at ri (and
+ * not switched off) under the same pin. */
 static tp_status
-subject_checks(const snapshot *s, const overlay *ov, const char *realm,
-               const char *user_id, int64_t issued, long *ri,
-               const user_entry **ue, tp_error *err)
+user_rule(const snapshot *s, const overlay *ov, const char *realm, long ri,
+          const char *user_id, int64_t issued, const user_entry **ue,
+          tp_error *err)
 {
-    tp_status status = tp__realm_lookup(s, ov, realm, ri, err);
     int64_t before = 0;
 
-    if (status != TP_OK)
-        return status;
-    *ue = user_id != NULL ? tp__find_user(s, (size_t)*ri, user_id) : NULL;
+    *ue = user_id != NULL ? tp__find_user(s, (size_t)ri, user_id) : NULL;
     if (*ue == NULL)
         return tp__fail(err, TP_EUNKNOWNUSER, "user %s is not provisioned "
                         "in realm %s", user_id != NULL ? user_id : "",
@@ -146,31 +138,48 @@ subject_checks(const snapshot *s, const overlay *ov, const char *realm,
     return TP_OK;
 }
 
-/* After the credential itself verified: the subject's rule, this
- * credential's own revocation, and the budget as far as the snapshot
- * knows it. */
+/*
+ * The one rule for "may this subject act now" (pinned s, ov): the realm
+ * is provisioned and not switched off, the user is provisioned and
+ * active, and - when issued > 0 - nothing it holds was issued before a
+ * revoke_user (snapshot or overlay).  *ri and *ue are set on TP_OK.
+ * Used by credential checks (user_checks), issuance and JWT subjects.
+ */
+static tp_status
+subject_checks(const snapshot *s, const overlay *ov, const char *realm,
+               const char *user_id, int64_t issued, long *ri,
+               const user_entry **ue, tp_error *err)
+{
+    tp_status status = tp__realm_lookup(s, ov, realm, ri, err);
+
+    if (status != TP_OK)
+        return status;
+    return user_rule(s, ov, realm, *ri, user_id, issued, ue, err);
+}
+
+/* After the credential itself verified (realm found at ri under the
+ * same pin): the subject's rule, this credential's own revocation, and
+ * the budget as far as the snapshot knows it.  The realm is not looked
+ * up again: each lookup costs a search and an overlay check per
+ * decision. */
 static tp_status
 user_checks(const snapshot *s, const overlay *ov, const char *realm,
-            const char *username, const tp_username *u, tp_error *err)
+            long ri, const char *username, const tp_username *u,
+            tp_error *err)
 {
+    const realm_entry *r = &s->realms[ri];
     const user_entry *ue = NULL;
-    const realm_entry *r;
     tp_status status;
     int64_t issued;
     uint64_t limit;
-    long ri;
 
-    status = tp__realm_lookup(s, ov, realm, &ri, err);
-    if (status != TP_OK)
-        return status;
-    r = &s->realms[ri];
     /* A legacy username has no issue time: assume the earliest it could
      * have been issued within the realm's max_ttl. */
     issued = u->form == TP_FORM_V1 ? u->issued
                                    : u->expires - (int64_t)r->max_ttl;
     /* issued may be <= 0 only for a forged legacy name: check as 1 */
-    status = subject_checks(s, ov, realm, u->user_id, issued > 0 ? issued : 1,
-                            &ri, &ue, err);
+    status = user_rule(s, ov, realm, ri, u->user_id, issued > 0 ? issued : 1,
+                       &ue, err);
     if (status != TP_OK)
         return status;
     if (tp__is_revoked(s, ri, username) ||
@@ -214,7 +223,7 @@ tp_store_verify(tp_store *st, const char *realm, const char *username,
         status = tp_credential_verify(s->realms[ri].kr, username, password,
                                       now, &u, err);
     if (status == TP_OK)
-        status = user_checks(s, ov, realm, username, &u, err);
+        status = user_checks(s, ov, realm, ri, username, &u, err);
     tp__unpin(st, parity);
     if (status == TP_OK && parsed != NULL)
         *parsed = u;
@@ -243,7 +252,7 @@ tp_store_key(tp_store *st, const char *realm, const char *username,
         status = tp_credential_key(s->realms[ri].kr, username, now, hexkey,
                                    &u, err);
     if (status == TP_OK)
-        status = user_checks(s, ov, realm, username, &u, err);
+        status = user_checks(s, ov, realm, ri, username, &u, err);
     tp__unpin(st, parity);
     if (status != TP_OK && hexkey != NULL)
         tp__wipe(hexkey, TP_LTKEY_HEX_LEN + 1);

@@ -97,7 +97,11 @@ tp__table_find(const tp__table *t, uint32_t realm, const char *name)
                                               memory_order_acquire);
     size_t j;
 
-    if (s == NULL)
+    /* An empty table (the usual revoked one) costs no hash of the name:
+     * a put stores its slot before it counts, so a reader that sees 0
+     * has simply come before that put. */
+    if (s == NULL ||
+        atomic_load_explicit(&t->used, memory_order_acquire) == 0)
         return NULL;
     j = key_hash(realm, name) & s->mask;
     for (;;) {
