@@ -9,19 +9,21 @@
  * REPEATABLE READ READ ONLY transaction, so a snapshot is one consistent
  * view of the database.
  *
- * Invariants: rows are sorted here with strcmp (store_snapshot.c's
- * orders), not by the database's collation.  Realms are loaded (and
- * sorted) first: every other row names its realm, and a row for a realm
- * the load did not see fails the load.  Secret bytes pass through
+ * Invariants: realms are sorted here with strcmp (store_snapshot.c's
+ * order), not by the database's collation; users and revocations go into
+ * hash tables (store_table.c), read through a cursor.  Realms are loaded
+ * (and sorted) first: every other row names its realm, and a row for a
+ * realm the load did not see fails the load.  Secret bytes pass through
  * PGresult buffers (hex) and are wiped before PQclear, and from the
  * decoding buffers once handed to the keyring.  SQL is constant, without
- * parameters.
+ * parameters (the change log's reads pass theirs as parameters).
  *
  * Threads: the store thread (and tp_store_new before it starts) on the
  * store's own connection.  Workload: a full load at start, every
  * reload_interval and when the change log cannot say what changed
- * (store_delta.c); a million users load in about a second.  The realms
- * alone (tp__realms_load) are re-read when one of them changes.
+ * (store_delta.c); a million users load in 2-3 s, most of it
+ * PostgreSQL's.  The realms alone (tp__realms_load) are re-read when one
+ * of them changes.
  */
 #include "store_int.h"
 
@@ -131,12 +133,12 @@ load_realms(PGconn *c, const tp_jwt_options *jo, snapshot *s,
     int i, n;
 
     st = tp__load_query(c, "SELECT name, default_ttl, max_ttl, clock_skew, "
-                    "killed, peer_default, coalesce(user_quota, 0), "
-                    "coalesce(total_quota, 0), coalesce(max_bps, 0), "
-                    "coalesce(user_byte_budget, 0), "
-                    "coalesce(budget_period, 0), "
-                    "coalesce(realm_byte_budget, 0) "
-                    "FROM turnpolicy.realms", 0, NULL, &r, err);
+                        "killed, peer_default, coalesce(user_quota, 0), "
+                        "coalesce(total_quota, 0), coalesce(max_bps, 0), "
+                        "coalesce(user_byte_budget, 0), "
+                        "coalesce(budget_period, 0), "
+                        "coalesce(realm_byte_budget, 0) "
+                        "FROM turnpolicy.realms", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -199,7 +201,7 @@ load_secrets(PGconn *c, snapshot *s, tp_error *err)
     int i, n;
 
     st = tp__load_query(c, "SELECT realm, kid, encode(secret, 'hex'), state "
-                    "FROM turnpolicy.secrets", 0, NULL, &r, err);
+                        "FROM turnpolicy.secrets", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -230,7 +232,7 @@ load_secrets(PGconn *c, snapshot *s, tp_error *err)
         return st;
 
     st = tp__load_query(c, "SELECT realm, encode(secret, 'hex') "
-                    "FROM turnpolicy.legacy_secrets", 0, NULL, &r, err);
+                        "FROM turnpolicy.legacy_secrets", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -285,8 +287,8 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
     int n, k;
 
     st = tp__load_query(c, "SELECT r.name, u.url FROM turnpolicy.realms r, "
-                    "unnest(r.turn_urls) WITH ORDINALITY AS u(url, n) "
-                    "ORDER BY r.name, u.n", 0, NULL, &r, err);
+                        "unnest(r.turn_urls) WITH ORDINALITY AS u(url, n) "
+                        "ORDER BY r.name, u.n", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -317,7 +319,7 @@ load_extras(PGconn *c, snapshot *s, tp_error *err)
     r = NULL;
 
     st = tp__load_query(c, "SELECT name, unnest(allowed_origins) FROM "
-                    "turnpolicy.realms", 0, NULL, &r, err);
+                        "turnpolicy.realms", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -559,8 +561,9 @@ load_rules(PGconn *c, snapshot *s, tp_error *err)
     long ri;
     int i, n;
 
-    st = tp__load_query(c, "SELECT realm, pattern || coalesce(path_prefix, '') "
-                    "FROM turnpolicy.host_rules", 0, NULL, &r, err);
+    st = tp__load_query(c, "SELECT realm, pattern || "
+                        "coalesce(path_prefix, '') FROM turnpolicy.host_rules",
+                        0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -577,7 +580,7 @@ load_rules(PGconn *c, snapshot *s, tp_error *err)
     if (st != TP_OK)
         return st;
     st = tp__load_query(c, "SELECT realm, net::text, action FROM "
-                    "turnpolicy.peer_rules", 0, NULL, &r, err);
+                        "turnpolicy.peer_rules", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     n = PQntuples(r);
@@ -606,7 +609,7 @@ load_jwt_keys(PGconn *c, snapshot *s, tp_error *err)
     int i, n;
 
     st = tp__load_query(c, "SELECT realm, kid, alg, encode(key_data, 'hex') "
-                    "FROM turnpolicy.jwt_keys", 0, NULL, &r, err);
+                        "FROM turnpolicy.jwt_keys", 0, NULL, &r, err);
     if (st != TP_OK)
         return st;
     key = calloc(1, 16384 + 1);
