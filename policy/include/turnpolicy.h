@@ -840,6 +840,14 @@ typedef struct tp_store_options {
                                   (retrying), and decisions fail closed
                                   with TP_ESTALE until it has (for event
                                   loops that must not block) */
+    const char *share_dir;     /* NULL = this store holds every user
+                                  itself.  Else a directory the stores of
+                                  one node share (nginx workers; tmpfs,
+                                  writable by each, used by nobody else):
+                                  users and revocations are read once per
+                                  node into a read-only file there, mapped
+                                  by every store, which holds privately
+                                  only what changed since */
 } tp_store_options;
 
 /*
