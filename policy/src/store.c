@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HEARTBEAT_MS 1000
@@ -56,6 +57,8 @@
 #define BACKOFF_MAX_MS 5000
 #define READ_GAP_MS 25      /* between change-log reads (read_gap_ms) */
 #define STANDBY_RELOAD_S 60 /* full loads on a hot standby (store_delta.c) */
+#define SHARE_OWN_MIN 65536 /* a store's own entries over a base before it
+                               takes a new base: this + a quarter of it */
 
 void
 tp__slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
@@ -252,16 +255,82 @@ read_gap_ms(const struct timespec *last)
     return since >= READ_GAP_MS ? 0 : (int)(READ_GAP_MS - since) + 1;
 }
 
+/* With share_dir: the node's base (store_base.c), written first when
+ * none recent enough is there (*built).  A schema without the change log
+ * cannot keep a base current: the store then holds its users itself. */
+static tp_status
+share_load(tp_store *st, snapshot **s, int *built, tp_error *err)
+{
+    PGresult *r = NULL;
+    tp_status status;
+    int has_log;
+
+    status = tp__load_query(st->conn, "SELECT to_regclass("
+                            "'turnpolicy.changes') IS NOT NULL", 0, NULL, &r,
+                            err);
+    if (status != TP_OK)
+        return status;
+    has_log = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (has_log) {
+        status = tp__base_refresh(st, s, built, err);
+        if (status == TP_OK)
+            st->share_need = 0;
+        return status;
+    }
+    tp__slog(st, TP_LOG_WARN, "policy store: share_dir %s not used: the "
+             "schema has no change log (migrate to 007); each process "
+             "holds its own users", st->share_dir);
+    free(st->share_dir);
+    st->share_dir = NULL;
+    *built = 1;
+    return tp__snapshot_load(st->conn, store_jwt(st), s, &st->chg, err);
+}
+
+/* A full read is wanted that a base built at or after at can answer. */
+static void
+share_want(tp_store *st, int64_t at)
+{
+    if (at > st->share_need)
+        st->share_need = at;
+}
+
+/* With share_dir: is it time to take another base - a newer one another
+ * store of the node wrote, or a new one because this store's own
+ * changes have grown to a good part of the base? */
+static int
+share_due(tp_store *st)
+{
+    const snapshot *s = atomic_load(&st->cur);
+    const tp__tables *t;
+    int64_t built;
+
+    if (st->share_dir == NULL || s == NULL || s->tab == NULL ||
+        s->tab->base == NULL)
+        return 0;
+    t = s->tab;
+    built = tp__base_built_at(t->base);
+    if (tp__base_newer(st) ||
+        atomic_load(&t->users.used) > t->users.bn / 4 + SHARE_OWN_MIN) {
+        share_want(st, built + 1);
+        return 1;
+    }
+    return 0;
+}
+
 /* A full read: applied in place to the tables in force when there are
  * any and the realms are the same ones (store_sync.c, *s = NULL), else a
  * full load into new tables (*s, for the caller to publish). */
 static tp_status
-sync_or_load(tp_store *st, snapshot **s, tp_error *err)
+sync_or_load(tp_store *st, snapshot **s, int *full_read, tp_error *err)
 {
     int rebuild = 0;
     tp_status status;
 
     *s = NULL;
+    *full_read = 1;
+    if (st->share_dir != NULL)
+        return share_load(st, s, full_read, err);
     if (atomic_load(&st->cur) != NULL) {
         status = tp__snapshot_sync(st, &rebuild, err);
         if (status != TP_OK || !rebuild)
@@ -316,15 +385,16 @@ static void *
 store_thread(void *arg)
 {
     tp_store *st = arg;
-    struct timespec last_load, last_beat;
+    struct timespec last_load, last_beat, last_stat;
     int backoff = BACKOFF_MIN_MS, dirty = 0, sub_ready = 0, due = 0;
     int first = atomic_load(&st->cur) == NULL; /* background_start */
     uint64_t done;
     snapshot *s;
     tp_error err;
+    int full_read;
 
     clock_gettime(CLOCK_MONOTONIC, &last_load);
-    last_beat = last_load;
+    last_beat = last_stat = last_load;
     for (;;) {
         /* (Re)subscribing may have missed fan-out messages: the change
          * log has them, or a full load. */
@@ -383,13 +453,24 @@ store_thread(void *arg)
         if (st->reload_requested) {
             dirty = 1;
             st->reload_requested = 0;
+            share_want(st, tp__base_now());
         }
         pthread_mutex_unlock(&st->mu);
         if (mono_since(&last_load) >=
             (st->chg.standby && st->reload_interval > STANDBY_RELOAD_S
                  ? STANDBY_RELOAD_S
-                 : st->reload_interval))
+                 : st->reload_interval)) {
             dirty = 1;
+            /* a base another store built in the last half interval is
+             * the check this one wanted */
+            share_want(st, tp__base_now() -
+                               (int64_t)st->reload_interval * 500000000);
+        }
+        if (!dirty && mono_since(&last_stat) * 1000 >= HEARTBEAT_MS) {
+            clock_gettime(CLOCK_MONOTONIC, &last_stat);
+            if (share_due(st))
+                dirty = 1;
+        }
         /* The change log, on a notification and on every heartbeat (a
          * missed notification costs at most one heartbeat). */
         if (!dirty && st->chg.on && atomic_load(&st->cur) != NULL &&
@@ -401,10 +482,12 @@ store_thread(void *arg)
                 continue;
             clock_gettime(CLOCK_MONOTONIC, &last_beat);
             due = 0;
-            if (rc > 0)
+            if (rc > 0) {
                 dirty = 1;
-            else
+                share_want(st, tp__base_now());
+            } else {
                 continue;
+            }
         }
         if (due && !st->chg.on) {
             dirty = 1; /* a schema without the change log */
@@ -413,7 +496,7 @@ store_thread(void *arg)
         if (dirty) {
             /* Usage rows committed before this load are in its sums. */
             done = usage_done(st);
-            if (sync_or_load(st, &s, &err) != TP_OK) {
+            if (sync_or_load(st, &s, &full_read, &err) != TP_OK) {
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
                 } else if (!st->failing) {
@@ -425,8 +508,10 @@ store_thread(void *arg)
             }
             if (s != NULL && atomic_load(&st->cur) == NULL)
                 tp__slog(st, TP_LOG_INFO, "policy store loaded: %zu realms, "
-                         "%zu users", s->nrealms,
-                         (size_t)atomic_load(&s->tab->users.used));
+                         "%zu users%s", s->nrealms,
+                         (size_t)atomic_load(&s->tab->users.count),
+                         s->tab->base != NULL ? " (the node's shared copy)"
+                                              : "");
             if (s != NULL) {
                 tp__store_publish(st, s);
                 st->mark = 0; /* new tables: their entries carry 0 */
@@ -435,7 +520,8 @@ store_thread(void *arg)
              * (refuses early) rather than not at all. */
             atomic_store(&st->usage_included, done);
             mark_current(st, 1);
-            atomic_fetch_add(&st->full_loads, 1);
+            if (full_read)
+                atomic_fetch_add(&st->full_loads, 1);
             dirty = 0;
             due = 0;
             clock_gettime(CLOCK_MONOTONIC, &last_load);
@@ -488,6 +574,27 @@ dup_opt(const char *src, const char **dst)
         return -1;
     *dst = p;
     return 0;
+}
+
+/* A share_dir must be this user's alone: a base file there is trusted
+ * like the store's own memory. */
+static tp_status
+share_dir_check(const char *dir, tp_error *err)
+{
+    struct stat sb;
+
+    if (dir[0] == '\0' || strlen(dir) > 3000)
+        return tp__fail(err, TP_EINVAL, "share_dir: an absolute directory "
+                        "path is required");
+    if (stat(dir, &sb) != 0)
+        return tp__fail(err, TP_EINVAL, "share_dir %s: %s", dir,
+                        strerror(errno));
+    if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() ||
+        (sb.st_mode & 022) != 0)
+        return tp__fail(err, TP_EINVAL, "share_dir %s: must be a directory "
+                        "owned by this user (uid %u) and writable by no one "
+                        "else", dir, (unsigned)geteuid());
+    return TP_OK;
 }
 
 tp_store *
@@ -586,15 +693,25 @@ tp_store_new(const tp_store_options *opts, tp_error *err)
             goto fail;
         }
     }
+    if (opts->share_dir != NULL && share_dir_check(opts->share_dir, err) !=
+                                       TP_OK)
+        goto fail;
+    if (opts->share_dir != NULL &&
+        (st->share_dir = strdup(opts->share_dir)) == NULL) {
+        tp__fail(err, TP_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (!opts->background_start) {
+        int full_read = 1;
+
         st->conn = store_connect(st, err);
         if (st->conn == NULL)
             goto fail;
-        if (tp__snapshot_load(st->conn, store_jwt(st), &s, &st->chg,
-                              err) != TP_OK)
+        if (sync_or_load(st, &s, &full_read, err) != TP_OK)
             goto fail;
         tp__store_publish(st, s);
-        atomic_fetch_add(&st->full_loads, 1);
+        if (full_read)
+            atomic_fetch_add(&st->full_loads, 1);
         mark_current(st, 1);
     }
     if (pthread_create(&st->thread, NULL, store_thread, st) != 0) {
@@ -643,6 +760,7 @@ tp_store_free(tp_store *st)
         close(st->change_fd);
     tp__usage_free_all(st);
     tp__chglog_clear(&st->chg);
+    free(st->share_dir);
     free((char *)(uintptr_t)st->jwt.issuer);
     free((char *)(uintptr_t)st->jwt.audience);
     free((char *)(uintptr_t)st->jwt.realm_claim);
@@ -716,8 +834,9 @@ tp_store_info_get(tp_store *st, tp_store_info *info)
         if (s != NULL) {
             info->loaded_at = s->loaded_at;
             info->realms = s->nrealms;
-            info->users = s->tab != NULL ? atomic_load(&s->tab->users.used)
-                                         : 0;
+            info->users = s->tab != NULL
+                              ? atomic_load(&s->tab->users.count)
+                              : 0;
         }
         info->overlay = o != NULL ? o->n : 0;
         read_leave(st, p);

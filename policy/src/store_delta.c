@@ -164,10 +164,9 @@ delta_clear(delta *d)
  * begun a REPEATABLE READ transaction).  A probe sets d->need_txn when
  * there are rows to read again. */
 static tp_status
-delta_read(tp_store *st, const snapshot *cur, int probe, delta *d, int *full,
-           tp_error *err)
+delta_read(tp_store *st, const tp__chglog *cl, const snapshot *cur, int probe,
+           delta *d, int *full, tp_error *err)
 {
-    tp__chglog *cl = &st->chg;
     tp__strbuf ur = {0}, uk = {0}, vr = {0}, vk = {0};
     const char *params[2];
     char seqtxt[24], sql[1024];
@@ -324,17 +323,38 @@ user_plus(const user_entry *u, uint64_t bytes)
     return c;
 }
 
-/* Apply what delta_read found.  Returns the number of entries changed, or
- * -1 when out of memory (the caller then loads in full). */
-static long
-delta_apply(tp_store *st, delta *d, tp__garbage *g)
+/* Give s the realms and origins of r (and r those of s). */
+static void
+swap_realms(snapshot *s, snapshot *r)
 {
-    snapshot *cur = atomic_load(&st->cur);
+    snapshot t = *s;
+
+    s->realms = r->realms;
+    s->nrealms = r->nrealms;
+    s->origins = r->origins;
+    s->norigins = r->norigins;
+    r->realms = t.realms;
+    r->nrealms = t.nrealms;
+    r->origins = t.origins;
+    r->norigins = t.norigins;
+}
+
+/* Apply what delta_read found to cur: the snapshot in force (published:
+ * changes are told to other nodes, a new snapshot is published for new
+ * realms), or one not yet published.  Returns the number of entries
+ * changed, or -1 when out of memory (the caller then loads in full). */
+static long
+delta_apply(tp_store *st, snapshot *cur, int published, delta *d,
+            tp__garbage *g)
+{
     tp__tables *t = cur->tab;
     long changed = 0;
     int i, n;
 
-    if (d->realms != NULL) {
+    if (d->realms != NULL && !published) {
+        swap_realms(cur, d->realms);
+        changed++;
+    } else if (d->realms != NULL) {
         d->realms->tab = t;
         tp__store_publish(st, d->realms); /* frees the previous one */
         d->realms = NULL;
@@ -396,7 +416,8 @@ delta_apply(tp_store *st, delta *d, tp__garbage *g)
             free(nu);
             continue;
         }
-        tp__publish_user(st, &cur->realms[ri], old, nu);
+        if (published)
+            tp__publish_user(st, &cur->realms[ri], old, nu);
         if (tp__table_put(&t->users, nu, g) != 0) {
             free(nu);
             return -1;
@@ -425,9 +446,42 @@ delta_apply(tp_store *st, delta *d, tp__garbage *g)
             free(v);
             return -1;
         }
-        tp__publish_revoked(st, &cur->realms[ri], name);
+        if (published)
+            tp__publish_revoked(st, &cur->realms[ri], name);
     }
     return changed;
+}
+
+tp_status
+tp__chglog_catch_up(tp_store *st, snapshot *s, tp__chglog *from, int *full,
+                    tp_error *err)
+{
+    tp__garbage g = {0};
+    tp_status status;
+    delta d;
+    long changed;
+
+    *full = 0;
+    memset(&d, 0, sizeof(d));
+    status = delta_read(st, from, s, 0, &d, full, err);
+    if (status != TP_OK || *full) {
+        delta_clear(&d);
+        return status;
+    }
+    changed = delta_apply(st, s, 0, &d, &g);
+    tp__garbage_flush(NULL, &g); /* nobody reads s yet */
+    tp__garbage_clear(&g);
+    if (changed < 0) {
+        delta_clear(&d);
+        return tp__fail(err, TP_ENOMEM, "out of memory");
+    }
+    free(from->xip);
+    from->xip = d.xip;
+    d.xip = NULL;
+    from->seq = d.seq;
+    from->read_at = mono_now();
+    delta_clear(&d);
+    return TP_OK;
 }
 
 tp_status
@@ -447,7 +501,7 @@ tp__chglog_apply(tp_store *st, int *full, tp_error *err)
         return TP_OK;
     }
     /* Most reads find nothing, or usage alone: one statement. */
-    status = delta_read(st, cur, 1, &d, full, err);
+    status = delta_read(st, &st->chg, cur, 1, &d, full, err);
     if (status != TP_OK || *full) {
         delta_clear(&d);
         return status;
@@ -459,7 +513,7 @@ tp__chglog_apply(tp_store *st, int *full, tp_error *err)
         if (status != TP_OK)
             return status;
         PQclear(r);
-        status = delta_read(st, cur, 0, &d, full, err);
+        status = delta_read(st, &st->chg, cur, 0, &d, full, err);
         if (status != TP_OK || *full) {
             PQclear(PQexec(st->conn, "ROLLBACK"));
             delta_clear(&d);
@@ -472,7 +526,7 @@ tp__chglog_apply(tp_store *st, int *full, tp_error *err)
         }
         PQclear(r);
     }
-    changed = delta_apply(st, &d, &g);
+    changed = delta_apply(st, cur, 1, &d, &g);
     /* What was replaced goes after one grace period for the whole read. */
     tp__garbage_flush(st, &g);
     tp__garbage_clear(&g);

@@ -152,7 +152,9 @@ tp__publish_diff(tp_store *st, const snapshot *old, const snapshot *new)
         tp__publish_realm(st, oi >= 0 ? &old->realms[oi] : NULL,
                           &new->realms[i]);
     }
-    if (old->tab == new->tab)
+    /* (Attaching a base repeats the policy: its changes were told as
+     * they were applied.) */
+    if (old->tab == new->tab || new->tab->base != NULL)
         return;
     pos = 0;
     while ((u = tp__table_next(&new->tab->users, &pos)) != NULL) {

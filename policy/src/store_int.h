@@ -126,11 +126,28 @@ typedef struct tp__slots {
     _Atomic(void *) slot[];     /* NULL, an entry, or the tombstone */
 } tp__slots;
 
+typedef struct tp__basew tp__basew;
+
 typedef struct tp__table {
     _Atomic(tp__slots *) slots;
     size_t name_off;            /* where an entry's name starts */
-    atomic_size_t used;         /* live entries (written by the writer) */
+    atomic_size_t used;         /* slots holding an entry or a deletion
+                                   mark (written by the writer) */
     size_t dead;                /* tombstones (writer only) */
+    atomic_size_t count;        /* live entries, the base's included */
+    size_t (*size)(const void *e); /* an entry's bytes (to copy it) */
+    /* A base under the table (store_base.c): read-only entries in a
+     * mapped file, shadowed by the table's own entries and deletion
+     * marks.  Set before the table is published, then constant. */
+    const char *bmap;           /* the mapping; NULL = no base */
+    const uint32_t *bslot;      /* entry offset / 8, 0 = empty */
+    size_t bmask;
+    size_t bn;                  /* the base's entries */
+    /* Building a base (a full load in a store with share_dir): puts and
+     * finds go to the file being written instead. */
+    tp__basew *bw;
+    uint32_t *wslot;            /* private until the base is finished */
+    size_t wmask, wn;
 } tp__table;
 
 /* What a writer replaced, to free after a grace period. */
@@ -145,6 +162,8 @@ typedef struct tp__garbage {
  * in the same order (a change to a realm's settings or rules publishes a
  * new snapshot over the same tables).
  */
+typedef struct tp__base tp__base;
+
 typedef struct tp__tables {
     tp__table users;            /* user_entry */
     tp__table revoked;          /* revoked_entry */
@@ -152,6 +171,8 @@ typedef struct tp__tables {
     _Atomic uint64_t *realm_used; /* per realm index: bytes of all its
                                      sessions (users removed since too) in
                                      the budget period */
+    tp__base *base;             /* the mapped base both tables read, or
+                                   NULL; unmapped with the tables */
 } tp__tables;
 
 typedef struct snapshot {
@@ -281,6 +302,9 @@ struct tp_store {
                                  entries it finds with (0 or 1) */
     atomic_ullong deltas;     /* change-log reads applied */
     atomic_ullong full_loads; /* full loads */
+    char *share_dir;          /* NULL, or where the node's base is */
+    int64_t share_need;       /* thread only: a full read wants a base
+                                 built at or after this (Unix ns) */
     int failing;              /* thread only: a failure was logged */
     int usage_failing;        /* thread only: usage refusal logged */
     long long usage_retry_ms; /* thread only: no write before (refused) */
@@ -399,6 +423,11 @@ size_t tp__user_entry_make(void *buf, size_t cap, uint32_t realm,
                            const char *user_id, const tp_addr *cidr,
                            int cidr_len);
 
+/* Bytes of a user entry for user_id (with a client network or not), and
+ * where the network starts (*cidr_at, when has_cidr). */
+size_t tp__user_entry_size(const char *user_id, int has_cidr,
+                           size_t *cidr_at);
+
 /* Do two user entries say the same? */
 int tp__user_entry_same(const user_entry *a, const user_entry *b);
 
@@ -503,6 +532,40 @@ size_t tp__user_row_make(void *buf, size_t cap, PGresult *r, int i,
  * length; 0, or -1. */
 int tp__parse_cidr(const char *text, tp_addr *a, int *len);
 
+/* The same, with the users and revocations written to the base file w
+ * (store_base.c) instead of private tables. */
+tp_status tp__snapshot_load_into(PGconn *c, const tp_jwt_options *jo,
+                                 snapshot **out, tp__chglog *cl,
+                                 tp__basew *w, tp_error *err);
+
+/* ---- store_base.c: one copy of the users per node (share_dir) ---- */
+
+/* FNV-1a over a table key (store_table.c); bases hash alike. */
+uint32_t tp__key_hash(uint32_t realm, const char *name);
+
+/* Under the directory's lock: attach the node's base when it was built
+ * at or after st->share_need, else read PostgreSQL in full into a new
+ * base (*built = 1) and attach that.  *out: a snapshot caught up with
+ * the change log, for the caller to publish (st->chg then says where it
+ * stands).  Store thread, or tp_store_new. */
+tp_status tp__base_refresh(tp_store *st, snapshot **out, int *built,
+                           tp_error *err);
+
+/* Has another store of the node written a newer base? */
+int tp__base_newer(tp_store *st);
+
+/* When b was built (Unix ns); 0 for NULL.  tp__base_now: the clock. */
+int64_t tp__base_built_at(const tp__base *b);
+int64_t tp__base_now(void);
+
+void tp__base_free(tp__base *b);
+
+/* Table lookups and puts below the tables (store_table.c calls them). */
+void *tp__base_find(const tp__table *t, uint32_t realm, const char *name,
+                    uint32_t h);
+void *tp__basew_find(const tp__table *t, uint32_t realm, const char *name);
+int tp__basew_put(tp__table *t, void *e);
+
 /* ---- store_sync.c: a full read applied in place ---- */
 
 /* Read the whole policy again in one transaction and apply the
@@ -525,6 +588,12 @@ tp_status tp__chglog_start(PGconn *c, tp__chglog *cl, tp_error *err);
 tp_status tp__chglog_apply(tp_store *st, int *full, tp_error *err);
 
 void tp__chglog_clear(tp__chglog *cl);
+
+/* Inside the caller's REPEATABLE READ transaction: read the log from
+ * *from and apply it to s, not yet published (a base being attached);
+ * *from then says where s stands.  *full as tp__chglog_apply. */
+tp_status tp__chglog_catch_up(tp_store *st, snapshot *s, tp__chglog *from,
+                              int *full, tp_error *err);
 
 /* ---- store_fanout.c: Redis fan-out (store thread) ---- */
 

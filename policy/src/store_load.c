@@ -518,7 +518,7 @@ usage_rows(void *arg, PGresult *r, tp__garbage *g, tp_error *err)
 /* Every user, revoked credential and usage sum into s->tab (not yet
  * published). */
 static tp_status
-load_users(PGconn *c, snapshot *s, tp_error *err)
+load_users(PGconn *c, snapshot *s, tp__basew *w, tp_error *err)
 {
     PGresult *r = NULL;
     char sql[512];
@@ -530,10 +530,14 @@ load_users(PGconn *c, snapshot *s, tp_error *err)
     if (st != TP_OK)
         return st;
     s->tab = tp__tables_new(s->nrealms,
-                            strtoull(PQgetvalue(r, 0, 0), NULL, 10));
+                            w != NULL ? 0
+                                      : strtoull(PQgetvalue(r, 0, 0), NULL,
+                                                 10));
     PQclear(r);
     if (s->tab == NULL)
         return tp__fail(err, TP_ENOMEM, "out of memory loading users");
+    s->tab->users.bw = w;
+    s->tab->revoked.bw = w;
     snprintf(sql, sizeof(sql), "SELECT %s FROM turnpolicy.users u",
              tp__user_columns);
     st = tp__load_cursor(c, sql, user_rows, s, NULL, err);
@@ -671,6 +675,13 @@ tp_status
 tp__snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
                   tp__chglog *cl, tp_error *err)
 {
+    return tp__snapshot_load_into(c, jo, out, cl, NULL, err);
+}
+
+tp_status
+tp__snapshot_load_into(PGconn *c, const tp_jwt_options *jo, snapshot **out,
+                       tp__chglog *cl, tp__basew *w, tp_error *err)
+{
     snapshot *s;
     PGresult *r = NULL;
     tp_status st;
@@ -687,7 +698,7 @@ tp__snapshot_load(PGconn *c, const tp_jwt_options *jo, snapshot **out,
     PQclear(r);
     st = tp__realms_load(c, jo, s, err);
     if (st == TP_OK)
-        st = load_users(c, s, err);
+        st = load_users(c, s, w, err);
     if (st == TP_OK && cl != NULL)
         st = tp__chglog_start(c, cl, err);
     if (st != TP_OK) {

@@ -43,6 +43,23 @@ free_entry(void *e)
     free(e);
 }
 
+static size_t
+user_size(const void *e)
+{
+    const user_entry *u = e;
+    size_t at = 0;
+
+    return tp__user_entry_size(u->user_id, u->has_cidr, &at);
+}
+
+static size_t
+revoked_size(const void *e)
+{
+    const revoked_entry *v = e;
+
+    return offsetof(revoked_entry, username) + strlen(v->username) + 1;
+}
+
 tp__tables *
 tp__tables_new(size_t nrealms, size_t nusers)
 {
@@ -61,6 +78,8 @@ tp__tables_new(size_t nrealms, size_t nusers)
         tp__tables_free(t);
         return NULL;
     }
+    t->users.size = user_size;
+    t->revoked.size = revoked_size;
     return t;
 }
 
@@ -71,6 +90,7 @@ tp__tables_free(tp__tables *t)
         return;
     tp__table_free(&t->users, free_entry);
     tp__table_free(&t->revoked, free_entry);
+    tp__base_free(t->base);
     free(t->realm_used);
     free(t);
 }
@@ -173,8 +193,8 @@ tp__realm_used(const snapshot *s, size_t ri)
 
 /* Bytes of a user entry for user_id (with a client network or not), and
  * where the network starts. */
-static size_t
-user_entry_size(const char *user_id, int has_cidr, size_t *cidr_at)
+size_t
+tp__user_entry_size(const char *user_id, int has_cidr, size_t *cidr_at)
 {
     size_t size = offsetof(user_entry, user_id) + strlen(user_id) + 1;
 
@@ -188,7 +208,7 @@ size_t
 tp__user_entry_make(void *buf, size_t cap, uint32_t realm,
                     const char *user_id, const tp_addr *cidr, int cidr_len)
 {
-    size_t at = 0, size = user_entry_size(user_id, cidr != NULL, &at);
+    size_t at = 0, size = tp__user_entry_size(user_id, cidr != NULL, &at);
     user_entry *u = buf;
 
     if (size > cap)
@@ -211,7 +231,7 @@ user_entry *
 tp__user_entry_new(uint32_t realm, const char *user_id, const tp_addr *cidr,
                    int cidr_len)
 {
-    size_t at = 0, size = user_entry_size(user_id, cidr != NULL, &at);
+    size_t at = 0, size = tp__user_entry_size(user_id, cidr != NULL, &at);
     user_entry *u = malloc(size);
 
     if (u != NULL)
@@ -222,7 +242,7 @@ tp__user_entry_new(uint32_t realm, const char *user_id, const tp_addr *cidr,
 user_entry *
 tp__user_entry_dup(const user_entry *u)
 {
-    size_t at = 0, size = user_entry_size(u->user_id, u->has_cidr, &at);
+    size_t at = 0, size = tp__user_entry_size(u->user_id, u->has_cidr, &at);
     user_entry *c;
 
     c = malloc(size);

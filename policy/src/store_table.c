@@ -33,9 +33,16 @@
 static char tombstone_mark;
 #define TOMBSTONE ((void *)&tombstone_mark)
 
+/* Over a base, a removed key must hide the base's entry: its slot holds
+ * a deletion mark, a pointer to a copy of the key (realm and name, as an
+ * entry lays them out) with its low bit set.  Entries are malloc'd, so
+ * that bit is otherwise 0. */
+#define GONE(p) (((uintptr_t)(p)&1u) != 0)
+#define UNTAG(p) ((void *)((uintptr_t)(p) & ~(uintptr_t)1u))
+
 /* FNV-1a over the realm index and the name. */
-static uint32_t
-key_hash(uint32_t realm, const char *name)
+uint32_t
+tp__key_hash(uint32_t realm, const char *name)
 {
     uint32_t h = 2166136261u ^ realm;
 
@@ -90,8 +97,10 @@ tp__table_init(tp__table *t, size_t name_off, size_t expect)
     return 0;
 }
 
-void *
-tp__table_find(const tp__table *t, uint32_t realm, const char *name)
+/* The table's own slot for (realm, name): the entry, a deletion mark
+ * (tagged), or NULL when the table has nothing for the key. */
+static void *
+own_find(const tp__table *t, uint32_t realm, const char *name, uint32_t h)
 {
     const tp__slots *s = atomic_load_explicit(&t->slots,
                                               memory_order_acquire);
@@ -103,17 +112,35 @@ tp__table_find(const tp__table *t, uint32_t realm, const char *name)
     if (s == NULL ||
         atomic_load_explicit(&t->used, memory_order_acquire) == 0)
         return NULL;
-    j = key_hash(realm, name) & s->mask;
+    j = h & s->mask;
     for (;;) {
         void *e = atomic_load_explicit(&s->slot[j], memory_order_acquire);
 
         if (e == NULL)
             return NULL;
-        if (e != TOMBSTONE && ent_realm(e) == realm &&
-            strcmp(ent_name(t, e), name) == 0)
+        if (e != TOMBSTONE && ent_realm(UNTAG(e)) == realm &&
+            strcmp(ent_name(t, UNTAG(e)), name) == 0)
             return e;
         j = (j + 1) & s->mask;
     }
+}
+
+void *
+tp__table_find(const tp__table *t, uint32_t realm, const char *name)
+{
+    uint32_t h;
+    void *e;
+
+    if (t->bw != NULL)
+        return tp__basew_find(t, realm, name);
+    if (t->bmap == NULL &&
+        atomic_load_explicit(&t->used, memory_order_acquire) == 0)
+        return NULL;
+    h = tp__key_hash(realm, name);
+    e = own_find(t, realm, name, h);
+    if (e != NULL)
+        return GONE(e) ? NULL : e;
+    return t->bmap != NULL ? tp__base_find(t, realm, name, h) : NULL;
 }
 
 int
@@ -171,7 +198,8 @@ rehash(tp__table *t, size_t cap, tp__garbage *g)
 
         if (e == NULL || e == TOMBSTONE)
             continue;
-        j = key_hash(ent_realm(e), ent_name(t, e)) & s->mask;
+        j = tp__key_hash(ent_realm(UNTAG(e)), ent_name(t, UNTAG(e))) &
+            s->mask;
         while (atomic_load_explicit(&s->slot[j], memory_order_relaxed) !=
                NULL)
             j = (j + 1) & s->mask;
@@ -186,14 +214,18 @@ rehash(tp__table *t, size_t cap, tp__garbage *g)
     return 0;
 }
 
-int
-tp__table_put(tp__table *t, void *e, tp__garbage *g)
+/* Publish e (an entry or a deletion mark) in the table's own slots,
+ * replacing what it held for the key; *was receives that (NULL when
+ * nothing). */
+static int
+own_put(tp__table *t, void *e, tp__garbage *g, void **was)
 {
-    uint32_t realm = ent_realm(e);
-    const char *name = ent_name(t, e);
+    uint32_t realm = ent_realm(UNTAG(e));
+    const char *name = ent_name(t, UNTAG(e));
     tp__slots *s = atomic_load(&t->slots);
     size_t j, free_at = SIZE_MAX;
 
+    *was = NULL;
     /* Room first, so the probe below is done in the array kept: at most
      * 3/4 of the slots taken (live or tombstones); a rebuild leaves at
      * most half taken, so rebuilds are at least cap/4 changes apart. */
@@ -206,7 +238,7 @@ tp__table_put(tp__table *t, void *e, tp__garbage *g)
             return -1;
         s = atomic_load(&t->slots);
     }
-    j = key_hash(realm, name) & s->mask;
+    j = tp__key_hash(realm, name) & s->mask;
     for (;;) {
         void *o = atomic_load_explicit(&s->slot[j], memory_order_relaxed);
 
@@ -215,11 +247,12 @@ tp__table_put(tp__table *t, void *e, tp__garbage *g)
         if (o == TOMBSTONE) {
             if (free_at == SIZE_MAX)
                 free_at = j;
-        } else if (ent_realm(o) == realm &&
-                   strcmp(ent_name(t, o), name) == 0) {
-            if (tp__garbage_add(g, o) != 0)
+        } else if (ent_realm(UNTAG(o)) == realm &&
+                   strcmp(ent_name(t, UNTAG(o)), name) == 0) {
+            if (tp__garbage_add(g, UNTAG(o)) != 0)
                 return -1;
             atomic_store_explicit(&s->slot[j], e, memory_order_release);
+            *was = o;
             return 0;
         }
         j = (j + 1) & s->mask;
@@ -234,24 +267,71 @@ tp__table_put(tp__table *t, void *e, tp__garbage *g)
 }
 
 int
+tp__table_put(tp__table *t, void *e, tp__garbage *g)
+{
+    void *was;
+    int existed;
+
+    if (t->bw != NULL)
+        return tp__basew_put(t, e);
+    /* Counting needs to know whether the key was live before: in the
+     * table's own slots, or else in the base. */
+    if (own_put(t, e, g, &was) != 0)
+        return -1;
+    if (was != NULL)
+        existed = !GONE(was);
+    else
+        existed = t->bmap != NULL &&
+                  tp__base_find(t, ent_realm(e), ent_name(t, e),
+                                tp__key_hash(ent_realm(e),
+                                             ent_name(t, e))) != NULL;
+    if (!existed)
+        atomic_fetch_add(&t->count, 1);
+    return 0;
+}
+
+int
 tp__table_del(tp__table *t, uint32_t realm, const char *name, tp__garbage *g)
 {
     tp__slots *s = atomic_load(&t->slots);
-    size_t j = key_hash(realm, name) & s->mask;
+    uint32_t h = tp__key_hash(realm, name);
+    size_t j = h & s->mask;
 
+    if (t->bmap != NULL && tp__base_find(t, realm, name, h) != NULL) {
+        /* The base has it: a deletion mark hides it. */
+        size_t len = strlen(name);
+        char *m;
+        void *o = own_find(t, realm, name, h), *was;
+
+        if (o != NULL && GONE(o))
+            return 0;
+        m = calloc(1, t->name_off + len + 1);
+        if (m == NULL)
+            return -1;
+        memcpy(m, &realm, sizeof(realm));
+        memcpy(m + t->name_off, name, len + 1);
+        if (own_put(t, (void *)((uintptr_t)m | 1u), g, &was) != 0) {
+            free(m);
+            return -1;
+        }
+        atomic_fetch_sub(&t->count, 1);
+        return 0;
+    }
     for (;;) {
         void *o = atomic_load_explicit(&s->slot[j], memory_order_relaxed);
 
         if (o == NULL)
             return 0;
-        if (o != TOMBSTONE && ent_realm(o) == realm &&
-            strcmp(ent_name(t, o), name) == 0) {
-            if (tp__garbage_add(g, o) != 0)
+        if (o != TOMBSTONE && ent_realm(UNTAG(o)) == realm &&
+            strcmp(ent_name(t, UNTAG(o)), name) == 0) {
+            if (tp__garbage_add(g, UNTAG(o)) != 0)
                 return -1;
             atomic_store_explicit(&s->slot[j], TOMBSTONE,
                                   memory_order_release);
             t->used--;
             t->dead++;
+            if (!GONE(o))
+                atomic_fetch_sub(&t->count, 1);
             return 0;
         }
         j = (j + 1) & s->mask;
@@ -262,13 +342,27 @@ void *
 tp__table_next(const tp__table *t, size_t *pos)
 {
     const tp__slots *s = atomic_load(&t->slots);
+    size_t own = s != NULL ? s->mask + 1 : 0;
 
-    while (s != NULL && *pos <= s->mask) {
+    while (*pos < own) {
         void *e = atomic_load_explicit(&s->slot[(*pos)++],
                                        memory_order_acquire);
 
-        if (e != NULL && e != TOMBSTONE)
+        if (e != NULL && e != TOMBSTONE && !GONE(e))
             return e;
+    }
+    /* Then the base's entries the table does not shadow. */
+    while (t->bmap != NULL && *pos - own <= t->bmask) {
+        uint32_t o = t->bslot[*pos - own];
+        const void *e;
+
+        (*pos)++;
+        if (o == 0)
+            continue;
+        e = t->bmap + (size_t)o * 8;
+        if (own_find(t, ent_realm(e), ent_name(t, e),
+                     tp__key_hash(ent_realm(e), ent_name(t, e))) == NULL)
+            return (void *)(uintptr_t)e;
     }
     return NULL;
 }
@@ -285,9 +379,12 @@ tp__table_free(tp__table *t, void (*free_ent)(void *))
         void *e = atomic_load_explicit(&s->slot[i], memory_order_relaxed);
 
         if (e != NULL && e != TOMBSTONE)
-            free_ent(e);
+            free_ent(UNTAG(e));
     }
     free(s);
     atomic_store(&t->slots, NULL);
     t->used = t->dead = 0;
+    t->count = 0;
+    free(t->wslot);
+    t->wslot = NULL;
 }

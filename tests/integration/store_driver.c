@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1110,7 +1111,7 @@ kill_store_connections(void)
  * its heartbeat reads).  Neither loads in full after the realm exists.
  */
 static void
-test_delta_equals_full_load(void **state)
+delta_equals_full_load(const char *share)
 {
     static const char *const changes[] = {
         "SELECT count(turnpolicy.create_user('" DREALM "', 'd' || g)) "
@@ -1158,9 +1159,8 @@ test_delta_equals_full_load(void **state)
     tp_store *a, *b, *c;
     tp_error err;
     PGconn *late;
-    size_t i;
+    size_t i = 0;
 
-    (void)state;
     tp_itest_sql(admin, "SELECT turnpolicy.create_realm('" DREALM "', "
                  "budget_period => 3600, realm_byte_budget => 1000000)",
                  0, NULL);
@@ -1168,9 +1168,17 @@ test_delta_equals_full_load(void **state)
                  NULL);
     tp_itest_sql(admin, "SELECT turnpolicy.create_user('" DREALM "', "
                  "'d0')", 0, NULL);
-    a = open_store(30);
+    if (share != NULL) {
+        /* The users in the base, so changes replace and remove base
+         * entries too. */
+        tp_itest_sql(admin, changes[i++], 0, NULL);
+    }
     memset(&o, 0, sizeof(o));
     o.database = db;
+    o.usage_queue_max = queue_max;
+    o.share_dir = share;
+    a = tp_itest_keep(tp_store_new(&o, &err));
+    assert_non_null(a);
     o.no_listen = 1;
     b = tp_itest_keep(tp_store_new(&o, &err));
     assert_non_null(b);
@@ -1181,7 +1189,14 @@ test_delta_equals_full_load(void **state)
     ra = ia.change_reads;
     rb = ib.change_reads;
 
-    for (i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+    if (share != NULL) {
+        /* one base for both: "a" read PostgreSQL, "b" attached it */
+        assert_int_equal(ia.full_loads, 1);
+        assert_int_equal(ib.full_loads, 0);
+        assert_true(ia.users >= 301); /* and the other realms' */
+        assert_int_equal(ib.users, ia.users);
+    }
+    for (; i < sizeof(changes) / sizeof(changes[0]); i++) {
         tp_itest_sql(admin, changes[i], 0, NULL);
         if (i == 6)
             kill_store_connections(); /* changes 7.. made while away */
@@ -1210,6 +1225,21 @@ test_delta_equals_full_load(void **state)
     c = open_store(30); /* a fresh full load of the same database */
     assert_true(same_policy(a, c, 5.0));
     assert_true(same_policy(b, c, 5.0));
+    if (share != NULL) {
+        /* A store starting now attaches the base of before the changes
+         * and catches up from the log. */
+        tp_store *d;
+
+        o.no_listen = 0;
+        d = tp_itest_keep(tp_store_new(&o, &err));
+        assert_non_null(d);
+        assert_true(same_policy(d, c, 0.0));
+        tp_store_info_get(d, &ia);
+        assert_int_equal(ia.full_loads, 0);
+        tp_store_info_get(c, &ib);
+        assert_int_equal(ia.users, ib.users);
+        tp_itest_store_free(d);
+    }
 
     /* ... and they got there by reading changes, not by loading again. */
     tp_store_info_get(a, &ia);
@@ -1256,9 +1286,59 @@ test_delta_equals_full_load(void **state)
     assert_int_equal(ia.full_loads, fa + 1);
     assert_true(knows_user(a, "quiet", 0.0));
     assert_false(knows_user(a, "d21", 0.0));
+    if (share != NULL) {
+        /* "a" wrote a new base; "b" takes it on its next heartbeat. */
+        assert_true(same_policy(b, c, 5.0));
+        tp_store_info_get(b, &ib);
+        assert_int_equal(ib.full_loads, fb);
+    }
     tp_itest_store_free(a);
     tp_itest_store_free(b);
     tp_itest_store_free(c);
+    /* as it was, for the next run */
+    tp_itest_sql(admin, "DELETE FROM turnpolicy.realms WHERE name = '"
+                 DREALM "'", 0, NULL);
+    tp_itest_sql(admin, "DELETE FROM turnpolicy.usage WHERE node = 'delta'",
+                 0, NULL);
+}
+
+static void
+test_delta_equals_full_load(void **state)
+{
+    (void)state;
+    delta_equals_full_load(NULL);
+}
+
+/*
+ * The same with share_dir, as the workers of one nginx node: the stores
+ * read users and revocations from one base file and keep only what
+ * changed since; they must still hold what a full load holds.
+ */
+static void
+test_share_equals_full_load(void **state)
+{
+    char dir[] = "/tmp/tp-share-XXXXXX", path[64];
+    static const char *const files[] = {"base", "lock"};
+    tp_store_options o;
+    tp_error err;
+    size_t i;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    delta_equals_full_load(dir);
+    /* Someone else's directory, or one others may write, is refused. */
+    assert_int_equal(chmod(dir, 0777), 0);
+    memset(&o, 0, sizeof(o));
+    o.database = db;
+    o.share_dir = dir;
+    assert_null(tp_store_new(&o, &err));
+    assert_int_equal(err.status, TP_EINVAL);
+    assert_non_null(strstr(err.message, "writable by no one else"));
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        assert_int_equal(unlink(path), 0);
+    }
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static void
@@ -1352,6 +1432,7 @@ main(void)
         tp_itest_test(test_background_start),
         tp_itest_test(test_postgres_down),
         tp_itest_test(test_delta_equals_full_load),
+        tp_itest_test(test_share_equals_full_load),
     };
 
     return cmocka_run_group_tests_name("store", tests, setup, teardown);
