@@ -324,7 +324,9 @@ basew_room(tp__basew *w, size_t n)
         return 0;
     while (cap - w->len < n)
         cap += cap / 2 > BASE_GROW ? cap / 2 : BASE_GROW;
-    if (ftruncate(w->fd, (off_t)cap) != 0)
+    /* Space reserved, not a sparse file: a full tmpfs must fail here
+     * (ENOSPC), not fault (SIGBUS) a store through the mapping. */
+    if (posix_fallocate(w->fd, 0, (off_t)cap) != 0)
         return -1;
     /* The file keeps what was written: map it again, larger. */
     m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
@@ -521,7 +523,8 @@ base_build(tp_store *st, tp_error *err)
     w->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                  0600);
     w->cap = BASE_GROW;
-    if (w->fd < 0 || ftruncate(w->fd, (off_t)w->cap) != 0) {
+    if (w->fd < 0 || (errno = posix_fallocate(w->fd, 0, (off_t)w->cap)) !=
+                         0) {
         status = tp__fail(err, TP_EIO, "%s: %s", path, strerror(errno));
         basew_abort(st, w);
         return status;

@@ -1,9 +1,10 @@
 /*
  * test_table.c - the store's lock-free tables (policy/src/store_table.c):
  * put, replace, remove, tombstones, rebuilds and iteration against a
- * reference, and readers looking up while one writer churns (run under
- * ASan by `make asan` and under TSan by `make tsan`: a reader must never
- * see a freed or half-written entry, nor miss a key that stays).
+ * reference (alone, and over a base: store_base.c), and readers looking
+ * up while one writer churns (run under ASan by `make asan` and under
+ * TSan by `make tsan`: a reader must never see a freed or half-written
+ * entry, nor miss a key that stays).
  */
 #include "tp_test.h"
 
@@ -73,21 +74,77 @@ test_put_find_replace_del(void **state)
 /* Inserts, removals and re-inserts against a reference: every live key
  * is found with its latest value, no removed key is, iteration yields
  * each live entry once, and tombstones never fill the table. */
+/* A base as store_base.c lays one out, in memory: keys 0..n-1 (value
+ * -(k + 1)) as entries from offset 256, slots of offset / 8. */
+typedef struct mem_base {
+    char *map;
+    size_t len;
+    uint32_t *slot;
+    size_t mask;
+} mem_base;
+
 static void
-test_churn_against_reference(void **state)
+mem_base_make(mem_base *b, int n)
+{
+    size_t at = 256, cap = 16, j;
+    char id[32];
+    int k;
+
+    while (cap < (size_t)n * 2)
+        cap *= 2;
+    b->len = 256 + (size_t)n * 64;
+    b->map = calloc(1, b->len);
+    b->slot = calloc(cap, sizeof(*b->slot));
+    b->mask = cap - 1;
+    assert_non_null(b->map);
+    assert_non_null(b->slot);
+    for (k = 0; k < n; k++) {
+        size_t size;
+
+        name(id, sizeof(id), k);
+        size = tp__user_entry_make(b->map + at, b->len - at,
+                                   (uint32_t)(k % 3), id, NULL, 0);
+        assert_true(size > 0);
+        ((user_entry *)(void *)(b->map + at))->user_quota = -(k + 1);
+        ((user_entry *)(void *)(b->map + at))->user_budget = -(k + 1);
+        j = tp__key_hash((uint32_t)(k % 3), id) & b->mask;
+        while (b->slot[j] != 0)
+            j = (j + 1) & b->mask;
+        b->slot[j] = (uint32_t)(at / 8);
+        at = (at + size + 7) & ~(size_t)7;
+    }
+}
+
+static void
+churn_against_reference(int base_n)
 {
     static int64_t ref[N]; /* 0: absent, else the value */
     tp__table t;
     tp__garbage g = {0};
-    char id[32];
+    mem_base b = {0};
+    char id[32], *copy = NULL;
     size_t pos, seen;
     unsigned seed = 7;
     int i, round;
 
-    (void)state;
     memset(ref, 0, sizeof(ref));
     assert_int_equal(tp__table_init(&t, offsetof(user_entry, user_id), 16),
                      0);
+    if (base_n > 0) {
+        /* Under a base: the table's entries shadow it, removals of base
+         * keys are deletion marks; the base is never written. */
+        mem_base_make(&b, base_n);
+        copy = malloc(b.len);
+        assert_non_null(copy);
+        memcpy(copy, b.map, b.len);
+        t.bmap = b.map;
+        t.bslot = b.slot;
+        t.bmask = b.mask;
+        t.bn = (size_t)base_n;
+        atomic_store(&t.count, (size_t)base_n);
+        for (i = 0; i < base_n; i++)
+            ref[i] = -(i + 1);
+    }
     for (round = 0; round < 20 * N; round++) {
         int k = (int)(rand_r(&seed) % N);
 
@@ -121,7 +178,9 @@ test_churn_against_reference(void **state)
             seen++;
         }
     }
-    assert_int_equal(atomic_load(&t.used), seen);
+    if (base_n == 0)
+        assert_int_equal(atomic_load(&t.used), seen);
+    assert_int_equal(atomic_load(&t.count), seen);
     pos = 0;
     i = 0;
     while (tp__table_next(&t, &pos) != NULL)
@@ -130,6 +189,26 @@ test_churn_against_reference(void **state)
     tp__garbage_flush(NULL, &g);
     tp__garbage_clear(&g);
     tp__table_free(&t, free);
+    if (base_n > 0) {
+        assert_memory_equal(copy, b.map, b.len);
+        free(copy);
+        free(b.map);
+        free(b.slot);
+    }
+}
+
+static void
+test_churn_against_reference(void **state)
+{
+    (void)state;
+    churn_against_reference(0);
+}
+
+static void
+test_churn_over_base(void **state)
+{
+    (void)state;
+    churn_against_reference(N / 2);
 }
 
 struct reader {
@@ -234,6 +313,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_find_replace_del),
         cmocka_unit_test(test_churn_against_reference),
+        cmocka_unit_test(test_churn_over_base),
         cmocka_unit_test(test_readers_during_churn),
     };
 
