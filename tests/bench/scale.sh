@@ -30,16 +30,21 @@
 #     counted.  Medians over rounds; revocation p50/p99 over every
 #     revocation of every round (nearest rank: with ~20 samples p99 is
 #     the maximum).
-#  3. nginx: worker_processes NGINX_WORKERS, each with its own store (the
-#     module's design today): node RSS and PSS (master + workers,
-#     /proc/PID/smaps_rollup) once every worker has loaded, the sum of
-#     the workers' VmHWM; then the same idle/storm rounds with the CPU of
+#  3. nginx: worker_processes NGINX_WORKERS, their stores sharing one
+#     base of the users per node (the module's default share directory
+#     in /dev/shm; each worker keeps only what changed since): node RSS
+#     and PSS (master + workers, /proc/PID/smaps_rollup; the base, mapped
+#     by every worker, counts once in PSS) once every worker has loaded,
+#     the sum of the workers' VmHWM; then the same idle/storm rounds with the CPU of
 #     master + workers from /proc/PID/stat, and a probe (scale_store
 #     http) asking GET /credentials with a victim's JWT every PROBE_MS on
 #     fresh connections (reuseport spreads them over the workers; X-Pid
 #     names the worker) in both kinds of round, so its load cancels out.
 #     Revocation latency: commit -> every worker has refused (401) at
 #     least once ("first": the first worker).
+#     At the largest size also, memory only: the node's PSS at each
+#     worker count of NGINX_SWEEP, with one base per node and with a copy
+#     per worker (turnpolicy_share_dir off) - how it grows per worker.
 #  4. at the largest size only: revocation -> live relay cut with
 #     turnpolicyd (enforce_interval default) cancelling through coturn's
 #     admin CLI, idle (no storm), CUTS times: scale_cut.py streams peer ->
@@ -53,7 +58,8 @@
 # at the end: the issue's targets at the largest size, PASS/FAIL.  The
 # machine is shared: read medians.
 # Environment: SCALE_USERS, SCALE_SIZES, ROUNDS, RUN, RATE, RELOADS,
-# NGINX_WORKERS, PROBE_MS, CUTS, SCALE_NO_NGINX=1, SCALE_NO_CUT=1.
+# NGINX_WORKERS, NGINX_SWEEP, PROBE_MS, CUTS, SCALE_NO_NGINX=1,
+# SCALE_NO_CUT=1.
 # shellcheck disable=SC2154  # tp_tmpdir, tp_pid_* come from lib.sh
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
@@ -67,6 +73,7 @@ RUN=${RUN:-8}
 RATE=${RATE:-100}
 RELOADS=${RELOADS:-3}
 NGINX_WORKERS=${NGINX_WORKERS:-4}
+NGINX_SWEEP=${NGINX_SWEEP:-"1 2 4 8"}
 PROBE_MS=${PROBE_MS:-5}
 CUTS=${CUTS:-20}
 NVICTIMS=$((ROUNDS * (RUN + 2) + 10))
@@ -348,23 +355,28 @@ store_phase() { # SIZE -> $d/res.SIZE.store
 # --------------------------------------------------------------------
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
+# nginx_start WORKERS SHARE: nginx in $d/nginx on a new $port, SHARE
+# "on" (the module's default: one base per node) or "off" (each worker
+# its own copy); returns once every worker has loaded; sets t_loaded,
+# workers, pids.
 # shellcheck disable=SC2086 # $pids, $workers: lists of pids, split
-nginx_phase() { # SIZE -> $d/res.SIZE.nginx
-    local size=$1 n=$d/nginx port pids workers t0 line r c0 c1 cnt revs
-    local out="$d/res.$size.nginx" idle_rate
+nginx_start() {
+    local nw=$1 share=$2 n=$d/nginx t0 c0 share_line=""
+    [ "$share" = off ] && share_line="turnpolicy_share_dir off;"
     port=$(tp_free_port)
     rm -rf "$n"
     mkdir -p "$n/logs" "$n/tmp"
     cat >"$n/nginx.conf" <<CONF
 load_module $so;
 $user_line
-worker_processes $NGINX_WORKERS;
+worker_processes $nw;
 daemon off;
 error_log $n/logs/error.log notice;
 pid $n/nginx.pid;
 events { worker_connections 1024; }
 http {
     turnpolicy_config $d/turnpolicy.conf;
+    $share_line
     client_body_temp_path $n/tmp/body;
     proxy_temp_path $n/tmp/proxy;
     fastcgi_temp_path $n/tmp/fastcgi;
@@ -382,28 +394,65 @@ http {
     }
 }
 CONF
-    "$d/scale_store" tokens "$d/hs.key" "$realm" "$iss" "$aud" "vn${size}_" \
-        "$NVICTIMS" 3600 >"$d/tokens" 2>"$d/tokens.err" ||
-        fail "tokens: $(cat "$d/tokens.err")"
     t0=$(date +%s.%N)
     tp_bg nginx /usr/sbin/nginx -p "$n" -c "$n/nginx.conf"
     for _ in $(seq 1 6000); do
         c0=$(grep -c 'policy store loaded' "$n/logs/error.log" 2>/dev/null)
-        [ "${c0:-0}" -ge "$NGINX_WORKERS" ] && break
+        [ "${c0:-0}" -ge "$nw" ] && break
         kill -0 "$tp_pid_nginx" 2>/dev/null ||
-            fail "nginx: $(tail -5 "$n/logs/error.log" "$d/nginx.out")"
+            fail "nginx: $(tail -n 5 "$n/logs/error.log"; tail -n 5 "$d/nginx.out")"
         sleep 0.05
     done
-    [ "$(grep -c 'policy store loaded' "$n/logs/error.log")" -ge "$NGINX_WORKERS" ] ||
-        fail "nginx: not every worker loaded in 300 s: $(tail -5 "$n/logs/error.log")"
+    [ "$(grep -c 'policy store loaded' "$n/logs/error.log")" -ge "$nw" ] ||
+        fail "nginx: not every worker loaded in 300 s: $(tail -n 5 "$n/logs/error.log")"
     t_loaded=$(awk -v t0="$t0" -v t="$(date +%s.%N)" 'BEGIN { printf "%.2f", t - t0 }')
     tp_wait_port "$port" 10 || fail "nginx does not listen on $port"
     sleep 0.5
     workers=$(ps --ppid "$tp_pid_nginx" -o pid= | tr -d ' ' | tr '\n' ' ')
     pids="$tp_pid_nginx $workers"
-    [ "$(echo "$workers" | wc -w)" = "$NGINX_WORKERS" ] ||
-        fail "nginx: expected $NGINX_WORKERS workers, have: $workers"
-    echo "load_s=$t_loaded rss_kb=$(rollup Rss $pids) pss_kb=$(rollup Pss $pids) hwm_kb=$(status_kb VmHWM $workers) master_rss_kb=$(rollup Rss "$tp_pid_nginx")" >"$out"
+    [ "$(echo "$workers" | wc -w)" = "$nw" ] ||
+        fail "nginx: expected $nw workers, have: $workers"
+}
+
+nginx_stop() {
+    kill "$tp_pid_nginx"
+    wait "$tp_pid_nginx" 2>/dev/null
+}
+
+# The node's memory: PSS and RSS of master + workers (a base file mapped
+# by every worker counts once in the PSS sum), the workers' VmHWM, the
+# master's RSS, and what the share directory holds (tmpfs; a base no
+# worker maps any more would show here, not in PSS).
+# shellcheck disable=SC2086 # $pids, $workers: lists of pids, split
+nginx_mem() {
+    local shared
+    shared=$(du -sk /dev/shm/turnpolicy.* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+    echo "load_s=$t_loaded rss_kb=$(rollup Rss $pids) pss_kb=$(rollup Pss $pids) hwm_kb=$(status_kb VmHWM $workers) master_rss_kb=$(rollup Rss "$tp_pid_nginx") share_kb=$shared"
+}
+
+# How node memory grows with worker_processes, with one base per node and
+# with a copy per worker: memory only, no rounds.
+nginx_sweep() { # SIZE -> $d/res.SIZE.sweep
+    local size=$1 nw share
+    : >"$d/res.$size.sweep"
+    for share in on off; do
+        for nw in $NGINX_SWEEP; do
+            nginx_start "$nw" "$share"
+            echo "sweep_${share}_$nw: $(nginx_mem)" >>"$d/res.$size.sweep"
+            nginx_stop
+        done
+    done
+}
+
+# shellcheck disable=SC2086 # $pids, $workers: lists of pids, split
+nginx_phase() { # SIZE -> $d/res.SIZE.nginx
+    local size=$1 n=$d/nginx t0 line r c0 c1 cnt revs
+    local out="$d/res.$size.nginx" idle_rate
+    "$d/scale_store" tokens "$d/hs.key" "$realm" "$iss" "$aud" "vn${size}_" \
+        "$NVICTIMS" 3600 >"$d/tokens" 2>"$d/tokens.err" ||
+        fail "tokens: $(cat "$d/tokens.err")"
+    nginx_start "$NGINX_WORKERS" on
+    nginx_mem >"$out"
     # one request to see the probe works (200)
     "$d/scale_store" http "$port" "$NGINX_WORKERS" "$admin_db" "$realm" 0.2 \
         "$PROBE_MS" "$d/tokens" 0 >"$d/probe.out" 2>"$d/probe.err" &&
@@ -448,8 +497,7 @@ CONF
         echo "# nginx round $r: idle $idle_rate ms CPU/s; storm: $cnt create_user + $revs revocations, $((c1 - c0)) ticks, $line" >>"$d/log"
     done
     echo "cpc_ms=$(median <"$d/ncpc") idle_ms_per_s=$(median <"$d/nidle") lat_p50=$(pct 50 <"$d/nlat") lat_p99=$(pct 99 <"$d/nlat") first_p50=$(pct 50 <"$d/nfirst") first_p99=$(pct 99 <"$d/nfirst") lat_n=$(grep -c . "$d/nlat")" >>"$out"
-    kill "$tp_pid_nginx"
-    wait "$tp_pid_nginx" 2>/dev/null
+    nginx_stop
 }
 
 # --------------------------------------------------------------------
@@ -510,6 +558,7 @@ for size in $sizes; do
     grow_to "$size" "vs${size}_" "vn${size}_" "vc${size}_"
     store_phase "$size"
     [ "${SCALE_NO_NGINX:-0}" = 1 ] || nginx_phase "$size"
+    [ "${SCALE_NO_NGINX:-0}" = 1 ] || [ "$size" != "$largest" ] || nginx_sweep "$size"
     [ "${SCALE_NO_CUT:-0}" = 1 ] || [ "$size" != "$largest" ] || cut_phase "$size"
     echo "# size $size done after $(( $(date +%s) - t_start )) s"
 done
@@ -566,6 +615,27 @@ if [ -f "$d/res.$L.nginx" ]; then
     echo "scale_goal: nginx CPU per change per worker during the storm at $L users: $v ms ($(printf '%.2f' "$(get "$L" nginx cpc_ms)") ms for the node) (goal <= 2 ms per process): $(verdict "$v" 2)"
     v=$(get "$L" nginx lat_p99)
     echo "scale_goal: nginx revocation p99 (every worker refuses) during the storm at $L users: $v ms, p50 $(get "$L" nginx lat_p50) ms (goal <= 1000 ms): $(verdict "$v" 1000)"
+fi
+if [ -f "$d/res.$L.sweep" ]; then
+    echo "# nginx node memory at $L users by worker_processes (PSS of master + workers, MB; the share directory's size in brackets):"
+    for share in on off; do
+        line=""
+        for nw in $NGINX_SWEEP; do
+            r=$(sed -n "s/^sweep_${share}_$nw: //p" "$d/res.$L.sweep")
+            line="$line $nw: $(mb "$(field "$r" pss_kb)") ($(mb "$(field "$r" share_kb)"))"
+        done
+        [ "$share" = on ] && echo "scale: nginx one base per node  -$line" ||
+            echo "scale: nginx a copy per worker  -$line"
+    done
+    r1=$(sed -n "s/^sweep_on_$NGINX_WORKERS: //p" "$d/res.$L.sweep")
+    r0=$(sed -n "s/^sweep_off_$NGINX_WORKERS: //p" "$d/res.$L.sweep")
+    echo "scale: nginx node PSS at $NGINX_WORKERS workers, one base vs a copy per worker (turnpolicy_share_dir off): $(awk -v a="$(field "$r1" pss_kb)" -v b="$(field "$r0" pss_kb)" 'BEGIN { printf "%.2fx", a / b }')"
+    first=$(echo "$NGINX_SWEEP" | awk '{ print $1 }')
+    last=$(echo "$NGINX_SWEEP" | awk '{ print $NF }')
+    ra=$(sed -n "s/^sweep_on_$first: //p" "$d/res.$L.sweep")
+    rb=$(sed -n "s/^sweep_on_$last: //p" "$d/res.$L.sweep")
+    v=$(awk -v a="$(field "$ra" pss_kb)" -v b="$(field "$rb" pss_kb)" -v x="$first" -v y="$last" 'BEGIN { printf "%.1f", (b - a) / 1024 / (y - x) }')
+    echo "scale_goal: nginx node memory per extra worker at $L users (one base per node, $first -> $last workers): $v MB per worker (goal: does not grow with the users: <= 20 MB per worker): $(verdict "$v" 20)"
 fi
 if [ -f "$d/res.$L.cut" ]; then
     v=$(get "$L" cut lat_p99)
