@@ -255,6 +255,18 @@ read_gap_ms(const struct timespec *last)
     return since >= READ_GAP_MS ? 0 : (int)(READ_GAP_MS - since) + 1;
 }
 
+/* tp_store_free has asked the thread to stop. */
+static int
+stopping(tp_store *st)
+{
+    int stop;
+
+    pthread_mutex_lock(&st->mu);
+    stop = st->stop;
+    pthread_mutex_unlock(&st->mu);
+    return stop;
+}
+
 /* With share_dir: the node's base (store_base.c), written first when
  * none recent enough is there (*built).  A schema without the change log
  * cannot keep a base current: the store then holds its users itself. */
@@ -497,6 +509,8 @@ store_thread(void *arg)
             /* Usage rows committed before this load are in its sums. */
             done = usage_done(st);
             if (sync_or_load(st, &s, &full_read, &err) != TP_OK) {
+                if (stopping(st))
+                    break;
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);
                 } else if (!st->failing) {

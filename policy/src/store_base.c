@@ -653,14 +653,26 @@ tp__base_refresh(tp_store *st, snapshot **out, int *built, tp_error *err)
     if (fd < 0)
         return tp__fail(err, TP_EIO, "%s: %s", path, strerror(errno));
     /* One store of the node reads PostgreSQL in full at a time; the
-     * others wait and take what it wrote. */
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
+     * others wait and take what it wrote - or stop, when told to (a
+     * worker exiting must not wait for another's full read). */
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        struct timespec ts = {0, 10000000};
+        int stop;
+
+        if (errno != EWOULDBLOCK && errno != EINTR) {
             status = tp__fail(err, TP_EIO, "%s: flock: %s", path,
                               strerror(errno));
             close(fd);
             return status;
         }
+        pthread_mutex_lock(&st->mu);
+        stop = st->stop;
+        pthread_mutex_unlock(&st->mu);
+        if (stop) {
+            close(fd);
+            return tp__fail(err, TP_EIO, "stopping");
+        }
+        nanosleep(&ts, NULL);
     }
     for (round = 0; round < 2; round++) {
         if (round == 0) {
