@@ -57,8 +57,8 @@
 #define BACKOFF_MAX_MS 5000
 #define READ_GAP_MS 25      /* between change-log reads (read_gap_ms) */
 #define STANDBY_RELOAD_S 60 /* full loads on a hot standby (store_delta.c) */
-#define SHARE_OWN_MIN 65536 /* a store's own entries over a base before it
-                               takes a new base: this + a quarter of it */
+#define SHARE_OWN_MIN 16384 /* a store's own entries over a base before it
+                               takes a new base: this + an eighth of it */
 
 void
 tp__slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
@@ -323,7 +323,7 @@ share_due(tp_store *st)
     t = s->tab;
     built = tp__base_built_at(t->base);
     if (tp__base_newer(st) ||
-        atomic_load(&t->users.used) > t->users.bn / 4 + SHARE_OWN_MIN) {
+        atomic_load(&t->users.used) > t->users.bn / 8 + SHARE_OWN_MIN) {
         share_want(st, built + 1);
         return 1;
     }
