@@ -84,7 +84,7 @@ typedef struct mem_base {
 } mem_base;
 
 static void
-mem_base_make(mem_base *b, int n)
+mem_base_make(mem_base *b, int n, int realms)
 {
     size_t at = 256, cap = 16, j;
     char id[32];
@@ -103,11 +103,11 @@ mem_base_make(mem_base *b, int n)
 
         name(id, sizeof(id), k);
         size = tp__user_entry_make(b->map + at, b->len - at,
-                                   (uint32_t)(k % 3), id, NULL, 0);
+                                   (uint32_t)(k % realms), id, NULL, 0);
         assert_true(size > 0);
         ((user_entry *)(void *)(b->map + at))->user_quota = -(k + 1);
         ((user_entry *)(void *)(b->map + at))->user_budget = -(k + 1);
-        j = tp__key_hash((uint32_t)(k % 3), id) & b->mask;
+        j = tp__key_hash((uint32_t)(k % realms), id) & b->mask;
         while (b->slot[j] != 0)
             j = (j + 1) & b->mask;
         b->slot[j] = (uint32_t)(at / 8);
@@ -133,7 +133,7 @@ churn_against_reference(int base_n)
     if (base_n > 0) {
         /* Under a base: the table's entries shadow it, removals of base
          * keys are deletion marks; the base is never written. */
-        mem_base_make(&b, base_n);
+        mem_base_make(&b, base_n, 3);
         copy = malloc(b.len);
         assert_non_null(copy);
         memcpy(copy, b.map, b.len);
@@ -245,7 +245,7 @@ reader_thread(void *arg)
 }
 
 static void
-test_readers_during_churn(void **state)
+readers_during_churn(int with_base)
 {
     static const tp__static_policy none;
     tp__table t;
@@ -255,14 +255,24 @@ test_readers_during_churn(void **state)
     atomic_int stop;
     tp_error err;
     tp_store *st = tp__store_new_static(&none, NULL, &err);
+    mem_base b = {0};
     char id[32];
     int i, k;
 
-    (void)state;
     assert_non_null(st);
     atomic_init(&stop, 0);
     assert_int_equal(tp__table_init(&t, offsetof(user_entry, user_id), 0), 0);
-    for (i = 0; i < 100; i++) {
+    if (with_base) {
+        /* The kept keys start in the base (realm 0): the first put of
+         * each shadows it while readers look. */
+        mem_base_make(&b, 150, 1);
+        t.bmap = b.map;
+        t.bslot = b.slot;
+        t.bmask = b.mask;
+        t.bn = 150;
+        atomic_store(&t.count, 150);
+    }
+    for (i = 0; i < 100 && !with_base; i++) {
         name(id, sizeof(id), i);
         assert_int_equal(tp__table_put(&t, entry(0, id, i), &g), 0);
     }
@@ -292,6 +302,16 @@ test_readers_during_churn(void **state)
                 assert_int_equal(tp__table_del(&t, 1, id, &g), 0);
             }
         }
+        for (i = 100; i < 150 && with_base; i++) {
+            /* base keys removed (a deletion mark) and back (replacing
+             * the mark) */
+            name(id, sizeof(id), i);
+            if (k % 2 == 0)
+                assert_int_equal(tp__table_del(&t, 0, id, &g), 0);
+            else
+                assert_int_equal(tp__table_put(&t, entry(0, id, k), &g),
+                                 0);
+        }
         tp__garbage_flush(st, &g);
     }
     atomic_store(&stop, 1);
@@ -302,9 +322,28 @@ test_readers_during_churn(void **state)
     }
     print_message("%ld + %ld lookups during 200 rounds of changes\n",
                   r[0].lookups, r[1].lookups);
+    /* 100 kept, the last round's 50 in realm 1, and over the base its
+     * 50 others, back after the last (odd) round */
+    assert_int_equal(atomic_load(&t.count), with_base ? 200 : 150);
     tp__garbage_clear(&g);
     tp__table_free(&t, free);
     tp_store_free(st);
+    free(b.map);
+    free(b.slot);
+}
+
+static void
+test_readers_during_churn(void **state)
+{
+    (void)state;
+    readers_during_churn(0);
+}
+
+static void
+test_readers_over_base(void **state)
+{
+    (void)state;
+    readers_during_churn(1);
 }
 
 int
@@ -315,6 +354,7 @@ main(void)
         cmocka_unit_test(test_churn_against_reference),
         cmocka_unit_test(test_churn_over_base),
         cmocka_unit_test(test_readers_during_churn),
+        cmocka_unit_test(test_readers_over_base),
     };
 
     return cmocka_run_group_tests_name("table", tests, NULL, NULL);
