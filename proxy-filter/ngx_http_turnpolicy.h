@@ -18,6 +18,8 @@
  *   ngx_http_turnpolicy_credentials.c  content handlers: TURN credentials
  *                                      (thread pool) and forward-auth
  *   ngx_http_turnpolicy_store.c        the worker's policy store lifecycle
+ *   ngx_http_turnpolicy_share.c        the node's share directory: made by
+ *                                      the master, given to every store
  *   ngx_http_turnpolicy_cache.c        verified-token cache (per worker)
  *   ngx_http_turnpolicy_limit.c        per-subject rate limit (shared memory)
  *   ngx_http_turnpolicy_filter.c       response headers: redirects, CORS
@@ -61,6 +63,11 @@
 #define NGX_HTTP_TURNPOLICY_CACHE_DEFAULT 4096   /* tokens per worker */
 #define NGX_HTTP_TURNPOLICY_CACHE_MAX     1048576
 
+/* turnpolicy_share_dir */
+#define NGX_HTTP_TURNPOLICY_SHARE_AUTO    0      /* a private dir, /dev/shm */
+#define NGX_HTTP_TURNPOLICY_SHARE_OFF     1
+#define NGX_HTTP_TURNPOLICY_SHARE_PATH    2      /* the operator's */
+
 
 typedef struct ngx_http_turnpolicy_limit_s  ngx_http_turnpolicy_limit_t;
 typedef struct ngx_http_turnpolicy_cache_s  ngx_http_turnpolicy_cache_t;
@@ -74,6 +81,9 @@ typedef struct {
     ngx_flag_t                 used;      /* some location needs a store */
 
     ngx_uint_t                 cache_size;  /* turnpolicy_cache; 0 = off */
+
+    ngx_uint_t                 share;       /* turnpolicy_share_dir */
+    ngx_str_t                  share_dir;   /* its PATH, NUL-terminated */
 
     /* per worker process */
     tp_store                  *st;
@@ -321,6 +331,24 @@ ngx_int_t ngx_http_turnpolicy_init_process(ngx_cycle_t *cycle);
 void ngx_http_turnpolicy_exit_process(ngx_cycle_t *cycle);
 void ngx_http_turnpolicy_store_log(void *ud, tp_log_level level,
     const char *msg);
+
+
+/*
+ * ngx_http_turnpolicy_share.c: the directory the stores of this node's
+ * workers share (tp_store_options.share_dir), so that the node holds one
+ * copy of the users whatever worker_processes says.  "turnpolicy_share_dir
+ * off | PATH" in http{} (PATH must exist: refused at configuration time
+ * otherwise); without it the master makes a private directory under
+ * /dev/shm once (_init_module, on start; kept across reloads), owned by
+ * the worker user, and removes it with its files when it exits
+ * (_exit_master).  Only for a master with more than one worker; never
+ * fatal: without a directory the workers hold the users each.
+ */
+
+char *ngx_http_turnpolicy_share_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_turnpolicy_init_module(ngx_cycle_t *cycle);
+void ngx_http_turnpolicy_exit_master(ngx_cycle_t *cycle);
 
 
 /*

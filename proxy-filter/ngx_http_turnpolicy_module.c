@@ -40,7 +40,8 @@
  * master process; what it builds is read-only afterwards, in the workers.
  * The request path lives in files of one concern each, listed in
  * ngx_http_turnpolicy.h: access, token, resolve, cors, reply,
- * credentials, store (the worker's policy store), cache, limit, filter.
+ * credentials, store (the worker's policy store), share (the directory
+ * the workers' stores share), cache, limit, filter.
  */
 
 
@@ -91,6 +92,13 @@ static ngx_command_t  ngx_http_turnpolicy_commands[] = {
     { ngx_string("turnpolicy_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_turnpolicy_cache_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("turnpolicy_share_dir"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_turnpolicy_share_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -169,12 +177,12 @@ ngx_module_t  ngx_http_turnpolicy_module = {
     ngx_http_turnpolicy_commands,          /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_turnpolicy_init_module,       /* init module */
     ngx_http_turnpolicy_init_process,      /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_turnpolicy_exit_process,      /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_turnpolicy_exit_master,       /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -217,11 +225,13 @@ ngx_http_turnpolicy_create_main_conf(ngx_conf_t *cf)
      *     mcf->store = { NULL, 0, ... };
      *     mcf->jwt = { NULL, ... };
      *     mcf->used = 0;
+     *     mcf->share_dir = { 0, NULL };
      *     mcf->st = NULL;
      *     mcf->cache = NULL;
      */
 
     mcf->cache_size = NGX_CONF_UNSET_UINT;
+    mcf->share = NGX_CONF_UNSET_UINT;
 
     return mcf;
 }
@@ -234,6 +244,7 @@ ngx_http_turnpolicy_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(mcf->cache_size,
                              NGX_HTTP_TURNPOLICY_CACHE_DEFAULT);
+    ngx_conf_init_uint_value(mcf->share, NGX_HTTP_TURNPOLICY_SHARE_AUTO);
 
     return NGX_CONF_OK;
 }

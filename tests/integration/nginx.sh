@@ -15,7 +15,9 @@
 # HS-with-RSA-key and wrong-issuer tokens with 401; the credentials
 # endpoint returns ICE JSON whose credential the store verifies; a revoked
 # or disabled user is refused without reloading nginx; `nginx -t` rejects
-# bad directive values.  Nothing leaves 127.0.0.1.
+# bad directive values; the directory the master makes for the workers'
+# stores to share is removed when nginx quits (nginx.d/80-share: the
+# directive turnpolicy_share_dir).  Nothing leaves 127.0.0.1.
 # shellcheck disable=SC2154,SC2015  # tp_tmpdir, tp_pid_* come from lib.sh; ok() never fails
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../pg.sh"
@@ -709,5 +711,21 @@ if grep -qE "$ngx_crash" "$ngx/logs/error.log" "$tp_tmpdir/nginx.out" 2>/dev/nul
     not_ok "no nginx worker crashed" "$(grep -m3 -E "$ngx_crash" "$ngx/logs/error.log" "$tp_tmpdir/nginx.out")"
 else
     ok "no nginx worker crashed or tripped a sanitizer"
+fi
+# nginx quits (not killed by the harness): the share directory its master
+# made (turnpolicy_share_dir's default; nginx.d/80-share) goes with it.
+main_dir=$(sed -n 's/.*turnpolicy: share directory "\([^"]*\)".*/\1/p' \
+    "$ngx/logs/error.log" | head -1)
+kill -QUIT "$tp_pid_nginx"
+for _ in $(seq 100); do
+    kill -0 "$tp_pid_nginx" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$tp_pid_nginx" 2>/dev/null; then
+    not_ok "nginx quits" "still running after 10 s"
+elif [ -n "$main_dir" ] && [ ! -e "$main_dir" ]; then
+    ok "nginx quits; its share directory $main_dir is gone with it"
+else
+    not_ok "nginx removes its share directory when it quits" "'$main_dir': $(ls -la "$main_dir" 2>&1 | head -3)"
 fi
 exit "$tp_failed"
