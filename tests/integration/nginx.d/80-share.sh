@@ -9,12 +9,6 @@
 # PATH that is missing or not a directory.  Sourced by nginx.sh.
 # shellcheck shell=bash disable=SC2154,SC2015,SC2012
 
-# What the stores put in the directory is libturnpolicy's (issue 13's
-# library part: files base and lock, base mapped by every worker).  Until
-# it is merged a store ignores share_dir and these checks would fail: set
-# to 1 then.
-share_content=0
-
 if [ "$(id -u)" = 0 ]; then
     sh_user=nobody sh_group=nogroup sh_user_line="user nobody nogroup;"
 else
@@ -119,19 +113,17 @@ if [ -n "$main_dir" ] && [ -d "$main_dir" ] && [ "$main_dir" != "$sh_dir" ] &&
 else
     not_ok "one directory per master" "main '$main_dir', this '$sh_dir', new: $(comm -13 <(echo "$shm_before") <(sh_shm) | tr '\n' ' ')"
 fi
-if [ "$share_content" = 1 ]; then
-    workers=$(sh_workers)
-    mapped=0
-    for w in $workers; do
-        grep -qF "$sh_dir/base" "/proc/$w/maps" 2>/dev/null && mapped=$((mapped + 1))
-    done
-    if [ -f "$sh_dir/base" ] && [ -f "$sh_dir/lock" ] && [ "$mapped" = 2 ]; then
-        ok "the stores share it: base and lock there, base mapped by both workers"
-    else
-        not_ok "the stores share the directory" "$(ls -l "$sh_dir" 2>&1 | tr '\n' ' '); mapped by $mapped of: $workers"
-    fi
+# What the stores put there (libturnpolicy): files base and lock, base
+# mapped by every worker.
+workers=$(sh_workers)
+mapped=0
+for w in $workers; do
+    grep -qF "$sh_dir/base" "/proc/$w/maps" 2>/dev/null && mapped=$((mapped + 1))
+done
+if [ -f "$sh_dir/base" ] && [ -f "$sh_dir/lock" ] && [ "$mapped" = 2 ]; then
+    ok "the stores share it: base and lock there, base mapped by both workers"
 else
-    echo "# skipped: the stores' files in the share directory (base, lock, mapped by both workers): set share_content=1 in nginx.d/80-share.sh once libturnpolicy shares"
+    not_ok "the stores share the directory" "$(ls -l "$sh_dir" 2>&1 | tr '\n' ' '); mapped by $mapped of: $workers"
 fi
 # A reload keeps the directory: the new workers get the same one.
 n0=$(grep -c 'policy store loaded' "$sh_p/logs/error.log")
@@ -147,10 +139,8 @@ if [ "$(grep -c "turnpolicy: share directory \"$sh_dir\"" "$sh_p/logs/error.log"
 else
     not_ok "reload keeps the directory" "$(grep 'share directory' "$sh_p/logs/error.log" | tail -2)"
 fi
-if [ "$share_content" = 1 ]; then
-    [ -f "$sh_dir/base" ] && [ -f "$sh_dir/lock" ] &&
-        ok "... and its files" || not_ok "files after a reload" "$(ls "$sh_dir" 2>&1)"
-fi
+[ -f "$sh_dir/base" ] && [ -f "$sh_dir/lock" ] &&
+    ok "... and its files" || not_ok "files after a reload" "$(ls "$sh_dir" 2>&1)"
 if sh_quit && [ -n "$sh_dir" ] && [ ! -e "$sh_dir" ]; then
     ok "nginx quits: its directory is removed with its files"
 else
@@ -197,10 +187,8 @@ if [ "$(sh_logged_dir "$sh_p/logs/error.log")" = "$own" ] &&
 else
     not_ok "explicit share directory" "$(grep 'share directory' "$sh_p/logs/error.log")"
 fi
-if [ "$share_content" = 1 ]; then
-    [ -f "$own/base" ] && ok "... and share it (base there)" ||
-        not_ok "stores share PATH" "$(ls "$own" 2>&1)"
-fi
+[ -f "$own/base" ] && ok "... and share it (base there)" ||
+    not_ok "stores share PATH" "$(ls "$own" 2>&1)"
 if sh_quit && [ -d "$own" ] && [ -f "$own/operator-file" ]; then
     ok "... and nginx leaves PATH and its files when it quits"
 else
