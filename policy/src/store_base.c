@@ -163,13 +163,14 @@ within(const tp__base *b, uint64_t off, uint64_t n)
 static int
 slots_ok(const tp__base *b, int k)
 {
-    uint64_t cap = b->h->tab[k].mask + 1, i, end;
+    uint64_t cap = b->h->tab[k].mask + 1, i, end, used;
     /* the smallest entry: a name of one byte */
     uint64_t min = k == 0 ? offsetof(user_entry, user_id) + 2
                           : offsetof(revoked_entry, username) + 2;
     const uint32_t *s;
 
-    if (cap == 0 || (cap & (cap - 1)) != 0 || b->h->tab[k].n >= cap ||
+    if (cap == 0 || cap > b->len || (cap & (cap - 1)) != 0 ||
+        b->h->tab[k].n >= cap ||
         b->h->tab[k].slots_off % 4 != 0 ||
         !within(b, b->h->tab[k].slots_off, cap * 4))
         return 0;
@@ -177,11 +178,16 @@ slots_ok(const tp__base *b, int k)
     end = b->h->tab[0].slots_off < b->h->tab[1].slots_off
               ? b->h->tab[0].slots_off
               : b->h->tab[1].slots_off;
-    for (i = 0; i < cap; i++)
-        if (s[i] != 0 && ((uint64_t)s[i] * 8 < BASE_DATA ||
-                          (uint64_t)s[i] * 8 + min > end))
+    for (i = 0, used = 0; i < cap; i++) {
+        if (s[i] == 0)
+            continue;
+        if ((uint64_t)s[i] * 8 < BASE_DATA ||
+            (uint64_t)s[i] * 8 + min > end)
             return 0;
-    return 1;
+        used++;
+    }
+    /* (an empty slot ends every probe) */
+    return used == b->h->tab[k].n;
 }
 
 /* Map the node's base; TP_ENOTFOUND when there is none (or it is not
