@@ -187,7 +187,7 @@ FUZZ_TPD_OBJS := $(DAEMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 # files.  A new target joins FUZZ_TARGETS (a target with its own link
 # line adds an explicit rule for $(FUZZ_DIR)/fuzz_NAME).
 FUZZ_TARGETS     := resp username jwt host peer peer_export config \
-                    statsdb cli_ps uri
+                    statsdb cli_ps uri base
 FUZZ_TPD_TARGETS := resp statsdb cli_ps
 FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 

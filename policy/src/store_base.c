@@ -152,42 +152,99 @@ path_of(const tp_store *st, const char *name, char *buf, size_t cap)
     return n > 0 && (size_t)n < cap ? buf : NULL;
 }
 
-/* Is [off, off + n) inside the file? */
+/* Check a table's slots: every one names a whole entry inside the data
+ * (its name ends there, its client network fits, its realm exists), and
+ * they count the table's entries. */
 static int
-within(const tp__base *b, uint64_t off, uint64_t n)
+slots_ok(const char *map, size_t len, const base_hdr *h, int k)
 {
-    return off <= b->len && n <= b->len - off;
-}
-
-/* Check a table's slots: every one names an entry inside the data. */
-static int
-slots_ok(const tp__base *b, int k)
-{
-    uint64_t cap = b->h->tab[k].mask + 1, i, end, used;
-    /* the smallest entry: a name of one byte */
-    uint64_t min = k == 0 ? offsetof(user_entry, user_id) + 2
-                          : offsetof(revoked_entry, username) + 2;
+    uint64_t cap = h->tab[k].mask + 1, i, end, used;
+    size_t name_off = k == 0 ? offsetof(user_entry, user_id)
+                             : offsetof(revoked_entry, username);
     const uint32_t *s;
 
-    if (cap == 0 || cap > b->len || (cap & (cap - 1)) != 0 ||
-        b->h->tab[k].n >= cap ||
-        b->h->tab[k].slots_off % 4 != 0 ||
-        !within(b, b->h->tab[k].slots_off, cap * 4))
+    if (cap == 0 || cap > len || (cap & (cap - 1)) != 0 ||
+        h->tab[k].n >= cap || h->tab[k].slots_off % 4 != 0 ||
+        h->tab[k].slots_off > len || cap * 4 > len - h->tab[k].slots_off)
         return 0;
-    s = (const uint32_t *)(const void *)(b->map + b->h->tab[k].slots_off);
-    end = b->h->tab[0].slots_off < b->h->tab[1].slots_off
-              ? b->h->tab[0].slots_off
-              : b->h->tab[1].slots_off;
+    s = (const uint32_t *)(const void *)(map + h->tab[k].slots_off);
+    end = h->tab[0].slots_off < h->tab[1].slots_off ? h->tab[0].slots_off
+                                                    : h->tab[1].slots_off;
     for (i = 0, used = 0; i < cap; i++) {
+        uint64_t at = (uint64_t)s[i] * 8;
+        const char *name;
+        uint32_t realm;
+
         if (s[i] == 0)
             continue;
-        if ((uint64_t)s[i] * 8 < BASE_DATA ||
-            (uint64_t)s[i] * 8 + min > end)
+        if (at < BASE_DATA || at + name_off >= end)
             return 0;
+        name = map + at + name_off;
+        memcpy(&realm, map + at, sizeof(realm));
+        if (realm >= h->nrealms ||
+            memchr(name, '\0', (size_t)(end - at - name_off)) == NULL)
+            return 0;
+        if (k == 0) {
+            const user_entry *u = (const user_entry *)(const void *)(map +
+                                                                     at);
+
+            if (u->has_cidr && (uint64_t)((const char *)user_cidr(u) - map) +
+                                       sizeof(tp_addr) >
+                                   end)
+                return 0;
+        }
         used++;
     }
     /* (an empty slot ends every probe) */
-    return used == b->h->tab[k].n;
+    return used == h->tab[k].n;
+}
+
+/* Is map (len bytes, 8-aligned) a whole base?  Everything a lookup, an
+ * iteration or an attach reads is inside it. */
+static int
+base_check(const char *map, size_t len)
+{
+    const base_hdr *h = (const base_hdr *)(const void *)map;
+
+    if (len < BASE_DATA || memcmp(h->magic, BASE_MAGIC, sizeof(h->magic)) ||
+        h->size != len || h->xip_off >= len ||
+        memchr(map + h->xip_off, '\0', len - h->xip_off) == NULL ||
+        h->nrealms > len / 8 || h->used_off % 8 != 0 || h->used_off > len ||
+        h->nrealms * 8 > len - h->used_off || h->names_off > len ||
+        !slots_ok(map, len, h, 0) || !slots_ok(map, len, h, 1))
+        return 0;
+    return 1;
+}
+
+/* Point users and revoked at the base's slots (checked). */
+static void
+base_tables(const char *map, tp__table *users, tp__table *revoked)
+{
+    const base_hdr *h = (const base_hdr *)(const void *)map;
+    tp__table *tab[2];
+    int k;
+
+    tab[0] = users;
+    tab[1] = revoked;
+    for (k = 0; k < 2; k++) {
+        tab[k]->bmap = map;
+        tab[k]->bslot = (const uint32_t *)(const void *)((const char *)map +
+                                                         h->tab[k].slots_off);
+        tab[k]->bmask = (size_t)h->tab[k].mask;
+        tab[k]->bn = (size_t)h->tab[k].n;
+        atomic_store(&tab[k]->count, tab[k]->bn);
+    }
+}
+
+int
+tp__base_check(const void *map, size_t len, tp__table *users,
+               tp__table *revoked, size_t *nrealms)
+{
+    if (!base_check(map, len))
+        return -1;
+    base_tables(map, users, revoked);
+    *nrealms = (size_t)((const base_hdr *)map)->nrealms;
+    return 0;
 }
 
 /* Map the node's base; TP_ENOTFOUND when there is none (or it is not
@@ -228,14 +285,7 @@ base_map(tp_store *st, tp__base **out, tp_error *err)
         return tp__fail(err, TP_EIO, "base: mmap: %s", strerror(errno));
     }
     b->h = (const base_hdr *)(const void *)b->map;
-    if (memcmp(b->h->magic, BASE_MAGIC, sizeof(b->h->magic)) != 0 ||
-        b->h->size != b->len || !within(b, b->h->xip_off, 1) ||
-        memchr(b->map + b->h->xip_off, '\0', b->len - b->h->xip_off) ==
-            NULL ||
-        b->h->used_off % 8 != 0 ||
-        !within(b, b->h->used_off, b->h->nrealms * 8) ||
-        b->h->nrealms > b->len || !within(b, b->h->names_off, 0) ||
-        !slots_ok(b, 0) || !slots_ok(b, 1)) {
+    if (!base_check(b->map, b->len)) {
         tp__base_free(b);
         return tp__fail(err, TP_ENOTFOUND, "base: damaged; rebuilding");
     }
@@ -267,26 +317,14 @@ static tp__tables *
 tables_over(tp__base *b, size_t nrealms)
 {
     tp__tables *t = tp__tables_new(nrealms, 0);
-    tp__table *tab[2];
     size_t i;
-    int k;
 
     if (t == NULL) {
         tp__base_free(b);
         return NULL;
     }
     t->base = b;
-    tab[0] = &t->users;
-    tab[1] = &t->revoked;
-    for (k = 0; k < 2; k++) {
-        tab[k]->bmap = b->map;
-        tab[k]->bslot = (const uint32_t *)(const void *)(b->map +
-                                                         b->h->tab[k]
-                                                             .slots_off);
-        tab[k]->bmask = (size_t)b->h->tab[k].mask;
-        tab[k]->bn = (size_t)b->h->tab[k].n;
-        atomic_store(&tab[k]->count, tab[k]->bn);
-    }
+    base_tables(b->map, &t->users, &t->revoked); /* checked when mapped */
     for (i = 0; i < nrealms; i++) {
         uint64_t u;
 

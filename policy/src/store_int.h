@@ -560,6 +560,11 @@ int64_t tp__base_now(void);
 
 void tp__base_free(tp__base *b);
 
+/* Is map (len bytes) a whole base?  0, with users and revoked (fresh
+ * tables) reading it and *nrealms its realm count; -1 when not. */
+int tp__base_check(const void *map, size_t len, tp__table *users,
+                   tp__table *revoked, size_t *nrealms);
+
 /* Table lookups and puts below the tables (store_table.c calls them). */
 void *tp__base_find(const tp__table *t, uint32_t realm, const char *name,
                     uint32_t h);

@@ -18,6 +18,9 @@
                                  of tests/unit/test_peer.c
     tests/fuzz/corpus_config/    for fuzz_config: configuration texts of
                                  tests/unit/test_config.c, the example
+    tests/fuzz/corpus_base/      for fuzz_base: base files as
+                                 policy/src/store_base.c writes them
+                                 (x86-64 layout)
 
 The files are committed; rerun this after changing it (it rewrites every
 directory above, except the regress-* files: inputs of crashes found,
@@ -28,6 +31,7 @@ import base64
 import hashlib
 import hmac
 import json
+import struct
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -375,7 +379,92 @@ def config_corpus():
     return out
 
 
+def fnv(realm, name):
+    h = (2166136261 ^ realm) & 0xffffffff
+    h = (h * 16777619) & 0xffffffff
+    for c in name:
+        h = ((h ^ c) * 16777619) & 0xffffffff
+    return h
+
+
+def base_file(realms, users, revoked, seq=42, xip=b"{}"):
+    """A base as store_base.c writes it: header (112 bytes) at 0, entries
+    from 256 (8-aligned), slots per table (uint32 offset / 8), realm
+    names, their byte sums, the xip text.  users: (realm index, id,
+    active, cidr or None); revoked: (realm index, username)."""
+    data = bytearray(256)
+
+    def align(n):
+        while len(data) % n:
+            data.append(0)
+
+    def table(entries, name_off):
+        cap = 16
+        while cap < 2 * len(entries):
+            cap *= 2
+        slots = [0] * cap
+        for realm, name, blob in entries:
+            align(8)
+            at = len(data)
+            data.extend(blob)
+            j = fnv(realm, name) & (cap - 1)
+            while slots[j]:
+                j = (j + 1) & (cap - 1)
+            slots[j] = at // 8
+        return cap, slots
+
+    ue = []
+    for realm, uid, active, cidr in users:
+        blob = struct.pack("<IBBBBqqqQ", realm, active, cidr is not None,
+                           cidr[1] if cidr else 0, 0, 0, -1, -1, 1000)
+        blob += uid + b"\0"
+        if cidr is not None:
+            while len(blob) % 4:
+                blob += b"\0"
+            blob += struct.pack("<i16s", 2, cidr[0])
+        ue.append((realm, uid, blob))
+    re_ = [(realm, name, struct.pack("<IB", realm, 0) + name + b"\0")
+           for realm, name in revoked]
+    ucap, uslots = table(ue, 40)
+    rcap, rslots = table(re_, 5)
+    align(8)
+    uoff = len(data)
+    data.extend(struct.pack("<%dI" % ucap, *uslots))
+    align(8)
+    roff = len(data)
+    data.extend(struct.pack("<%dI" % rcap, *rslots))
+    names_off = len(data)
+    for r in realms:
+        data.extend(r + b"\0")
+    align(8)
+    used_off = len(data)
+    for _ in realms:
+        data.extend(struct.pack("<Q", 5000))
+    xip_off = len(data)
+    data.extend(xip + b"\0")
+    hdr = struct.pack("<8sQqqQQQQQQQQQQ", b"tpbase1\0", len(data), 1 << 60,
+                      seq, xip_off, len(realms), names_off, used_off,
+                      ucap - 1, len(users), uoff, rcap - 1, len(revoked),
+                      roff)
+    data[0:len(hdr)] = hdr
+    return bytes(data)
+
+
+def base_corpus():
+    return {
+        "empty": base_file([b"a.test"], [], []),
+        "users": base_file(
+            [b"a.test", b"b.test"],
+            [(0, b"alice", 1, None), (0, b"bob", 0, None),
+             (1, b"alice", 1, (bytes([10, 0, 0, 0]) + bytes(12), 8)),
+             (1, b"x" * 64, 1, None)],
+            [(0, b"4000000000:alice:k1:1700000000"), (1, b"u")],
+            xip=b"{7,9}"),
+    }
+
+
 write("corpus_config", config_corpus())
+write("corpus_base", base_corpus())
 write("corpus_peer", peer_corpus())
 write("corpus_host", lines_corpus("test_host.c", [
     b"a.example.com\na.example.com",
