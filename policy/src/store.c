@@ -597,7 +597,7 @@ share_dir_check(const char *dir, tp_error *err)
 {
     struct stat sb;
 
-    if (dir[0] == '\0' || strlen(dir) > 3000)
+    if (dir[0] != '/' || strlen(dir) > 3000)
         return tp__fail(err, TP_EINVAL, "share_dir: an absolute directory "
                         "path is required");
     if (stat(dir, &sb) != 0)
