@@ -729,6 +729,8 @@ tp__base_refresh(tp_store *st, snapshot **out, int *built, tp_error *err)
                 continue; /* none, or too old: build */
             }
         } else {
+            double t0 = mono_now();
+
             status = base_build(st, err);
             if (status != TP_OK)
                 break;
@@ -736,6 +738,11 @@ tp__base_refresh(tp_store *st, snapshot **out, int *built, tp_error *err)
             status = base_map(st, &b, err);
             if (status != TP_OK)
                 break;
+            tp__slog(st, TP_LOG_INFO, "policy store: wrote the node's base "
+                     "in %s: %" PRIu64 " users, %" PRIu64 " revoked "
+                     "credentials, %.1f MB, %.2f s", st->share_dir,
+                     b->h->tab[0].n, b->h->tab[1].n,
+                     (double)b->len / 1048576.0, mono_now() - t0);
         }
         status = base_attach(st, b, out, &full, err);
         b = NULL;

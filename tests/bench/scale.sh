@@ -42,9 +42,10 @@
 #     names the worker) in both kinds of round, so its load cancels out.
 #     Revocation latency: commit -> every worker has refused (401) at
 #     least once ("first": the first worker).
-#     At the largest size also, memory only: the node's PSS at each
-#     worker count of NGINX_SWEEP, with one base per node and with a copy
-#     per worker (turnpolicy_share_dir off) - how it grows per worker.
+#     At the largest size also, memory only: the node's memory at each
+#     worker count of NGINX_SWEEP (default 2 4 8; with one worker nothing
+#     is shared), with one base per node and with a copy per worker
+#     (turnpolicy_share_dir off) - how it grows per worker.
 #  4. at the largest size only: revocation -> live relay cut with
 #     turnpolicyd (enforce_interval default) cancelling through coturn's
 #     admin CLI, idle (no storm), CUTS times: scale_cut.py streams peer ->
@@ -73,7 +74,7 @@ RUN=${RUN:-8}
 RATE=${RATE:-100}
 RELOADS=${RELOADS:-3}
 NGINX_WORKERS=${NGINX_WORKERS:-4}
-NGINX_SWEEP=${NGINX_SWEEP:-"1 2 4 8"}
+NGINX_SWEEP=${NGINX_SWEEP:-"2 4 8"}
 PROBE_MS=${PROBE_MS:-5}
 CUTS=${CUTS:-20}
 NVICTIMS=$((ROUNDS * (RUN + 2) + 10))
@@ -419,10 +420,11 @@ nginx_stop() {
     wait "$tp_pid_nginx" 2>/dev/null
 }
 
-# The node's memory: PSS and RSS of master + workers (a base file mapped
-# by every worker counts once in the PSS sum), the workers' VmHWM, the
-# master's RSS, and what the share directory holds (tmpfs; a base no
-# worker maps any more would show here, not in PSS).
+# The node's memory: PSS and RSS of master + workers, the workers' VmHWM,
+# the master's RSS, and what the share directory holds (tmpfs: the base
+# is in memory whole, but PSS counts only the pages a worker has touched,
+# once over all of them).  The node's memory quoted is PSS + the share
+# directory: an upper bound (the touched pages of the base count twice).
 # shellcheck disable=SC2086 # $pids, $workers: lists of pids, split
 nginx_mem() {
     local shared
@@ -571,7 +573,7 @@ cat "$d/log"
 get() { field "$(tr '\n' ' ' 2>/dev/null <"$d/res.$1.$2")" "$3"; }
 printf 'scale: %-8s %7s %9s %7s %8s %8s %9s %8s %8s | %9s %9s %8s %8s %8s\n' \
     users load_s store_MB B/user reload_s peak_MB cpu_ms/ch rev_p50 rev_p99 \
-    nginx_PSS ngx_RSS ngx_cpu ngx_p50 ngx_p99
+    ngx_node ngx_RSS ngx_cpu ngx_p50 ngx_p99
 for size in $sizes; do
     base=$(get "$size" store base_kb)
     rss=$(get "$size" store rss_kb)
@@ -582,16 +584,16 @@ for size in $sizes; do
         "$(get "$size" store reload_s)" "$(mb "$(get "$size" store reload_hwm_kb)")" \
         "$(get "$size" store cpc_ms)" "$(get "$size" store lat_p50)" \
         "$(get "$size" store lat_p99)" \
-        "$( [ -f "$d/res.$size.nginx" ] && mb "$(get "$size" nginx pss_kb)" || echo -)" \
+        "$( [ -f "$d/res.$size.nginx" ] && mb "$(( $(get "$size" nginx pss_kb) + $(get "$size" nginx share_kb) ))" || echo -)" \
         "$( [ -f "$d/res.$size.nginx" ] && mb "$(get "$size" nginx rss_kb)" || echo -)" \
         "$( [ -f "$d/res.$size.nginx" ] && printf '%.2f' "$(get "$size" nginx cpc_ms)" || echo -)" \
         "$(get "$size" nginx lat_p50 | awk '{ printf "%.0f", $1 }')" \
         "$(get "$size" nginx lat_p99 | awk '{ printf "%.0f", $1 }')"
 done
-echo "# columns: store = one process holding the store (scale_store.c): RSS after the first load, bytes per user over the RSS before the store, full reload (median of $RELOADS), peak RSS during a reload (VmHWM), CPU ms per change during a $RATE changes/s create_user storm (median of $ROUNDS rounds of $RUN s, idle rate subtracted), revocation latency commit -> tp_store_verify refuses (ms, p50/p99 nearest rank); nginx = $NGINX_WORKERS workers + master: PSS and RSS sums (MB), CPU ms per change of all of them, revocation latency commit -> every worker refused"
+echo "# columns: store = one process holding the store (scale_store.c): RSS after the first load, bytes per user over the RSS before the store, full reload (median of $RELOADS), peak RSS during a reload (VmHWM), CPU ms per change during a $RATE changes/s create_user storm (median of $ROUNDS rounds of $RUN s, idle rate subtracted), revocation latency commit -> tp_store_verify refuses (ms, p50/p99 nearest rank); nginx = $NGINX_WORKERS workers + master: node memory (PSS sum + the share directory) and RSS sum (MB), CPU ms per change of all of them, revocation latency commit -> every worker refused"
 for size in $sizes; do
     [ -f "$d/res.$size.nginx" ] &&
-        echo "# nginx at $size users: all workers loaded $(get "$size" nginx load_s) s after start; workers' VmHWM sum $(mb "$(get "$size" nginx hwm_kb)") MB; master RSS $(mb "$(get "$size" nginx master_rss_kb)") MB; first worker refusing p50 $(get "$size" nginx first_p50) ms p99 $(get "$size" nginx first_p99) ms (n=$(get "$size" nginx lat_n)); idle CPU $(get "$size" nginx idle_ms_per_s) ms/s with the probe"
+        echo "# nginx at $size users: all workers loaded $(get "$size" nginx load_s) s after start; PSS $(mb "$(get "$size" nginx pss_kb)") MB + share directory $(mb "$(get "$size" nginx share_kb)") MB; workers' VmHWM sum $(mb "$(get "$size" nginx hwm_kb)") MB; master RSS $(mb "$(get "$size" nginx master_rss_kb)") MB; first worker refusing p50 $(get "$size" nginx first_p50) ms p99 $(get "$size" nginx first_p99) ms (n=$(get "$size" nginx lat_n)); idle CPU $(get "$size" nginx idle_ms_per_s) ms/s with the probe"
     echo "# store at $size users: revocations n=$(get "$size" store lat_n); PostgreSQL CPU per change $(get "$size" store pg_cpc_ms) ms (create_user itself and the stores' change-log reads, all backends); idle CPU $(get "$size" store idle_ms_per_s) ms/s; the periodic full read (reload_interval, default 600 s, applied in place) costs about $(get "$size" store reload_s) s of one core per process each time"
 done
 
@@ -609,33 +611,33 @@ echo "scale_goal: store CPU per change during the $RATE/s storm at $L users: $v 
 v=$(get "$L" store lat_p99)
 echo "scale_goal: store revocation p99 during the storm at $L users: $v ms, p50 $(get "$L" store lat_p50) ms (goal <= 1000 ms): $(verdict "$v" 1000)"
 if [ -f "$d/res.$L.nginx" ]; then
-    v=$(mb "$(get "$L" nginx pss_kb)")
-    echo "scale_goal: nginx node PSS ($NGINX_WORKERS workers) at $L users: $v MB, RSS sum $(mb "$(get "$L" nginx rss_kb)") MB (goal <= 200 MB per node): $(verdict "$v" 200)"
+    v=$(mb "$(( $(get "$L" nginx pss_kb) + $(get "$L" nginx share_kb) ))")
+    echo "scale_goal: nginx node memory ($NGINX_WORKERS workers) at $L users: $v MB (PSS $(mb "$(get "$L" nginx pss_kb)") + share directory $(mb "$(get "$L" nginx share_kb)")), RSS sum $(mb "$(get "$L" nginx rss_kb)") MB (goal <= 200 MB per node): $(verdict "$v" 200)"
     v=$(awk -v c="$(get "$L" nginx cpc_ms)" -v w="$NGINX_WORKERS" 'BEGIN { printf "%.2f", c / w }')
     echo "scale_goal: nginx CPU per change per worker during the storm at $L users: $v ms ($(printf '%.2f' "$(get "$L" nginx cpc_ms)") ms for the node) (goal <= 2 ms per process): $(verdict "$v" 2)"
     v=$(get "$L" nginx lat_p99)
     echo "scale_goal: nginx revocation p99 (every worker refuses) during the storm at $L users: $v ms, p50 $(get "$L" nginx lat_p50) ms (goal <= 1000 ms): $(verdict "$v" 1000)"
 fi
 if [ -f "$d/res.$L.sweep" ]; then
-    echo "# nginx node memory at $L users by worker_processes (PSS of master + workers, MB; the share directory's size in brackets):"
+    echo "# nginx node memory at $L users by worker_processes (MB: PSS of master + workers + the share directory; in brackets the directory's part)"
     for share in on off; do
         line=""
         for nw in $NGINX_SWEEP; do
             r=$(sed -n "s/^sweep_${share}_$nw: //p" "$d/res.$L.sweep")
-            line="$line $nw: $(mb "$(field "$r" pss_kb)") ($(mb "$(field "$r" share_kb)"))"
+            line="$line $nw: $(mb "$(( $(field "$r" pss_kb) + $(field "$r" share_kb) ))") ($(mb "$(field "$r" share_kb)"))"
         done
         [ "$share" = on ] && echo "scale: nginx one base per node  -$line" ||
             echo "scale: nginx a copy per worker  -$line"
     done
     r1=$(sed -n "s/^sweep_on_$NGINX_WORKERS: //p" "$d/res.$L.sweep")
     r0=$(sed -n "s/^sweep_off_$NGINX_WORKERS: //p" "$d/res.$L.sweep")
-    echo "scale: nginx node PSS at $NGINX_WORKERS workers, one base vs a copy per worker (turnpolicy_share_dir off): $(awk -v a="$(field "$r1" pss_kb)" -v b="$(field "$r0" pss_kb)" 'BEGIN { printf "%.2fx", a / b }')"
+    echo "scale: nginx node memory at $NGINX_WORKERS workers, one base vs a copy per worker (turnpolicy_share_dir off): $(awk -v a="$(( $(field "$r1" pss_kb) + $(field "$r1" share_kb) ))" -v b="$(( $(field "$r0" pss_kb) + $(field "$r0" share_kb) ))" 'BEGIN { printf "%.2fx", a / b }')"
     first=$(echo "$NGINX_SWEEP" | awk '{ print $1 }')
     last=$(echo "$NGINX_SWEEP" | awk '{ print $NF }')
     ra=$(sed -n "s/^sweep_on_$first: //p" "$d/res.$L.sweep")
     rb=$(sed -n "s/^sweep_on_$last: //p" "$d/res.$L.sweep")
-    v=$(awk -v a="$(field "$ra" pss_kb)" -v b="$(field "$rb" pss_kb)" -v x="$first" -v y="$last" 'BEGIN { printf "%.1f", (b - a) / 1024 / (y - x) }')
-    echo "scale_goal: nginx node memory per extra worker at $L users (one base per node, $first -> $last workers): $v MB per worker (goal: does not grow with the users: <= 20 MB per worker): $(verdict "$v" 20)"
+    v=$(awk -v a="$(( $(field "$ra" pss_kb) + $(field "$ra" share_kb) ))" -v b="$(( $(field "$rb" pss_kb) + $(field "$rb" share_kb) ))" -v x="$first" -v y="$last" 'BEGIN { printf "%.1f", (b - a) / 1024 / (y - x) }')
+    echo "scale_goal: nginx node memory per extra worker at $L users (one base per node, $first -> $last workers): $v MB per extra worker (goal: a worker adds its own state, not a copy of the users: <= 20 MB): $(verdict "$v" 20)"
 fi
 if [ -f "$d/res.$L.cut" ]; then
     v=$(get "$L" cut lat_p99)
