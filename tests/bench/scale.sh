@@ -421,15 +421,19 @@ nginx_stop() {
 }
 
 # The node's memory: PSS and RSS of master + workers, the workers' VmHWM,
-# the master's RSS, and what the share directory holds (tmpfs: the base
-# is in memory whole, but PSS counts only the pages a worker has touched,
-# once over all of them).  The node's memory quoted is PSS + the share
-# directory: an upper bound (the touched pages of the base count twice).
+# the master's RSS, and what the share directory holds.  The node's
+# memory quoted (node_kb) is the PSS sum without its tmpfs part
+# (Pss_Shmem: the base pages the workers map, as far as they touched
+# them) plus the share directory (the base whole, once: tmpfs holds it in
+# memory whether mapped or not).
 # shellcheck disable=SC2086 # $pids, $workers: lists of pids, split
 nginx_mem() {
     local shared
     shared=$(du -sk /dev/shm/turnpolicy.* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
-    echo "load_s=$t_loaded rss_kb=$(rollup Rss $pids) pss_kb=$(rollup Pss $pids) hwm_kb=$(status_kb VmHWM $workers) master_rss_kb=$(rollup Rss "$tp_pid_nginx") share_kb=$shared"
+    local pss shm
+    pss=$(rollup Pss $pids)
+    shm=$(rollup Pss_Shmem $pids)
+    echo "load_s=$t_loaded rss_kb=$(rollup Rss $pids) pss_kb=$pss hwm_kb=$(status_kb VmHWM $workers) master_rss_kb=$(rollup Rss "$tp_pid_nginx") share_kb=$shared node_kb=$((pss - shm + shared))"
 }
 
 # How node memory grows with worker_processes, with one base per node and
@@ -584,16 +588,16 @@ for size in $sizes; do
         "$(get "$size" store reload_s)" "$(mb "$(get "$size" store reload_hwm_kb)")" \
         "$(get "$size" store cpc_ms)" "$(get "$size" store lat_p50)" \
         "$(get "$size" store lat_p99)" \
-        "$( [ -f "$d/res.$size.nginx" ] && mb "$(( $(get "$size" nginx pss_kb) + $(get "$size" nginx share_kb) ))" || echo -)" \
+        "$( [ -f "$d/res.$size.nginx" ] && mb "$(get "$size" nginx node_kb)" || echo -)" \
         "$( [ -f "$d/res.$size.nginx" ] && mb "$(get "$size" nginx rss_kb)" || echo -)" \
         "$( [ -f "$d/res.$size.nginx" ] && printf '%.2f' "$(get "$size" nginx cpc_ms)" || echo -)" \
         "$(get "$size" nginx lat_p50 | awk '{ printf "%.0f", $1 }')" \
         "$(get "$size" nginx lat_p99 | awk '{ printf "%.0f", $1 }')"
 done
-echo "# columns: store = one process holding the store (scale_store.c): RSS after the first load, bytes per user over the RSS before the store, full reload (median of $RELOADS), peak RSS during a reload (VmHWM), CPU ms per change during a $RATE changes/s create_user storm (median of $ROUNDS rounds of $RUN s, idle rate subtracted), revocation latency commit -> tp_store_verify refuses (ms, p50/p99 nearest rank); nginx = $NGINX_WORKERS workers + master: node memory (PSS sum + the share directory) and RSS sum (MB), CPU ms per change of all of them, revocation latency commit -> every worker refused"
+echo "# columns: store = one process holding the store (scale_store.c): RSS after the first load, bytes per user over the RSS before the store, full reload (median of $RELOADS), peak RSS during a reload (VmHWM), CPU ms per change during a $RATE changes/s create_user storm (median of $ROUNDS rounds of $RUN s, idle rate subtracted), revocation latency commit -> tp_store_verify refuses (ms, p50/p99 nearest rank); nginx = $NGINX_WORKERS workers + master: node memory (PSS sum without its tmpfs part + the share directory) and RSS sum (MB), CPU ms per change of all of them, revocation latency commit -> every worker refused"
 for size in $sizes; do
     [ -f "$d/res.$size.nginx" ] &&
-        echo "# nginx at $size users: all workers loaded $(get "$size" nginx load_s) s after start; PSS $(mb "$(get "$size" nginx pss_kb)") MB + share directory $(mb "$(get "$size" nginx share_kb)") MB; workers' VmHWM sum $(mb "$(get "$size" nginx hwm_kb)") MB; master RSS $(mb "$(get "$size" nginx master_rss_kb)") MB; first worker refusing p50 $(get "$size" nginx first_p50) ms p99 $(get "$size" nginx first_p99) ms (n=$(get "$size" nginx lat_n)); idle CPU $(get "$size" nginx idle_ms_per_s) ms/s with the probe"
+        echo "# nginx at $size users: all workers loaded $(get "$size" nginx load_s) s after start; node $(mb "$(get "$size" nginx node_kb)") MB (PSS $(mb "$(get "$size" nginx pss_kb)"), share directory $(mb "$(get "$size" nginx share_kb)")); workers' VmHWM sum $(mb "$(get "$size" nginx hwm_kb)") MB; master RSS $(mb "$(get "$size" nginx master_rss_kb)") MB; first worker refusing p50 $(get "$size" nginx first_p50) ms p99 $(get "$size" nginx first_p99) ms (n=$(get "$size" nginx lat_n)); idle CPU $(get "$size" nginx idle_ms_per_s) ms/s with the probe"
     echo "# store at $size users: revocations n=$(get "$size" store lat_n); PostgreSQL CPU per change $(get "$size" store pg_cpc_ms) ms (create_user itself and the stores' change-log reads, all backends); idle CPU $(get "$size" store idle_ms_per_s) ms/s; the periodic full read (reload_interval, default 600 s, applied in place) costs about $(get "$size" store reload_s) s of one core per process each time"
 done
 
@@ -611,32 +615,32 @@ echo "scale_goal: store CPU per change during the $RATE/s storm at $L users: $v 
 v=$(get "$L" store lat_p99)
 echo "scale_goal: store revocation p99 during the storm at $L users: $v ms, p50 $(get "$L" store lat_p50) ms (goal <= 1000 ms): $(verdict "$v" 1000)"
 if [ -f "$d/res.$L.nginx" ]; then
-    v=$(mb "$(( $(get "$L" nginx pss_kb) + $(get "$L" nginx share_kb) ))")
-    echo "scale_goal: nginx node memory ($NGINX_WORKERS workers) at $L users: $v MB (PSS $(mb "$(get "$L" nginx pss_kb)") + share directory $(mb "$(get "$L" nginx share_kb)")), RSS sum $(mb "$(get "$L" nginx rss_kb)") MB (goal <= 200 MB per node): $(verdict "$v" 200)"
+    v=$(mb "$(get "$L" nginx node_kb)")
+    echo "scale_goal: nginx node memory ($NGINX_WORKERS workers) at $L users: $v MB (PSS $(mb "$(get "$L" nginx pss_kb)"), share directory $(mb "$(get "$L" nginx share_kb)")), RSS sum $(mb "$(get "$L" nginx rss_kb)") MB (goal <= 200 MB per node): $(verdict "$v" 200)"
     v=$(awk -v c="$(get "$L" nginx cpc_ms)" -v w="$NGINX_WORKERS" 'BEGIN { printf "%.2f", c / w }')
     echo "scale_goal: nginx CPU per change per worker during the storm at $L users: $v ms ($(printf '%.2f' "$(get "$L" nginx cpc_ms)") ms for the node) (goal <= 2 ms per process): $(verdict "$v" 2)"
     v=$(get "$L" nginx lat_p99)
     echo "scale_goal: nginx revocation p99 (every worker refuses) during the storm at $L users: $v ms, p50 $(get "$L" nginx lat_p50) ms (goal <= 1000 ms): $(verdict "$v" 1000)"
 fi
 if [ -f "$d/res.$L.sweep" ]; then
-    echo "# nginx node memory at $L users by worker_processes (MB: PSS of master + workers + the share directory; in brackets the directory's part)"
+    echo "# nginx node memory at $L users by worker_processes (MB: PSS of master + workers without tmpfs + the share directory; in brackets the directory's part)"
     for share in on off; do
         line=""
         for nw in $NGINX_SWEEP; do
             r=$(sed -n "s/^sweep_${share}_$nw: //p" "$d/res.$L.sweep")
-            line="$line $nw: $(mb "$(( $(field "$r" pss_kb) + $(field "$r" share_kb) ))") ($(mb "$(field "$r" share_kb)"))"
+            line="$line $nw: $(mb "$(field "$r" node_kb)") ($(mb "$(field "$r" share_kb)"))"
         done
         [ "$share" = on ] && echo "scale: nginx one base per node  -$line" ||
             echo "scale: nginx a copy per worker  -$line"
     done
     r1=$(sed -n "s/^sweep_on_$NGINX_WORKERS: //p" "$d/res.$L.sweep")
     r0=$(sed -n "s/^sweep_off_$NGINX_WORKERS: //p" "$d/res.$L.sweep")
-    echo "scale: nginx node memory at $NGINX_WORKERS workers, one base vs a copy per worker (turnpolicy_share_dir off): $(awk -v a="$(( $(field "$r1" pss_kb) + $(field "$r1" share_kb) ))" -v b="$(( $(field "$r0" pss_kb) + $(field "$r0" share_kb) ))" 'BEGIN { printf "%.2fx", a / b }')"
+    echo "scale: nginx node memory at $NGINX_WORKERS workers, one base vs a copy per worker (turnpolicy_share_dir off): $(awk -v a="$(field "$r1" node_kb)" -v b="$(field "$r0" node_kb)" 'BEGIN { printf "%.2fx", a / b }')"
     first=$(echo "$NGINX_SWEEP" | awk '{ print $1 }')
     last=$(echo "$NGINX_SWEEP" | awk '{ print $NF }')
     ra=$(sed -n "s/^sweep_on_$first: //p" "$d/res.$L.sweep")
     rb=$(sed -n "s/^sweep_on_$last: //p" "$d/res.$L.sweep")
-    v=$(awk -v a="$(( $(field "$ra" pss_kb) + $(field "$ra" share_kb) ))" -v b="$(( $(field "$rb" pss_kb) + $(field "$rb" share_kb) ))" -v x="$first" -v y="$last" 'BEGIN { printf "%.1f", (b - a) / 1024 / (y - x) }')
+    v=$(awk -v a="$(field "$ra" node_kb)" -v b="$(field "$rb" node_kb)" -v x="$first" -v y="$last" 'BEGIN { printf "%.1f", (b - a) / 1024 / (y - x) }')
     echo "scale_goal: nginx node memory per extra worker at $L users (one base per node, $first -> $last workers): $v MB per extra worker (goal: a worker adds its own state, not a copy of the users: <= 20 MB): $(verdict "$v" 20)"
 fi
 if [ -f "$d/res.$L.cut" ]; then
