@@ -8,7 +8,7 @@
  * recent enough is already there, it writes one - every user and revoked
  * credential as the entries the tables hold (store_int.h), their hash
  * slots as offsets, the realms' names and byte sums, and where the
- * change log stood - to base.tmp and renames it to base.  A store then
+ * change log stood - to base.<pid>.tmp and renames it to base.  A store then
  * attaches the base: it maps the file read-only and, in one REPEATABLE
  * READ transaction, loads the realms (small, private: they hold OpenSSL
  * objects) and reads the change log from the base's position to now,
@@ -43,6 +43,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -77,6 +79,7 @@ struct tp__base {
 };
 
 struct tp__basew {
+    char tmp[32];            /* its name in the directory */
     int fd;
     char *map;
     size_t len;              /* bytes written */
@@ -467,7 +470,7 @@ basew_abort(tp_store *st, tp__basew *w)
         munmap(w->map, w->cap);
     if (w->fd >= 0)
         close(w->fd);
-    if (path_of(st, "base.tmp", path, sizeof(path)) != NULL)
+    if (path_of(st, w->tmp, path, sizeof(path)) != NULL)
         unlink(path);
     free(w);
 }
@@ -532,7 +535,7 @@ basew_finish(tp_store *st, tp__basew *w, snapshot *s, const tp__chglog *cl,
     w->map = NULL;
     close(w->fd);
     w->fd = -1;
-    if (path_of(st, "base.tmp", tmp, sizeof(tmp)) == NULL ||
+    if (path_of(st, w->tmp, tmp, sizeof(tmp)) == NULL ||
         path_of(st, "base", path, sizeof(path)) == NULL ||
         rename(tmp, path) != 0) {
         basew_abort(st, w);
@@ -547,6 +550,46 @@ oom:
                     "writing the base", st->share_dir);
 }
 
+/* Remove what builders that died left (base.<pid>.tmp of a process that
+ * is gone); under the lock, so no live builder's. */
+static void
+sweep_tmp(tp_store *st)
+{
+    char path[4096];
+    struct dirent *e;
+    DIR *d = opendir(st->share_dir);
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        long pid;
+        char end[8];
+
+        if (sscanf(e->d_name, "base.%ld.%7s", &pid, end) != 2 ||
+            strcmp(end, "tmp") != 0 || pid <= 0)
+            continue;
+        /* gone (ESRCH), or this process's own from a build that failed */
+        if (pid != (long)getpid() &&
+            (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+            continue;
+        if (path_of(st, e->d_name, path, sizeof(path)) != NULL)
+            unlink(path);
+    }
+    closedir(d);
+}
+
+/* open(2), and once more after removing path when it is not ours to open
+ * (a file another user made here before a reload changed the user). */
+static int
+open_ours(const char *path, int flags)
+{
+    int fd = open(path, flags, 0600);
+
+    if (fd < 0 && errno == EACCES && unlink(path) == 0)
+        fd = open(path, flags, 0600);
+    return fd;
+}
+
 /* A full read of users and revocations into a new base file. */
 static tp_status
 base_build(tp_store *st, tp_error *err)
@@ -559,11 +602,17 @@ base_build(tp_store *st, tp_error *err)
     tp_status status;
 
     memset(&cl, 0, sizeof(cl));
-    if (path_of(st, "base.tmp", path, sizeof(path)) == NULL)
-        return tp__fail(err, TP_EINVAL, "share_dir: path too long");
     w = calloc(1, sizeof(*w));
     if (w == NULL)
         return tp__fail(err, TP_ENOMEM, "out of memory");
+    /* Its own name: a builder that died (or one of another user, before a
+     * reload changed nginx's user) may have left one. */
+    snprintf(w->tmp, sizeof(w->tmp), "base.%ld.tmp", (long)getpid());
+    sweep_tmp(st);
+    if (path_of(st, w->tmp, path, sizeof(path)) == NULL) {
+        free(w);
+        return tp__fail(err, TP_EINVAL, "share_dir: path too long");
+    }
     w->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                  0600);
     w->cap = BASE_GROW;
@@ -693,7 +742,7 @@ tp__base_refresh(tp_store *st, snapshot **out, int *built, tp_error *err)
     *built = 0;
     if (path_of(st, "lock", path, sizeof(path)) == NULL)
         return tp__fail(err, TP_EINVAL, "share_dir: path too long");
-    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    fd = open_ours(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return tp__fail(err, TP_EIO, "%s: %s", path, strerror(errno));
     /* One store of the node reads PostgreSQL in full at a time; the
