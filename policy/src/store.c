@@ -255,9 +255,8 @@ read_gap_ms(const struct timespec *last)
     return since >= READ_GAP_MS ? 0 : (int)(READ_GAP_MS - since) + 1;
 }
 
-/* tp_store_free has asked the thread to stop. */
-static int
-stopping(tp_store *st)
+int
+tp__store_stopping(tp_store *st)
 {
     int stop;
 
@@ -509,7 +508,7 @@ store_thread(void *arg)
             /* Usage rows committed before this load are in its sums. */
             done = usage_done(st);
             if (sync_or_load(st, &s, &full_read, &err) != TP_OK) {
-                if (stopping(st))
+                if (tp__store_stopping(st))
                     break;
                 if (PQstatus(st->conn) != CONNECTION_OK) {
                     lost(st, err.message);

@@ -750,7 +750,6 @@ tp__base_refresh(tp_store *st, snapshot **out, int *built, tp_error *err)
      * worker exiting must not wait for another's full read). */
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         struct timespec ts = {0, 10000000};
-        int stop;
 
         if (errno != EWOULDBLOCK && errno != EINTR) {
             status = tp__fail(err, TP_EIO, "%s: flock: %s", path,
@@ -758,10 +757,7 @@ tp__base_refresh(tp_store *st, snapshot **out, int *built, tp_error *err)
             close(fd);
             return status;
         }
-        pthread_mutex_lock(&st->mu);
-        stop = st->stop;
-        pthread_mutex_unlock(&st->mu);
-        if (stop) {
+        if (tp__store_stopping(st)) {
             close(fd);
             return tp__fail(err, TP_EIO, "stopping");
         }

@@ -370,6 +370,9 @@ void tp__store_changed(tp_store *st);
 void tp__slog(const tp_store *st, tp_log_level lvl, const char *fmt, ...)
     TP__PRINTF(3, 4);
 
+/* Has tp_store_free asked the thread to stop? */
+int tp__store_stopping(tp_store *st);
+
 /* Wake the store thread's poll (a usage record, a reload, a stop). */
 void tp__store_wake(tp_store *st);
 
