@@ -87,10 +87,11 @@ ALTER SYSTEM SET synchronous_commit = off;
 ALTER SYSTEM SET max_connections = 50;
 SQL
         fail "pg_stat_statements: $(cat "$d/pgstat.out")"
-    sh -c "$TP_PG_STOP_CMD && $TP_PG_START_CMD" >>"$d/pgstat.out" 2>&1 &&
-        tp_pg_psql -d postgres -c 'CREATE EXTENSION pg_stat_statements' \
-            >>"$d/pgstat.out" 2>&1 ||
+    if ! sh -c "$TP_PG_STOP_CMD && $TP_PG_START_CMD" >>"$d/pgstat.out" 2>&1 ||
+       ! tp_pg_psql -d postgres -c 'CREATE EXTENSION pg_stat_statements' \
+            >>"$d/pgstat.out" 2>&1; then
         fail "pg_stat_statements: $(cat "$d/pgstat.out")"
+    fi
 fi
 tp_redis_start || fail "Redis did not start"
 db=$(tp_pg_superuser_db)
@@ -282,10 +283,11 @@ alloc() {
         [ -z "${ALLOC_PERF_EVENTS:-}" ] ||
             how=(stat --per-thread -e "$ALLOC_PERF_EVENTS"
                  -o "$ALLOC_PERF/tpd.$(date +%s).txt")
-        perf "${how[@]}" \
-            -p "$(echo "$tp_pid_tpd" "$redis_pid" "$pg_pid" \
-                  $(ps --ppid "$pg_pid" -o pid=) | tr -s ' \n' ',' |
-                  sed 's/^,//; s/,$//')" >"$d/perf.out" 2>&1 &
+        local pids
+        pids=$( { echo "$tp_pid_tpd" "$redis_pid" "$pg_pid"
+                  ps --ppid "$pg_pid" -o pid=; } | tr -s ' \n' ',' |
+                sed 's/^,//; s/,$//')
+        perf "${how[@]}" -p "$pids" >"$d/perf.out" 2>&1 &
         perf_pid=$!
         sleep 0.5
     fi
