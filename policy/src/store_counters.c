@@ -8,8 +8,11 @@
  * acquires and releases allocation slots - a Lua script over two sorted
  * sets scored by expiry takes a slot only under both the user's and the
  * realm's quota, atomically, so two coturn nodes cannot both take the
- * last one.  Quotas come from the snapshot, pinned once per batch and
- * released before any Redis round trip.
+ * last one.  An acquire with neither quota (nothing to refuse) does the
+ * same writes as plain pipelined commands instead: the script's eleven
+ * calls cost Redis about twice the CPU, and with no limit to check there
+ * is nothing for atomicity to protect.  Quotas come from the snapshot,
+ * pinned once per batch and released before any Redis round trip.
  *
  * Failure: when Redis cannot answer, the fail mode decides: closed
  * refuses with TP_EREDIS, open allows.  A restarted Redis that lost its
@@ -131,15 +134,23 @@ session_ok(const char *id)
     return 1;
 }
 
+/* An acquire without quotas as plain commands (see the head comment):
+ * what ALLOC_LUA does when both limits are 0, in the same order, with
+ * the user's count from ZCARD (the 4th reply). */
+#define PLAIN_CMDS 7
+#define PLAIN_ARGS 24
+#define PLAIN_ZCARD 3
+
 /* Per-op argument storage for a batch. */
 typedef struct alloc_args {
     char key[TP_REALM_MAX + TP_USER_ID_MAX + 32];
     char rkey[TP_REALM_MAX + 32];
     char a1[24], a2[24], a4[24], a5[24], a6[24];
-    const char *argv[11];
-    size_t lens[11];
+    const char *argv[PLAIN_ARGS];
+    size_t lens[PLAIN_ARGS];
     int64_t limit, rlimit;
-    int ncmd;                 /* commands in the pipeline: 0, 1 or 2 */
+    int ncmd;                 /* commands in the pipeline: 0, 1 (the
+                                 script), 2 (release) or PLAIN_CMDS */
 } alloc_args;
 
 /* The hex SHA-1 of ALLOC_LUA, for EVALSHA (computed once). */
@@ -198,6 +209,72 @@ acquire_result(tp_store *st, tp_alloc_op *op, const alloc_args *a,
     return TP_OK;
 }
 
+/* The plain commands of an acquire without quotas into a->argv (its a1,
+ * a2, a5, keys filled): ZREMRANGEBYSCORE, ZADD, EXPIRE, ZCARD on the
+ * user's set, ZREMRANGEBYSCORE, ZADD, EXPIRE on the realm's. */
+static void
+plain_acquire(alloc_args *a, const char *sid, int *argc,
+              const char *const **argv, const size_t **lens)
+{
+    static const int shape[PLAIN_CMDS] = {4, 4, 3, 2, 4, 4, 3};
+    const char **v = a->argv;
+    int c, j, at = 0;
+
+    for (c = 0; c < 2; c++) {
+        const char *key = c == 0 ? a->key : a->rkey;
+
+        v[at++] = "ZREMRANGEBYSCORE";
+        v[at++] = key;
+        v[at++] = "-inf";
+        v[at++] = a->a1;
+        v[at++] = "ZADD";
+        v[at++] = key;
+        v[at++] = a->a2;
+        v[at++] = sid;
+        v[at++] = "EXPIRE";
+        v[at++] = key;
+        v[at++] = a->a5;
+        if (c == 0) {
+            v[at++] = "ZCARD";
+            v[at++] = key;
+        }
+    }
+    for (j = 0; j < at; j++)
+        a->lens[j] = strlen(v[j]);
+    for (c = at = 0; c < PLAIN_CMDS; c++) {
+        argc[c] = shape[c];
+        argv[c] = a->argv + at;
+        lens[c] = a->lens + at;
+        at += shape[c];
+    }
+}
+
+/* An acquire of plain commands succeeded when every reply is one:
+ * integers all (ZADD, ZCARD...); the user's count is ZCARD's. */
+static tp_status
+plain_result(tp_store *st, tp_alloc_op *op, redisReply *const *rep,
+             tp_error *err)
+{
+    int c;
+
+    for (c = 0; c < PLAIN_CMDS; c++) {
+        if (rep[c] == NULL || rep[c]->type != REDIS_REPLY_INTEGER) {
+            if (rep[c] != NULL && rep[c]->type == REDIS_REPLY_ERROR &&
+                err != NULL) {
+                char shown[120];
+
+                tp__printable(shown, sizeof(shown), rep[c]->str, 100);
+                tp__fail(err, TP_EREDIS, "Redis replied: %s", shown);
+            }
+            return redis_down(st, err);
+        }
+    }
+    op->count = rep[PLAIN_ZCARD]->integer < 0
+                    ? 0
+                    : (uint32_t)rep[PLAIN_ZCARD]->integer;
+    return TP_OK;
+}
+
 static int
 is_noscript(const redisReply *rep)
 {
@@ -242,10 +319,10 @@ tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
         return TP_OK;
     (void)pthread_once(&alloc_sha_once, alloc_sha_init);
     args = calloc(n, sizeof(*args));
-    rep = calloc(2 * n, sizeof(*rep));
-    argv = calloc(2 * n, sizeof(*argv));
-    lens = calloc(2 * n, sizeof(*lens));
-    argc = calloc(2 * n, sizeof(*argc));
+    rep = calloc(PLAIN_CMDS * n, sizeof(*rep));
+    argv = calloc(PLAIN_CMDS * n, sizeof(*argv));
+    lens = calloc(PLAIN_CMDS * n, sizeof(*lens));
+    argc = calloc(PLAIN_CMDS * n, sizeof(*argc));
     if (args == NULL || rep == NULL || argv == NULL || lens == NULL ||
         argc == NULL) {
         for (i = 0; i < n; i++)
@@ -284,7 +361,8 @@ tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
     }
     if (s != NULL)
         tp__unpin(st, parity);
-    /* The commands: EVALSHA for an acquire, two ZREMs for a release. */
+    /* The commands: EVALSHA for an acquire (plain commands without
+     * quotas), two ZREMs for a release. */
     for (i = 0; i < n; i++) {
         tp_alloc_op *op = &ops[i];
         alloc_args *a = &args[i];
@@ -302,6 +380,13 @@ tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
             snprintf(a->a4, sizeof(a->a4), "%" PRId64, a->limit);
             snprintf(a->a5, sizeof(a->a5), "%" PRIu32, op->ttl + 60);
             snprintf(a->a6, sizeof(a->a6), "%" PRId64, a->rlimit);
+            if (a->limit <= 0 && a->rlimit <= 0) {
+                plain_acquire(a, op->session_id, argc + ncmd, argv + ncmd,
+                              lens + ncmd);
+                ncmd += PLAIN_CMDS;
+                a->ncmd = PLAIN_CMDS;
+                continue;
+            }
             a->argv[0] = "EVALSHA";
             a->argv[1] = alloc_sha;
             a->argv[2] = "2";
@@ -383,6 +468,8 @@ tp_store_alloc_batch(tp_store *st, tp_alloc_op *ops, size_t n, int64_t now,
             op->status = redis_down(st, &e1);
         } else if (args[i].ncmd == 1) {
             op->status = acquire_result(st, op, &args[i], rep[k], &e1);
+        } else if (args[i].ncmd == PLAIN_CMDS) {
+            op->status = plain_result(st, op, rep + k, &e1);
         } else if (rep[k] == NULL || rep[k]->type == REDIS_REPLY_ERROR ||
                    rep[k + 1] == NULL ||
                    rep[k + 1]->type == REDIS_REPLY_ERROR) {
@@ -402,7 +489,7 @@ done:
     }
 out:
     if (rep != NULL)
-        for (i = 0; i < 2 * n; i++)
+        for (i = 0; i < PLAIN_CMDS * n; i++)
             freeReplyObject(rep[i]);
     free(args);
     free(rep);

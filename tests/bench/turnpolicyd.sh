@@ -39,6 +39,16 @@ GET_CLIENTS=${GET_CLIENTS:-"2 10 50"}
 ALLOC_SECONDS=${ALLOC_SECONDS:-8}
 ALLOC_CONC=${ALLOC_CONC:-32}
 NUSERS=${NUSERS:-50}
+# ALLOC_ONLY=1: skip (a), and run only the turnpolicyd and stock
+# redis-server setups of (b) (the issue 13 ratio), e.g. to compare builds.
+ALLOC_ONLY=${ALLOC_ONLY:-0}
+# ALLOC_PGSTAT=1 (with ALLOC_ONLY=1): PostgreSQL restarted with
+# pg_stat_statements, and its statements per allocation printed (costs
+# PostgreSQL some CPU itself: for attribution, not for the ratio).
+ALLOC_PGSTAT=${ALLOC_PGSTAT:-0}
+# ALLOC_PERF=DIR: perf record (call graphs) of turnpolicyd, its Redis and
+# PostgreSQL during each turnpolicyd round, into DIR/tpd.<time>.data.
+ALLOC_PERF=${ALLOC_PERF:-}
 d=$tp_tmpdir
 realm=bench.test
 cd "$TP_ROOT" || exit 1
@@ -67,6 +77,22 @@ cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
 # PostgreSQL, Redis, provisioning, turnpolicyd
 # --------------------------------------------------------------------
 tp_pg_start || fail "PostgreSQL did not start"
+if [ "$ALLOC_PGSTAT" = 1 ]; then
+    # TP_PG_START_CMD starts without pg.sh's -o options: same settings here.
+    tp_pg_psql -d postgres >"$d/pgstat.out" 2>&1 <<SQL ||
+ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';
+ALTER SYSTEM SET fsync = off;
+ALTER SYSTEM SET full_page_writes = off;
+ALTER SYSTEM SET synchronous_commit = off;
+ALTER SYSTEM SET max_connections = 50;
+SQL
+        fail "pg_stat_statements: $(cat "$d/pgstat.out")"
+    if ! sh -c "$TP_PG_STOP_CMD && $TP_PG_START_CMD" >>"$d/pgstat.out" 2>&1 ||
+       ! tp_pg_psql -d postgres -c 'CREATE EXTENSION pg_stat_statements' \
+            >>"$d/pgstat.out" 2>&1; then
+        fail "pg_stat_statements: $(cat "$d/pgstat.out")"
+    fi
+fi
 tp_redis_start || fail "Redis did not start"
 db=$(tp_pg_superuser_db)
 "$TP_BIN/turnpolicy" migrate --database "$db" --schema-dir "$TP_ROOT/schema" \
@@ -125,6 +151,7 @@ bench() {
                             END { exit !ok }' ||
         fail "redis-benchmark -p $1: no result: $(cat "$out" "$d/rb.err")"
 }
+[ "$ALLOC_ONLY" = 1 ] && GET_CLIENTS=
 for c in $GET_CLIENTS; do
     : >"$d/t.$c" && : >"$d/b.$c" && : >"$d/tp99.$c" && : >"$d/bp99.$c" &&
         : >"$d/r.$c"
@@ -249,10 +276,28 @@ alloc() {
     local out="$d/alloc.out" port coturn_pid before after n
     port=$(eval "echo \$port_$1")
     coturn_pid=$(eval "echo \$tp_pid_$1")
+    local perf_pid=
+    if [ -n "$ALLOC_PERF" ] && [ "$1" = turn_tpd ]; then
+        # ALLOC_PERF_EVENTS=E1,E2...: count those (perf stat) instead.
+        local how=(record -q -g -F 999 -o "$ALLOC_PERF/tpd.$(date +%s).data")
+        [ -z "${ALLOC_PERF_EVENTS:-}" ] ||
+            how=(stat --per-thread -e "$ALLOC_PERF_EVENTS"
+                 -o "$ALLOC_PERF/tpd.$(date +%s).txt")
+        local pids
+        pids=$( { echo "$tp_pid_tpd" "$redis_pid" "$pg_pid"
+                  ps --ppid "$pg_pid" -o pid=; } | tr -s ' \n' ',' |
+                sed 's/^,//; s/,$//')
+        perf "${how[@]}" -p "$pids" >"$d/perf.out" 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
     before="$(cpu "$coturn_pid") $(cpu "$tp_pid_tpd") $(cpu "$redis_pid") $(cpu "$pg_pid") $(cpu "$tp_pid_redis_base")"
     "$d/alloc" 127.0.0.1 "$port" "$realm" "$2" "$ALLOC_CONC" "$ALLOC_SECONDS" 1 \
         >"$out" 2>"$d/alloc.err" ||
         fail "allocations via $1: $(cat "$out" "$d/alloc.err" | tail -4)"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" && wait "$perf_pid"
+    fi
     after="$(cpu "$coturn_pid") $(cpu "$tp_pid_tpd") $(cpu "$redis_pid") $(cpu "$pg_pid") $(cpu "$tp_pid_redis_base")"
     sed -n 's/.*rate=\([0-9.]*\)\/s.*p99=\([0-9.]*\) ms.*/\1 \2/p' "$out"
     grep -q ' fail=0 timeout=0 ' "$out" ||
@@ -278,10 +323,30 @@ range() {
 # Rounds: static-auth-secret, turnpolicyd (userdb + statsdb, the
 # deployment of turnserver.conf.snippet), turnpolicyd (userdb only: what
 # the key lookups alone cost), stock redis-server (userdb + statsdb).
+if [ "$ALLOC_ONLY" = 1 ]; then
+    REDISCLI_AUTH=$TP_REDIS_PASSWORD redis-cli -h 127.0.0.1 \
+        -p "$TP_REDIS_PORT" CONFIG RESETSTAT >/dev/null
+    [ "$ALLOC_PGSTAT" = 1 ] &&
+        tp_pg_psql -d postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
+fi
 : >"$d/as" && : >"$d/asp" && : >"$d/at" && : >"$d/atp" && : >"$d/ar" &&
     : >"$d/au" && : >"$d/aup" && : >"$d/aur" && : >"$d/ad" &&
     : >"$d/adp" && : >"$d/adr" && : >"$d/atd"
 for _ in $(seq "$ROUNDS"); do
+    if [ "$ALLOC_ONLY" = 1 ]; then
+        res=$(alloc turn_tpd "$d/creds.tpd") || exit 1
+        read -r trate tp99 <<<"$res"
+        sleep 1
+        res=$(alloc turn_redis "$d/creds.tpd") || exit 1
+        read -r drate dp99 <<<"$res"
+        sleep 1
+        echo "$trate" >>"$d/at"
+        echo "$tp99" >>"$d/atp"
+        echo "$drate" >>"$d/ad"
+        echo "$dp99" >>"$d/adp"
+        echo "$trate $drate" | awk '{ print $1 / $2 }' >>"$d/atd"
+        continue
+    fi
     res=$(alloc turn_static "$d/creds.static") || exit 1
     read -r srate sp99 <<<"$res"
     sleep 1 # the relay ports of the previous run come free
@@ -307,6 +372,11 @@ for _ in $(seq "$ROUNDS"); do
     echo "$drate $srate" | awk '{ print $1 / $2 }' >>"$d/adr"
     echo "$trate $drate" | awk '{ print $1 / $2 }' >>"$d/atd"
 done
+if [ "$ALLOC_ONLY" = 1 ]; then
+    printf 'coturn_alloc: with turnpolicyd %.0f/s (p99 %.2f ms), with stock redis-server %.0f/s (p99 %.2f ms) (medians of %d x %d s, %d concurrent clients)\n' \
+        "$(median <"$d/at")" "$(median <"$d/atp")" "$(median <"$d/ad")" \
+        "$(median <"$d/adp")" "$ROUNDS" "$ALLOC_SECONDS" "$ALLOC_CONC"
+else
 printf 'coturn_alloc: with turnpolicyd %.0f/s (p99 %.2f ms), static-auth-secret %.0f/s (p99 %.2f ms), ratio %.2fx (goal >= 0.95x; medians of %d x %d s, %d concurrent clients)\n' \
     "$(median <"$d/at")" "$(median <"$d/atp")" "$(median <"$d/as")" \
     "$(median <"$d/asp")" "$(median <"$d/ar")" "$ROUNDS" "$ALLOC_SECONDS" \
@@ -316,9 +386,11 @@ printf 'coturn_alloc_userdb_only: with turnpolicyd as redis-userdb alone %.0f/s 
 printf 'coturn_alloc_redis: coturn with stock redis-server as userdb+statsdb %.0f/s (p99 %.2f ms), ratio %.2fx to static-auth-secret (rounds %s; the ceiling for any statsdb backend here)\n' \
     "$(median <"$d/ad")" "$(median <"$d/adp")" "$(median <"$d/adr")" \
     "$(range <"$d/adr")"
+fi
 printf 'coturn_alloc: turnpolicyd vs stock redis-server (same coturn config): %.2fx (rounds %s; goal >= 0.95x: turnpolicyd as cheap as Redis there)\n' \
     "$(median <"$d/atd")" "$(range <"$d/atd")"
 for n in turn_static turn_tpd turn_userdb turn_redis; do
+    [ -s "$d/cpu.$n" ] || continue
     echo "# CPU ms per 1000 allocations, $n: $(cpu_line $n)"
 done
 # The fourth setup went through the stock redis-server: a key found for
@@ -337,5 +409,25 @@ echo "# stock redis-server during the allocation runs: ${n_hit:-0} keys found fo
 info=$(redis-cli -h 127.0.0.1 -p "$tpd_port" -a "$pw" --no-auth-warning INFO)
 m() { echo "$info" | sed -n "s/^turnpolicyd_$1 //p"; }
 n_ok=$(echo "$info" | sed -n 's/^turnpolicyd_key_lookups_total{result="key_served"} //p')
+if [ "$ALLOC_ONLY" = 1 ]; then
+    # What turnpolicyd asked of its own Redis, per allocation.
+    n_alloc=$(awk '{ n += $1 } END { print n + 0 }' "$d/cpu.turn_tpd")
+    REDISCLI_AUTH=$TP_REDIS_PASSWORD redis-cli -h 127.0.0.1 \
+        -p "$TP_REDIS_PORT" INFO commandstats | tr -d '\r' |
+        awk -F'[:=,]' -v n="$n_alloc" '/^cmdstat_/ && n > 0 {
+            printf "# turnpolicyd'"'"'s Redis: %s %.2f calls per allocation (%d us)\n",
+                substr($1, 9), $3 / n, $5 }'
+    echo "# turnpolicyd's Redis after the runs: $(REDISCLI_AUTH=$TP_REDIS_PASSWORD \
+        redis-cli -h 127.0.0.1 -p "$TP_REDIS_PORT" DBSIZE) keys, realm set $(
+        REDISCLI_AUTH=$TP_REDIS_PASSWORD redis-cli -h 127.0.0.1 \
+        -p "$TP_REDIS_PORT" ZCARD "turnpolicy:{$realm}:alloc") sessions"
+    [ "$ALLOC_PGSTAT" = 1 ] &&
+        tp_pg_psql -d postgres -At -F ' ' -v n="$n_alloc" <<'SQL' |
+SELECT round(calls::numeric / :n, 3), round(total_exec_time::numeric, 1),
+       regexp_replace(left(query, 150), '\s+', ' ', 'g')
+  FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15;
+SQL
+        sed 's/^/# PostgreSQL (calls per allocation, ms total): /'
+fi
 echo "# turnpolicyd during the allocation runs: $((n_ok - decisions)) keys allowed, $(m statsdb_events_total) statsdb events, sessions started $(m sessions_started_total) finished $(m sessions_finished_total) dropped $(m sessions_dropped_total), alloc counters acquired $(m alloc_acquired_total) released $(m alloc_released_total) dropped $(m alloc_dropped_total) errors $(m alloc_errors_total), usage recorded $(m usage_recorded_total)"
 exit 0

@@ -32,6 +32,7 @@ SELECT turnpolicy.create_realm('$realm', max_ttl => 3600, user_quota => 5,
 SELECT turnpolicy.rotate_secret('$realm');
 SELECT turnpolicy.create_user('$realm', u)
   FROM unnest(ARRAY['alice', 'bob', 'carol', 'erin']) AS u;
+SELECT turnpolicy.create_user('$realm', 'fay', user_quota => 0);
 SELECT turnpolicy.allow_peer('$realm', '$TP_PEER_IP/32');
 SQL
 then
@@ -188,6 +189,44 @@ sleep 0.5
 for i in 2 3 4 5; do
     rcli PUBLISH "$(status_key $i)" deleted >/dev/null
 done
+
+# A user without a quota (user_quota 0: unlimited, over the realm's 5)
+# in a realm without total_quota: nothing to refuse, so the acquires go
+# as plain commands instead of the script - the same sets, members and
+# expiry, and the releases empty them.
+"$tp_cli" --config "$d/turnpolicy.conf" issue --database "$db" \
+    --realm "$realm" --user fay --format plain >"$d/fay"
+fu=$(sed -n 1p "$d/fay")
+fay_key() { echo "turn/realm/$realm/user/$fu/allocation/00000000000000980$1/status"; }
+rredis() { redis-cli -p "$TP_REDIS_PORT" -a "$TP_REDIS_PASSWORD" --no-auth-warning "$@"; }
+errors0=$(metric alloc_errors_total)
+for i in 1 2 3 4 5 6; do
+    rcli PUBLISH "$(fay_key $i)" "new lifetime=600, type=UDP, local=127.0.0.1:3478, remote=127.0.0.1:4100$i, ssl=NONE, cipher=NONE" >/dev/null
+done
+sleep 0.5
+fzkey="turnpolicy:{$realm}:alloc:fay"
+rzkey="turnpolicy:{$realm}:alloc"
+fttl=$(rredis TTL "$fzkey")
+rttl=$(rredis TTL "$rzkey")
+fscore=$(rredis ZSCORE "$fzkey" "itest:000000000000009806")
+now_s=$(date +%s)
+if [ "$(rredis ZCARD "$fzkey")" = 6 ] &&
+   [ "$(rredis ZSCORE "$rzkey" "itest:000000000000009806")" = "$fscore" ] &&
+   [ "${fscore%.*}" -ge $((now_s + 590)) ] 2>/dev/null &&
+   [ "${fttl:-0}" -gt 600 ] && [ "${rttl:-0}" -gt 600 ] &&
+   [ "$(metric alloc_errors_total)" = "$errors0" ]; then
+    ok "a user without quota: 6 sessions in its shared set and the realm's, scored by expiry, keys with a TTL (${fttl} s)"
+else
+    not_ok "counters without quota" "zcard=$(rredis ZCARD "$fzkey") score=$fscore ttl=$fttl rttl=$rttl errors=$(metric alloc_errors_total) (was $errors0)"
+fi
+for i in 1 2 3 4 5 6; do
+    rcli PUBLISH "$(fay_key $i)" deleted >/dev/null
+done
+sleep 0.5
+[ "$(rredis ZCARD "$fzkey")" = 0 ] &&
+[ -z "$(rredis ZSCORE "$rzkey" "itest:000000000000009806")" ] &&
+    ok "... and their releases empty both sets" ||
+    not_ok "releases without quota" "zcard=$(rredis ZCARD "$fzkey")"
 
 # --------------------------------------------------------------------
 # Stock coturn with redis-userdb and redis-statsdb -> turnpolicyd
