@@ -11,6 +11,8 @@
  *                     writer's grace period
  *   store_table.c     the tables of users and revoked credentials: one
  *                     writer swaps entries, readers look up lock-free
+ *   store_base.c      one copy of them per node (share_dir): a read-only
+ *                     base file under the tables, written by one store
  *   store_load.c      building a snapshot from PostgreSQL (libpq)
  *   store_delta.c     applying the change log (schema 007) to the
  *                     snapshot in force: the cost of what changed

@@ -18,6 +18,13 @@
  * users (issue 13), and decisions keep reading without a lock: a reader
  * sees, slot by slot, either the old or the new entry - never a torn one.
  *
+ * Over a base (store_base.c, share_dir): a table may have read-only
+ * entries under it, in a mapped file; a lookup asks the table's own
+ * slots first and the base after, a removal of a base key leaves a
+ * deletion mark (below), and iteration yields the base entries no own
+ * slot shadows.  While a base is being written, puts and finds go to
+ * the file instead (tp__basew_put / tp__basew_find).
+ *
  * Threads: one writer (the store thread, or a builder before the table is
  * published); any number of readers inside tp__pin / tp__unpin.
  * Workload: every decision does one lookup; the writer applies tens to
