@@ -8,7 +8,7 @@
  * Given a share_dir, the stores of a node map one read-only file of users
  * there and hold privately only what changed since, so the node's memory
  * no longer grows with worker_processes.  What goes into the directory
- * (base, base.tmp, lock) is the library's business; this file only says
+ * (base, base.<pid>.tmp, lock) is the library's business; this file says
  * which directory:
  *
  *   turnpolicy_share_dir PATH   the operator's directory, used as it is:
@@ -59,7 +59,7 @@
 
 #define NGX_HTTP_TURNPOLICY_SHARE_TEMPLATE  "/dev/shm/turnpolicy.XXXXXX"
 
-/* room the library needs after the directory's path ("/base.tmp" ...) */
+/* room the library needs after the directory's path ("/base.<pid>.tmp") */
 #define NGX_HTTP_TURNPOLICY_SHARE_ROOM      64
 
 
