@@ -29,7 +29,8 @@
  * and 4 workers); a base is one, counted once however many map it.
  * The directory is the node's own (owned by this user, writable by no
  * one else), so the file is trusted like memory; it is still checked
- * for bounds when mapped.
+ * whole when mapped (base_check; tests/fuzz/fuzz_base.c), so that a file
+ * cut short or from another version is refused, never read past.
  *
  * Threads: the store thread (and tp_store_new before it starts).
  * Building writes a new file; a mapped base is never written.  The lock
@@ -37,14 +38,14 @@
  */
 #include "store_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
