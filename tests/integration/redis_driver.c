@@ -180,6 +180,12 @@ test_fanout_to_replica_reader(void **state)
                         err.message);
             fail();
         }
+        /* B may have read the disable itself (a read another message
+         * made it do); the enable must travel through A's message, so A
+         * must have applied the disable first: a read of A's that found
+         * both would find nothing changed, publish nothing, and leave B
+         * to its next heartbeat read. */
+        assert_true(wait_status(a, &c2, TP_EDISABLED, 1.0) >= 0);
         tp_itest_sql(admin, "SELECT turnpolicy.enable_user($1, $2)", 2, q);
         if (wait_status(b, &c2, TP_OK, 1.0) < 0) {
             tp_status s2 = tp_store_verify(b, REALM, c2.username,
